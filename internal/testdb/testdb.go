@@ -1,0 +1,119 @@
+// Package testdb gives every test a database of its own, on a real
+// PostgreSQL server and on an embedded SQLite file, so tests run in parallel
+// and never see each other's rows.
+//
+// PostgreSQL is found through DATABASE_URL (an admin URL: it must be allowed
+// to CREATE DATABASE), else postgres://postgres@127.0.0.1:5432/postgres. When
+// it cannot be reached the PostgreSQL half of a test is skipped with the
+// reason, unless FREDTEL_REQUIRE_DB=1 (set by scripts/test, and so in CI),
+// where that is a failure.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultAdminURL is used when DATABASE_URL is not set.
+const DefaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// AdminURL is the URL tests create their databases through.
+func AdminURL() string {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultAdminURL
+}
+
+// Required reports whether an unreachable PostgreSQL fails tests instead of
+// skipping them.
+func Required() bool { return os.Getenv("FREDTEL_REQUIRE_DB") == "1" || os.Getenv("CI") == "true" }
+
+var (
+	probeOnce sync.Once
+	probeErr  error
+)
+
+func connectAdmin(ctx context.Context) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, AdminURL())
+}
+
+// Postgres creates an empty database for t and returns its URL. The
+// database is dropped when t ends.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	probeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := connectAdmin(ctx)
+		if err == nil {
+			c.Close(ctx)
+		}
+		probeErr = err
+	})
+	if probeErr != nil {
+		if Required() {
+			t.Fatalf("PostgreSQL is required (FREDTEL_REQUIRE_DB=1 or CI) but unreachable: %v", probeErr)
+		}
+		t.Skipf("PostgreSQL unreachable at DATABASE_URL or %s (run scripts/test to start it): %v", DefaultAdminURL, probeErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := connectAdmin(ctx)
+	if err != nil {
+		t.Fatalf("testdb: connect admin: %v", err)
+	}
+	defer admin.Close(ctx)
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	name := "fredtel_t_" + hex.EncodeToString(rnd[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testdb: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := connectAdmin(ctx)
+		if err != nil {
+			t.Errorf("testdb: drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("testdb: drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(AdminURL())
+	if err != nil {
+		t.Fatalf("testdb: DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// SQLite returns the URL of a new SQLite file in t's temporary folder.
+func SQLite(t testing.TB) string {
+	t.Helper()
+	return "sqlite:" + filepath.Join(t.TempDir(), "test.db")
+}
+
+// Backend is one database kind a suite runs on.
+type Backend struct {
+	Name string
+	URL  func(testing.TB) string // a fresh database for each call
+}
+
+// Backends lists both backends.
+var Backends = []Backend{
+	{Name: "postgres", URL: Postgres},
+	{Name: "sqlite", URL: SQLite},
+}

@@ -1,0 +1,228 @@
+// Package schema is the one declaration of what Fred telemetry records.
+//
+// Every other view of the records is derived from the tables in this package:
+//
+//   - the DDL of both table sets (telemetry_* central, dsc_* self-hosted) on
+//     PostgreSQL and SQLite (see [DDL] and the generated migrations under
+//     store/migrations);
+//   - the typed record structs in zz_records.go (written by
+//     `go generate ./schema`);
+//   - the client's remote allowlist (fields whose [Scope] is [Central]);
+//   - the ingest server's validator (bounds, enums and patterns of each field);
+//   - docs/schema.md.
+//
+// So a field added, renamed or tightened here changes all of them at once, and
+// the tests in this package and in store fail when a generated artefact or a
+// live database disagrees with the declaration.
+//
+// # Scopes
+//
+// A field is one of: [Central] (sent by the client, stored in both table sets),
+// [SelfHosted] (text columns that only ever reach the user's own dsc_* tables)
+// or [Server] (set by the ingest server, never accepted from a payload, stored
+// only in the central telemetry_* tables).
+//
+// # Versions
+//
+// Each record and field names the schema version that introduced it
+// ([Field.Since]). Migration N of a table set creates exactly what was
+// introduced in version N, so migrations only ever grow.
+package schema
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Version is the current schema version: the newest wire schema_version the
+// client sends and the newest migration the stores apply.
+const Version = 1
+
+// Kind is the type of a field's value, independent of the database.
+type Kind int
+
+// The kinds of field. Each maps to one JSON shape, one PostgreSQL type and one
+// SQLite storage class (see [Kind.SQLType]).
+const (
+	KindUUID   Kind = iota + 1 // canonical lowercase 8-4-4-4-12 string
+	KindTime                   // RFC 3339 UTC with milliseconds
+	KindString                 // short token: an enum value or a name matching Pattern
+	KindText                   // free text; only in SelfHosted fields
+	KindInt                    // integer within [Min, Max]
+	KindBool                   // true or false
+	KindHash                   // 64 lowercase hex characters (SHA-256 or HMAC-SHA-256)
+	KindList                   // JSON array of short tokens matching Pattern, at most MaxItems
+	KindProps                  // JSON object whose fields depend on the event name
+)
+
+var kindNames = map[Kind]string{
+	KindUUID: "uuid", KindTime: "time", KindString: "string", KindText: "text",
+	KindInt: "int", KindBool: "bool", KindHash: "hash", KindList: "list", KindProps: "props",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Scope says where a field may travel and be stored.
+type Scope int
+
+const (
+	// Central fields are sent by the client to the ingest API and stored in
+	// both table sets. They are the remote allowlist.
+	Central Scope = iota + 1
+	// SelfHosted fields carry text and only ever reach the user's own dsc_*
+	// tables, and only without DSC_TELEMETRY_NO_TEXT=1.
+	SelfHosted
+	// Server fields are set by the ingest server (never read from a payload)
+	// and exist only in the central telemetry_* tables.
+	Server
+)
+
+func (s Scope) String() string {
+	switch s {
+	case Central:
+		return "central"
+	case SelfHosted:
+		return "self-hosted"
+	case Server:
+		return "server"
+	}
+	return fmt.Sprintf("Scope(%d)", int(s))
+}
+
+// Field declares one field of a record (one column of its tables).
+type Field struct {
+	Name     string   // JSON key and column name
+	Kind     Kind     // value type
+	Scope    Scope    // where it may travel
+	Key      bool     // the record's id (primary key)
+	Nullable bool     // may be JSON null / SQL NULL
+	Enum     []string // allowed values of a KindString field (nil: use Pattern)
+	Pattern  *Pattern // allowed shape of a KindString field or of each KindList item
+	Min, Max int64    // bounds of a KindInt; Max is also the length bound of strings and text
+	MaxItems int      // bound of a KindList
+	Since    int      // schema version that introduced the field
+	Doc      string   // one line for docs/schema.md
+}
+
+// Pattern is a named, anchored regular expression. Names keep error messages
+// and docs readable ("does not match tool_name").
+type Pattern struct {
+	Name string
+	Re   *regexp.Regexp
+	Doc  string
+}
+
+func newPattern(name, expr, doc string) *Pattern {
+	if !strings.HasPrefix(expr, "^") || !strings.HasSuffix(expr, "$") {
+		panic("schema: pattern " + name + " must be anchored")
+	}
+	return &Pattern{Name: name, Re: regexp.MustCompile(expr), Doc: doc}
+}
+
+// Record declares one record type and the two tables that hold it.
+type Record struct {
+	Name      string   // singular, e.g. "tool_call"
+	Batch     string   // key of the record array in a wire batch, e.g. "tool_calls"
+	Table     string   // table name without its set prefix, e.g. "tool_calls"
+	TimeField string   // the field the (time) indexes use
+	Fields    []*Field // in column order
+	Since     int
+	Doc       string
+
+	// Props declares, for a record with a KindProps field, the fields allowed
+	// in props for each event name. Keys are the values of the "name" field.
+	Props map[string][]*Field
+}
+
+// Field returns the named field, or nil.
+func (r *Record) Field(name string) *Field {
+	for _, f := range r.Fields {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// Key returns the record's id field.
+func (r *Record) Key() *Field {
+	for _, f := range r.Fields {
+		if f.Key {
+			return f
+		}
+	}
+	panic("schema: record " + r.Name + " has no key")
+}
+
+// Set is one of the two families of tables.
+type Set int
+
+const (
+	// CentralSet is the telemetry_* tables of the central service: Central and
+	// Server fields, never text.
+	CentralSet Set = iota + 1
+	// SelfHostedSet is the dsc_* tables in a user's own database: Central and
+	// SelfHosted fields.
+	SelfHostedSet
+)
+
+// Prefix is the table-name prefix of the set.
+func (s Set) Prefix() string {
+	if s == CentralSet {
+		return "telemetry_"
+	}
+	return "dsc_"
+}
+
+func (s Set) String() string {
+	if s == CentralSet {
+		return "central"
+	}
+	return "self-hosted"
+}
+
+// Has reports whether fields of scope sc are columns of tables in the set.
+func (s Set) Has(sc Scope) bool {
+	switch sc {
+	case Central:
+		return true
+	case SelfHosted:
+		return s == SelfHostedSet
+	case Server:
+		return s == CentralSet
+	}
+	return false
+}
+
+// TableName is the full table name of r in the set.
+func (s Set) TableName(r *Record) string { return s.Prefix() + r.Table }
+
+// Columns returns the fields of r stored in the set, in column order.
+func (s Set) Columns(r *Record) []*Field {
+	out := make([]*Field, 0, len(r.Fields))
+	for _, f := range r.Fields {
+		if s.Has(f.Scope) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Sets lists both table sets.
+var Sets = []Set{CentralSet, SelfHostedSet}
+
+// RecordByBatch returns the record whose wire batch key is key, or nil.
+func RecordByBatch(key string) *Record {
+	for _, r := range Records {
+		if r.Batch == key {
+			return r
+		}
+	}
+	return nil
+}

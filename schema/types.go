@@ -1,0 +1,174 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// TimeLayout is the wire and SQLite text form of every timestamp: RFC 3339,
+// UTC, milliseconds. Fixed width, so text order is time order.
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// Time is a timestamp whose zero value means "none" (JSON null, SQL NULL), so
+// nullable times need no pointer and no allocation.
+type Time struct{ time.Time }
+
+// TimeOf truncates t to milliseconds in UTC, the precision that is stored.
+func TimeOf(t time.Time) Time {
+	if t.IsZero() {
+		return Time{}
+	}
+	return Time{t.UTC().Truncate(time.Millisecond)}
+}
+
+// String formats t with [TimeLayout], or "" for the zero Time.
+func (t Time) String() string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeLayout)
+}
+
+// AppendJSON appends t as a JSON string, or null.
+func (t Time) AppendJSON(b []byte) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"')
+}
+
+// MarshalJSON implements json.Marshaler.
+func (t Time) MarshalJSON() ([]byte, error) { return t.AppendJSON(nil), nil }
+
+// UnmarshalJSON accepts null or an RFC 3339 string.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("time: %w", err)
+	}
+	p, err := ParseTime(s)
+	if err != nil {
+		return err
+	}
+	*t = p
+	return nil
+}
+
+// ParseTime parses an RFC 3339 timestamp (any offset, any sub-second
+// precision) into a UTC [Time] truncated to milliseconds.
+func ParseTime(s string) (Time, error) {
+	p, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return Time{}, fmt.Errorf("time %q is not RFC 3339", s)
+	}
+	return TimeOf(p), nil
+}
+
+// OptBool is a boolean that may be unknown (JSON null, SQL NULL).
+type OptBool uint8
+
+// The values of an OptBool. The zero value is Unknown.
+const (
+	Unknown OptBool = iota
+	False
+	True
+)
+
+// BoolOf converts b into an OptBool that is known.
+func BoolOf(b bool) OptBool {
+	if b {
+		return True
+	}
+	return False
+}
+
+// Get returns the value and whether it is known.
+func (o OptBool) Get() (value, known bool) { return o == True, o != Unknown }
+
+// MarshalJSON implements json.Marshaler.
+func (o OptBool) MarshalJSON() ([]byte, error) {
+	switch o {
+	case True:
+		return []byte("true"), nil
+	case False:
+		return []byte("false"), nil
+	}
+	return []byte("null"), nil
+}
+
+// UnmarshalJSON accepts null, true or false.
+func (o *OptBool) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "null":
+		*o = Unknown
+	case "true":
+		*o = True
+	case "false":
+		*o = False
+	default:
+		return fmt.Errorf("bool: %s is not true, false or null", b)
+	}
+	return nil
+}
+
+// Props is the compact JSON object of an event's props. Build it with the
+// generated typed constructors (SlashCommandProps and friends), which emit
+// exactly the fields the declaration allows for that event name.
+type Props []byte
+
+// MarshalJSON implements json.Marshaler.
+func (p Props) MarshalJSON() ([]byte, error) {
+	if len(p) == 0 {
+		return []byte("{}"), nil
+	}
+	return p, nil
+}
+
+// UnmarshalJSON keeps a compacted copy of the object.
+func (p *Props) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '{' {
+		return fmt.Errorf("props: want a JSON object")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return fmt.Errorf("props: %w", err)
+	}
+	*p = buf.Bytes()
+	return nil
+}
+
+// appendJSONString appends s as a JSON string. Names and enums are ASCII
+// tokens, but this must be correct for anything.
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+func nullTime(t Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.Time
+}
+
+func nullBool(o OptBool) any {
+	if o == Unknown {
+		return nil
+	}
+	return o == True
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,211 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/google/uuid"
+)
+
+// table is the rows of one record type, ready for a backend: column values in
+// the order of Set.Columns, canonical Go types, sorted by id.
+type table struct {
+	rec  *schema.Record
+	name string
+	cols []*schema.Field
+	ids  []uuid.UUID
+	rows [][]any
+}
+
+// prepared is a batch after the checks and rewrites both backends share.
+type prepared struct {
+	tables []table // in schema.Records order; empty ones left out
+	// refs maps every session id the batch names to the path of the first
+	// field naming it, for the ownership check and its error.
+	refs    map[uuid.UUID]ref
+	refIDs  []uuid.UUID
+	dups    int // records folded into another record of the same batch
+	endings int // folded session records that brought an ended_at
+	userID  string
+}
+
+// prepare checks b and turns it into rows for the set. It folds records that
+// repeat an id within the batch (a session's start and end in one batch is the
+// common case), sorts rows by id so concurrent writers take locks in one order,
+// and stamps the server fields from the batch.
+func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
+	p := &prepared{refs: map[uuid.UUID]ref{}}
+	recv := b.ReceivedAt
+	if recv.IsZero() {
+		recv = now
+	}
+	srv := serverStamp{at: schema.TimeOf(recv), offsetMs: b.ClockOffset.Milliseconds()}
+	if set == schema.CentralSet {
+		if !schema.PatUserID.Re.MatchString(b.UserID) {
+			return nil, ErrNoUser
+		}
+		srv.user = b.UserID
+		p.userID = b.UserID
+	}
+	ref := func(id uuid.UUID, path string) {
+		if _, ok := p.refs[id]; !ok {
+			p.refs[id] = ref{path: path, order: len(p.refIDs)}
+			p.refIDs = append(p.refIDs, id)
+		}
+	}
+
+	// Sessions: fold repeats, later ended_at wins.
+	if len(b.Sessions) > 0 {
+		idx := make(map[uuid.UUID]int, len(b.Sessions))
+		merged := make([]schema.Session, 0, len(b.Sessions))
+		for i := range b.Sessions {
+			s := b.Sessions[i]
+			ref(s.SessionID, fmt.Sprintf("sessions[%d].session_id", i))
+			if j, ok := idx[s.SessionID]; ok {
+				p.dups++
+				if merged[j].EndedAt.IsZero() && !s.EndedAt.IsZero() {
+					merged[j].EndedAt = s.EndedAt
+					p.endings++
+				}
+				continue
+			}
+			idx[s.SessionID] = len(merged)
+			merged = append(merged, s)
+		}
+		t := newTable(set, schema.Sessions, len(merged))
+		for i := range merged {
+			s := &merged[i]
+			s.UserID, s.ReceivedAt, s.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
+			t.add(s.SessionID, s.AppendValues(set, t.next()))
+		}
+		p.tables = append(p.tables, t.sorted())
+	}
+
+	if len(b.Turns) > 0 {
+		t := newTable(set, schema.Turns, len(b.Turns))
+		seen := make(map[uuid.UUID]bool, len(b.Turns))
+		for i := range b.Turns {
+			r := b.Turns[i]
+			ref(r.SessionID, fmt.Sprintf("turns[%d].session_id", i))
+			if seen[r.TurnID] {
+				p.dups++
+				continue
+			}
+			seen[r.TurnID] = true
+			r.UserID, r.ReceivedAt, r.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
+			t.add(r.TurnID, r.AppendValues(set, t.next()))
+		}
+		p.tables = append(p.tables, t.sorted())
+	}
+
+	if len(b.ToolCalls) > 0 {
+		t := newTable(set, schema.ToolCalls, len(b.ToolCalls))
+		seen := make(map[uuid.UUID]bool, len(b.ToolCalls))
+		for i := range b.ToolCalls {
+			r := b.ToolCalls[i]
+			ref(r.SessionID, fmt.Sprintf("tool_calls[%d].session_id", i))
+			if seen[r.CallID] {
+				p.dups++
+				continue
+			}
+			seen[r.CallID] = true
+			r.UserID, r.ReceivedAt, r.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
+			t.add(r.CallID, r.AppendValues(set, t.next()))
+		}
+		p.tables = append(p.tables, t.sorted())
+	}
+
+	if len(b.Events) > 0 {
+		t := newTable(set, schema.Events, len(b.Events))
+		seen := make(map[uuid.UUID]bool, len(b.Events))
+		for i := range b.Events {
+			r := b.Events[i]
+			ref(r.SessionID, fmt.Sprintf("events[%d].session_id", i))
+			if seen[r.EventID] {
+				p.dups++
+				continue
+			}
+			seen[r.EventID] = true
+			r.UserID, r.ReceivedAt, r.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
+			t.add(r.EventID, r.AppendValues(set, t.next()))
+		}
+		p.tables = append(p.tables, t.sorted())
+	}
+	slices.SortFunc(p.refIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return p, nil
+}
+
+type ref struct {
+	path  string
+	order int // position of the first reference in the batch
+}
+
+// conflict turns the session ids found to belong to another user into the
+// error that names the first field of the batch that referred to one.
+func (p *prepared) conflict(foreign []uuid.UUID) error {
+	if len(foreign) == 0 {
+		return nil
+	}
+	first := foreign[0]
+	for _, id := range foreign[1:] {
+		if p.refs[id].order < p.refs[first].order {
+			first = id
+		}
+	}
+	return &ConflictError{Path: p.refs[first].path, SessionID: first}
+}
+
+type serverStamp struct {
+	user     string
+	at       schema.Time
+	offsetMs int64
+}
+
+func newTable(set schema.Set, r *schema.Record, n int) *table {
+	cols := set.Columns(r)
+	return &table{
+		rec:  r,
+		name: set.TableName(r),
+		cols: cols,
+		ids:  make([]uuid.UUID, 0, n),
+		rows: make([][]any, 0, n),
+	}
+}
+
+// next returns an empty row with room for every column.
+func (t *table) next() []any { return make([]any, 0, len(t.cols)) }
+
+func (t *table) add(id uuid.UUID, row []any) {
+	if len(row) != len(t.cols) {
+		panic(fmt.Sprintf("store: %s row has %d values for %d columns", t.name, len(row), len(t.cols)))
+	}
+	t.ids = append(t.ids, id)
+	t.rows = append(t.rows, row)
+}
+
+func (t *table) sorted() table {
+	order := make([]int, len(t.ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(t.ids[a][:], t.ids[b][:]) })
+	ids := make([]uuid.UUID, len(order))
+	rows := make([][]any, len(order))
+	for i, j := range order {
+		ids[i], rows[i] = t.ids[j], t.rows[j]
+	}
+	t.ids, t.rows = ids, rows
+	return *t
+}
+
+// columnNames lists the column names of t.
+func (t *table) columnNames() []string {
+	out := make([]string, len(t.cols))
+	for i, f := range t.cols {
+		out[i] = f.Name
+	}
+	return out
+}

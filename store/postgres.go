@@ -1,0 +1,370 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type pgStore struct {
+	pool *pgxpool.Pool
+	loc  Location
+	set  schema.Set
+	now  func() time.Time
+}
+
+func openPostgres(ctx context.Context, loc Location, opts Options) (*pgStore, error) {
+	cfg, err := pgxpool.ParseConfig(loc.Target)
+	if err != nil {
+		// pgconn redacts the password in its own message.
+		return nil, fmt.Errorf("store: %s: %w", loc.Masked, err)
+	}
+	cfg.MaxConns = 8
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", loc.Masked, classify(err))
+	}
+	return &pgStore{pool: pool, loc: loc, set: opts.Set, now: time.Now}, nil
+}
+
+func (s *pgStore) Location() Location { return s.loc }
+func (s *pgStore) Set() schema.Set    { return s.set }
+func (s *pgStore) Close() error       { s.pool.Close(); return nil }
+
+func (s *pgStore) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %s: %w", s.loc.Masked, classify(err))
+	}
+	return nil
+}
+
+// migrateLockKey is the advisory lock that serialises migrations of one set.
+func migrateLockKey(set schema.Set) int64 { return 0x6672656474656c00 + int64(set) }
+
+func (s *pgStore) Migrate(ctx context.Context) ([]int, error) {
+	all, err := migrations(schema.Postgres, s.set)
+	if err != nil {
+		return nil, err
+	}
+	var applied []int
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A transaction-scoped lock: it works through a transaction-mode
+		// pooler and can never be left behind by a crashed migrator.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(s.set)); err != nil {
+			return err
+		}
+		mt := migrationsTable(s.set)
+		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+mt+
+			" (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, "SELECT version FROM "+mt)
+		if err != nil {
+			return err
+		}
+		done, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		have := map[int]bool{}
+		for _, v := range done {
+			have[int(v)] = true
+		}
+		for _, m := range all {
+			if have[m.version] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO "+mt+" (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+				return err
+			}
+			applied = append(applied, m.version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classify(err))
+	}
+	return applied, nil
+}
+
+func (s *pgStore) Describe(ctx context.Context) (map[string][]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT table_name::text, column_name::text FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name LIKE $1 ESCAPE '!'
+		ORDER BY table_name, ordinal_position`, strings.ReplaceAll(s.set.Prefix(), "_", "!_")+"%")
+	if err != nil {
+		return nil, fmt.Errorf("store: describe %s: %w", s.loc.Masked, classify(err))
+	}
+	out := map[string][]string{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		out[t] = append(out[t], c)
+	}
+	return out, rows.Err()
+}
+
+func (s *pgStore) Write(ctx context.Context, b *Batch) (Result, error) {
+	p, err := prepare(s.set, b, s.now())
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	for attempt := 0; ; attempt++ {
+		res, err = s.writeOnce(ctx, p)
+		if err == nil || attempt == 4 || !retryableTx(err) {
+			break
+		}
+		// Deadlock or serialization failure between writers of overlapping
+		// batches: the whole transaction was rolled back, so just go again.
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	if err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) || errors.Is(err, ErrNoUser) {
+			return Result{}, err
+		}
+		return Result{}, fmt.Errorf("store: write to %s: %w", s.loc.Masked, classify(err))
+	}
+	return res, nil
+}
+
+func retryableTx(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+func (s *pgStore) writeOnce(ctx context.Context, p *prepared) (Result, error) {
+	res := Result{Duplicates: p.dups - p.endings, Accepted: p.endings}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if s.set == schema.CentralSet && len(p.refIDs) > 0 {
+			if err := s.checkOwners(ctx, tx, p); err != nil {
+				return err
+			}
+		}
+		for i := range p.tables {
+			t := &p.tables[i]
+			var n int64
+			var err error
+			if t.rec == schema.Sessions {
+				n, err = s.upsertSessions(ctx, tx, t)
+			} else {
+				n, err = s.insertNew(ctx, tx, t)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			res.Accepted += int(n)
+			res.Duplicates += len(t.rows) - int(n)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// checkOwners fails with a *ConflictError when the batch names a session id
+// that already belongs to another user.
+func (s *pgStore) checkOwners(ctx context.Context, tx pgx.Tx, p *prepared) error {
+	ids := make([]string, len(p.refIDs))
+	for i, id := range p.refIDs {
+		ids[i] = id.String()
+	}
+	rows, err := tx.Query(ctx, "SELECT session_id FROM telemetry_sessions WHERE session_id = ANY($1::uuid[]) AND user_id <> $2",
+		ids, p.userID)
+	if err != nil {
+		return err
+	}
+	foreign, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return err
+	}
+	return p.conflict(foreign)
+}
+
+// insertNew writes the rows of t that are not there yet. The common case, a
+// batch seen for the first time, is a plain COPY; a retry (some ids already
+// present) rolls the COPY back and goes through INSERT … ON CONFLICT DO
+// NOTHING, which skips them.
+func (s *pgStore) insertNew(ctx context.Context, tx pgx.Tx, t *table) (int64, error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT fredtel_copy"); err != nil {
+		return 0, err
+	}
+	rows := make([][]any, len(t.rows))
+	for i, r := range t.rows {
+		rows[i] = copyValues(t.cols, r)
+	}
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.columnNames(), pgx.CopyFromRows(rows))
+	if err == nil {
+		_, err = tx.Exec(ctx, "RELEASE SAVEPOINT fredtel_copy")
+		return n, err
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT fredtel_copy"); err != nil {
+		return 0, err
+	}
+	sql, args := unnestInsert(t, fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name))
+	tag, err := tx.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// upsertSessions inserts new sessions and fills in ended_at of known ones.
+// A conflicting row owned by another user is left alone (the WHERE of the
+// update); checkOwners has already refused such a batch unless the other
+// user's row appeared concurrently, and then it still is not touched.
+func (s *pgStore) upsertSessions(ctx context.Context, tx pgx.Tx, t *table) (int64, error) {
+	var set []string
+	for _, f := range t.cols {
+		if f.Key || f.Scope == schema.Server {
+			continue
+		}
+		set = append(set, fmt.Sprintf("%s = COALESCE(EXCLUDED.%s, t.%s)", f.Name, f.Name, f.Name))
+	}
+	where := "t.ended_at IS NULL AND EXCLUDED.ended_at IS NOT NULL"
+	if s.set == schema.CentralSet {
+		where = "t.user_id = EXCLUDED.user_id AND " + where
+	}
+	sql, args := unnestInsert(t, fmt.Sprintf("ON CONFLICT (session_id) DO UPDATE SET %s WHERE %s", strings.Join(set, ", "), where))
+	tag, err := tx.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// unnestInsert builds one INSERT of all rows of t from one text array per
+// column, cast to the column types: one statement, one round trip.
+func unnestInsert(t *table, conflict string) (string, []any) {
+	cols := t.columnNames()
+	params := make([]string, len(cols))
+	casts := make([]string, len(cols))
+	args := make([]any, len(cols))
+	for j, f := range t.cols {
+		params[j] = fmt.Sprintf("$%d::text[]", j+1)
+		casts[j] = fmt.Sprintf("u.%s::%s", f.Name, f.Kind.SQLType(schema.Postgres))
+		arr := make([]*string, len(t.rows))
+		for i, r := range t.rows {
+			arr[i] = textValue(r[j])
+		}
+		args[j] = arr
+	}
+	sql := fmt.Sprintf("INSERT INTO %s AS t (%s) SELECT %s FROM unnest(%s) AS u(%s) %s",
+		t.name, strings.Join(cols, ", "), strings.Join(casts, ", "), strings.Join(params, ", "), strings.Join(cols, ", "), conflict)
+	return sql, args
+}
+
+// copyValues converts canonical values into what pgx's binary COPY encodes.
+func copyValues(cols []*schema.Field, row []any) []any {
+	out := make([]any, len(row))
+	for i, v := range row {
+		switch x := v.(type) {
+		case uuid.UUID:
+			out[i] = pgtype.UUID{Bytes: x, Valid: true}
+		case []string:
+			out[i] = jsonList(x)
+		case schema.Props:
+			out[i] = propsText(x)
+		default:
+			out[i] = v
+		}
+	}
+	return out
+}
+
+// textValue is the PostgreSQL text input form of a canonical value.
+func textValue(v any) *string {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		s = x
+	case uuid.UUID:
+		s = x.String()
+	case time.Time:
+		s = x.UTC().Format(time.RFC3339Nano)
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case bool:
+		s = strconv.FormatBool(x)
+	case []string:
+		s = jsonList(x)
+	case schema.Props:
+		s = propsText(x)
+	default:
+		panic(fmt.Sprintf("store: no text form for %T", v))
+	}
+	return &s
+}
+
+func jsonList(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+func propsText(p schema.Props) string {
+	if len(p) == 0 {
+		return "{}"
+	}
+	return string(p)
+}
+
+// classify wraps err with the sentinel that says what a caller can do about
+// it. It never adds the URL: callers add the masked one.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03",
+			pe.Code == "53300", pe.Code == "53100", pe.Code == "40P01", pe.Code == "40001":
+			return &kindError{kind: ErrUnavailable, err: err}
+		case strings.HasPrefix(pe.Code, "23"), strings.HasPrefix(pe.Code, "22"):
+			return &kindError{kind: ErrRejected, err: err}
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) || isNetErr(err) {
+		return &kindError{kind: ErrUnavailable, err: err}
+	}
+	return err
+}
+
+// kindError carries a sentinel beside the driver's error, so errors.Is finds
+// both and the message stays the driver's.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.kind.Error() + ": " + e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }

@@ -1,0 +1,317 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/google/uuid"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// sqliteMaxVars stays under SQLite's limit on bound parameters per statement.
+const sqliteMaxVars = 30000
+
+type sqliteStore struct {
+	db  *sql.DB
+	loc Location
+	set schema.Set
+	now func() time.Time
+	// mu serialises this process's writers: SQLite has one writer at a
+	// time anyway, and waiting on a mutex is cheaper and fairer than
+	// spinning on SQLITE_BUSY. Other processes are kept out by BEGIN
+	// IMMEDIATE and the busy timeout.
+	mu sync.Mutex
+}
+
+func openSQLite(ctx context.Context, loc Location, opts Options) (*sqliteStore, error) {
+	params := "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	var dsn string
+	if loc.Memory() {
+		dsn = "file::memory:" + params
+	} else {
+		if strings.Contains(loc.Target, "%") {
+			return nil, fmt.Errorf("%w: %q: a path with %% cannot be opened; want %s", ErrBadURL, loc.Masked, AcceptedForms)
+		}
+		if dir := filepath.Dir(loc.Target); dir != "." {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("store: %s: %w", loc.Masked, &kindError{kind: ErrUnavailable, err: err})
+			}
+		}
+		dsn = "file:" + loc.Target + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", loc.Masked, err)
+	}
+	if loc.Memory() {
+		// Every connection to :memory: is a database of its own: keep one.
+		db.SetMaxOpenConns(1)
+		db.SetConnMaxIdleTime(0)
+		db.SetConnMaxLifetime(0)
+	} else {
+		db.SetMaxOpenConns(4)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", loc.Masked, classifySQLite(err))
+	}
+	return &sqliteStore{db: db, loc: loc, set: opts.Set, now: time.Now}, nil
+}
+
+func (s *sqliteStore) Location() Location { return s.loc }
+func (s *sqliteStore) Set() schema.Set    { return s.set }
+func (s *sqliteStore) Close() error       { return s.db.Close() }
+
+func (s *sqliteStore) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: %s: %w", s.loc.Masked, classifySQLite(err))
+	}
+	return nil
+}
+
+func (s *sqliteStore) Migrate(ctx context.Context) ([]int, error) {
+	all, err := migrations(schema.SQLite, s.set)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var applied []int
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		mt := migrationsTable(s.set)
+		if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+mt+
+			" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"); err != nil {
+			return err
+		}
+		have := map[int]bool{}
+		rows, err := tx.QueryContext(ctx, "SELECT version FROM "+mt)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			have[v] = true
+		}
+		rows.Close()
+		for _, m := range all {
+			if have[m.version] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+mt+" (version, name, applied_at) VALUES (?, ?, ?)",
+				m.version, m.name, s.now().UTC().Format(schema.TimeLayout)); err != nil {
+				return err
+			}
+			applied = append(applied, m.version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classifySQLite(err))
+	}
+	return applied, nil
+}
+
+func (s *sqliteStore) Describe(ctx context.Context) (map[string][]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_schema AS m, pragma_table_info(m.name) AS p
+		WHERE m.type = 'table' AND m.name LIKE ? ESCAPE '!' ORDER BY m.name, p.cid`,
+		strings.ReplaceAll(s.set.Prefix(), "_", "!_")+"%")
+	if err != nil {
+		return nil, fmt.Errorf("store: describe %s: %w", s.loc.Masked, classifySQLite(err))
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		out[t] = append(out[t], c)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqliteStore) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE, from _txlock
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *sqliteStore) Write(ctx context.Context, b *Batch) (Result, error) {
+	p, err := prepare(s.set, b, s.now())
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Duplicates: p.dups - p.endings, Accepted: p.endings}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.set == schema.CentralSet && len(p.refIDs) > 0 {
+			if err := s.checkOwners(ctx, tx, p); err != nil {
+				return err
+			}
+		}
+		for i := range p.tables {
+			t := &p.tables[i]
+			conflict := fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name)
+			if t.rec == schema.Sessions {
+				conflict = s.sessionUpsert(t)
+			}
+			n, err := s.insert(ctx, tx, t, conflict)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			res.Accepted += int(n)
+			res.Duplicates += len(t.rows) - int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			return Result{}, err
+		}
+		return Result{}, fmt.Errorf("store: write to %s: %w", s.loc.Masked, classifySQLite(err))
+	}
+	return res, nil
+}
+
+func (s *sqliteStore) checkOwners(ctx context.Context, tx *sql.Tx, p *prepared) error {
+	var foreign []uuid.UUID
+	for start := 0; start < len(p.refIDs); start += sqliteMaxVars - 1 {
+		chunk := p.refIDs[start:min(len(p.refIDs), start+sqliteMaxVars-1)]
+		args := make([]any, 0, len(chunk)+1)
+		for _, id := range chunk {
+			args = append(args, id.String())
+		}
+		args = append(args, p.userID)
+		q := "SELECT session_id FROM telemetry_sessions WHERE session_id IN (" +
+			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",") + ") AND user_id <> ?"
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			id, err := uuid.Parse(v)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			foreign = append(foreign, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return p.conflict(foreign)
+}
+
+// sessionUpsert mirrors the PostgreSQL one: fill in ended_at of a known
+// session of the same owner, leave everything else alone.
+func (s *sqliteStore) sessionUpsert(t *table) string {
+	var set []string
+	for _, f := range t.cols {
+		if f.Key || f.Scope == schema.Server {
+			continue
+		}
+		set = append(set, fmt.Sprintf("%s = COALESCE(excluded.%s, %s)", f.Name, f.Name, f.Name))
+	}
+	where := fmt.Sprintf("%s.ended_at IS NULL AND excluded.ended_at IS NOT NULL", t.name)
+	if s.set == schema.CentralSet {
+		where = fmt.Sprintf("%s.user_id = excluded.user_id AND ", t.name) + where
+	}
+	return fmt.Sprintf("ON CONFLICT (session_id) DO UPDATE SET %s WHERE %s", strings.Join(set, ", "), where)
+}
+
+// insert writes the rows of t in as few multi-row statements as SQLite's
+// parameter limit allows.
+func (s *sqliteStore) insert(ctx context.Context, tx *sql.Tx, t *table, conflict string) (int64, error) {
+	ncol := len(t.cols)
+	per := max(1, sqliteMaxVars/ncol)
+	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", ncol), ",") + ")"
+	head := fmt.Sprintf("INSERT INTO %s (%s) VALUES ", t.name, strings.Join(t.columnNames(), ", "))
+	var total int64
+	for start := 0; start < len(t.rows); start += per {
+		rows := t.rows[start:min(len(t.rows), start+per)]
+		args := make([]any, 0, len(rows)*ncol)
+		for _, r := range rows {
+			for _, v := range r {
+				args = append(args, sqliteValue(v))
+			}
+		}
+		q := head + strings.TrimSuffix(strings.Repeat(tuple+",", len(rows)), ",") + " " + conflict
+		r, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// sqliteValue is the stored form of a canonical value: text for ids, times
+// and JSON, 0/1 for booleans.
+func sqliteValue(v any) any {
+	switch x := v.(type) {
+	case uuid.UUID:
+		return x.String()
+	case time.Time:
+		return x.UTC().Format(schema.TimeLayout)
+	case bool:
+		if x {
+			return int64(1)
+		}
+		return int64(0)
+	case []string:
+		return jsonList(x)
+	case schema.Props:
+		return propsText(x)
+	}
+	return v
+}
+
+func classifySQLite(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PROTOCOL:
+		return &kindError{kind: ErrUnavailable, err: err}
+	case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH:
+		return &kindError{kind: ErrRejected, err: err}
+	}
+	return err
+}
