@@ -355,7 +355,8 @@ func TestForeignSessionIsNeverTouched(t *testing.T) {
 // mixedBatches makes n batches over a few sessions: starts, ends, and
 // children spread across batches, as a fleet's retries would interleave.
 func mixedBatches(seed uint64, n int) (batches []*Batch, ids map[string]map[uuid.UUID]bool) {
-	g := fixture.New(seed, time.Now())
+	// A fixed clock: helper processes must make the very same ids.
+	g := fixture.New(seed, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	ids = map[string]map[uuid.UUID]bool{}
 	for _, r := range schema.Records {
 		ids[r.Table] = map[uuid.UUID]bool{}
