@@ -1,0 +1,20 @@
+package cli
+
+import (
+	"context"
+	"io"
+)
+
+// Fredtel runs the fredtel command with args (without the program name) and
+// returns its exit code: 0 done, 1 failed, 2 bad usage.
+func Fredtel(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) int {
+	cmds := map[string]command{
+		"migrate":  {"create or upgrade the telemetry tables of a database", runMigrate},
+		"serve":    {"run the ingest API (issue 4)", notYet(4)},
+		"keys":     {"create, list and revoke API keys (issue 4)", notYet(4)},
+		"insights": {"answer the six questions for a time window", notYet(8)},
+		"simulate": {"drive a synthetic fleet through the real client", notYet(8)},
+		"demo":     {"collector, fleet, insights and dashboard in one go", notYet(8)},
+	}
+	return dispatch(ctx, "fredtel", "fredtel: the operator side of Fred telemetry.", cmds, args, env, stdout, stderr)
+}

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/fredcode/fredtel/internal/testdb"
+)
+
+func run(t *testing.T, fn func(context.Context, []string, Getenv, *bytes.Buffer, *bytes.Buffer) int, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := fn(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func fredtel(ctx context.Context, args []string, env Getenv, out, errb *bytes.Buffer) int {
+	return Fredtel(ctx, args, env, out, errb)
+}
+
+func TestMigrateBothBackends(t *testing.T) {
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			url := be.URL(t)
+			code, out, errs := run(t, fredtel, nil, "migrate", "--db", url, "--set", "both")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			for _, want := range []string{"central tables at", "applied migration v1", "telemetry_tool_calls", "dsc_turns", "17 columns"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			code, out, _ = run(t, fredtel, nil, "migrate", "--db", url)
+			if code != 0 || !strings.Contains(out, "up to date") {
+				t.Fatalf("second run: exit %d\n%s", code, out)
+			}
+		})
+	}
+}
+
+func TestMigrateDefaultsToTheDataDir(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := run(t, fredtel, map[string]string{"FREDTEL_DATA_DIR": dir}, "migrate")
+	if code != 0 || !strings.Contains(out, "sqlite:"+dir+"/fredtel.db") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+}
+
+func TestMigrateErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"migrate", "--db", "mysql://root:hunter2@db/x"}, 1, "want postgres://"},
+		{[]string{"migrate", "--db", "sqlite::memory:", "--set", "all"}, 2, `--set "all": want central, self-hosted or both`},
+		{[]string{"migrate", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"migrate", "--db", "postgres://alice:hunter2@127.0.0.1:1/x?connect_timeout=2"}, 1, "alice:***@127.0.0.1:1"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"serve"}, 1, "not built yet"},
+	} {
+		code, _, errs := run(t, fredtel, nil, c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, code, errs, c.code, c.want)
+		}
+		if strings.Contains(errs, "hunter2") {
+			t.Errorf("%v: stderr shows the password: %s", c.args, errs)
+		}
+	}
+}
