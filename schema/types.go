@@ -2,8 +2,10 @@ package schema
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -171,4 +173,71 @@ func nullString(s string) any {
 		return nil
 	}
 	return s
+}
+
+// Hash is a SHA-256 or HMAC-SHA-256 value. Its zero value means "none" (JSON
+// null, SQL NULL): a real digest of all zero bits does not occur. A fixed
+// array, so recording a fingerprint allocates nothing; the hex form is made
+// only when a record is encoded.
+type Hash [32]byte
+
+// IsZero reports whether h is "none".
+func (h Hash) IsZero() bool { return h == Hash{} }
+
+// String is the 64-character lowercase hex form, or "" for none.
+func (h Hash) String() string {
+	if h.IsZero() {
+		return ""
+	}
+	return hex.EncodeToString(h[:])
+}
+
+// AppendJSON appends h as a JSON string, or null.
+func (h Hash) AppendJSON(b []byte) []byte {
+	if h.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = hex.AppendEncode(b, h[:])
+	return append(b, '"')
+}
+
+// MarshalJSON implements json.Marshaler.
+func (h Hash) MarshalJSON() ([]byte, error) { return h.AppendJSON(nil), nil }
+
+// UnmarshalJSON accepts null or 64 lowercase hex characters.
+func (h *Hash) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*h = Hash{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("hash: %w", err)
+	}
+	p, err := ParseHash(s)
+	if err != nil {
+		return err
+	}
+	*h = p
+	return nil
+}
+
+// ParseHash parses 64 lowercase hex characters.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 64 || strings.ToLower(s) != s {
+		return h, fmt.Errorf("hash: want 64 lowercase hex characters")
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("hash: want 64 lowercase hex characters")
+	}
+	return h, nil
+}
+
+func nullHash(h Hash) any {
+	if h.IsZero() {
+		return nil
+	}
+	return h.String()
 }

@@ -20,8 +20,8 @@ type Session struct {
 	OS                 string    `json:"os"`                   // central: GOOS
 	Shell              string    `json:"shell"`                // central: basename of the login shell from a fixed list, else other
 	GitDirty           OptBool   `json:"git_dirty"`            // central: uncommitted changes at start; null outside a repository (never the SHA)
-	AgentsMDHash       string    `json:"agents_md_hash"`       // central: HMAC-SHA-256 of AGENTS.md under a per-install key; null without one
-	SystemPromptSHA256 string    `json:"system_prompt_sha256"` // central: SHA-256 of the system prompt (comparable across users)
+	AgentsMDHash       Hash      `json:"agents_md_hash"`       // central: HMAC-SHA-256 of AGENTS.md under a per-install key; null without one
+	SystemPromptSHA256 Hash      `json:"system_prompt_sha256"` // central: SHA-256 of the system prompt (comparable across users)
 	ToolCatalog        []string  `json:"tool_catalog"`         // central: names of the tools this build offers
 	CommandCatalog     []string  `json:"command_catalog"`      // central: slash commands this build offers (dead commands are measured against it)
 	UserID             string    `json:"user_id"`              // server: owner of the API key that sent the record (never from the payload)
@@ -41,8 +41,8 @@ type RemoteSession struct {
 	OS                 string    `json:"os"`
 	Shell              string    `json:"shell"`
 	GitDirty           OptBool   `json:"git_dirty"`
-	AgentsMDHash       string    `json:"agents_md_hash"`
-	SystemPromptSHA256 string    `json:"system_prompt_sha256"`
+	AgentsMDHash       Hash      `json:"agents_md_hash"`
+	SystemPromptSHA256 Hash      `json:"system_prompt_sha256"`
 	ToolCatalog        []string  `json:"tool_catalog"`
 	CommandCatalog     []string  `json:"command_catalog"`
 }
@@ -100,8 +100,8 @@ func (r *Session) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, r.OS)
 	dst = append(dst, r.Shell)
 	dst = append(dst, nullBool(r.GitDirty))
-	dst = append(dst, nullString(r.AgentsMDHash))
-	dst = append(dst, nullString(r.SystemPromptSHA256))
+	dst = append(dst, nullHash(r.AgentsMDHash))
+	dst = append(dst, nullHash(r.SystemPromptSHA256))
 	dst = append(dst, r.ToolCatalog)
 	dst = append(dst, r.CommandCatalog)
 	if s == CentralSet {
@@ -241,7 +241,7 @@ type ToolCall struct {
 	Seq             int64     `json:"seq"`              // central: order within the session (turns) or the turn (tool calls), from 0
 	StartedAt       Time      `json:"started_at"`       // central: call start
 	ToolName        string    `json:"tool_name"`        // central: tool invoked
-	ArgsFingerprint string    `json:"args_fingerprint"` // central: HMAC-SHA-256 of the canonical JSON of the arguments under a per-session key
+	ArgsFingerprint Hash      `json:"args_fingerprint"` // central: HMAC-SHA-256 of the canonical JSON of the arguments under a per-session key
 	Permission      string    `json:"permission"`       // central: how the call was permitted
 	DurationMs      int64     `json:"duration_ms"`      // central: wall time in milliseconds
 	Outcome         string    `json:"outcome"`          // central: ok or error
@@ -261,7 +261,7 @@ type RemoteToolCall struct {
 	Seq             int64     `json:"seq"`
 	StartedAt       Time      `json:"started_at"`
 	ToolName        string    `json:"tool_name"`
-	ArgsFingerprint string    `json:"args_fingerprint"`
+	ArgsFingerprint Hash      `json:"args_fingerprint"`
 	Permission      string    `json:"permission"`
 	DurationMs      int64     `json:"duration_ms"`
 	Outcome         string    `json:"outcome"`
@@ -317,7 +317,7 @@ func (r *ToolCall) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, r.Seq)
 	dst = append(dst, r.StartedAt.Time)
 	dst = append(dst, r.ToolName)
-	dst = append(dst, r.ArgsFingerprint)
+	dst = append(dst, nullHash(r.ArgsFingerprint))
 	dst = append(dst, r.Permission)
 	dst = append(dst, r.DurationMs)
 	dst = append(dst, r.Outcome)

@@ -93,6 +93,8 @@ func goType(f *schema.Field) string {
 		return "[]string"
 	case schema.KindProps:
 		return "Props"
+	case schema.KindHash:
+		return "Hash"
 	default:
 		return "string"
 	}
@@ -107,9 +109,11 @@ func valueExpr(f *schema.Field) string {
 		return fmt.Sprintf("nullTime(%s)", x)
 	case f.Kind == schema.KindTime:
 		return x + ".Time"
+	case f.Kind == schema.KindHash:
+		return fmt.Sprintf("nullHash(%s)", x)
 	case f.Kind == schema.KindBool && f.Nullable:
 		return fmt.Sprintf("nullBool(%s)", x)
-	case (f.Kind == schema.KindString || f.Kind == schema.KindHash || f.Kind == schema.KindText) && (f.Nullable || f.Scope == schema.SelfHosted):
+	case (f.Kind == schema.KindString || f.Kind == schema.KindText) && (f.Nullable || f.Scope == schema.SelfHosted):
 		return fmt.Sprintf("nullString(%s)", x)
 	}
 	return x
