@@ -116,13 +116,20 @@ type Pattern struct {
 	Name string
 	Re   *regexp.Regexp
 	Doc  string
+	// Fallback is the value a client records instead of one that does not
+	// match, so a record stays valid without carrying what did not fit.
+	Fallback string
 }
 
-func newPattern(name, expr, doc string) *Pattern {
+func newPattern(name, expr, fallback, doc string) *Pattern {
 	if !strings.HasPrefix(expr, "^") || !strings.HasSuffix(expr, "$") {
 		panic("schema: pattern " + name + " must be anchored")
 	}
-	return &Pattern{Name: name, Re: regexp.MustCompile(expr), Doc: doc}
+	p := &Pattern{Name: name, Re: regexp.MustCompile(expr), Doc: doc, Fallback: fallback}
+	if fallback != "" && !p.Re.MatchString(fallback) {
+		panic("schema: fallback of pattern " + name + " does not match it")
+	}
+	return p
 }
 
 // Record declares one record type and the two tables that hold it.

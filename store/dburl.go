@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -70,37 +71,5 @@ func ParseURL(raw string) (Location, error) {
 	return Location{}, fmt.Errorf("%w: scheme %q; want %s", ErrBadURL, scheme, AcceptedForms)
 }
 
-// MaskURL replaces the password of a URL (in its user info or a password
-// query parameter) with ***. Text that does not parse as a URL is masked
-// conservatively: everything between "://" and "@" goes.
-func MaskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		i := strings.Index(raw, "://")
-		j := strings.LastIndex(raw, "@")
-		if i >= 0 && j > i {
-			return raw[:i+3] + "***" + raw[j:]
-		}
-		if i >= 0 {
-			return raw[:i+3] + "***"
-		}
-		return "***"
-	}
-	out := raw
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), maskSentinel)
-		}
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", maskSentinel)
-		u.RawQuery = q.Encode()
-	}
-	out = u.String()
-	return strings.ReplaceAll(out, maskSentinel, "***")
-}
-
-// maskSentinel stands in for a password while net/url re-encodes the URL; it
-// is then replaced by ***, which url.String would otherwise percent-encode.
-const maskSentinel = "fredtelmasked5f1d0c"
+// MaskURL replaces the password of a URL with ***; see [redact.URL].
+func MaskURL(raw string) string { return redact.URL(raw) }

@@ -1,0 +1,178 @@
+package telemetry
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fredcode/fredtel/internal/redact"
+)
+
+// DefaultAPIURL is the central ingest API unless FRED_API_URL says otherwise.
+const DefaultAPIURL = "https://api.fredcode.net"
+
+// RouteKind is where a session's records go.
+type RouteKind int
+
+// The three routes of SPEC §2.
+const (
+	Off RouteKind = iota
+	SelfHosted
+	Central
+)
+
+func (k RouteKind) String() string {
+	switch k {
+	case SelfHosted:
+		return "self-hosted"
+	case Central:
+		return "central"
+	}
+	return "off"
+}
+
+// Rule names the routing rule that decided a route, in the order they are
+// tried (SPEC §2).
+type Rule string
+
+// The rules.
+const (
+	RuleFlag         Rule = "--no-telemetry"
+	RuleSelfHosted   Rule = "DSC_TELEMETRY_DB_URL"
+	RuleDoNotTrack   Rule = "DO_NOT_TRACK"
+	RulePreference   Rule = "preference"
+	RuleBadPrefs     Rule = "unreadable preferences"
+	RuleNotLoggedIn  Rule = "not logged in"
+	RuleCentral      Rule = "logged in"
+	RuleNoticeUnseen Rule = "notice not yet shown"
+	RuleNoSender     Rule = "no sender in this build"
+	RuleTurnedOff    Rule = "/telemetry off"
+)
+
+// Route is the routing decision of one session, made once at its start.
+type Route struct {
+	Kind RouteKind
+	Rule Rule
+
+	dbURL     string // self-hosted target, unmasked: never print it
+	MaskedURL string // self-hosted target with the password masked
+	NoText    bool   // self-hosted without text (DSC_TELEMETRY_NO_TEXT)
+
+	APIURL string // central target
+	apiKey string
+
+	// Warning is a one-line problem the user should see (unreadable
+	// preferences), or "".
+	Warning string
+	// Detail adds to the status line (e.g. why the notice is pending).
+	Detail string
+}
+
+// routeInput is everything routing depends on, gathered first so that the
+// decision itself is a pure function with a table-driven test.
+type routeInput struct {
+	noTelemetryFlag bool
+	getenv          func(string) string
+	prefs           Prefs
+	prefsErr        error
+	creds           Credentials
+	credsErr        error
+}
+
+// envFlag reads a yes/no variable the privacy-preserving way: anything set
+// and not clearly "no" means yes.
+func envFlag(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no", "off":
+		return false
+	}
+	return true
+}
+
+// resolve applies SPEC §2: the first rule that applies wins.
+func resolve(in routeInput) Route {
+	env := in.getenv
+	switch {
+	case in.noTelemetryFlag:
+		return Route{Kind: Off, Rule: RuleFlag}
+	case env("DSC_TELEMETRY_DB_URL") != "":
+		raw := env("DSC_TELEMETRY_DB_URL")
+		return Route{Kind: SelfHosted, Rule: RuleSelfHosted, dbURL: raw, MaskedURL: maskURL(raw),
+			NoText: envFlag(env("DSC_TELEMETRY_NO_TEXT"))}
+	case envFlag(env("DO_NOT_TRACK")):
+		return Route{Kind: Off, Rule: RuleDoNotTrack}
+	case in.prefsErr != nil:
+		return Route{Kind: Off, Rule: RuleBadPrefs, Warning: fmt.Sprintf("telemetry is off: %v", in.prefsErr)}
+	case in.prefs.Off():
+		return Route{Kind: Off, Rule: RulePreference}
+	case in.credsErr != nil:
+		return Route{Kind: Off, Rule: RuleNotLoggedIn, Warning: fmt.Sprintf("telemetry is off: %v", in.credsErr)}
+	case in.creds.APIKey == "":
+		return Route{Kind: Off, Rule: RuleNotLoggedIn}
+	}
+	api := env("FRED_API_URL")
+	if api == "" {
+		api = DefaultAPIURL
+	}
+	api = strings.TrimRight(api, "/")
+	r := Route{Kind: Central, Rule: RuleCentral, APIURL: api, apiKey: in.creds.APIKey}
+	if in.prefs.NoticeShownAt == "" {
+		r.Rule = RuleNoticeUnseen
+	}
+	return r
+}
+
+// KeyPrefix is the part of a key that may be shown: fred_live_ and four
+// more characters.
+func KeyPrefix(key string) string {
+	const p = "fred_live_"
+	if len(key) >= len(p)+4 {
+		return key[:len(p)+4] + "…"
+	}
+	return "fred_live_…"
+}
+
+// Status is the one-line answer of /telemetry and `fred telemetry status`.
+// Passwords are masked.
+func (r Route) Status() string {
+	var s string
+	switch r.Kind {
+	case SelfHosted:
+		text := "text included"
+		if r.NoText {
+			text = "no text: DSC_TELEMETRY_NO_TEXT"
+		}
+		s = fmt.Sprintf("self-hosted → %s (%s)", r.MaskedURL, text)
+	case Central:
+		s = fmt.Sprintf("central → %s as %s", maskURL(r.APIURL), KeyPrefix(r.apiKey))
+		if r.Rule == RuleNoticeUnseen {
+			s += " (starts once the telemetry notice has been shown on a terminal)"
+		}
+	default:
+		switch r.Rule {
+		case RuleFlag:
+			s = "off for this session (--no-telemetry)"
+		case RuleDoNotTrack:
+			s = "off (DO_NOT_TRACK is set)"
+		case RulePreference:
+			s = "off (turned off; /telemetry on or fred telemetry on turns it back on)"
+		case RuleBadPrefs:
+			s = "off (the preferences file cannot be read; fred telemetry on|off rewrites it)"
+		case RuleNotLoggedIn:
+			s = "off (not logged in; fred login turns it on)"
+		case RuleNoticeUnseen:
+			s = "off for this session (the telemetry notice has not been shown on a terminal yet; nothing is sent until it has)"
+		case RuleNoSender:
+			s = "off for this session (this build of Fred has no telemetry sender)"
+		case RuleTurnedOff:
+			s = "off (turned off during this session; queued records were dropped)"
+		default:
+			s = "off"
+		}
+	}
+	if r.Detail != "" {
+		s += "; " + r.Detail
+	}
+	return s
+}
+
+func maskURL(raw string) string { return redact.URL(raw) }

@@ -1,0 +1,221 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// writeTimeout bounds one write of a batch while the session runs.
+const writeTimeout = 10 * time.Second
+
+// run is the session's one background goroutine: it opens the self-hosted
+// sink, then writes batches by size or age, retrying failed ones with
+// backoff while the queue's byte bound allows. Close and /telemetry off stop
+// it; it never outlives them by more than the close budget.
+func (s *Session) run() {
+	defer s.finish()
+	defer s.recoverPanic()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.cancelRun.Store(&cancel)
+
+	var local LocalSink
+	var pending *buffer
+	var retryAt time.Time
+	backoff := time.Second
+	fail := func(what string, err error) {
+		s.stats.failures.Add(1)
+		s.warn(fmt.Sprintf("%s: %v (records are kept in memory, up to %d bytes, and retried)", what, err, s.opts.QueueBytes))
+		retryAt = time.Now().Add(backoff)
+		backoff = min(2*backoff, 30*time.Second)
+	}
+	write := func(ctx context.Context, b *buffer) error {
+		if s.kind == Central {
+			return s.opts.Central.Send(ctx, &b.remote)
+		}
+		return local.Write(ctx, &b.local)
+	}
+	ready := func(ctx context.Context) bool {
+		if s.kind == Central || local != nil {
+			return true
+		}
+		l, err := s.opts.SelfHosted(ctx, s.route.dbURL)
+		if err != nil {
+			fail("cannot open the self-hosted database "+s.route.MaskedURL, err)
+			return false
+		}
+		local = l
+		return true
+	}
+	flush := func(ctx context.Context) bool {
+		if !ready(ctx) {
+			return false
+		}
+		for {
+			if pending == nil {
+				pending = s.q.take()
+			}
+			if pending == nil {
+				return true
+			}
+			if s.discard.Load() {
+				return false
+			}
+			wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
+			err := write(wctx, pending)
+			wcancel()
+			if err != nil {
+				fail("cannot write telemetry to "+s.target(), err)
+				return false
+			}
+			s.stats.written.Add(int64(pending.n))
+			backoff = time.Second
+			s.q.release(pending)
+			pending = nil
+		}
+	}
+
+	tick := time.NewTicker(s.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			if s.discard.Load() {
+				// /telemetry off: drop, do not send.
+				if pending != nil {
+					s.stats.dropped.Add(int64(pending.n))
+					s.q.release(pending)
+				}
+				s.stats.dropped.Add(int64(s.q.drain()))
+			} else {
+				flush(ctx) // bounded: Close cancels ctx when its budget ends
+				if pending != nil {
+					s.stats.dropped.Add(int64(pending.n))
+				}
+				s.stats.dropped.Add(int64(s.q.drain()))
+			}
+			s.closeSinks(ctx, local)
+			return
+		case <-tick.C:
+		case <-s.q.wake:
+		}
+		if time.Now().Before(retryAt) {
+			continue
+		}
+		flush(ctx)
+	}
+}
+
+func (s *Session) closeSinks(ctx context.Context, local LocalSink) {
+	if local != nil {
+		local.Close()
+	}
+	if s.kind == Central {
+		s.opts.Central.Close(ctx)
+	}
+}
+
+// target names where records go, password masked.
+func (s *Session) target() string {
+	if s.kind == Central {
+		return s.route.APIURL
+	}
+	return s.route.MaskedURL
+}
+
+// Close ends the session and gives the final write at most the close budget
+// (Options.CloseBudget, default 100 ms), or ctx's deadline if sooner; then it
+// returns, whatever the sink is doing. Calling it again does nothing.
+func (s *Session) Close(ctx context.Context) {
+	if s.closed.Swap(true) {
+		return
+	}
+	defer s.recoverPanic()
+	s.End()
+	if !s.active.Swap(false) {
+		<-s.done // off: nothing runs (done is already closed)
+		return
+	}
+	budget := time.NewTimer(s.opts.CloseBudget)
+	defer budget.Stop()
+	close(s.stop)
+	select {
+	case <-s.done:
+		return
+	case <-budget.C:
+	case <-ctx.Done():
+	}
+	// Out of time: cancel the write in flight and give the goroutine a
+	// moment to notice; the CLI exits either way.
+	if c := s.cancelRun.Load(); c != nil {
+		(*c)()
+	}
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// TurnOff is /telemetry off: it persists "off", stops this session's flow at
+// once (queued, unsent records are dropped, not sent) and deletes the spool
+// of the central sender. Records after it are ignored.
+func (s *Session) TurnOff() error {
+	err := SetTelemetry(s.dir, false)
+	s.mu.Lock()
+	s.route = Route{Kind: Off, Rule: RuleTurnedOff}
+	s.mu.Unlock()
+	if s.active.Swap(false) {
+		s.discard.Store(true)
+		close(s.stop)
+		if c := s.cancelRun.Load(); c != nil {
+			(*c)() // abandon a write in flight
+		}
+		select {
+		case <-s.done:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if p, ok := s.opts.Central.(Purger); ok {
+		if perr := p.Purge(); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return err
+}
+
+// HandleSlash is the REPL's /telemetry command: arg is what followed it
+// ("", "status", "on" or "off"). It returns the text to show.
+func (s *Session) HandleSlash(arg string) string {
+	defer s.recoverPanic()
+	switch strings.ToLower(strings.TrimSpace(arg)) {
+	case "", "status":
+		return "telemetry: " + s.Status()
+	case "off":
+		if err := s.TurnOff(); err != nil {
+			return "telemetry: off for this session, but the preference could not be saved: " + err.Error()
+		}
+		return "telemetry: off (saved). Queued records were dropped; nothing more is sent."
+	case "on":
+		if err := SetTelemetry(s.dir, true); err != nil {
+			return "telemetry: could not save the preference: " + err.Error()
+		}
+		return "telemetry: on (saved); it applies from the next session. " + onHint(s.opts.Getenv, s.dir)
+	}
+	return "usage: /telemetry [on|off|status]"
+}
+
+// onHint says what still keeps telemetry off after "on", if anything.
+func onHint(getenv func(string) string, dir string) string {
+	switch {
+	case getenv("DSC_TELEMETRY_DB_URL") != "":
+		return "DSC_TELEMETRY_DB_URL is set, so records go to your own database only."
+	case envFlag(getenv("DO_NOT_TRACK")):
+		return "DO_NOT_TRACK is set, which keeps it off."
+	}
+	if c, err := LoadCredentials(dir); err != nil || c.APIKey == "" {
+		return "You are not logged in (fred login), so nothing is sent."
+	}
+	return ""
+}

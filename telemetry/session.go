@@ -1,0 +1,400 @@
+package telemetry
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/google/uuid"
+	"golang.org/x/term"
+)
+
+// Options configure telemetry for one session. The zero value is usable.
+type Options struct {
+	// FredVersion is the CLI's version (semver).
+	FredVersion string
+	// NoTelemetry is the --no-telemetry flag: off for this session only.
+	NoTelemetry bool
+	// Getenv reads the environment (default os.Getenv). Tests pass a map.
+	Getenv func(string) string
+	// Stderr receives the notice and one-line warnings (default os.Stderr).
+	Stderr io.Writer
+	// StderrIsTerminal overrides the terminal check of Stderr (default:
+	// Stderr is an *os.File on a terminal).
+	StderrIsTerminal func() bool
+	// Central receives the central route's batches. Without one the
+	// central route records nothing: no notice, no goroutine.
+	Central CentralSink
+	// SelfHosted opens the user's database for DSC_TELEMETRY_DB_URL
+	// (telemetry/selfhost.Open). Without one that route records nothing
+	// and says so once; it never falls back to the central route.
+	SelfHosted LocalOpener
+	// QueueBytes bounds the memory of records waiting to be written
+	// (default 8 MiB). Records beyond it are dropped and counted.
+	QueueBytes int
+	// MaxBatch is the number of records that triggers a write before
+	// FlushInterval (default 500).
+	MaxBatch int
+	// FlushInterval is the longest a record waits in the queue (default 2 s).
+	FlushInterval time.Duration
+	// CloseBudget bounds the final flush in Close (default 100 ms).
+	CloseBudget time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.StderrIsTerminal == nil {
+		w := o.Stderr
+		o.StderrIsTerminal = func() bool {
+			f, ok := w.(*os.File)
+			return ok && term.IsTerminal(int(f.Fd()))
+		}
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 8 << 20
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 500
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 2 * time.Second
+	}
+	if o.CloseBudget <= 0 {
+		o.CloseBudget = 100 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FredVersion == "" {
+		o.FredVersion = "0.0.0"
+	}
+}
+
+// SessionInfo describes a session at its start. Text fields are raw: the
+// library reduces them (AgentsMD and SystemPrompt to hashes) and drops the
+// rest; nothing here leaves the machine as text.
+type SessionInfo struct {
+	Model string
+	// OS defaults to runtime.GOOS.
+	OS string
+	// Shell is the login shell (a path or a name); default $SHELL. Only its
+	// basename from a fixed list is recorded, else "other".
+	Shell string
+	// GitDirty: uncommitted changes at start; nil outside a repository.
+	GitDirty *bool
+	// AgentsMD is the text of AGENTS.md, if any: recorded as an HMAC under
+	// a per-install key.
+	AgentsMD string
+	// SystemPrompt is the system prompt text: recorded as its SHA-256.
+	SystemPrompt string
+	// Tools and Commands are the names of the tools and slash commands
+	// this build offers.
+	Tools    []string
+	Commands []string
+}
+
+// NoticeText is printed once, on the first session that starts the central
+// writer on a terminal.
+const NoticeText = "Fred sends anonymized behavioral telemetry to improve the\nproduct. Run /telemetry off to opt out.\n"
+
+// Stats counts what a session recorded and what became of it. Recording never
+// returns an error; this is where failures show.
+type Stats struct {
+	Recorded int64 // records accepted into the queue
+	Written  int64 // records handed to the sink successfully
+	Dropped  int64 // records dropped: queue full, or discarded by /telemetry off or at exit
+	Replaced int64 // values outside the declaration replaced by a fallback
+	Failures int64 // failed writes (each retried while the queue allows)
+	Panics   int64 // panics recovered inside the library
+}
+
+// Session records one CLI session. Its methods are safe for concurrent use,
+// never block on I/O, never panic into the caller, and return nothing the
+// agent must handle.
+type Session struct {
+	opts  Options
+	route Route
+	dir   string
+
+	active atomic.Bool // false when off, closed or turned off
+	closed atomic.Bool
+	ended  atomic.Bool
+
+	id      uuid.UUID
+	ids     *idGen
+	fp      *fingerprinter
+	session schema.Session
+	cmds    map[string]bool
+	names   sync.Map // tool name → cleaned name
+	turnSeq atomic.Int64
+
+	// kind and noText are the route as it was when recording started; they
+	// never change afterwards, so the hot path reads them without a lock.
+	kind   RouteKind
+	noText bool
+
+	q     *queue
+	stop  chan struct{}
+	done  chan struct{}
+	stats struct {
+		recorded, written, dropped, replaced, failures, panics atomic.Int64
+	}
+	warned    sync.Once
+	mu        sync.Mutex // guards route changes by /telemetry off
+	discard   atomic.Bool
+	doneOnce  sync.Once
+	cancelRun atomic.Pointer[context.CancelFunc]
+}
+
+// Start resolves the routing of SPEC §2 once and starts recording a session.
+// On a route that is off, it starts nothing and writes nothing.
+func Start(opts Options, info SessionInfo) *Session {
+	opts.defaults()
+	s := &Session{opts: opts, ids: newIDGen(), stop: make(chan struct{}), done: make(chan struct{})}
+	s.dir = ConfigDir(opts.Getenv)
+	in := routeInput{noTelemetryFlag: opts.NoTelemetry, getenv: opts.Getenv}
+	// Preferences and credentials are read only when a rule before them has
+	// not already decided: --no-telemetry reads nothing at all.
+	if !opts.NoTelemetry && opts.Getenv("DSC_TELEMETRY_DB_URL") == "" {
+		in.prefs, in.prefsErr = LoadPrefs(s.dir)
+		in.creds, in.credsErr = LoadCredentials(s.dir)
+	}
+	s.route = resolve(in)
+	if s.route.Warning != "" {
+		fmt.Fprintf(opts.Stderr, "fred: %s\n", s.route.Warning)
+	}
+	func() {
+		defer s.recoverPanic()
+		s.begin(info)
+	}()
+	if !s.active.Load() {
+		s.finish() // off, or begin failed: nothing runs
+	}
+	return s
+}
+
+// finish marks the background work as done (once).
+func (s *Session) finish() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// begin finishes Start for the routes that record.
+func (s *Session) begin(info SessionInfo) {
+	switch s.route.Kind {
+	case Off:
+		return
+	case Central:
+		if s.opts.Central == nil {
+			s.route = Route{Kind: Off, Rule: RuleNoSender}
+			return
+		}
+		if s.route.Rule == RuleNoticeUnseen {
+			if !s.opts.StderrIsTerminal() {
+				// Nobody can read a notice in CI or a pipe: send nothing.
+				s.route = Route{Kind: Off, Rule: RuleNoticeUnseen}
+				return
+			}
+		}
+	case SelfHosted:
+		if s.opts.SelfHosted == nil {
+			s.warn(fmt.Sprintf("DSC_TELEMETRY_DB_URL is set but this build cannot write to a database; nothing is recorded (and nothing is sent to Fred)"))
+			s.route.Detail = "this build cannot write to a database: nothing is recorded"
+			return
+		}
+	}
+	key := make([]byte, 32)
+	crand.Read(key)
+	s.fp = newFingerprinter(key)
+	now := s.opts.Now()
+	s.id = s.ids.next(now)
+	s.session = s.sessionRecord(info, now)
+	s.cmds = make(map[string]bool, len(s.session.CommandCatalog))
+	for _, c := range s.session.CommandCatalog {
+		s.cmds[c] = true
+	}
+	s.kind, s.noText = s.route.Kind, s.route.NoText
+	s.q = newQueue(s.opts.QueueBytes, s.opts.MaxBatch)
+	s.active.Store(true)
+	if s.route.Kind == Central && s.route.Rule == RuleNoticeUnseen {
+		// The central writer starts now: show the notice first (nothing can
+		// be sent before the writer runs), then remember it was shown.
+		fmt.Fprintf(s.opts.Stderr, "\x1b[2m%s\x1b[0m", NoticeText)
+		p, _ := LoadPrefs(s.dir)
+		p.NoticeShownAt = now.UTC().Format(time.RFC3339)
+		if err := SavePrefs(s.dir, p); err != nil {
+			s.warn("cannot remember that the telemetry notice was shown: " + err.Error())
+		}
+		s.route.Rule = RuleCentral
+	}
+	s.pushSession(s.session)
+	go s.run()
+}
+
+var (
+	fModel    = schema.Sessions.Field("model")
+	fVersion  = schema.Sessions.Field("fred_version")
+	fRuntime  = schema.Sessions.Field("runtime_version")
+	fOS       = schema.Sessions.Field("os")
+	fShell    = schema.Sessions.Field("shell")
+	fTools    = schema.Sessions.Field("tool_catalog")
+	fCommands = schema.Sessions.Field("command_catalog")
+
+	fTurnSeq      = schema.Turns.Field("seq")
+	fMode         = schema.Turns.Field("mode")
+	fFinish       = schema.Turns.Field("finish_reason")
+	fAPIError     = schema.Turns.Field("api_error_type")
+	fTokens       = schema.Turns.Field("prompt_tokens")
+	fTurnDuration = schema.Turns.Field("duration_ms")
+	fNumCalls     = schema.Turns.Field("num_tool_calls")
+	fChars        = schema.Turns.Field("prompt_chars")
+
+	fToolName   = schema.ToolCalls.Field("tool_name")
+	fPermission = schema.ToolCalls.Field("permission")
+	fCallSeq    = schema.ToolCalls.Field("seq")
+	fCallDur    = schema.ToolCalls.Field("duration_ms")
+	fResult     = schema.ToolCalls.Field("result_bytes")
+
+	fCommand    = schema.Events.Props["slash_command"][0]
+	fAttempt    = schema.Events.Props["api_retry"][0]
+	fDelay      = schema.Events.Props["api_retry"][1]
+	fRetryError = schema.Events.Props["api_retry"][2]
+	fStatus     = schema.Events.Props["api_retry"][3]
+)
+
+var goVersion = regexp.MustCompile(`go[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,3})?((rc|beta)[0-9]{1,2})?`)
+
+func (s *Session) clean(f *schema.Field, v string) string {
+	c, ok := f.Clean(v)
+	if !ok {
+		s.stats.replaced.Add(1)
+	}
+	return c
+}
+
+func (s *Session) sessionRecord(info SessionInfo, now time.Time) schema.Session {
+	osName := info.OS
+	if osName == "" {
+		osName = runtime.GOOS
+	}
+	shell := info.Shell
+	if shell == "" {
+		shell = s.opts.Getenv("SHELL")
+	}
+	shell = strings.TrimSuffix(strings.ToLower(filepath.Base(strings.ReplaceAll(shell, `\`, "/"))), ".exe")
+	if shell == "" || shell == "." || shell == "/" {
+		shell = "other"
+	}
+	rec := schema.Session{
+		SessionID:      s.id,
+		StartedAt:      schema.TimeOf(now),
+		Model:          s.clean(fModel, info.Model),
+		FredVersion:    s.clean(fVersion, s.opts.FredVersion),
+		RuntimeVersion: s.clean(fRuntime, goVersion.FindString(runtime.Version())),
+		OS:             s.clean(fOS, osName),
+		Shell:          s.clean(fShell, shell),
+		ToolCatalog:    fTools.CleanList(info.Tools),
+		CommandCatalog: fCommands.CleanList(normalizeCommands(info.Commands)),
+	}
+	if info.GitDirty != nil {
+		rec.GitDirty = schema.BoolOf(*info.GitDirty)
+	}
+	if info.SystemPrompt != "" {
+		rec.SystemPromptSHA256 = sha256.Sum256([]byte(info.SystemPrompt))
+	}
+	if info.AgentsMD != "" {
+		if k, err := installKey(s.dir); err == nil {
+			rec.AgentsMDHash = newFingerprinter(k).text(info.AgentsMD)
+		} else {
+			s.warn("cannot keep the per-install key: " + err.Error())
+		}
+	}
+	return rec
+}
+
+func normalizeCommands(cmds []string) []string {
+	out := make([]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(c), "/"))
+	}
+	return out
+}
+
+// Route is the routing decision of this session.
+func (s *Session) Route() Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.route
+}
+
+// Status is the status line of /telemetry, with this session's counters
+// when something went wrong.
+func (s *Session) Status() string {
+	line := s.Route().Status()
+	st := s.Stats()
+	var notes []string
+	if st.Dropped > 0 {
+		notes = append(notes, fmt.Sprintf("%d records dropped", st.Dropped))
+	}
+	if st.Failures > 0 {
+		notes = append(notes, fmt.Sprintf("%d failed writes", st.Failures))
+	}
+	if len(notes) > 0 {
+		line += " [" + strings.Join(notes, ", ") + "]"
+	}
+	return line
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	return Stats{
+		Recorded: s.stats.recorded.Load(), Written: s.stats.written.Load(), Dropped: s.stats.dropped.Load(),
+		Replaced: s.stats.replaced.Load(), Failures: s.stats.failures.Load(), Panics: s.stats.panics.Load(),
+	}
+}
+
+// Env returns the environment for a subprocess of the agent: base, plus
+// DO_NOT_TRACK=1 when this session's telemetry is off, so the opt-out reaches
+// the tools the agent runs.
+func (s *Session) Env(base []string) []string {
+	out := append([]string(nil), base...)
+	if s.Route().Kind != Off {
+		return out
+	}
+	for i, kv := range out {
+		if strings.HasPrefix(kv, "DO_NOT_TRACK=") {
+			out[i] = "DO_NOT_TRACK=1"
+			return out
+		}
+	}
+	return append(out, "DO_NOT_TRACK=1")
+}
+
+func (s *Session) warn(msg string) {
+	s.warned.Do(func() { fmt.Fprintf(s.opts.Stderr, "fred: telemetry: %s\n", msg) })
+}
+
+// recoverPanic keeps a bug in the library from crashing the agent.
+func (s *Session) recoverPanic() {
+	if r := recover(); r != nil {
+		s.stats.panics.Add(1)
+		if s.opts.Getenv("FRED_TELEMETRY_DEBUG") != "" {
+			fmt.Fprintf(s.opts.Stderr, "fred: telemetry: recovered panic: %v\n", r)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package telemetry
+
+import (
+	"context"
+
+	"github.com/fredcode/fredtel/schema"
+)
+
+// RemoteBatch is what the central route hands to its sink: remote-safe
+// records only. The types have no field that could hold text (they are
+// generated from the Central fields of the declaration), so nothing else can
+// reach the queue, the spool or the network.
+type RemoteBatch struct {
+	Sessions  []schema.RemoteSession
+	Turns     []schema.RemoteTurn
+	ToolCalls []schema.RemoteToolCall
+	Events    []schema.RemoteEvent
+}
+
+// Len is the number of records in b.
+func (b *RemoteBatch) Len() int {
+	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
+}
+
+// LocalBatch is what the self-hosted route hands to its sink: whole records,
+// text included unless DSC_TELEMETRY_NO_TEXT is set.
+type LocalBatch struct {
+	Sessions  []schema.Session
+	Turns     []schema.Turn
+	ToolCalls []schema.ToolCall
+	Events    []schema.Event
+}
+
+// Len is the number of records in b.
+func (b *LocalBatch) Len() int {
+	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
+}
+
+// toRemote is the privacy conversion of SPEC §4: it keeps the Central fields
+// of every record and nothing else. The recorder applies the same per-record
+// conversion (the generated Remote methods) before a record is queued.
+func toRemote(b *LocalBatch) *RemoteBatch {
+	out := &RemoteBatch{
+		Sessions:  make([]schema.RemoteSession, len(b.Sessions)),
+		Turns:     make([]schema.RemoteTurn, len(b.Turns)),
+		ToolCalls: make([]schema.RemoteToolCall, len(b.ToolCalls)),
+		Events:    make([]schema.RemoteEvent, len(b.Events)),
+	}
+	for i := range b.Sessions {
+		out.Sessions[i] = b.Sessions[i].Remote()
+	}
+	for i := range b.Turns {
+		out.Turns[i] = b.Turns[i].Remote()
+	}
+	for i := range b.ToolCalls {
+		out.ToolCalls[i] = b.ToolCalls[i].Remote()
+	}
+	for i := range b.Events {
+		out.Events[i] = b.Events[i].Remote()
+	}
+	return out
+}
+
+// CentralSink receives the central route's batches: the central sender
+// implements it. Send is called from the session's one background goroutine,
+// never concurrently, and must not keep b after it returns. An error keeps
+// the batch for a later retry (within the queue's byte bound).
+type CentralSink interface {
+	Send(ctx context.Context, b *RemoteBatch) error
+	// Close is called once, after the last Send, within the close budget.
+	Close(ctx context.Context) error
+}
+
+// Purger is implemented by a central sink that keeps data on disk (a spool):
+// turning telemetry off deletes it.
+type Purger interface {
+	Purge() error
+}
+
+// LocalSink receives the self-hosted route's batches (package
+// telemetry/selfhost writes them to the user's database). Same rules as
+// CentralSink.
+type LocalSink interface {
+	Write(ctx context.Context, b *LocalBatch) error
+	Close() error
+}
+
+// LocalOpener opens the self-hosted sink for a database URL. It is called in
+// the background, never on the agent's goroutine.
+type LocalOpener func(ctx context.Context, url string) (LocalSink, error)
