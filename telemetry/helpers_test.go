@@ -46,8 +46,13 @@ func (k *recSink) Send(ctx context.Context, b *RemoteBatch) error {
 	return nil
 }
 
-func (k *recSink) Close(context.Context) error { k.mu.Lock(); k.closed = true; k.mu.Unlock(); return nil }
-func (k *recSink) Purge() error                { k.mu.Lock(); k.purged = true; k.mu.Unlock(); return nil }
+func (k *recSink) Close(context.Context) error {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	return nil
+}
+func (k *recSink) Purge() error { k.mu.Lock(); k.purged = true; k.mu.Unlock(); return nil }
 
 func (k *recSink) all() (string, int) {
 	k.mu.Lock()
