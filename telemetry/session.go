@@ -386,6 +386,8 @@ func (s *Session) Env(base []string) []string {
 }
 
 func (s *Session) warn(msg string) {
+	// One line, whatever the error said (drivers like multi-line errors).
+	msg = strings.Join(strings.Fields(msg), " ")
 	s.warned.Do(func() { fmt.Fprintf(s.opts.Stderr, "fred: telemetry: %s\n", msg) })
 }
 

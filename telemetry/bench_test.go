@@ -1,0 +1,109 @@
+package telemetry
+
+import (
+	"context"
+	"crypto/sha256"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// args200 is a typical edit call's arguments, about 200 bytes.
+var args200 = []byte(`{"path":"internal/server/batch.go","old_string":"func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {","new_string":"func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) error {"}`)
+
+type discardSink struct{}
+
+func (discardSink) Send(context.Context, *RemoteBatch) error { return nil }
+func (discardSink) Close(context.Context) error              { return nil }
+
+func benchSession(b *testing.B, sink CentralSink, queue int) *Session {
+	dir := b.TempDir()
+	SaveCredentials(dir, Credentials{APIKey: testKey})
+	SavePrefs(dir, Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
+	env := map[string]string{"FRED_CONFIG_DIR": dir}
+	s := Start(Options{Getenv: envOf(env), Stderr: &syncBuffer{}, Central: sink, QueueBytes: queue, FlushInterval: 50 * time.Millisecond},
+		SessionInfo{Model: "fred-flash-2", Tools: []string{"edit"}})
+	if s.Route().Kind != Central {
+		b.Fatal("not central")
+	}
+	return s
+}
+
+// BenchmarkRecordToolCall is what the agent's goroutine pays per tool call
+// with ~200 bytes of args: canonical JSON, HMAC fingerprint, privacy
+// conversion and the hand-off to the queue. Compare with BenchmarkSHA256Floor
+// of the same run.
+func BenchmarkRecordToolCall(b *testing.B) {
+	s := benchSession(b, discardSink{}, 64<<20)
+	defer s.Close(context.Background())
+	t := s.BeginTurn("act", "fred-flash-2")
+	c := ToolCall{Name: "edit", Args: args200, Result: "Applied 1 edit.", Permission: "auto_allowed", Duration: 3 * time.Millisecond}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t.ToolCall(c)
+	}
+	b.StopTimer()
+	if s.Stats().Dropped > 0 {
+		b.Logf("%d dropped: the queue filled up", s.Stats().Dropped)
+	}
+}
+
+// BenchmarkSHA256Floor is the floor the hot path is measured against: one
+// SHA-256 of the same 200 bytes.
+func BenchmarkSHA256Floor(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		sha256.Sum256(args200)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestMillionToolCallsWithStalledSink: with the sink stalled, recording a
+// million tool calls keeps the heap under twice the queue bound (slice growth)
+// plus 1 MiB, and counts the drops.
+func TestMillionToolCallsWithStalledSink(t *testing.T) {
+	const queue = 4 << 20
+	n := 1_000_000
+	if raceEnabled {
+		n = 200_000 // the race detector makes each call ~10× slower; the bound is the same
+	}
+	sink := &recSink{stall: make(chan struct{})}
+	dir := configDir(t, true, true)
+	opts := testOptions(dir, nil, &syncBuffer{})
+	opts.Central = sink
+	opts.QueueBytes = queue
+	opts.MaxBatch = 500
+	opts.CloseBudget = 20 * time.Millisecond
+	base := heapInUse()
+	s := Start(opts, SessionInfo{Model: "m", Tools: []string{"edit"}})
+	tr := s.BeginTurn("act", "m")
+	c := ToolCall{Name: "edit", Args: args200, Result: "ok", Permission: "auto_allowed"}
+	var peak uint64
+	for i := 0; i < n; i++ {
+		tr.ToolCall(c)
+		if i%100_000 == 99_999 {
+			peak = max(peak, heapInUse())
+		}
+	}
+	peak = max(peak, heapInUse())
+	st := s.Stats()
+	s.Close(context.Background())
+	close(sink.stall)
+	growth := int64(peak) - int64(base)
+	t.Logf("%d tool calls, sink stalled: heap grew %.2f MiB (queue bound %d MiB); %d recorded, %d dropped",
+		n, float64(growth)/(1<<20), queue>>20, st.Recorded, st.Dropped)
+	if growth > 2*queue+1<<20 {
+		t.Errorf("heap grew %d bytes, over 2 × %d + 1 MiB", growth, queue)
+	}
+	if st.Recorded+st.Dropped != int64(n)+1 || st.Dropped < int64(n)/2 {
+		t.Errorf("stats %+v for %d calls", st, n)
+	}
+}

@@ -1,0 +1,153 @@
+package selfhost_test
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/store"
+	"github.com/fredcode/fredtel/telemetry"
+	"github.com/fredcode/fredtel/telemetry/selfhost"
+	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func session(t *testing.T, url string, noText bool, stderr *lockedBuf) *telemetry.Session {
+	env := map[string]string{"FRED_CONFIG_DIR": t.TempDir(), "DSC_TELEMETRY_DB_URL": url}
+	if noText {
+		env["DSC_TELEMETRY_NO_TEXT"] = "1"
+	}
+	return telemetry.Start(telemetry.Options{
+		FredVersion:   "1.2.3",
+		Getenv:        func(k string) string { return env[k] },
+		Stderr:        stderr,
+		SelfHosted:    selfhost.Open,
+		FlushInterval: 20 * time.Millisecond,
+		CloseBudget:   5 * time.Second,
+	}, telemetry.SessionInfo{Model: "fred-flash-2", Tools: []string{"read_file"}, Commands: []string{"help"}, SystemPrompt: "sys"})
+}
+
+func record(s *telemetry.Session) {
+	s.SlashCommand("/help me please")
+	for i := 0; i < 2; i++ {
+		tr := s.BeginTurn("act", "fred-flash-2")
+		tr.ToolCall(telemetry.ToolCall{Name: "read_file", Args: []byte(`{"path":"a.go"}`), Result: "package a", Permission: "auto_allowed"})
+		tr.ToolCall(telemetry.ToolCall{Name: "read_file", Args: []byte(`{ "path" : "a.go" }`), Result: "Error: gone", Permission: "denied", Failed: true})
+		tr.End(telemetry.TurnResult{FinishReason: "stop", UserInput: "explain a.go", AssistantText: "It is package a."})
+	}
+}
+
+// query runs a count on the database behind url.
+func query(t *testing.T, url, q string) int {
+	t.Helper()
+	var n int
+	loc, err := store.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(url, "sqlite:") {
+		db, err := sql.Open("sqlite", loc.Target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		err = db.QueryRow(q).Scan(&n)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
+	for _, be := range testdb.Backends {
+		for _, noText := range []bool{false, true} {
+			t.Run(be.Name+map[bool]string{false: "/text", true: "/no-text"}[noText], func(t *testing.T) {
+				t.Parallel()
+				url := be.URL(t)
+				var stderr lockedBuf
+				s := session(t, url, noText, &stderr)
+				if r := s.Route(); r.Kind != telemetry.SelfHosted || r.NoText != noText {
+					t.Fatalf("route %+v", r)
+				}
+				record(s)
+				s.Close(context.Background())
+				if st := s.Stats(); st.Written != st.Recorded || st.Dropped != 0 {
+					t.Fatalf("stats %+v, stderr %q", st, stderr.String())
+				}
+				for q, want := range map[string]int{
+					"SELECT count(*) FROM dsc_sessions WHERE ended_at IS NOT NULL": 1,
+					"SELECT count(*) FROM dsc_turns":                               2,
+					"SELECT count(*) FROM dsc_tool_calls":                          4,
+					"SELECT count(DISTINCT args_fingerprint) FROM dsc_tool_calls":  1,
+					"SELECT count(*) FROM dsc_tool_calls WHERE result_is_error":    2,
+					"SELECT count(*) FROM dsc_events":                              1,
+					"SELECT count(*) FROM dsc_turns WHERE prompt_chars = 12":       2,
+				} {
+					if n := query(t, url, q); n != want {
+						t.Errorf("%s = %d, want %d", q, n, want)
+					}
+				}
+				withText := query(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input = 'explain a.go' AND assistant_text = 'It is package a.'")
+				anyText := query(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
+				if noText && anyText != 0 {
+					t.Errorf("DSC_TELEMETRY_NO_TEXT=1 but %d turns have text", anyText)
+				}
+				if !noText && withText != 2 {
+					t.Errorf("%d turns kept their text, want 2", withText)
+				}
+				if stderr.String() != "" {
+					t.Errorf("stderr: %q", stderr.String())
+				}
+			})
+		}
+	}
+}
+
+// TestSelfHostedDatabaseDown: a database that is not there costs the agent
+// one line on stderr and nothing else; Close keeps to its budget.
+func TestSelfHostedDatabaseDown(t *testing.T) {
+	var stderr lockedBuf
+	env := map[string]string{"FRED_CONFIG_DIR": t.TempDir(), "DSC_TELEMETRY_DB_URL": "postgres://alice:hunter2@127.0.0.1:1/fred?connect_timeout=1"}
+	s := telemetry.Start(telemetry.Options{
+		Getenv: func(k string) string { return env[k] }, Stderr: &stderr, SelfHosted: selfhost.Open,
+		FlushInterval: 10 * time.Millisecond, QueueBytes: 32 << 10, CloseBudget: 100 * time.Millisecond,
+	}, telemetry.SessionInfo{Model: "m"})
+	for i := 0; i < 200; i++ {
+		record(s)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	s.Close(context.Background())
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v with the database down", d)
+	}
+	out := stderr.String()
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "alice:***@127.0.0.1:1") || strings.Contains(out, "hunter2") {
+		t.Errorf("want one masked line on stderr, got %q", out)
+	}
+	if st := s.Stats(); st.Dropped == 0 || st.Written != 0 || st.Failures == 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
