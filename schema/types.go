@@ -241,3 +241,29 @@ func nullHash(h Hash) any {
 	}
 	return h.String()
 }
+
+// OptString is a short string that may be absent: "" is JSON null and SQL
+// NULL. Enum values are never empty, so nothing is lost.
+type OptString string
+
+// MarshalJSON implements json.Marshaler.
+func (o OptString) MarshalJSON() ([]byte, error) {
+	if o == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(o))
+}
+
+// UnmarshalJSON accepts null or a string.
+func (o *OptString) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*o = ""
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("string: %w", err)
+	}
+	*o = OptString(s)
+	return nil
+}

@@ -127,7 +127,7 @@ type Turn struct {
 	FinishReason     string    `json:"finish_reason"`     // central: why the model stopped
 	DurationMs       int64     `json:"duration_ms"`       // central: wall time in milliseconds
 	NumToolCalls     int64     `json:"num_tool_calls"`    // central: tool calls the turn asked for
-	APIErrorType     string    `json:"api_error_type"`    // central: null, or the class of API error that ended the turn
+	APIErrorType     OptString `json:"api_error_type"`    // central: null, or the class of API error that ended the turn
 	PromptChars      int64     `json:"prompt_chars"`      // central: length of the user's input in characters
 	ResponseChars    int64     `json:"response_chars"`    // central: length of the assistant's text in characters
 	UserInput        string    `json:"user_input"`        // self-hosted: the user's input text (self-hosted only, unless DSC_TELEMETRY_NO_TEXT=1)
@@ -152,7 +152,7 @@ type RemoteTurn struct {
 	FinishReason     string    `json:"finish_reason"`
 	DurationMs       int64     `json:"duration_ms"`
 	NumToolCalls     int64     `json:"num_tool_calls"`
-	APIErrorType     string    `json:"api_error_type"`
+	APIErrorType     OptString `json:"api_error_type"`
 	PromptChars      int64     `json:"prompt_chars"`
 	ResponseChars    int64     `json:"response_chars"`
 }
@@ -217,7 +217,7 @@ func (r *Turn) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, r.FinishReason)
 	dst = append(dst, r.DurationMs)
 	dst = append(dst, r.NumToolCalls)
-	dst = append(dst, nullString(r.APIErrorType))
+	dst = append(dst, nullString(string(r.APIErrorType)))
 	dst = append(dst, r.PromptChars)
 	dst = append(dst, r.ResponseChars)
 	if s == SelfHostedSet {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,9 +61,20 @@ func openSQLite(ctx context.Context, loc Location, opts Options) (*sqliteStore, 
 	} else {
 		db.SetMaxOpenConns(4)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: %s: %w", loc.Masked, classifySQLite(err))
+	// Switching a new file to WAL takes an exclusive lock, and SQLite does
+	// not always wait for it with the busy handler: when processes open the
+	// same new file at once, retry for as long as the busy timeout would.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: %s: %w", loc.Masked, classifySQLite(err))
+		}
+		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
 	}
 	return &sqliteStore{db: db, loc: loc, set: opts.Set, now: time.Now}, nil
 }
@@ -299,6 +311,15 @@ func sqliteValue(v any) any {
 		return propsText(x)
 	}
 	return v
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
 func classifySQLite(err error) error {

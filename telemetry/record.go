@@ -154,7 +154,7 @@ func (t *Turn) End(r TurnResult) {
 		AssistantText:    r.AssistantText,
 	}
 	if r.APIErrorType != "" {
-		rec.APIErrorType = s.clean(fAPIError, r.APIErrorType)
+		rec.APIErrorType = schema.OptString(s.clean(fAPIError, r.APIErrorType))
 	}
 	s.pushTurn(&rec)
 }

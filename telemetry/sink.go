@@ -11,10 +11,10 @@ import (
 // generated from the Central fields of the declaration), so nothing else can
 // reach the queue, the spool or the network.
 type RemoteBatch struct {
-	Sessions  []schema.RemoteSession
-	Turns     []schema.RemoteTurn
-	ToolCalls []schema.RemoteToolCall
-	Events    []schema.RemoteEvent
+	Sessions  []schema.RemoteSession  `json:"sessions"`
+	Turns     []schema.RemoteTurn     `json:"turns"`
+	ToolCalls []schema.RemoteToolCall `json:"tool_calls"`
+	Events    []schema.RemoteEvent    `json:"events"`
 }
 
 // Len is the number of records in b.
@@ -25,10 +25,10 @@ func (b *RemoteBatch) Len() int {
 // LocalBatch is what the self-hosted route hands to its sink: whole records,
 // text included unless DSC_TELEMETRY_NO_TEXT is set.
 type LocalBatch struct {
-	Sessions  []schema.Session
-	Turns     []schema.Turn
-	ToolCalls []schema.ToolCall
-	Events    []schema.Event
+	Sessions  []schema.Session  `json:"sessions"`
+	Turns     []schema.Turn     `json:"turns"`
+	ToolCalls []schema.ToolCall `json:"tool_calls"`
+	Events    []schema.Event    `json:"events"`
 }
 
 // Len is the number of records in b.

@@ -95,6 +95,11 @@ func goType(f *schema.Field) string {
 		return "Props"
 	case schema.KindHash:
 		return "Hash"
+	case schema.KindString:
+		if f.Nullable {
+			return "OptString"
+		}
+		return "string"
 	default:
 		return "string"
 	}
@@ -113,7 +118,9 @@ func valueExpr(f *schema.Field) string {
 		return fmt.Sprintf("nullHash(%s)", x)
 	case f.Kind == schema.KindBool && f.Nullable:
 		return fmt.Sprintf("nullBool(%s)", x)
-	case (f.Kind == schema.KindString || f.Kind == schema.KindText) && (f.Nullable || f.Scope == schema.SelfHosted):
+	case f.Kind == schema.KindString && f.Nullable:
+		return fmt.Sprintf("nullString(string(%s))", x)
+	case f.Kind == schema.KindText:
 		return fmt.Sprintf("nullString(%s)", x)
 	}
 	return x
