@@ -34,7 +34,8 @@ type Options struct {
 	// Stderr is an *os.File on a terminal).
 	StderrIsTerminal func() bool
 	// Central receives the central route's batches. Without one the
-	// central route records nothing: no notice, no goroutine.
+	// central route records nothing: no notice, no goroutine. With
+	// FRED_TELEMETRY_DEBUG=1 a DebugSink on Stderr takes its place.
 	Central CentralSink
 	// SelfHosted opens the user's database for DSC_TELEMETRY_DB_URL
 	// (telemetry/selfhost.Open). Without one that route records nothing
@@ -200,6 +201,9 @@ func (s *Session) begin(info SessionInfo) {
 	case Off:
 		return
 	case Central:
+		if envFlag(s.opts.Getenv("FRED_TELEMETRY_DEBUG")) {
+			s.opts.Central = DebugSink(s.opts.Stderr)
+		}
 		if s.opts.Central == nil {
 			s.route = Route{Kind: Off, Rule: RuleNoSender}
 			return

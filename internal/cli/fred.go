@@ -1,17 +1,287 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fredcode/fredtel/internal/redact"
+	"github.com/fredcode/fredtel/telemetry"
+	"github.com/fredcode/fredtel/telemetry/selfhost"
+	"golang.org/x/term"
 )
 
 // Fred runs the fred command's telemetry controls with args (without the
-// program name) and returns its exit code.
+// program name) and returns its exit code. --no-telemetry may appear
+// anywhere: it turns telemetry off for this run only.
 func Fred(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) int {
-	cmds := map[string]command{
-		"telemetry": {"telemetry on|off|status|show (issue 3)", notYet(3)},
-		"login":     {"store an API key: fred login [--key KEY] (issue 3)", notYet(3)},
-		"logout":    {"forget the stored API key (issue 3)", notYet(3)},
+	return FredWithInput(ctx, args, env, os.Stdin, stdout, stderr)
+}
+
+// FredWithInput is Fred reading standard input from stdin.
+func FredWithInput(ctx context.Context, args []string, env Getenv, stdin io.Reader, stdout, stderr io.Writer) int {
+	f := &fredCmd{env: env, stdin: stdin}
+	rest := args[:0:0]
+	for _, a := range args {
+		if a == "--no-telemetry" || a == "-no-telemetry" {
+			f.noTelemetry = true
+			continue
+		}
+		rest = append(rest, a)
 	}
-	return dispatch(ctx, "fred", "fred: the telemetry controls of the Fred CLI.", cmds, args, env, stdout, stderr)
+	cmds := map[string]command{
+		"telemetry": {"telemetry [status|on|off|show]: where your telemetry goes, and the switch", f.telemetry},
+		"login":     {"login [--key KEY]: store your Fred API key (or paste it on stdin)", f.login},
+		"logout":    {"forget the stored API key", f.logout},
+		"repl":      {"a stand-in agent loop: each line is a turn; /telemetry works as in Fred", f.repl},
+	}
+	intro := "fred: the telemetry controls of the Fred CLI.\n\nGlobal flag: --no-telemetry  telemetry off for this run (the saved preference is untouched)"
+	return dispatch(ctx, "fred", intro, cmds, rest, env, stdout, stderr)
+}
+
+type fredCmd struct {
+	env         Getenv
+	stdin       io.Reader
+	noTelemetry bool
+}
+
+func (f *fredCmd) options(stderr io.Writer) telemetry.Options {
+	return telemetry.Options{
+		FredVersion: Version,
+		NoTelemetry: f.noTelemetry,
+		Getenv:      f.env,
+		Stderr:      stderr,
+		SelfHosted:  selfhost.Open,
+		// Central: the sender lands with issue 5; until then the central
+		// route records nothing unless FRED_TELEMETRY_DEBUG=1 prints it.
+	}
+}
+
+// Version is the CLI's version, stamped at build time with
+// -ldflags "-X github.com/fredcode/fredtel/internal/cli.Version=…".
+var Version = "0.1.0"
+
+func (f *fredCmd) telemetry(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+	sub := "status"
+	if len(args) > 0 {
+		sub = args[0]
+	}
+	if len(args) > 1 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q; usage: fred telemetry [status|on|off|show]", args[1])}
+	}
+	dir := telemetry.ConfigDir(env)
+	switch sub {
+	case "status":
+	case "on":
+		if err := telemetry.SetTelemetry(dir, true); err != nil {
+			return fmt.Errorf("cannot save the preference in %s: %w", dir, err)
+		}
+		fmt.Fprintln(stdout, "telemetry: on (saved)")
+	case "off":
+		if err := telemetry.SetTelemetry(dir, false); err != nil {
+			return fmt.Errorf("cannot save the preference in %s: %w", dir, err)
+		}
+		fmt.Fprintln(stdout, "telemetry: off (saved)")
+	case "show":
+		return fmt.Errorf("show: not built yet (tracked in issue 5: the audit log of sent batches)")
+	default:
+		return &usageError{msg: fmt.Sprintf("unknown subcommand %q; usage: fred telemetry [status|on|off|show]", sub)}
+	}
+	r := telemetry.Resolve(f.options(stderr))
+	fmt.Fprintf(stdout, "telemetry: %s\n", r.Status())
+	if r.Warning != "" {
+		fmt.Fprintf(stderr, "fred: %s\n", r.Warning)
+	}
+	return nil
+}
+
+func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fred login", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	key := fs.String("key", "", "the API key (fred_live_…); without it, the key is read from standard input")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &usageError{}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	k := strings.TrimSpace(*key)
+	if k == "" {
+		if file, ok := f.stdin.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
+			fmt.Fprint(stderr, "Paste your Fred API key: ")
+		}
+		line, err := bufio.NewReader(f.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("no key: give --key or write it on standard input")
+		}
+		k = strings.TrimSpace(line)
+	}
+	if !telemetry.KeyPattern.MatchString(k) {
+		return fmt.Errorf("that is not a Fred API key: want fred_live_ followed by 20 to 128 letters, digits, _ or -")
+	}
+	api := env("FRED_API_URL")
+	if api == "" {
+		api = telemetry.DefaultAPIURL
+	}
+	api = strings.TrimRight(api, "/")
+	creds := telemetry.Credentials{APIKey: k}
+	user, verr := whoami(ctx, api, k)
+	switch {
+	case errors.Is(verr, errKeyRejected):
+		return fmt.Errorf("%s rejected the key %s: it is unknown or revoked; nothing was stored", maskedAPI(api), telemetry.KeyPrefix(k))
+	case verr != nil:
+		fmt.Fprintf(stderr, "fred: could not verify the key now (%v); stored anyway, it is checked when telemetry is sent\n", verr)
+	default:
+		creds.User = user
+	}
+	dir := telemetry.ConfigDir(env)
+	if err := telemetry.SaveCredentials(dir, creds); err != nil {
+		return fmt.Errorf("cannot store the key in %s: %w", dir, err)
+	}
+	if creds.User != "" {
+		fmt.Fprintf(stdout, "logged in as %s with %s\n", creds.User, telemetry.KeyPrefix(k))
+	} else {
+		fmt.Fprintf(stdout, "logged in with %s\n", telemetry.KeyPrefix(k))
+	}
+	fmt.Fprintf(stdout, "telemetry: %s\n", telemetry.Resolve(f.options(stderr)).Status())
+	return nil
+}
+
+var errKeyRejected = errors.New("key rejected")
+
+// whoami asks the ingest API who owns key: the user id, errKeyRejected on
+// 401/403, or another error when the server cannot answer.
+func whoami(ctx context.Context, api, key string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/v1/whoami", nil)
+	if err != nil {
+		return "", fmt.Errorf("FRED_API_URL %s: %v", maskedAPI(api), err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%s unreachable", maskedAPI(api))
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		var body struct {
+			UserID string `json:"user_id"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.UserID == "" {
+			return "", fmt.Errorf("%s answered /v1/whoami without a user_id", maskedAPI(api))
+		}
+		return body.UserID, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "", errKeyRejected
+	}
+	return "", fmt.Errorf("%s answered /v1/whoami with %s", maskedAPI(api), resp.Status)
+}
+
+func maskedAPI(api string) string { return redact.URL(api) }
+
+func (f *fredCmd) logout(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	if err := telemetry.DeleteCredentials(telemetry.ConfigDir(env)); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "logged out")
+	fmt.Fprintf(stdout, "telemetry: %s\n", telemetry.Resolve(f.options(stderr)).Status())
+	return nil
+}
+
+// repl is a stand-in agent loop, so that the telemetry controls can be tried
+// (and tested) through a real binary: each line is a turn in which the
+// stand-in model reads a file named by the first word; /telemetry,
+// /model NAME, /mode act|plan and /quit work as in Fred.
+func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
+	}
+	model, mode := "fred-flash-2", "act"
+	if m := env("FRED_MODEL"); m != "" {
+		model = m
+	}
+	sess := telemetry.Start(f.options(stderr), telemetry.SessionInfo{
+		Model:        model,
+		SystemPrompt: "You are Fred, a coding agent (stand-in).",
+		Tools:        []string{"read_file"},
+		Commands:     []string{"help", "model", "mode", "telemetry", "quit"},
+	})
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		sess.Close(cctx)
+		cancel()
+	}()
+	in := bufio.NewScanner(f.stdin)
+	in.Buffer(make([]byte, 64<<10), 1<<20)
+	for in.Scan() {
+		line := strings.TrimSpace(in.Text())
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "/") {
+			cmd, arg, _ := strings.Cut(strings.TrimPrefix(line, "/"), " ")
+			arg = strings.TrimSpace(arg)
+			if cmd != "telemetry" {
+				sess.SlashCommand(line)
+			}
+			switch cmd {
+			case "quit", "exit":
+				return nil
+			case "telemetry":
+				fmt.Fprintln(stdout, sess.HandleSlash(arg))
+			case "model":
+				if arg != "" {
+					sess.ModelSwap(model, arg)
+					model = arg
+				}
+				fmt.Fprintf(stdout, "model: %s\n", model)
+			case "mode":
+				if arg == "act" || arg == "plan" {
+					sess.ModeChange(mode, arg)
+					mode = arg
+				}
+				fmt.Fprintf(stdout, "mode: %s\n", mode)
+			case "help":
+				fmt.Fprintln(stdout, "/telemetry [on|off|status], /model NAME, /mode act|plan, /quit; anything else is a prompt")
+			default:
+				fmt.Fprintf(stdout, "unknown command /%s\n", cmd)
+			}
+			continue
+		}
+		turn := sess.BeginTurn(mode, model)
+		path, _, _ := strings.Cut(line, " ")
+		args, _ := json.Marshal(map[string]string{"path": path})
+		start := time.Now()
+		body, err := os.ReadFile(path)
+		result := string(body)
+		if err != nil {
+			result = "Error: " + err.Error()
+		}
+		turn.ToolCall(telemetry.ToolCall{Name: "read_file", Args: args, Result: result, Permission: "auto_allowed",
+			Failed: err != nil, StartedAt: start, Duration: time.Since(start)})
+		answer := fmt.Sprintf("(stand-in model) read %s: %d bytes", path, len(body))
+		if err != nil {
+			answer = fmt.Sprintf("(stand-in model) could not read %s", path)
+		}
+		fmt.Fprintln(stdout, answer)
+		turn.End(telemetry.TurnResult{PromptTokens: len(line), CompletionTokens: len(answer), FinishReason: "stop",
+			UserInput: line, AssistantText: answer})
+	}
+	return in.Err()
 }
