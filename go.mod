@@ -3,6 +3,7 @@ module github.com/fredcode/fredtel
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	golang.org/x/term v0.48.0
