@@ -53,6 +53,9 @@ type Store interface {
 	// Describe lists the tables of the store's set and their columns, as
 	// the database reports them.
 	Describe(ctx context.Context) (map[string][]string, error)
+	// Count returns the number of rows of each record table of the set,
+	// keyed by table name.
+	Count(ctx context.Context) (map[string]int64, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Location is where the store writes, password masked.

@@ -54,6 +54,11 @@ func runMigrate(ctx context.Context, args []string, env Getenv, stdout, stderr i
 			return err
 		}
 		tables, err := s.Describe(ctx)
+		if err != nil {
+			s.Close()
+			return err
+		}
+		counts, err := s.Count(ctx)
 		s.Close()
 		if err != nil {
 			return err
@@ -70,7 +75,11 @@ func runMigrate(ctx context.Context, args []string, env Getenv, stdout, stderr i
 		}
 		sort.Strings(names)
 		for _, t := range names {
-			fmt.Fprintf(stdout, "  %-28s %2d columns\n", t, len(tables[t]))
+			if n, ok := counts[t]; ok {
+				fmt.Fprintf(stdout, "  %-28s %2d columns %8d rows\n", t, len(tables[t]), n)
+			} else {
+				fmt.Fprintf(stdout, "  %-28s %2d columns\n", t, len(tables[t]))
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fredcode/fredtel/schema"
+)
+
+// countSQL counts the rows of every record table of the set in one query.
+func countSQL(set schema.Set) string {
+	parts := make([]string, len(schema.Records))
+	for i, r := range schema.Records {
+		parts[i] = fmt.Sprintf("SELECT '%s', count(*) FROM %s", set.TableName(r), set.TableName(r))
+	}
+	return strings.Join(parts, " UNION ALL ")
+}
+
+func (s *pgStore) Count(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, countSQL(s.set))
+	if err != nil {
+		return nil, fmt.Errorf("store: count %s: %w", s.loc.Masked, classify(err))
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, err
+		}
+		out[t] = n
+	}
+	return out, rows.Err()
+}
+
+func (s *sqliteStore) Count(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, countSQL(s.set))
+	if err != nil {
+		return nil, fmt.Errorf("store: count %s: %w", s.loc.Masked, classifySQLite(err))
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, err
+		}
+		out[t] = n
+	}
+	return out, rows.Err()
+}
