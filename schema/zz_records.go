@@ -88,6 +88,14 @@ func (r *RemoteSession) Local() Session {
 // ID is the record id.
 func (r *Session) ID() uuid.UUID { return r.SessionID }
 
+// SessionRef is the session the record belongs to.
+func (r *Session) SessionRef() uuid.UUID { return r.SessionID }
+
+// Stamp sets the server fields.
+func (r *Session) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
+	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
+}
+
 // AppendValues appends the column values of r for the set, in the order
 // of Set.Columns: canonical Go values, nil for SQL NULL.
 func (r *Session) AppendValues(s Set, dst []any) []any {
@@ -202,6 +210,14 @@ func (r *RemoteTurn) Local() Turn {
 // ID is the record id.
 func (r *Turn) ID() uuid.UUID { return r.TurnID }
 
+// SessionRef is the session the record belongs to.
+func (r *Turn) SessionRef() uuid.UUID { return r.SessionID }
+
+// Stamp sets the server fields.
+func (r *Turn) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
+	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
+}
+
 // AppendValues appends the column values of r for the set, in the order
 // of Set.Columns: canonical Go values, nil for SQL NULL.
 func (r *Turn) AppendValues(s Set, dst []any) []any {
@@ -308,6 +324,14 @@ func (r *RemoteToolCall) Local() ToolCall {
 // ID is the record id.
 func (r *ToolCall) ID() uuid.UUID { return r.CallID }
 
+// SessionRef is the session the record belongs to.
+func (r *ToolCall) SessionRef() uuid.UUID { return r.SessionID }
+
+// Stamp sets the server fields.
+func (r *ToolCall) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
+	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
+}
+
 // AppendValues appends the column values of r for the set, in the order
 // of Set.Columns: canonical Go values, nil for SQL NULL.
 func (r *ToolCall) AppendValues(s Set, dst []any) []any {
@@ -378,6 +402,14 @@ func (r *RemoteEvent) Local() Event {
 
 // ID is the record id.
 func (r *Event) ID() uuid.UUID { return r.EventID }
+
+// SessionRef is the session the record belongs to.
+func (r *Event) SessionRef() uuid.UUID { return r.SessionID }
+
+// Stamp sets the server fields.
+func (r *Event) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
+	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
+}
 
 // AppendValues appends the column values of r for the set, in the order
 // of Set.Columns: canonical Go values, nil for SQL NULL.

@@ -78,64 +78,51 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 		t := newTable(set, schema.Sessions, len(merged))
 		for i := range merged {
 			s := &merged[i]
-			s.UserID, s.ReceivedAt, s.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
+			s.Stamp(srv.user, srv.at, srv.offsetMs)
 			t.add(s.SessionID, s.AppendValues(set, t.next()))
 		}
 		p.tables = append(p.tables, t.sorted())
 	}
 
-	if len(b.Turns) > 0 {
-		t := newTable(set, schema.Turns, len(b.Turns))
-		seen := make(map[uuid.UUID]bool, len(b.Turns))
-		for i := range b.Turns {
-			r := b.Turns[i]
-			ref(r.SessionID, fmt.Sprintf("turns[%d].session_id", i))
-			if seen[r.TurnID] {
-				p.dups++
-				continue
-			}
-			seen[r.TurnID] = true
-			r.UserID, r.ReceivedAt, r.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
-			t.add(r.TurnID, r.AppendValues(set, t.next()))
-		}
-		p.tables = append(p.tables, t.sorted())
-	}
-
-	if len(b.ToolCalls) > 0 {
-		t := newTable(set, schema.ToolCalls, len(b.ToolCalls))
-		seen := make(map[uuid.UUID]bool, len(b.ToolCalls))
-		for i := range b.ToolCalls {
-			r := b.ToolCalls[i]
-			ref(r.SessionID, fmt.Sprintf("tool_calls[%d].session_id", i))
-			if seen[r.CallID] {
-				p.dups++
-				continue
-			}
-			seen[r.CallID] = true
-			r.UserID, r.ReceivedAt, r.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
-			t.add(r.CallID, r.AppendValues(set, t.next()))
-		}
-		p.tables = append(p.tables, t.sorted())
-	}
-
-	if len(b.Events) > 0 {
-		t := newTable(set, schema.Events, len(b.Events))
-		seen := make(map[uuid.UUID]bool, len(b.Events))
-		for i := range b.Events {
-			r := b.Events[i]
-			ref(r.SessionID, fmt.Sprintf("events[%d].session_id", i))
-			if seen[r.EventID] {
-				p.dups++
-				continue
-			}
-			seen[r.EventID] = true
-			r.UserID, r.ReceivedAt, r.ClockOffsetMs = srv.user, srv.at, srv.offsetMs
-			t.add(r.EventID, r.AppendValues(set, t.next()))
-		}
-		p.tables = append(p.tables, t.sorted())
-	}
+	addChildren(p, set, schema.Turns, b.Turns, srv, ref)
+	addChildren(p, set, schema.ToolCalls, b.ToolCalls, srv, ref)
+	addChildren(p, set, schema.Events, b.Events, srv, ref)
 	slices.SortFunc(p.refIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	return p, nil
+}
+
+// record is what the generated record types offer the store.
+type record interface {
+	ID() uuid.UUID
+	SessionRef() uuid.UUID
+	Stamp(userID string, receivedAt schema.Time, clockOffsetMs int64)
+	AppendValues(s schema.Set, dst []any) []any
+}
+
+// addChildren adds the records of a type that only ever insert (all but
+// sessions): repeats of an id within the batch are folded into one.
+func addChildren[T any, P interface {
+	*T
+	record
+}](p *prepared, set schema.Set, rec *schema.Record, recs []T, srv serverStamp, ref func(uuid.UUID, string)) {
+	if len(recs) == 0 {
+		return
+	}
+	t := newTable(set, rec, len(recs))
+	seen := make(map[uuid.UUID]bool, len(recs))
+	for i := range recs {
+		r := recs[i] // a copy: the caller's records are not stamped
+		rp := P(&r)
+		ref(rp.SessionRef(), fmt.Sprintf("%s[%d].session_id", rec.Batch, i))
+		if seen[rp.ID()] {
+			p.dups++
+			continue
+		}
+		seen[rp.ID()] = true
+		rp.Stamp(srv.user, srv.at, srv.offsetMs)
+		t.add(rp.ID(), rp.AppendValues(set, t.next()))
+	}
+	p.tables = append(p.tables, t.sorted())
 }
 
 type ref struct {

@@ -23,16 +23,7 @@ func (s *pgStore) Count(ctx context.Context) (map[string]int64, error) {
 		return nil, fmt.Errorf("store: count %s: %w", s.loc.Masked, classify(err))
 	}
 	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var t string
-		var n int64
-		if err := rows.Scan(&t, &n); err != nil {
-			return nil, err
-		}
-		out[t] = n
-	}
-	return out, rows.Err()
+	return scanCounts(rows)
 }
 
 func (s *sqliteStore) Count(ctx context.Context) (map[string]int64, error) {
@@ -41,6 +32,15 @@ func (s *sqliteStore) Count(ctx context.Context) (map[string]int64, error) {
 		return nil, fmt.Errorf("store: count %s: %w", s.loc.Masked, classifySQLite(err))
 	}
 	defer rows.Close()
+	return scanCounts(rows)
+}
+
+// scanCounts reads (table, count) rows from either driver.
+func scanCounts(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) (map[string]int64, error) {
 	out := map[string]int64{}
 	for rows.Next() {
 		var t string

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"os"
@@ -16,8 +15,6 @@ import (
 	"github.com/creack/pty"
 	"github.com/fredcode/fredtel/internal/testdb"
 	"github.com/fredcode/fredtel/telemetry"
-	"github.com/jackc/pgx/v5"
-	_ "modernc.org/sqlite"
 )
 
 // These tests build the real fred binary and run it as a user would, each
@@ -156,32 +153,6 @@ func TestCentralRouteHandsOnlyRemoteSafeRecords(t *testing.T) {
 	}
 }
 
-// selfHostedRows counts rows of the self-hosted tables behind url.
-func selfHostedRows(t *testing.T, url, q string) int {
-	t.Helper()
-	var n int
-	if strings.HasPrefix(url, "sqlite:") {
-		db, err := sql.Open("sqlite", strings.TrimPrefix(url, "sqlite:"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.QueryRow(q).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
-	c, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	if err := c.QueryRow(context.Background(), q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
 func TestSelfHostedRouteWritesTheUsersDatabase(t *testing.T) {
 	for _, be := range testdb.Backends {
 		for _, noText := range []bool{false, true} {
@@ -208,12 +179,12 @@ func TestSelfHostedRouteWritesTheUsersDatabase(t *testing.T) {
 					"SELECT count(*) FROM dsc_events":                              6,
 				}
 				for q, want := range counts {
-					if n := selfHostedRows(t, url, q); n != want {
+					if n := testdb.QueryInt(t, url, q); n != want {
 						t.Errorf("%s = %d, want %d", q, n, want)
 					}
 				}
-				texts := selfHostedRows(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input LIKE 'CANARY-prompt-%' AND assistant_text IS NOT NULL")
-				anyText := selfHostedRows(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
+				texts := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input LIKE 'CANARY-prompt-%' AND assistant_text IS NOT NULL")
+				anyText := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
 				if noText && anyText != 0 {
 					t.Errorf("DSC_TELEMETRY_NO_TEXT=1, yet %d turns have text", anyText)
 				}

@@ -165,6 +165,9 @@ func goRecords() ([]byte, error) {
 		}
 		p("\t}\n}\n\n")
 		p("// ID is the record id.\nfunc (r *%s) ID() uuid.UUID { return r.%s }\n\n", name, GoName(r.Key().Name))
+		p("// SessionRef is the session the record belongs to.\nfunc (r *%s) SessionRef() uuid.UUID { return r.SessionID }\n\n", name)
+		p("// Stamp sets the server fields.\nfunc (r *%s) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {\n", name)
+		p("\tr.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs\n}\n\n")
 		p("// AppendValues appends the column values of r for the set, in the order\n// of Set.Columns: canonical Go values, nil for SQL NULL.\n")
 		p("func (r *%s) AppendValues(s Set, dst []any) []any {\n", name)
 		var open schema.Scope

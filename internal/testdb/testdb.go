@@ -12,15 +12,18 @@ package testdb
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite" // the driver QueryInt opens SQLite files with
 )
 
 // DefaultAdminURL is used when DATABASE_URL is not set.
@@ -116,4 +119,32 @@ type Backend struct {
 var Backends = []Backend{
 	{Name: "postgres", URL: Postgres},
 	{Name: "sqlite", URL: SQLite},
+}
+
+// QueryInt runs a query returning one integer on the database at url (a
+// URL of either backend), through a connection of its own.
+func QueryInt(t testing.TB, url, q string) int {
+	t.Helper()
+	var n int
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.QueryRow(q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.QueryRow(ctx, q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
 }

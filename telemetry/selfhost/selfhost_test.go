@@ -2,18 +2,14 @@ package selfhost_test
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/store"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/selfhost"
-	"github.com/jackc/pgx/v5"
-	_ "modernc.org/sqlite"
 )
 
 type lockedBuf struct {
@@ -53,37 +49,6 @@ func record(s *telemetry.Session) {
 	}
 }
 
-// query runs a count on the database behind url.
-func query(t *testing.T, url, q string) int {
-	t.Helper()
-	var n int
-	loc, err := store.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasPrefix(url, "sqlite:") {
-		db, err := sql.Open("sqlite", loc.Target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		err = db.QueryRow(q).Scan(&n)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
-	c, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	if err := c.QueryRow(context.Background(), q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
 func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
 	for _, be := range testdb.Backends {
 		for _, noText := range []bool{false, true} {
@@ -109,12 +74,12 @@ func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
 					"SELECT count(*) FROM dsc_events":                              1,
 					"SELECT count(*) FROM dsc_turns WHERE prompt_chars = 12":       2,
 				} {
-					if n := query(t, url, q); n != want {
+					if n := testdb.QueryInt(t, url, q); n != want {
 						t.Errorf("%s = %d, want %d", q, n, want)
 					}
 				}
-				withText := query(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input = 'explain a.go' AND assistant_text = 'It is package a.'")
-				anyText := query(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
+				withText := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input = 'explain a.go' AND assistant_text = 'It is package a.'")
+				anyText := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
 				if noText && anyText != 0 {
 					t.Errorf("DSC_TELEMETRY_NO_TEXT=1 but %d turns have text", anyText)
 				}
