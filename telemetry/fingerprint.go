@@ -179,7 +179,7 @@ func (c *canon) str(s []byte, i int) (int, error) {
 		case b < utf8.RuneSelf:
 			// Copy the run of plain ASCII at once.
 			j := i + 1
-			for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' {
+			for j < len(s) && plainASCII[s[j]] {
 				j++
 			}
 			c.out = append(c.out, s[i:j]...)
@@ -208,6 +208,14 @@ func unescape(b byte) rune {
 	}
 	return rune(b) // " \ /
 }
+
+// plainASCII marks the bytes a canonical string copies as they are.
+var plainASCII = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
 
 // decodeU decodes \uXXXX, or a surrogate pair \uXXXX\uXXXX.
 func decodeU(s []byte) (rune, int, bool) {
