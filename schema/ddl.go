@@ -131,6 +131,9 @@ type Index struct {
 // insights read by (session_id, time), (time) and, centrally, (user_id, time).
 func (s Set) Indexes(r *Record) []Index {
 	t := s.TableName(r)
+	if r.Batch == "" { // a server table: looked up by key, listed by user
+		return []Index{{t + "_user_idx", []string{"user_id", r.TimeField}}}
+	}
 	var out []Index
 	if !r.Key().Equal("session_id") {
 		out = append(out, Index{t + "_session_time_idx", []string{"session_id", r.TimeField}})
@@ -151,7 +154,7 @@ func (f *Field) Equal(name string) bool { return f.Name == name }
 // hand, or by a racing process, does no harm.
 func DDL(d Dialect, s Set, v int) []string {
 	var out []string
-	for _, r := range Records {
+	for _, r := range s.Tables() {
 		t := s.TableName(r)
 		cols := s.Columns(r)
 		if r.Since == v {

@@ -16,6 +16,10 @@ var (
 		"a Go runtime version such as go1.26.8")
 	PatUserID = newPattern("user_id", `^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`, "",
 		"the id of the key's owner, set by the server")
+	PatKeyPrefix = newPattern("key_prefix", `^fred_live_[A-Za-z0-9]{8}$`, "",
+		"the first 8 characters of a key after fred_live_: enough to name it, useless to use it")
+	PatLabel = newPattern("label", `^[A-Za-z0-9 ._@:/+-]{0,64}$`, "",
+		"an operator's note on a key")
 )
 
 // Enums.
@@ -178,3 +182,22 @@ var Events = &Record{
 // Records lists every record type, in the order batches carry them and
 // stores write them (sessions first, so ownership is settled before children).
 var Records = []*Record{Sessions, Turns, ToolCalls, Events}
+
+// APIKeys declares the ingest server's API keys: only a key's SHA-256 is
+// stored, never the key. A server table: central set only, never in a batch.
+var APIKeys = &Record{
+	Name: "api_key", Table: "api_keys", TimeField: "created_at", Since: 1, Unprefixed: true,
+	Doc: "the ingest server's API keys, stored as SHA-256 hashes",
+	Fields: []*Field{
+		{Name: "key_hash", Kind: KindHash, Scope: Server, Key: true, Max: 64, Since: 1, Doc: "SHA-256 of the whole key"},
+		{Name: "key_prefix", Kind: KindString, Scope: Server, Pattern: PatKeyPrefix, Max: 18, Since: 1, Doc: "fred_live_ and the next 8 characters, to name the key"},
+		{Name: "user_id", Kind: KindString, Scope: Server, Pattern: PatUserID, Max: 128, Since: 1, Doc: "the user every record sent with the key belongs to"},
+		{Name: "label", Kind: KindString, Scope: Server, Pattern: PatLabel, Max: 64, Since: 1, Doc: "operator's note"},
+		{Name: "created_at", Kind: KindTime, Scope: Server, Since: 1, Doc: "when the key was made"},
+		{Name: "last_used_at", Kind: KindTime, Scope: Server, Nullable: true, Since: 1, Doc: "last accepted request (updated at most once a minute)"},
+		{Name: "revoked_at", Kind: KindTime, Scope: Server, Nullable: true, Since: 1, Doc: "when the key was revoked; refused from then on"},
+	},
+}
+
+// ServerTables lists the tables of the central set that hold no records.
+var ServerTables = []*Record{APIKeys}

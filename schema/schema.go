@@ -145,6 +145,9 @@ type Record struct {
 	// Props declares, for a record with a KindProps field, the fields allowed
 	// in props for each event name. Keys are the values of the "name" field.
 	Props map[string][]*Field
+
+	// Unprefixed: the table name carries no set prefix (server tables).
+	Unprefixed bool
 }
 
 // Field returns the named field, or nil.
@@ -208,7 +211,21 @@ func (s Set) Has(sc Scope) bool {
 }
 
 // TableName is the full table name of r in the set.
-func (s Set) TableName(r *Record) string { return s.Prefix() + r.Table }
+func (s Set) TableName(r *Record) string {
+	if r.Unprefixed {
+		return r.Table
+	}
+	return s.Prefix() + r.Table
+}
+
+// Tables lists every table of the set: the record tables, and the server
+// tables in the central set.
+func (s Set) Tables() []*Record {
+	if s == CentralSet {
+		return append(append([]*Record(nil), Records...), ServerTables...)
+	}
+	return Records
+}
 
 // Columns returns the fields of r stored in the set, in column order.
 func (s Set) Columns(r *Record) []*Field {

@@ -34,6 +34,9 @@ func TestDeclarationIsWellFormed(t *testing.T) {
 					t.Errorf("%s.%s: a key is a central, non-null uuid", r.Name, f.Name)
 				}
 			}
+			if f.Scope == Server && r.Field("user_id") == nil {
+				t.Errorf("%s.%s: a record with server fields has user_id", r.Name, f.Name)
+			}
 			if f.Kind == KindText && f.Scope != SelfHosted {
 				t.Errorf("%s.%s: text must be self-hosted only", r.Name, f.Name)
 			}
@@ -43,6 +46,17 @@ func TestDeclarationIsWellFormed(t *testing.T) {
 		}
 		if (r.Props != nil) != (r.Field("props") != nil) {
 			t.Errorf("record %s: props declared without a props field or the reverse", r.Name)
+		}
+	}
+	for _, r := range ServerTables {
+		if r.Batch != "" || !r.Unprefixed {
+			t.Errorf("server table %s: no batch key, no prefix", r.Name)
+		}
+		for _, f := range r.Fields {
+			checkField(t, r.Name, f)
+			if f.Scope != Server {
+				t.Errorf("%s.%s: a server table has only server fields", r.Name, f.Name)
+			}
 		}
 	}
 	for name, fields := range Events.Props {

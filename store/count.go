@@ -52,3 +52,29 @@ func scanCounts(rows interface {
 	}
 	return out, rows.Err()
 }
+
+// collectColumns reads (table, column) rows of either driver, keeping the
+// tables that belong to the set: its prefix, and the server tables.
+func collectColumns(set schema.Set, rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) (map[string][]string, error) {
+	mine := map[string]bool{}
+	if set == schema.CentralSet {
+		for _, r := range schema.ServerTables {
+			mine[r.Table] = true
+		}
+	}
+	out := map[string][]string{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(t, set.Prefix()) || mine[t] {
+			out[t] = append(out[t], c)
+		}
+	}
+	return out, rows.Err()
+}

@@ -106,20 +106,12 @@ func (s *pgStore) Migrate(ctx context.Context) ([]int, error) {
 
 func (s *pgStore) Describe(ctx context.Context) (map[string][]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT table_name::text, column_name::text FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name LIKE $1 ESCAPE '!'
-		ORDER BY table_name, ordinal_position`, strings.ReplaceAll(s.set.Prefix(), "_", "!_")+"%")
+		WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`)
 	if err != nil {
 		return nil, fmt.Errorf("store: describe %s: %w", s.loc.Masked, classify(err))
 	}
-	out := map[string][]string{}
-	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return nil, err
-		}
-		out[t] = append(out[t], c)
-	}
-	return out, rows.Err()
+	defer rows.Close()
+	return collectColumns(s.set, rows)
 }
 
 func (s *pgStore) Write(ctx context.Context, b *Batch) (Result, error) {

@@ -141,21 +141,12 @@ func (s *sqliteStore) Migrate(ctx context.Context) ([]int, error) {
 
 func (s *sqliteStore) Describe(ctx context.Context) (map[string][]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_schema AS m, pragma_table_info(m.name) AS p
-		WHERE m.type = 'table' AND m.name LIKE ? ESCAPE '!' ORDER BY m.name, p.cid`,
-		strings.ReplaceAll(s.set.Prefix(), "_", "!_")+"%")
+		WHERE m.type = 'table' ORDER BY m.name, p.cid`)
 	if err != nil {
 		return nil, fmt.Errorf("store: describe %s: %w", s.loc.Masked, classifySQLite(err))
 	}
 	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
-			return nil, err
-		}
-		out[t] = append(out[t], c)
-	}
-	return out, rows.Err()
+	return collectColumns(s.set, rows)
 }
 
 func (s *sqliteStore) inTx(ctx context.Context, fn func(*sql.Tx) error) error {

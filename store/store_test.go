@@ -146,7 +146,7 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string][]string{migrationsTable(s.Set()): {"version", "name", "applied_at"}}
-		for _, r := range schema.Records {
+		for _, r := range s.Set().Tables() {
 			var cols []string
 			for _, f := range s.Set().Columns(r) {
 				cols = append(cols, f.Name)

@@ -49,8 +49,12 @@ func docs() []byte {
 	p("`INTEGER` 0 or 1; list and props → `jsonb` / `TEXT` holding JSON; string, hash, text → `text` / `TEXT`.\n")
 	p("Bounds, enums and patterns are also CHECK constraints (patterns on PostgreSQL only), the last\nline of defence behind the validator.\n\n")
 	p("Each set has its own migration table (`telemetry_schema_migrations`, `dsc_schema_migrations`).\n\n")
-	for _, r := range schema.Records {
-		p("## %s — `telemetry_%s`, `dsc_%s`\n\n%s.\n\n", r.Name, r.Table, r.Table, strings.ToUpper(r.Doc[:1])+r.Doc[1:])
+	for _, r := range schema.CentralSet.Tables() {
+		if r.Unprefixed {
+			p("## %s — `%s` (central only)\n\n%s.\n\n", r.Name, r.Table, strings.ToUpper(r.Doc[:1])+r.Doc[1:])
+		} else {
+			p("## %s — `telemetry_%s`, `dsc_%s`\n\n%s.\n\n", r.Name, r.Table, r.Table, strings.ToUpper(r.Doc[:1])+r.Doc[1:])
+		}
 		p("| column | kind | scope | constraint | meaning |\n|---|---|---|---|---|\n")
 		for _, f := range r.Fields {
 			p("| `%s` | %s | %s | %s | %s |\n", f.Name, f.Kind, f.Scope, constraint(f), f.Doc)
@@ -60,7 +64,11 @@ func docs() []byte {
 		for _, i := range schema.CentralSet.Indexes(r) {
 			ix = append(ix, "("+strings.Join(i.Columns, ", ")+")")
 		}
-		p("%s; self-hosted: the same without user_id.\n\n", strings.Join(ix, ", "))
+		if r.Unprefixed {
+			p("%s.\n\n", strings.Join(ix, ", "))
+		} else {
+			p("%s; self-hosted: the same without user_id.\n\n", strings.Join(ix, ", "))
+		}
 		if r.Props != nil {
 			names := make([]string, 0, len(r.Props))
 			for n := range r.Props {
@@ -77,7 +85,7 @@ func docs() []byte {
 		}
 	}
 	p("## Patterns\n\n| name | regular expression | meaning |\n|---|---|---|\n")
-	for _, pt := range []*schema.Pattern{schema.PatModel, schema.PatToolName, schema.PatCommand, schema.PatSemver, schema.PatRuntime, schema.PatUserID} {
+	for _, pt := range []*schema.Pattern{schema.PatModel, schema.PatToolName, schema.PatCommand, schema.PatSemver, schema.PatRuntime, schema.PatUserID, schema.PatKeyPrefix, schema.PatLabel} {
 		p("| `%s` | `%s` | %s |\n", pt.Name, pt.Re.String(), pt.Doc)
 	}
 	return b.Bytes()

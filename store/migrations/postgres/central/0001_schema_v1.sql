@@ -91,3 +91,15 @@ CREATE INDEX IF NOT EXISTS telemetry_events_session_time_idx ON telemetry_events
 CREATE INDEX IF NOT EXISTS telemetry_events_time_idx ON telemetry_events (ts);
 
 CREATE INDEX IF NOT EXISTS telemetry_events_user_time_idx ON telemetry_events (user_id, ts);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash text PRIMARY KEY CHECK (key_hash ~ '^[0-9a-f]{64}$'),
+    key_prefix text NOT NULL CHECK (char_length(key_prefix) <= 18) CHECK (key_prefix ~ '^fred_live_[A-Za-z0-9]{8}$'),
+    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+    label text NOT NULL CHECK (char_length(label) <= 64) CHECK (label ~ '^[A-Za-z0-9 ._@:/+-]{0,64}$'),
+    created_at timestamptz NOT NULL,
+    last_used_at timestamptz,
+    revoked_at timestamptz
+);
+
+CREATE INDEX IF NOT EXISTS api_keys_user_idx ON api_keys (user_id, created_at);

@@ -91,3 +91,15 @@ CREATE INDEX IF NOT EXISTS telemetry_events_session_time_idx ON telemetry_events
 CREATE INDEX IF NOT EXISTS telemetry_events_time_idx ON telemetry_events (ts);
 
 CREATE INDEX IF NOT EXISTS telemetry_events_user_time_idx ON telemetry_events (user_id, ts);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY CHECK (length(key_hash) = 64),
+    key_prefix TEXT NOT NULL CHECK (length(key_prefix) <= 18),
+    user_id TEXT NOT NULL CHECK (length(user_id) <= 128),
+    label TEXT NOT NULL CHECK (length(label) <= 64),
+    created_at TEXT NOT NULL CHECK (length(created_at) = 24),
+    last_used_at TEXT CHECK (length(last_used_at) = 24),
+    revoked_at TEXT CHECK (length(revoked_at) = 24)
+);
+
+CREATE INDEX IF NOT EXISTS api_keys_user_idx ON api_keys (user_id, created_at);
