@@ -30,6 +30,13 @@ func openPostgres(ctx context.Context, loc Location, opts Options) (*pgStore, er
 		// pgconn redacts the password in its own message.
 		return nil, fmt.Errorf("store: %s: %w", loc.Masked, err)
 	}
+	// No named prepared statements unless the URL asks for them: the same
+	// store then works through a transaction-mode pooler (PgBouncer, Neon's
+	// pooled endpoint), where a statement prepared on one server connection
+	// is missing on the next. Every statement here is one round trip anyway.
+	if !strings.Contains(loc.Target, "default_query_exec_mode") {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
 	cfg.MaxConns = 8
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns

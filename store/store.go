@@ -62,6 +62,9 @@ type Store interface {
 	Location() Location
 	// Set is the table set the store writes.
 	Set() schema.Set
+	// Keys manage the ingest server's API keys (central set only; the
+	// self-hosted set answers ErrCentralOnly).
+	Keys
 	Close() error
 }
 
