@@ -4,6 +4,7 @@ package schema
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -94,6 +95,85 @@ func (r *Session) SessionRef() uuid.UUID { return r.SessionID }
 // Stamp sets the server fields.
 func (r *Session) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
 	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
+}
+
+// SetValue sets the field named name from its canonical value (as a
+// validator produces them: uuid.UUID, time.Time, string, int64, bool,
+// Hash, []string, Props; nil leaves the field zero). It reports whether
+// the name and the value's type fit.
+func (r *Session) SetValue(name string, v any) bool {
+	if v == nil {
+		return true
+	}
+	switch name {
+	case "session_id":
+		x, ok := v.(uuid.UUID)
+		r.SessionID = x
+		return ok
+	case "started_at":
+		x, ok := v.(time.Time)
+		r.StartedAt = TimeOf(x)
+		return ok
+	case "ended_at":
+		x, ok := v.(time.Time)
+		r.EndedAt = TimeOf(x)
+		return ok
+	case "model":
+		x, ok := v.(string)
+		r.Model = x
+		return ok
+	case "fred_version":
+		x, ok := v.(string)
+		r.FredVersion = x
+		return ok
+	case "runtime_version":
+		x, ok := v.(string)
+		r.RuntimeVersion = x
+		return ok
+	case "os":
+		x, ok := v.(string)
+		r.OS = x
+		return ok
+	case "shell":
+		x, ok := v.(string)
+		r.Shell = x
+		return ok
+	case "git_dirty":
+		x, ok := v.(bool)
+		if ok {
+			r.GitDirty = BoolOf(x)
+		}
+		return ok
+	case "agents_md_hash":
+		x, ok := v.(Hash)
+		r.AgentsMDHash = x
+		return ok
+	case "system_prompt_sha256":
+		x, ok := v.(Hash)
+		r.SystemPromptSHA256 = x
+		return ok
+	case "tool_catalog":
+		x, ok := v.([]string)
+		r.ToolCatalog = x
+		return ok
+	case "command_catalog":
+		x, ok := v.([]string)
+		r.CommandCatalog = x
+		return ok
+	case "user_id":
+		x, ok := v.(string)
+		r.UserID = x
+		return ok
+	case "received_at":
+		x, ok := v.(time.Time)
+		r.ReceivedAt = TimeOf(x)
+		return ok
+	case "clock_offset_ms":
+		x, ok := v.(int64)
+		r.ClockOffsetMs = x
+		return ok
+	}
+	return false
 }
 
 // AppendValues appends the column values of r for the set, in the order
@@ -218,6 +298,99 @@ func (r *Turn) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
 	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
 }
 
+// SetValue sets the field named name from its canonical value (as a
+// validator produces them: uuid.UUID, time.Time, string, int64, bool,
+// Hash, []string, Props; nil leaves the field zero). It reports whether
+// the name and the value's type fit.
+func (r *Turn) SetValue(name string, v any) bool {
+	if v == nil {
+		return true
+	}
+	switch name {
+	case "turn_id":
+		x, ok := v.(uuid.UUID)
+		r.TurnID = x
+		return ok
+	case "session_id":
+		x, ok := v.(uuid.UUID)
+		r.SessionID = x
+		return ok
+	case "seq":
+		x, ok := v.(int64)
+		r.Seq = x
+		return ok
+	case "started_at":
+		x, ok := v.(time.Time)
+		r.StartedAt = TimeOf(x)
+		return ok
+	case "model":
+		x, ok := v.(string)
+		r.Model = x
+		return ok
+	case "mode":
+		x, ok := v.(string)
+		r.Mode = x
+		return ok
+	case "prompt_tokens":
+		x, ok := v.(int64)
+		r.PromptTokens = x
+		return ok
+	case "completion_tokens":
+		x, ok := v.(int64)
+		r.CompletionTokens = x
+		return ok
+	case "cached_tokens":
+		x, ok := v.(int64)
+		r.CachedTokens = x
+		return ok
+	case "finish_reason":
+		x, ok := v.(string)
+		r.FinishReason = x
+		return ok
+	case "duration_ms":
+		x, ok := v.(int64)
+		r.DurationMs = x
+		return ok
+	case "num_tool_calls":
+		x, ok := v.(int64)
+		r.NumToolCalls = x
+		return ok
+	case "api_error_type":
+		x, ok := v.(string)
+		r.APIErrorType = OptString(x)
+		return ok
+	case "prompt_chars":
+		x, ok := v.(int64)
+		r.PromptChars = x
+		return ok
+	case "response_chars":
+		x, ok := v.(int64)
+		r.ResponseChars = x
+		return ok
+	case "user_input":
+		x, ok := v.(string)
+		r.UserInput = x
+		return ok
+	case "assistant_text":
+		x, ok := v.(string)
+		r.AssistantText = x
+		return ok
+	case "user_id":
+		x, ok := v.(string)
+		r.UserID = x
+		return ok
+	case "received_at":
+		x, ok := v.(time.Time)
+		r.ReceivedAt = TimeOf(x)
+		return ok
+	case "clock_offset_ms":
+		x, ok := v.(int64)
+		r.ClockOffsetMs = x
+		return ok
+	}
+	return false
+}
+
 // AppendValues appends the column values of r for the set, in the order
 // of Set.Columns: canonical Go values, nil for SQL NULL.
 func (r *Turn) AppendValues(s Set, dst []any) []any {
@@ -332,6 +505,79 @@ func (r *ToolCall) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
 	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
 }
 
+// SetValue sets the field named name from its canonical value (as a
+// validator produces them: uuid.UUID, time.Time, string, int64, bool,
+// Hash, []string, Props; nil leaves the field zero). It reports whether
+// the name and the value's type fit.
+func (r *ToolCall) SetValue(name string, v any) bool {
+	if v == nil {
+		return true
+	}
+	switch name {
+	case "call_id":
+		x, ok := v.(uuid.UUID)
+		r.CallID = x
+		return ok
+	case "session_id":
+		x, ok := v.(uuid.UUID)
+		r.SessionID = x
+		return ok
+	case "turn_id":
+		x, ok := v.(uuid.UUID)
+		r.TurnID = x
+		return ok
+	case "seq":
+		x, ok := v.(int64)
+		r.Seq = x
+		return ok
+	case "started_at":
+		x, ok := v.(time.Time)
+		r.StartedAt = TimeOf(x)
+		return ok
+	case "tool_name":
+		x, ok := v.(string)
+		r.ToolName = x
+		return ok
+	case "args_fingerprint":
+		x, ok := v.(Hash)
+		r.ArgsFingerprint = x
+		return ok
+	case "permission":
+		x, ok := v.(string)
+		r.Permission = x
+		return ok
+	case "duration_ms":
+		x, ok := v.(int64)
+		r.DurationMs = x
+		return ok
+	case "outcome":
+		x, ok := v.(string)
+		r.Outcome = x
+		return ok
+	case "result_bytes":
+		x, ok := v.(int64)
+		r.ResultBytes = x
+		return ok
+	case "result_is_error":
+		x, ok := v.(bool)
+		r.ResultIsError = x
+		return ok
+	case "user_id":
+		x, ok := v.(string)
+		r.UserID = x
+		return ok
+	case "received_at":
+		x, ok := v.(time.Time)
+		r.ReceivedAt = TimeOf(x)
+		return ok
+	case "clock_offset_ms":
+		x, ok := v.(int64)
+		r.ClockOffsetMs = x
+		return ok
+	}
+	return false
+}
+
 // AppendValues appends the column values of r for the set, in the order
 // of Set.Columns: canonical Go values, nil for SQL NULL.
 func (r *ToolCall) AppendValues(s Set, dst []any) []any {
@@ -409,6 +655,51 @@ func (r *Event) SessionRef() uuid.UUID { return r.SessionID }
 // Stamp sets the server fields.
 func (r *Event) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {
 	r.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs
+}
+
+// SetValue sets the field named name from its canonical value (as a
+// validator produces them: uuid.UUID, time.Time, string, int64, bool,
+// Hash, []string, Props; nil leaves the field zero). It reports whether
+// the name and the value's type fit.
+func (r *Event) SetValue(name string, v any) bool {
+	if v == nil {
+		return true
+	}
+	switch name {
+	case "event_id":
+		x, ok := v.(uuid.UUID)
+		r.EventID = x
+		return ok
+	case "session_id":
+		x, ok := v.(uuid.UUID)
+		r.SessionID = x
+		return ok
+	case "ts":
+		x, ok := v.(time.Time)
+		r.TS = TimeOf(x)
+		return ok
+	case "name":
+		x, ok := v.(string)
+		r.Name = x
+		return ok
+	case "props":
+		x, ok := v.(Props)
+		r.Props = x
+		return ok
+	case "user_id":
+		x, ok := v.(string)
+		r.UserID = x
+		return ok
+	case "received_at":
+		x, ok := v.(time.Time)
+		r.ReceivedAt = TimeOf(x)
+		return ok
+	case "clock_offset_ms":
+		x, ok := v.(int64)
+		r.ClockOffsetMs = x
+		return ok
+	}
+	return false
 }
 
 // AppendValues appends the column values of r for the set, in the order

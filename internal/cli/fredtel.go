@@ -10,8 +10,8 @@ import (
 func Fredtel(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
 		"migrate":  {"create or upgrade the telemetry tables of a database", runMigrate},
-		"serve":    {"run the ingest API (issue 4)", notYet(4)},
-		"keys":     {"create, list and revoke API keys (issue 4)", notYet(4)},
+		"serve":    {"run the ingest API", runServe},
+		"keys":     {"create, list and revoke API keys: keys create --user ID | list | revoke PREFIX", runKeys},
 		"insights": {"answer the six questions for a time window", notYet(8)},
 		"simulate": {"drive a synthetic fleet through the real client", notYet(8)},
 		"demo":     {"collector, fleet, insights and dashboard in one go", notYet(8)},

@@ -168,6 +168,23 @@ func goRecords() ([]byte, error) {
 		p("// SessionRef is the session the record belongs to.\nfunc (r *%s) SessionRef() uuid.UUID { return r.SessionID }\n\n", name)
 		p("// Stamp sets the server fields.\nfunc (r *%s) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {\n", name)
 		p("\tr.UserID, r.ReceivedAt, r.ClockOffsetMs = userID, receivedAt, clockOffsetMs\n}\n\n")
+		p("// SetValue sets the field named name from its canonical value (as a\n// validator produces them: uuid.UUID, time.Time, string, int64, bool,\n// Hash, []string, Props; nil leaves the field zero). It reports whether\n// the name and the value's type fit.\n")
+		p("func (r *%s) SetValue(name string, v any) bool {\n\tif v == nil {\n\t\treturn true\n\t}\n\tswitch name {\n", name)
+		for _, f := range r.Fields {
+			g := GoName(f.Name)
+			p("\tcase %q:\n", f.Name)
+			switch {
+			case f.Kind == schema.KindTime:
+				p("\t\tx, ok := v.(time.Time)\n\t\tr.%s = TimeOf(x)\n\t\treturn ok\n", g)
+			case f.Kind == schema.KindBool && f.Nullable:
+				p("\t\tx, ok := v.(bool)\n\t\tif ok {\n\t\t\tr.%s = BoolOf(x)\n\t\t}\n\t\treturn ok\n", g)
+			case f.Kind == schema.KindString && f.Nullable:
+				p("\t\tx, ok := v.(string)\n\t\tr.%s = OptString(x)\n\t\treturn ok\n", g)
+			default:
+				p("\t\tx, ok := v.(%s)\n\t\tr.%s = x\n\t\treturn ok\n", goType(f), g)
+			}
+		}
+		p("\t}\n\treturn false\n}\n\n")
 		p("// AppendValues appends the column values of r for the set, in the order\n// of Set.Columns: canonical Go values, nil for SQL NULL.\n")
 		p("func (r *%s) AppendValues(s Set, dst []any) []any {\n", name)
 		var open schema.Scope
@@ -222,7 +239,7 @@ func goRecords() ([]byte, error) {
 		p("\treturn append(b, '}')\n}\n\n")
 	}
 	src := b.Bytes()
-	src = bytes.Replace(src, []byte("import \"github.com/google/uuid\""), []byte("import (\n\t\"strconv\"\n\n\t\"github.com/google/uuid\"\n)"), 1)
+	src = bytes.Replace(src, []byte("import \"github.com/google/uuid\""), []byte("import (\n\t\"strconv\"\n\t\"time\"\n\n\t\"github.com/google/uuid\"\n)"), 1)
 	out, err := format.Source(src)
 	if err != nil {
 		return nil, fmt.Errorf("schemagen: gofmt: %w\n%s", err, src)

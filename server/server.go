@@ -1,0 +1,486 @@
+package server
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures the ingest server. Zero fields take the defaults noted.
+type Config struct {
+	// MaxBody bounds the request body as sent (default 1 MiB) and
+	// MaxInflated the body after gzip (default 8 MiB): 413 beyond.
+	MaxBody, MaxInflated int64
+	// MaxRecords per batch (default 1000): 413 beyond.
+	MaxRecords int
+	// MinClientVersion: older clients get 426 (default none).
+	MinClientVersion string
+	// Rate and Burst: each key's token bucket, in requests per second
+	// (default 20/s, burst 40): 429 with Retry-After beyond.
+	Rate  float64
+	Burst int
+	// KeyCacheTTL: how long a key's status is trusted before it is read
+	// again (default 30 s), so a revoked key is refused by every server
+	// process within a minute.
+	KeyCacheTTL time.Duration
+	// MaxClockSkew bounds |sent_at - server clock| (default 30 days).
+	MaxClockSkew time.Duration
+	// RetryAfter is what 503 answers tell clients to wait (default 5 s).
+	RetryAfter time.Duration
+	// WriteTimeout bounds one database write (default 10 s).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
+	// Registry receives the metrics (default a new one, served at /metrics).
+	Registry *prometheus.Registry
+}
+
+func (c *Config) defaults() {
+	if c.MaxBody <= 0 {
+		c.MaxBody = 1 << 20
+	}
+	if c.MaxInflated <= 0 {
+		c.MaxInflated = 8 << 20
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = 1000
+	}
+	if c.Rate <= 0 {
+		c.Rate = 20
+	}
+	if c.Burst <= 0 {
+		c.Burst = 40
+	}
+	if c.KeyCacheTTL <= 0 {
+		c.KeyCacheTTL = 30 * time.Second
+	}
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = 30 * 24 * time.Hour
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = 5 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Server is the ingest API. Build it with New; it is an http.Handler.
+type Server struct {
+	cfg     Config
+	st      store.Store
+	keys    *keyCache
+	limits  *limiter
+	m       *metrics
+	mux     *http.ServeMux
+	touched sync.Map // key hash → last time last_used_at was written
+}
+
+// New returns the ingest API over a central store.
+func New(cfg Config, st store.Store) (*Server, error) {
+	if st.Set() != schema.CentralSet {
+		return nil, fmt.Errorf("server: the store must write the central set")
+	}
+	cfg.defaults()
+	s := &Server{cfg: cfg, st: st, keys: newKeyCache(st, cfg.KeyCacheTTL, cfg.Now),
+		limits: newLimiter(cfg.Rate, cfg.Burst, cfg.Now), m: newMetrics(cfg.Registry)}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST /v1/batch", s.handleBatch)
+	s.mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
+	s.mux.HandleFunc("GET /v1/schema", s.handleSchema)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler: it counts every answer by code and
+// turns a panic into a 500 without taking the process down.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &statusWriter{ResponseWriter: w, code: 200}
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if !rec.wrote {
+				writeJSON(rec, http.StatusInternalServerError, map[string]string{"error": "internal"})
+			}
+		}
+		route := r.URL.Path
+		if !knownRoute(route) {
+			route = "other"
+		}
+		s.m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		s.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+func knownRoute(p string) bool {
+	switch p {
+	case "/v1/batch", "/v1/whoami", "/v1/schema", "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return false
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// refuse answers a rejected batch: counted by reason, logged by reason,
+// field path and key prefix, never with a value from the payload.
+func (s *Server) refuse(w http.ResponseWriter, rj *Rejection, keyPrefix string) {
+	s.m.rejected.WithLabelValues(rj.Reason).Inc()
+	s.cfg.Logger.Info("batch rejected", "status", rj.Status, "reason", rj.Reason, "field", rj.Field, "key", keyPrefix)
+	body := map[string]any{"error": rj.Msg}
+	if rj.Field != "" {
+		body["field"] = rj.Field
+	}
+	switch rj.Status {
+	case http.StatusUnprocessableEntity:
+		body = map[string]any{"error": "schema_version_unsupported", "supported": SupportedVersions()}
+	case http.StatusUpgradeRequired:
+		body = map[string]any{"error": "client_too_old", "min_version": s.cfg.MinClientVersion}
+	}
+	writeJSON(w, rj.Status, body)
+}
+
+func (s *Server) retryLater(w http.ResponseWriter, code int, wait time.Duration, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// authenticate returns the key of a request, or answers 401/503 itself.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.APIKey, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !strings.HasPrefix(token, "fred_live_") || len(token) > 200 {
+		s.m.rejected.WithLabelValues("auth").Inc()
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or malformed API key"})
+		return store.APIKey{}, false
+	}
+	k, err := s.keys.lookup(r.Context(), token)
+	switch {
+	case errors.Is(err, store.ErrNoKey):
+		s.m.rejected.WithLabelValues("auth").Inc()
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unknown or revoked API key"})
+		return store.APIKey{}, false
+	case err != nil:
+		s.cfg.Logger.Warn("key lookup failed", "err", err)
+		s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable")
+		return store.APIKey{}, false
+	}
+	return k, true
+}
+
+// handleBatch is POST /v1/batch, the wire contract of SPEC §5:
+//
+//	Authorization: Bearer fred_live_…
+//	Content-Type: application/json   (else 415)
+//	Content-Encoding: gzip | identity (else 415)
+//	body ≤ MaxBody as sent and ≤ MaxInflated inflated (else 413)
+//	{"schema_version", "batch_id", "sent_at", "client": {"fred_version", "runtime_version"},
+//	 "sessions": [], "turns": [], "tool_calls": [], "events": []}
+//
+// Answers: 200 {"accepted", "duplicates"} only after the commit; 400
+// {"error", "field"} with nothing written; 401 unknown or revoked key; 413;
+// 415; 422 {"error": "schema_version_unsupported", "supported"}; 426
+// {"min_version"}; 429 and 503 with Retry-After. user_id comes from the key,
+// never from the payload. No IP address is kept.
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if wait, ok := s.limits.allow(key.Prefix); !ok {
+		s.m.rejected.WithLabelValues("rate_limit").Inc()
+		s.retryLater(w, http.StatusTooManyRequests, wait, "rate limit: retry later")
+		return
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		s.refuse(w, reject(http.StatusUnsupportedMediaType, "content_type", "", "want Content-Type: application/json"), key.Prefix)
+		return
+	}
+	body, rj := s.readBody(w, r)
+	if rj != nil {
+		s.refuse(w, rj, key.Prefix)
+		return
+	}
+	now := s.cfg.Now()
+	b, rj := validateBatch(body, Limits{MaxRecords: s.cfg.MaxRecords, MinClient: s.cfg.MinClientVersion, Now: now, MaxClockSkew: s.cfg.MaxClockSkew})
+	if rj != nil {
+		s.refuse(w, rj, key.Prefix)
+		return
+	}
+	b.UserID = key.UserID
+	s.m.inflight.Inc()
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+	start := time.Now()
+	res, err := s.st.Write(ctx, &b.Batch)
+	s.m.dbLatency.Observe(time.Since(start).Seconds())
+	cancel()
+	s.m.inflight.Dec()
+	if err != nil {
+		var ce *store.ConflictError
+		switch {
+		case errors.As(err, &ce):
+			s.refuse(w, reject(http.StatusBadRequest, "foreign_session", ce.Path, "session belongs to another user"), key.Prefix)
+		case errors.Is(err, store.ErrRejected):
+			// The validator let through what a CHECK constraint refused:
+			// a gap to close, logged without the value.
+			s.cfg.Logger.Error("database constraint rejected a validated batch", "key", key.Prefix)
+			s.refuse(w, reject(http.StatusBadRequest, "constraint", "", "rejected by a database constraint"), key.Prefix)
+		default:
+			s.cfg.Logger.Warn("batch write failed", "key", key.Prefix, "err", err)
+			s.m.rejected.WithLabelValues("unavailable").Inc()
+			s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable")
+		}
+		return
+	}
+	s.m.records.WithLabelValues("accepted").Add(float64(res.Accepted))
+	s.m.records.WithLabelValues("duplicate").Add(float64(res.Duplicates))
+	s.touch(key)
+	writeJSON(w, http.StatusOK, map[string]int{"accepted": res.Accepted, "duplicates": res.Duplicates})
+}
+
+// readBody reads the body within the limits, inflating gzip without ever
+// holding more than MaxInflated+1 bytes: a gzip bomb stops at the limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Rejection) {
+	if r.ContentLength > s.cfg.MaxBody {
+		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+	}
+	var in io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+			}
+			return nil, reject(http.StatusBadRequest, "gzip", "", "invalid gzip")
+		}
+		defer zr.Close()
+		in = zr
+	default:
+		return nil, reject(http.StatusUnsupportedMediaType, "content_encoding", "", "want Content-Encoding gzip or none")
+	}
+	body, err := io.ReadAll(io.LimitReader(in, s.cfg.MaxInflated+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+		}
+		return nil, reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
+	}
+	if int64(len(body)) > s.cfg.MaxInflated {
+		return nil, reject(http.StatusRequestEntityTooLarge, "too_large_inflated", "", "body over %d bytes once inflated", s.cfg.MaxInflated)
+	}
+	return body, nil
+}
+
+// touch records the key's use at most once a minute per process.
+func (s *Server) touch(k store.APIKey) {
+	now := s.cfg.Now()
+	if last, ok := s.touched.Load(k.Hash); ok && now.Sub(last.(time.Time)) < time.Minute {
+		return
+	}
+	s.touched.Store(k.Hash, now)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.st.TouchKey(ctx, k.Hash, now); err != nil {
+		s.cfg.Logger.Warn("cannot record key use", "key", k.Prefix, "err", err)
+	}
+}
+
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user_id": key.UserID, "key_prefix": key.Prefix})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// handleSchema publishes the supported wire versions and, for each, the
+// allowlist derived from the declaration.
+func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
+	type field struct {
+		Kind     string   `json:"kind"`
+		Nullable bool     `json:"nullable,omitempty"`
+		Enum     []string `json:"enum,omitempty"`
+		Pattern  string   `json:"pattern,omitempty"`
+		Min      *int64   `json:"min,omitempty"`
+		Max      *int64   `json:"max,omitempty"`
+		MaxItems int      `json:"max_items,omitempty"`
+	}
+	describe := func(f *schema.Field) field {
+		d := field{Kind: f.Kind.String(), Nullable: f.Nullable, Enum: f.Enum, MaxItems: f.MaxItems}
+		if f.Pattern != nil {
+			d.Pattern = f.Pattern.Re.String()
+		}
+		if f.Kind == schema.KindInt {
+			d.Min, d.Max = &f.Min, &f.Max
+		}
+		return d
+	}
+	versions := map[string]any{}
+	for _, v := range SupportedVersions() {
+		recs := map[string]any{}
+		for _, rec := range schema.Records {
+			fields := map[string]field{}
+			for _, f := range rec.Fields {
+				if f.Scope == schema.Central && f.Since <= v {
+					fields[f.Name] = describe(f)
+				}
+			}
+			entry := map[string]any{"fields": fields}
+			if rec.Props != nil {
+				props := map[string]map[string]field{}
+				for name, fs := range rec.Props {
+					props[name] = map[string]field{}
+					for _, f := range fs {
+						if f.Since <= v {
+							props[name][f.Name] = describe(f)
+						}
+					}
+				}
+				entry["props"] = props
+			}
+			recs[rec.Batch] = entry
+		}
+		versions[strconv.Itoa(v)] = recs
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": SupportedVersions(), "versions": versions})
+}
+
+// NewKey makes a new API key: fred_live_ and 32 random base-62 characters
+// (about 190 bits), its stored form (hash and prefix), and never keeps it.
+func NewKey(userID, label string, now time.Time) (string, store.APIKey, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 32)
+	for i := range b {
+		var x [1]byte
+		for {
+			if _, err := rand.Read(x[:]); err != nil {
+				return "", store.APIKey{}, err
+			}
+			if x[0] < 248 { // 248 = 4 × 62: no modulo bias
+				break
+			}
+		}
+		b[i] = alphabet[int(x[0])%len(alphabet)]
+	}
+	key := "fred_live_" + string(b)
+	return key, store.APIKey{Hash: sha256.Sum256([]byte(key)), Prefix: key[:len("fred_live_")+8], UserID: userID, Label: label, CreatedAt: now}, nil
+}
+
+// keyCache remembers key lookups for a while, so a batch costs no key query
+// and a revoked key is refused within the TTL.
+type keyCache struct {
+	st  store.Keys
+	ttl time.Duration
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[schema.Hash]cachedKey
+}
+
+type cachedKey struct {
+	key     store.APIKey
+	found   bool
+	fetched time.Time
+}
+
+const keyCacheMax = 100_000
+
+func newKeyCache(st store.Keys, ttl time.Duration, now func() time.Time) *keyCache {
+	return &keyCache{st: st, ttl: ttl, now: now, m: map[schema.Hash]cachedKey{}}
+}
+
+// lookup finds an active key. The key is compared as its SHA-256, in
+// constant time, so neither the lookup nor the comparison leaks how much of
+// a guess was right.
+func (c *keyCache) lookup(ctx context.Context, token string) (store.APIKey, error) {
+	h := schema.Hash(sha256.Sum256([]byte(token)))
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.m[h]
+	c.mu.Unlock()
+	if !ok || now.Sub(e.fetched) > c.ttl {
+		k, err := c.st.LookupKey(ctx, h)
+		if err != nil && !errors.Is(err, store.ErrNoKey) {
+			return store.APIKey{}, err
+		}
+		e = cachedKey{key: k, found: err == nil, fetched: now}
+		c.mu.Lock()
+		if len(c.m) >= keyCacheMax {
+			clear(c.m) // a flood of random keys must not grow memory without bound
+		}
+		c.m[h] = e
+		c.mu.Unlock()
+	}
+	if !e.found || e.key.Revoked() || subtle.ConstantTimeCompare(e.key.Hash[:], h[:]) != 1 {
+		return store.APIKey{}, store.ErrNoKey
+	}
+	return e.key, nil
+}

@@ -1,0 +1,487 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/store"
+	"github.com/google/uuid"
+)
+
+// Rejection says why a batch was refused. It never holds a value from the
+// payload: only the rule (Reason), the field path and a fixed message.
+type Rejection struct {
+	Status int    // 400, 413, 422 or 426
+	Reason string // the rule, also the metrics label
+	Field  string // e.g. "turns[3].user_input"
+	Msg    string
+}
+
+func (r *Rejection) Error() string {
+	if r.Field == "" {
+		return r.Msg
+	}
+	return r.Field + ": " + r.Msg
+}
+
+func reject(status int, reason, field, msg string, a ...any) *Rejection {
+	return &Rejection{Status: status, Reason: reason, Field: field, Msg: fmt.Sprintf(msg, a...)}
+}
+
+// Limits are the bounds validateBatch applies.
+type Limits struct {
+	MaxRecords int
+	// MinClient is the oldest client.fred_version accepted ("" for none).
+	MinClient string
+	// Now is the server clock.
+	Now time.Time
+	// MaxClockSkew bounds |sent_at - Now|: a client clock hours off is
+	// normal, a month off is not a clock.
+	MaxClockSkew time.Duration
+}
+
+// Record times must fall in [sent_at - pastWindow, sent_at + futureWindow],
+// measured against the batch's own sent_at so a wrong client clock loses
+// nothing.
+const (
+	pastWindow   = 30 * 24 * time.Hour
+	futureWindow = time.Hour
+)
+
+// Batch is a validated batch.
+type Batch struct {
+	SchemaVersion int
+	BatchID       uuid.UUID
+	SentAt        time.Time
+	FredVersion   string
+	store.Batch
+}
+
+// SupportedVersions are the wire schema versions accepted: the current one
+// and the one before it, so a server deployed ahead of its clients keeps
+// their data.
+func SupportedVersions() []int {
+	if schema.Version > 1 {
+		return []int{schema.Version - 1, schema.Version}
+	}
+	return []int{schema.Version}
+}
+
+var topLevel = []string{"schema_version", "batch_id", "sent_at", "client", "sessions", "turns", "tool_calls", "events"}
+
+var simpleKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// safeKey is how an unexpected key appears in a path: as itself when it is
+// a plain identifier, else a placeholder, so a key cannot smuggle text into
+// an answer or a log line.
+func safeKey(k string) string {
+	if simpleKey.MatchString(k) {
+		return k
+	}
+	return "<unprintable key>"
+}
+
+// validateBatch checks a whole batch against the schema declaration and
+// decodes it. The first problem rejects everything: unknown or forbidden
+// fields at any depth, wrong types, values outside enums, patterns or
+// bounds, times outside the window, duplicate keys.
+func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
+	root, err := parseJSON(body)
+	if err != nil {
+		se, _ := err.(*syntaxError)
+		if se != nil && se.msg == "duplicate key" {
+			return nil, reject(http.StatusBadRequest, "duplicate_key", sanitizePath(se.path), "duplicate key")
+		}
+		if se != nil && se.msg == "nested too deeply" {
+			return nil, reject(http.StatusBadRequest, "nesting", sanitizePath(se.path), "nested too deeply")
+		}
+		off := 0
+		if se != nil {
+			off = se.off
+		}
+		return nil, reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
+	}
+	if root.kind != jObj {
+		return nil, reject(http.StatusBadRequest, "type", "", "the batch must be a JSON object")
+	}
+	for _, m := range root.members {
+		if !slices.Contains(topLevel, m.key) {
+			return nil, reject(http.StatusBadRequest, "unknown_field", safeKey(m.key), "field not allowed")
+		}
+	}
+	// The version decides the allowlist, so it is checked first.
+	ver, rj := intOf(root.field("schema_version"), "schema_version")
+	if rj != nil {
+		return nil, rj
+	}
+	if !slices.Contains(SupportedVersions(), int(ver)) {
+		return nil, reject(http.StatusUnprocessableEntity, "schema_version_unsupported", "schema_version", "schema_version_unsupported")
+	}
+	b := &Batch{SchemaVersion: int(ver)}
+	client := root.field("client")
+	if client == nil || client.kind != jObj {
+		return nil, reject(http.StatusBadRequest, "type", "client", "want an object with fred_version and runtime_version")
+	}
+	for _, m := range client.members {
+		if m.key != "fred_version" && m.key != "runtime_version" {
+			return nil, reject(http.StatusBadRequest, "unknown_field", "client."+safeKey(m.key), "field not allowed")
+		}
+	}
+	fv, rj := stringOf(client.field("fred_version"), "client.fred_version", schema.Sessions.Field("fred_version"))
+	if rj != nil {
+		return nil, rj
+	}
+	if _, rj := stringOf(client.field("runtime_version"), "client.runtime_version", schema.Sessions.Field("runtime_version")); rj != nil {
+		return nil, rj
+	}
+	if lim.MinClient != "" && semverLess(fv, lim.MinClient) {
+		return nil, reject(http.StatusUpgradeRequired, "client_too_old", "client.fred_version", "client older than %s", lim.MinClient)
+	}
+	b.FredVersion = fv
+	if b.BatchID, rj = uuidOf(root.field("batch_id"), "batch_id"); rj != nil {
+		return nil, rj
+	}
+	sent, rj := timeOf(root.field("sent_at"), "sent_at")
+	if rj != nil {
+		return nil, rj
+	}
+	if d := lim.Now.Sub(sent); lim.MaxClockSkew > 0 && (d > lim.MaxClockSkew || d < -lim.MaxClockSkew) {
+		return nil, reject(http.StatusBadRequest, "clock", "sent_at", "more than %s from the server clock", lim.MaxClockSkew)
+	}
+	b.SentAt = sent
+	b.ReceivedAt = lim.Now
+	b.ClockOffset = lim.Now.Sub(sent)
+
+	total := 0
+	arrays := map[string]*jval{}
+	for _, r := range schema.Records {
+		a := root.field(r.Batch)
+		if a == nil {
+			continue
+		}
+		if a.kind != jArr {
+			return nil, reject(http.StatusBadRequest, "type", r.Batch, "want an array, got %s", a.kind)
+		}
+		arrays[r.Batch] = a
+		total += len(a.elems)
+	}
+	if lim.MaxRecords > 0 && total > lim.MaxRecords {
+		return nil, reject(http.StatusRequestEntityTooLarge, "too_many_records", "", "%d records; at most %d per batch", total, lim.MaxRecords)
+	}
+	v := &validator{version: b.SchemaVersion, sent: sent}
+	for _, r := range schema.Records {
+		a := arrays[r.Batch]
+		if a == nil {
+			continue
+		}
+		for i, e := range a.elems {
+			path := r.Batch + "[" + strconv.Itoa(i) + "]"
+			vals, rj := v.record(r, e, path)
+			if rj != nil {
+				return nil, rj
+			}
+			appendRecord(&b.Batch, r, vals)
+		}
+	}
+	return b, nil
+}
+
+func sanitizePath(p string) string {
+	// Paths from the parser carry raw keys: keep plain ones only.
+	parts := strings.Split(p, ".")
+	for i, part := range parts {
+		base, idx, _ := strings.Cut(part, "[")
+		if idx != "" {
+			idx = "[" + idx
+		}
+		if base != "" {
+			base = safeKey(base)
+		}
+		parts[i] = base + idx
+	}
+	return strings.Join(parts, ".")
+}
+
+type validator struct {
+	version int
+	sent    time.Time
+}
+
+// allowed reports whether f is on the wire allowlist of the batch's version.
+func (v *validator) allowed(f *schema.Field) bool {
+	return f.Scope == schema.Central && f.Since <= v.version
+}
+
+// record checks one record object and returns its field values by name.
+func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]any, *Rejection) {
+	if e.kind != jObj {
+		return nil, reject(http.StatusBadRequest, "type", path, "want an object, got %s", e.kind)
+	}
+	vals := make(map[string]any, len(r.Fields))
+	var props *jval
+	for _, m := range e.members {
+		f := r.Field(m.key)
+		fp := path + "." + safeKey(m.key)
+		if f == nil {
+			return nil, reject(http.StatusBadRequest, "unknown_field", fp, "field not allowed")
+		}
+		if !v.allowed(f) {
+			return nil, reject(http.StatusBadRequest, "forbidden_field", fp, "field not allowed")
+		}
+		if f.Kind == schema.KindProps {
+			props = m.val
+			continue
+		}
+		val, rj := v.value(f, m.val, fp)
+		if rj != nil {
+			return nil, rj
+		}
+		vals[f.Name] = val
+	}
+	for _, f := range r.Fields {
+		if !v.allowed(f) || f.Nullable {
+			continue
+		}
+		if _, ok := vals[f.Name]; !ok && !(f.Kind == schema.KindProps && props != nil) {
+			return nil, reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
+		}
+	}
+	if r.Props != nil {
+		p, rj := v.props(r, vals["name"].(string), props, path+".props")
+		if rj != nil {
+			return nil, rj
+		}
+		vals["props"] = p
+	}
+	return vals, nil
+}
+
+// props checks the props of an event against the fields declared for its
+// name and returns them as compact JSON in declaration order.
+func (v *validator) props(r *schema.Record, name string, p *jval, path string) (schema.Props, *Rejection) {
+	if p.kind != jObj {
+		return nil, reject(http.StatusBadRequest, "type", path, "want an object, got %s", p.kind)
+	}
+	decl := r.Props[name]
+	for _, m := range p.members {
+		if !slices.ContainsFunc(decl, func(f *schema.Field) bool { return f.Name == m.key && v.allowed(f) }) {
+			return nil, reject(http.StatusBadRequest, "unknown_field", path+"."+safeKey(m.key), "field not allowed for %s", name)
+		}
+	}
+	// Re-encoded from the checked values, in declaration order: names and
+	// enums are plain ASCII, so quoting them is JSON.
+	out := []byte{'{'}
+	for i, f := range decl {
+		fv := p.field(f.Name)
+		if fv == nil {
+			return nil, reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
+		}
+		val, rj := v.value(f, fv, path+"."+f.Name)
+		if rj != nil {
+			return nil, rj
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = strconv.AppendQuote(out, f.Name)
+		out = append(out, ':')
+		switch x := val.(type) {
+		case int64:
+			out = strconv.AppendInt(out, x, 10)
+		case string:
+			out = strconv.AppendQuote(out, x)
+		}
+	}
+	return append(out, '}'), nil
+}
+
+// value checks one field's value.
+func (v *validator) value(f *schema.Field, j *jval, path string) (any, *Rejection) {
+	if j.kind == jNull {
+		if f.Nullable {
+			return nil, nil
+		}
+		return nil, reject(http.StatusBadRequest, "type", path, "must not be null")
+	}
+	switch f.Kind {
+	case schema.KindUUID:
+		return uuidOf(j, path)
+	case schema.KindTime:
+		t, rj := timeOf(j, path)
+		if rj != nil {
+			return nil, rj
+		}
+		if t.Before(v.sent.Add(-pastWindow)) || t.After(v.sent.Add(futureWindow)) {
+			return nil, reject(http.StatusBadRequest, "time_window", path, "outside [sent_at - 30 days, sent_at + 1 hour]")
+		}
+		return t, nil
+	case schema.KindString:
+		return stringOf(j, path, f)
+	case schema.KindInt:
+		n, rj := intOf(j, path)
+		if rj != nil {
+			return nil, rj
+		}
+		if n < f.Min || n > f.Max {
+			return nil, reject(http.StatusBadRequest, "bounds", path, "outside [%d, %d]", f.Min, f.Max)
+		}
+		return n, nil
+	case schema.KindBool:
+		if j.kind != jBool {
+			return nil, reject(http.StatusBadRequest, "type", path, "want a boolean, got %s", j.kind)
+		}
+		return j.b, nil
+	case schema.KindHash:
+		if j.kind != jStr {
+			return nil, reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
+		}
+		h, err := schema.ParseHash(j.s)
+		if err != nil {
+			return nil, reject(http.StatusBadRequest, "hash", path, "want 64 lowercase hex characters")
+		}
+		return h, nil
+	case schema.KindList:
+		if j.kind != jArr {
+			return nil, reject(http.StatusBadRequest, "type", path, "want an array, got %s", j.kind)
+		}
+		if len(j.elems) > f.MaxItems {
+			return nil, reject(http.StatusBadRequest, "bounds", path, "more than %d items", f.MaxItems)
+		}
+		out := make([]string, len(j.elems))
+		for i, e := range j.elems {
+			ip := path + "[" + strconv.Itoa(i) + "]"
+			if e.kind != jStr {
+				return nil, reject(http.StatusBadRequest, "type", ip, "want a string, got %s", e.kind)
+			}
+			if int64(len(e.s)) > f.Max || !f.Pattern.Re.MatchString(e.s) {
+				return nil, reject(http.StatusBadRequest, "pattern", ip, "does not match %s", f.Pattern.Name)
+			}
+			out[i] = e.s
+		}
+		return out, nil
+	}
+	return nil, reject(http.StatusBadRequest, "type", path, "unexpected field")
+}
+
+func stringOf(j *jval, path string, f *schema.Field) (string, *Rejection) {
+	if j == nil {
+		return "", reject(http.StatusBadRequest, "missing_field", path, "required")
+	}
+	if j.kind != jStr {
+		return "", reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
+	}
+	if !f.Allows(j.s) {
+		if f.Enum != nil {
+			return "", reject(http.StatusBadRequest, "enum", path, "not one of %s", strings.Join(f.Enum, ", "))
+		}
+		return "", reject(http.StatusBadRequest, "pattern", path, "does not match %s", f.Pattern.Name)
+	}
+	return j.s, nil
+}
+
+func intOf(j *jval, path string) (int64, *Rejection) {
+	if j == nil {
+		return 0, reject(http.StatusBadRequest, "missing_field", path, "required")
+	}
+	if j.kind != jNum {
+		return 0, reject(http.StatusBadRequest, "type", path, "want an integer, got %s", j.kind)
+	}
+	n, err := strconv.ParseInt(j.s, 10, 64)
+	if err != nil {
+		if strings.ContainsAny(j.s, ".eE") {
+			return 0, reject(http.StatusBadRequest, "type", path, "want an integer")
+		}
+		return 0, reject(http.StatusBadRequest, "bounds", path, "out of range")
+	}
+	return n, nil
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func uuidOf(j *jval, path string) (uuid.UUID, *Rejection) {
+	if j == nil {
+		return uuid.UUID{}, reject(http.StatusBadRequest, "missing_field", path, "required")
+	}
+	if j.kind != jStr || !uuidRe.MatchString(j.s) {
+		return uuid.UUID{}, reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
+	}
+	u, err := uuid.Parse(j.s)
+	if err != nil || u == (uuid.UUID{}) {
+		return uuid.UUID{}, reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
+	}
+	return u, nil
+}
+
+var timeRe = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`)
+
+func timeOf(j *jval, path string) (time.Time, *Rejection) {
+	if j == nil {
+		return time.Time{}, reject(http.StatusBadRequest, "missing_field", path, "required")
+	}
+	if j.kind != jStr || !timeRe.MatchString(j.s) {
+		return time.Time{}, reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
+	}
+	t, err := time.Parse(time.RFC3339Nano, j.s)
+	if err != nil {
+		return time.Time{}, reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
+	}
+	return t.UTC().Truncate(time.Millisecond), nil
+}
+
+// semverLess compares the x.y.z cores of two versions (pre-release tags
+// ignored: a hotfix lever needs no finer grain).
+func semverLess(a, b string) bool {
+	pa, pb := semverCore(a), semverCore(b)
+	for i := range 3 {
+		if pa[i] != pb[i] {
+			return pa[i] < pb[i]
+		}
+	}
+	return false
+}
+
+func semverCore(v string) [3]int {
+	var out [3]int
+	core, _, _ := strings.Cut(v, "-")
+	core, _, _ = strings.Cut(core, "+")
+	for i, p := range strings.SplitN(core, ".", 3) {
+		out[i], _ = strconv.Atoi(p)
+	}
+	return out
+}
+
+// appendRecord builds the typed record from checked values, through the
+// setters generated from the declaration.
+func appendRecord(b *store.Batch, r *schema.Record, v map[string]any) {
+	set := func(rec interface{ SetValue(string, any) bool }) {
+		for k, x := range v {
+			if !rec.SetValue(k, x) {
+				panic(fmt.Sprintf("server: %s.%s: a checked value of type %T does not fit", r.Name, k, x))
+			}
+		}
+	}
+	switch r {
+	case schema.Sessions:
+		var x schema.Session
+		set(&x)
+		b.Sessions = append(b.Sessions, x)
+	case schema.Turns:
+		var x schema.Turn
+		set(&x)
+		b.Turns = append(b.Turns, x)
+	case schema.ToolCalls:
+		var x schema.ToolCall
+		set(&x)
+		b.ToolCalls = append(b.ToolCalls, x)
+	case schema.Events:
+		var x schema.Event
+		set(&x)
+		b.Events = append(b.Events, x)
+	}
+}
