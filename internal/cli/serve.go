@@ -35,6 +35,8 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	rate := fs.Float64("rate", envFloat(env, "FREDTEL_RATE", 20), "requests per second per key before 429 (env FREDTEL_RATE)")
 	burst := fs.Int("burst", int(envFloat(env, "FREDTEL_BURST", 40)), "requests a key may send at once (env FREDTEL_BURST)")
 	pool := fs.Int("pool", int(envFloat(env, "FREDTEL_DB_POOL", 8)), "PostgreSQL connections (env FREDTEL_DB_POOL)")
+	keyTTL := fs.Duration("key-cache-ttl", envDuration(env, "FREDTEL_KEY_CACHE_TTL", 30*time.Second), "how long a key's status is cached; a revoked key is refused within this (env FREDTEL_KEY_CACHE_TTL)")
+	writeTimeout := fs.Duration("write-timeout", envDuration(env, "FREDTEL_WRITE_TIMEOUT", 10*time.Second), "longest database write before 503 (env FREDTEL_WRITE_TIMEOUT)")
 	logFormat := fs.String("log-format", envDefault(env, "FREDTEL_LOG_FORMAT", "json"), "json or text (env FREDTEL_LOG_FORMAT)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics).\n"+
@@ -78,7 +80,8 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 		return err
 	}
 	defer st.Close()
-	srv, err := server.New(server.Config{MinClientVersion: *minClient, Rate: *rate, Burst: *burst, Logger: log}, st)
+	srv, err := server.New(server.Config{MinClientVersion: *minClient, Rate: *rate, Burst: *burst, Logger: log,
+		KeyCacheTTL: *keyTTL, WriteTimeout: *writeTimeout}, st)
 	if err != nil {
 		return err
 	}
@@ -106,6 +109,15 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	}
 	fmt.Fprintln(stdout, "fredtel serve: stopped")
 	return nil
+}
+
+func envDuration(env Getenv, name string, def time.Duration) time.Duration {
+	if v := env(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
 }
 
 func envFloat(env Getenv, name string, def float64) float64 {

@@ -1,0 +1,492 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// The integration suite starts the real fredtel binary on 127.0.0.1 and
+// speaks raw HTTP to it: crafted requests, not the Go client.
+
+var fredtelBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fredtel-bin")
+	if err != nil {
+		panic(err)
+	}
+	fredtelBin = filepath.Join(dir, "fredtel")
+	if out, err := exec.Command("go", "build", "-o", fredtelBin, "../cmd/fredtel").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building fredtel: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Process is a running fredtel serve.
+type Process struct {
+	URL    string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+func (p *Process) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
+
+type lockedWriter struct{ p *Process }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.stderr.Write(b)
+}
+
+// StartServer runs fredtel serve on a free loopback port against db (and
+// migrateDB for migrations, when set) and stops it with SIGTERM at the end.
+func StartServer(t testing.TB, db, migrateDB string, args ...string) *Process {
+	t.Helper()
+	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)
+	if migrateDB != "" {
+		full = append(full, "--migrate-db", migrateDB)
+	}
+	p := &Process{cmd: exec.Command(fredtelBin, full...)}
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	p.cmd.Stderr = lockedWriter{p}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	ready := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if a, ok := strings.CutPrefix(lines.Text(), "fredtel serve: listening on "); ok {
+				ready <- strings.TrimPrefix(strings.Fields(a)[0], "http://")
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case u, ok := <-ready:
+		if !ok {
+			p.cmd.Wait()
+			t.Fatalf("fredtel serve exited: %s", p.Stderr())
+		}
+		p.URL = u
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		t.Fatalf("fredtel serve did not start: %s", p.Stderr())
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("fredtel serve did not stop cleanly: %v\n%s", err, p.Stderr())
+			}
+		case <-time.After(20 * time.Second):
+			p.cmd.Process.Kill()
+			t.Errorf("fredtel serve ignored SIGTERM")
+		}
+	})
+	return p
+}
+
+// CreateKey runs fredtel keys create and returns the key.
+func CreateKey(t testing.TB, db, user string) string {
+	t.Helper()
+	cmd := exec.Command(fredtelBin, "keys", "create", "--db", db, "--user", user)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("keys create: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func revokeKey(t testing.TB, db, key string) {
+	t.Helper()
+	cmd := exec.Command(fredtelBin, "keys", "revoke", "--db", db, key[:len("fred_live_")+8])
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("keys revoke: %v %s", err, out)
+	}
+}
+
+// ValidBatch is a batch with one record of each kind and every event name.
+func ValidBatch(now time.Time) map[string]any {
+	ts := now.UTC().Format("2006-01-02T15:04:05.000Z")
+	sid, tid := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	hash := strings.Repeat("ab", 32)
+	id := func() string { return uuid.Must(uuid.NewV7()).String() }
+	return map[string]any{
+		"schema_version": 1, "batch_id": id(), "sent_at": ts,
+		"client": map[string]any{"fred_version": "1.4.2", "runtime_version": "go1.26.8"},
+		"sessions": []any{map[string]any{"session_id": sid, "started_at": ts, "ended_at": nil, "model": "fred-flash-2",
+			"fred_version": "1.4.2", "runtime_version": "go1.26.8", "os": "linux", "shell": "zsh", "git_dirty": true,
+			"agents_md_hash": hash, "system_prompt_sha256": hash, "tool_catalog": []any{"read_file", "bash"}, "command_catalog": []any{"help", "model"}}},
+		"turns": []any{map[string]any{"turn_id": tid, "session_id": sid, "seq": 0, "started_at": ts, "model": "fred-flash-2", "mode": "act",
+			"prompt_tokens": 1200, "completion_tokens": 80, "cached_tokens": 0, "finish_reason": "stop", "duration_ms": 2300,
+			"num_tool_calls": 1, "api_error_type": nil, "prompt_chars": 21, "response_chars": 17}},
+		"tool_calls": []any{map[string]any{"call_id": id(), "session_id": sid, "turn_id": tid, "seq": 0, "started_at": ts,
+			"tool_name": "read_file", "args_fingerprint": hash, "permission": "auto_allowed", "duration_ms": 4, "outcome": "ok",
+			"result_bytes": 1234, "result_is_error": false}},
+		"events": []any{
+			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "slash_command", "props": map[string]any{"command": "model"}},
+			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "api_retry", "props": map[string]any{"attempt": 1, "delay_ms": 2000, "error_type": "rate_limit", "status": 429}},
+			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "mode_change", "props": map[string]any{"from": "act", "to": "plan"}},
+			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "model_swap", "props": map[string]any{"from": "fred-flash-2", "to": "fred-pro-2"}},
+		},
+	}
+}
+
+// rec returns the i-th record of the named array of a batch map.
+func rec(b map[string]any, array string, i int) map[string]any {
+	return b[array].([]any)[i].(map[string]any)
+}
+
+type answer struct {
+	code   int
+	header http.Header
+	body   map[string]any
+}
+
+// post sends body to /v1/batch with key and extra headers.
+func post(t testing.TB, p *Process, key string, body []byte, hdr map[string]string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.URL+"/v1/batch", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/batch: %v", err)
+	}
+	defer resp.Body.Close()
+	a := answer{code: resp.StatusCode, header: resp.Header}
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &a.body)
+	return a
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func gz(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+// rows counts every row of the central record tables.
+func rows(t testing.TB, db string) int {
+	return testdb.QueryInt(t, db, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
+		+ (SELECT count(*) FROM telemetry_tool_calls) + (SELECT count(*) FROM telemetry_events)`)
+}
+
+// holdWriteLock blocks writers of db until release is called.
+func holdWriteLock(t testing.TB, db string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	if path, ok := strings.CutPrefix(db, "sqlite:"); ok {
+		sdb, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := sdb.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Fatal(err)
+		}
+		return func() { conn.ExecContext(ctx, "ROLLBACK"); conn.Close(); sdb.Close() }
+	}
+	c, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE telemetry_sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() { tx.Rollback(ctx); c.Close(ctx) }
+}
+
+// RunSuite reaches every answer of POST /v1/batch against a server on
+// serverDB (db is the same database, reached directly, for checks).
+func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
+	p := StartServer(t, serverDB, migrateDB, "--rate", "1000", "--burst", "1000", "--min-client-version", "1.0.0",
+		"--key-cache-ttl", "1s", "--write-timeout", "1s")
+	key := CreateKey(t, db, "alice")
+	now := time.Now()
+
+	t.Run("200 and an idempotent retry", func(t *testing.T) {
+		b := mustJSON(ValidBatch(now))
+		a := post(t, p, key, b, nil)
+		if a.code != 200 || a.body["accepted"] != 7.0 || a.body["duplicates"] != 0.0 {
+			t.Fatalf("first: %d %v", a.code, a.body)
+		}
+		a = post(t, p, key, gz(b), map[string]string{"Content-Encoding": "gzip"})
+		if a.code != 200 || a.body["accepted"] != 0.0 || a.body["duplicates"] != 7.0 {
+			t.Fatalf("gzip retry: %d %v", a.code, a.body)
+		}
+	})
+
+	type tc struct {
+		name   string
+		body   func() []byte
+		key    string
+		hdr    map[string]string
+		code   int
+		field  string
+		reason string
+	}
+	mutate := func(f func(b map[string]any)) func() []byte {
+		return func() []byte { b := ValidBatch(now); f(b); return mustJSON(b) }
+	}
+	bomb := func() []byte {
+		var buf bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		zeros := make([]byte, 1<<20)
+		for i := 0; i < 64; i++ { // 64 MiB inflated, about 64 KiB sent
+			w.Write(zeros)
+		}
+		w.Close()
+		return buf.Bytes()
+	}
+	cases := []tc{
+		{name: "text in a turn", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["user_input"] = "my secret prompt" }), code: 400, field: "turns[0].user_input"},
+		{name: "user_id in the payload", body: mutate(func(b map[string]any) { rec(b, "sessions", 0)["user_id"] = "mallory" }), code: 400, field: "sessions[0].user_id"},
+		{name: "unknown prop", body: mutate(func(b map[string]any) { rec(b, "events", 0)["props"].(map[string]any)["args"] = "x" }), code: 400, field: "events[0].props.args"},
+		{name: "sentence as a tool name", body: mutate(func(b map[string]any) { rec(b, "tool_calls", 0)["tool_name"] = "read the secret file" }), code: 400, field: "tool_calls[0].tool_name"},
+		{name: "enum", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["mode"] = "yolo" }), code: 400, field: "turns[0].mode"},
+		{name: "hash", body: mutate(func(b map[string]any) { rec(b, "tool_calls", 0)["args_fingerprint"] = strings.Repeat("AB", 32) }), code: 400, field: "tool_calls[0].args_fingerprint"},
+		{name: "negative count", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["prompt_tokens"] = -1 }), code: 400, field: "turns[0].prompt_tokens"},
+		{name: "float count", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["prompt_tokens"] = 1.5 }), code: 400, field: "turns[0].prompt_tokens"},
+		{name: "time outside the window", body: mutate(func(b map[string]any) {
+			rec(b, "turns", 0)["started_at"] = now.Add(-40 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		}), code: 400, field: "turns[0].started_at"},
+		{name: "escaped key", body: func() []byte {
+			return bytes.Replace(mustJSON(ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"user\u005finput":"x","mode":"act"`), 1)
+		}, code: 400, field: "turns[0].user_input"},
+		{name: "duplicate key", body: func() []byte {
+			return bytes.Replace(mustJSON(ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"mode":"act","mode":"plan"`), 1)
+		}, code: 400, field: "turns[0].mode"},
+		{name: "not JSON", body: func() []byte { return []byte(`{"schema_version":1,`) }, code: 400},
+		{name: "truncated gzip", body: func() []byte { g := gz(mustJSON(ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
+		{name: "unknown key", key: "fred_live_nosuchkeynosuchkeynosuchkey12", body: mutate(func(map[string]any) {}), code: 401},
+		{name: "no key", key: "-", body: mutate(func(map[string]any) {}), code: 401},
+		{name: "body over 1 MiB", body: func() []byte { return bytes.Repeat([]byte(" "), 1<<20+10) }, code: 413},
+		{name: "gzip bomb", body: bomb, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 413},
+		{name: "1001 records", body: mutate(func(b map[string]any) {
+			e := b["events"].([]any)
+			for len(e) < 1001-3 { // plus a session, a turn and a tool call
+				x := map[string]any{}
+				for k, v := range e[0].(map[string]any) {
+					x[k] = v
+				}
+				x["event_id"] = uuid.Must(uuid.NewV7()).String()
+				e = append(e, x)
+			}
+			b["events"] = e
+		}), code: 413},
+		{name: "text/plain", body: mutate(func(map[string]any) {}), hdr: map[string]string{"Content-Type": "text/plain"}, code: 415},
+		{name: "brotli", body: mutate(func(map[string]any) {}), hdr: map[string]string{"Content-Encoding": "br"}, code: 415},
+		{name: "future schema version", body: mutate(func(b map[string]any) { b["schema_version"] = 99 }), code: 422},
+		{name: "client too old", body: mutate(func(b map[string]any) { b["client"].(map[string]any)["fred_version"] = "0.9.0" }), code: 426},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.code, " ", c.name), func(t *testing.T) {
+			before := rows(t, db)
+			k := key
+			if c.key == "-" {
+				k = ""
+			} else if c.key != "" {
+				k = c.key
+			}
+			a := post(t, p, k, c.body(), c.hdr)
+			if a.code != c.code {
+				t.Fatalf("got %d %v, want %d", a.code, a.body, c.code)
+			}
+			if c.field != "" && a.body["field"] != c.field {
+				t.Errorf("field %v, want %s", a.body["field"], c.field)
+			}
+			if after := rows(t, db); after != before {
+				t.Errorf("a rejected batch wrote %d rows", after-before)
+			}
+			switch c.code {
+			case 422:
+				if a.body["error"] != "schema_version_unsupported" || fmt.Sprint(a.body["supported"]) != "[1]" {
+					t.Errorf("422 body %v", a.body)
+				}
+			case 426:
+				if a.body["min_version"] != "1.0.0" {
+					t.Errorf("426 body %v", a.body)
+				}
+			}
+			if strings.Contains(fmt.Sprint(a.body), "secret") {
+				t.Errorf("the answer echoes a rejected value: %v", a.body)
+			}
+		})
+	}
+
+	t.Run("429 with Retry-After", func(t *testing.T) {
+		q := StartServer(t, serverDB, migrateDB, "--rate", "0.5", "--burst", "2")
+		var last answer
+		for i := 0; i < 3; i++ {
+			last = post(t, q, key, mustJSON(ValidBatch(now)), nil)
+		}
+		if last.code != 429 || last.header.Get("Retry-After") == "" {
+			t.Fatalf("third request: %d, Retry-After %q", last.code, last.header.Get("Retry-After"))
+		}
+	})
+
+	t.Run("503 with Retry-After while the database cannot write", func(t *testing.T) {
+		before := rows(t, db)
+		release := holdWriteLock(t, db)
+		a := func() answer { defer release(); return post(t, p, key, mustJSON(ValidBatch(now)), nil) }()
+		if a.code != 503 || a.header.Get("Retry-After") == "" {
+			t.Fatalf("got %d %v, Retry-After %q", a.code, a.body, a.header.Get("Retry-After"))
+		}
+		if after := rows(t, db); after != before {
+			t.Errorf("a failed batch wrote %d rows", after-before)
+		}
+		if a := post(t, p, key, mustJSON(ValidBatch(now)), nil); a.code != 200 {
+			t.Fatalf("after the outage: %d %v", a.code, a.body)
+		}
+	})
+
+	t.Run("401 once a key is revoked", func(t *testing.T) {
+		k := CreateKey(t, db, "bob")
+		if a := post(t, p, k, mustJSON(ValidBatch(now)), nil); a.code != 200 {
+			t.Fatalf("fresh key: %d", a.code)
+		}
+		revokeKey(t, db, k)
+		deadline := time.Now().Add(5 * time.Second) // the server caches keys for 1 s here
+		for {
+			a := post(t, p, k, mustJSON(ValidBatch(now)), nil)
+			if a.code == 401 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("revoked key still answered %d", a.code)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+
+	t.Run("another user's session", func(t *testing.T) {
+		b := ValidBatch(now)
+		if a := post(t, p, key, mustJSON(b), nil); a.code != 200 {
+			t.Fatal(a.code)
+		}
+		mallory := CreateKey(t, db, "mallory")
+		rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
+		before := rows(t, db)
+		a := post(t, p, mallory, mustJSON(b), nil)
+		if a.code != 400 || a.body["field"] != "sessions[0].session_id" || rows(t, db) != before {
+			t.Fatalf("got %d %v", a.code, a.body)
+		}
+	})
+
+	t.Run("whoami, schema, health, metrics", func(t *testing.T) {
+		get := func(path, k string) (int, string) {
+			req, _ := http.NewRequest("GET", "http://"+p.URL+path, nil)
+			if k != "" {
+				req.Header.Set("Authorization", "Bearer "+k)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if c, b := get("/v1/whoami", key); c != 200 || !strings.Contains(b, `"user_id":"alice"`) {
+			t.Errorf("whoami: %d %s", c, b)
+		}
+		if c, _ := get("/v1/whoami", "fred_live_nope"); c != 401 {
+			t.Errorf("whoami with a bad key: %d", c)
+		}
+		if c, b := get("/v1/schema", ""); c != 200 || !strings.Contains(b, `"supported":[1]`) || !strings.Contains(b, `"args_fingerprint"`) || strings.Contains(b, "user_input") {
+			t.Errorf("schema: %d %s", c, b)
+		}
+		if c, _ := get("/healthz", ""); c != 200 {
+			t.Errorf("healthz %d", c)
+		}
+		if c, _ := get("/readyz", ""); c != 200 {
+			t.Errorf("readyz %d", c)
+		}
+		c, b := get("/metrics", "")
+		for _, m := range []string{`fredtel_http_requests_total{code="400",route="/v1/batch"}`, `fredtel_records_total{result="accepted"}`,
+			`fredtel_batches_rejected_total{reason="forbidden_field"}`, "fredtel_db_write_duration_seconds_bucket", "fredtel_db_writes_in_flight"} {
+			if c != 200 || !strings.Contains(b, m) {
+				t.Errorf("metrics lack %s", m)
+			}
+		}
+	})
+
+	t.Run("logs name the rule, never the value", func(t *testing.T) {
+		logs := p.Stderr()
+		if !strings.Contains(logs, `"reason":"forbidden_field"`) || !strings.Contains(logs, `"field":"turns[0].user_input"`) {
+			t.Errorf("no rejection logged:\n%s", logs)
+		}
+		if strings.Contains(logs, "secret") || strings.Contains(logs, "mallory\"") && strings.Contains(logs, "user_id\":\"mallory") {
+			t.Errorf("a rejected value reached the log:\n%s", logs)
+		}
+	})
+}
+
+func TestIngestPostgres(t *testing.T) {
+	t.Parallel()
+	db := testdb.Postgres(t)
+	RunSuite(t, db, db, "")
+}
+
+func TestIngestSQLite(t *testing.T) {
+	t.Parallel()
+	db := testdb.SQLite(t)
+	RunSuite(t, db, db, "")
+}
