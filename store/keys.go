@@ -249,7 +249,9 @@ func (s *pgStore) RevokeKey(ctx context.Context, p string, at time.Time) (APIKey
 func (s *pgStore) TouchKey(ctx context.Context, h schema.Hash, at time.Time) error {
 	return s.keys().TouchKey(ctx, h, at)
 }
-func (s *sqliteStore) CreateKey(ctx context.Context, k APIKey) error { return s.keys().CreateKey(ctx, k) }
+func (s *sqliteStore) CreateKey(ctx context.Context, k APIKey) error {
+	return s.keys().CreateKey(ctx, k)
+}
 func (s *sqliteStore) LookupKey(ctx context.Context, h schema.Hash) (APIKey, error) {
 	return s.keys().LookupKey(ctx, h)
 }
