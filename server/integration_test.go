@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/wiretest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -27,20 +28,38 @@ import (
 // The integration suite starts the real fredtel binary on 127.0.0.1 and
 // speaks raw HTTP to it: crafted requests, not the Go client.
 
-var fredtelBin string
+var (
+	binOnce   sync.Once
+	binDir    string
+	binErr    error
+	fredtelBx string
+)
+
+// fredtelBin builds the fredtel binary once per test process, on first use:
+// fuzz workers, which never start a server, do not pay for a build.
+func fredtelBin(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "fredtel-bin")
+		if binErr != nil {
+			return
+		}
+		fredtelBx = filepath.Join(binDir, "fredtel")
+		if out, err := exec.Command("go", "build", "-o", fredtelBx, "../cmd/fredtel").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("building fredtel: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return fredtelBx
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fredtel-bin")
-	if err != nil {
-		panic(err)
-	}
-	fredtelBin = filepath.Join(dir, "fredtel")
-	if out, err := exec.Command("go", "build", "-o", fredtelBin, "../cmd/fredtel").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building fredtel: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
 }
 
@@ -70,7 +89,7 @@ func StartServer(t testing.TB, db, migrateDB string, args ...string) *Process {
 	if migrateDB != "" {
 		full = append(full, "--migrate-db", migrateDB)
 	}
-	p := &Process{cmd: exec.Command(fredtelBin, full...)}
+	p := &Process{cmd: exec.Command(fredtelBin(t), full...)}
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	p.cmd.Stderr = lockedWriter{p}
 	out, err := p.cmd.StdoutPipe()
@@ -121,7 +140,7 @@ func StartServer(t testing.TB, db, migrateDB string, args ...string) *Process {
 // CreateKey runs fredtel keys create and returns the key.
 func CreateKey(t testing.TB, db, user string) string {
 	t.Helper()
-	cmd := exec.Command(fredtelBin, "keys", "create", "--db", db, "--user", user)
+	cmd := exec.Command(fredtelBin(t), "keys", "create", "--db", db, "--user", user)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	out, err := cmd.Output()
 	if err != nil {
@@ -132,43 +151,11 @@ func CreateKey(t testing.TB, db, user string) string {
 
 func revokeKey(t testing.TB, db, key string) {
 	t.Helper()
-	cmd := exec.Command(fredtelBin, "keys", "revoke", "--db", db, key[:len("fred_live_")+8])
+	cmd := exec.Command(fredtelBin(t), "keys", "revoke", "--db", db, key[:len("fred_live_")+8])
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("keys revoke: %v %s", err, out)
 	}
-}
-
-// ValidBatch is a batch with one record of each kind and every event name.
-func ValidBatch(now time.Time) map[string]any {
-	ts := now.UTC().Format("2006-01-02T15:04:05.000Z")
-	sid, tid := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
-	hash := strings.Repeat("ab", 32)
-	id := func() string { return uuid.Must(uuid.NewV7()).String() }
-	return map[string]any{
-		"schema_version": 1, "batch_id": id(), "sent_at": ts,
-		"client": map[string]any{"fred_version": "1.4.2", "runtime_version": "go1.26.8"},
-		"sessions": []any{map[string]any{"session_id": sid, "started_at": ts, "ended_at": nil, "model": "fred-flash-2",
-			"fred_version": "1.4.2", "runtime_version": "go1.26.8", "os": "linux", "shell": "zsh", "git_dirty": true,
-			"agents_md_hash": hash, "system_prompt_sha256": hash, "tool_catalog": []any{"read_file", "bash"}, "command_catalog": []any{"help", "model"}}},
-		"turns": []any{map[string]any{"turn_id": tid, "session_id": sid, "seq": 0, "started_at": ts, "model": "fred-flash-2", "mode": "act",
-			"prompt_tokens": 1200, "completion_tokens": 80, "cached_tokens": 0, "finish_reason": "stop", "duration_ms": 2300,
-			"num_tool_calls": 1, "api_error_type": nil, "prompt_chars": 21, "response_chars": 17}},
-		"tool_calls": []any{map[string]any{"call_id": id(), "session_id": sid, "turn_id": tid, "seq": 0, "started_at": ts,
-			"tool_name": "read_file", "args_fingerprint": hash, "permission": "auto_allowed", "duration_ms": 4, "outcome": "ok",
-			"result_bytes": 1234, "result_is_error": false}},
-		"events": []any{
-			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "slash_command", "props": map[string]any{"command": "model"}},
-			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "api_retry", "props": map[string]any{"attempt": 1, "delay_ms": 2000, "error_type": "rate_limit", "status": 429}},
-			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "mode_change", "props": map[string]any{"from": "act", "to": "plan"}},
-			map[string]any{"event_id": id(), "session_id": sid, "ts": ts, "name": "model_swap", "props": map[string]any{"from": "fred-flash-2", "to": "fred-pro-2"}},
-		},
-	}
-}
-
-// rec returns the i-th record of the named array of a batch map.
-func rec(b map[string]any, array string, i int) map[string]any {
-	return b[array].([]any)[i].(map[string]any)
 }
 
 type answer struct {
@@ -197,14 +184,6 @@ func post(t testing.TB, p *Process, key string, body []byte, hdr map[string]stri
 	raw, _ := io.ReadAll(resp.Body)
 	json.Unmarshal(raw, &a.body)
 	return a
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 func gz(b []byte) []byte {
@@ -262,7 +241,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	now := time.Now()
 
 	t.Run("200 and an idempotent retry", func(t *testing.T) {
-		b := mustJSON(ValidBatch(now))
+		b := wiretest.MustJSON(wiretest.ValidBatch(now))
 		a := post(t, p, key, b, nil)
 		if a.code != 200 || a.body["accepted"] != 7.0 || a.body["duplicates"] != 0.0 {
 			t.Fatalf("first: %d %v", a.code, a.body)
@@ -283,7 +262,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		reason string
 	}
 	mutate := func(f func(b map[string]any)) func() []byte {
-		return func() []byte { b := ValidBatch(now); f(b); return mustJSON(b) }
+		return func() []byte { b := wiretest.ValidBatch(now); f(b); return wiretest.MustJSON(b) }
 	}
 	bomb := func() []byte {
 		var buf bytes.Buffer
@@ -296,25 +275,27 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		return buf.Bytes()
 	}
 	cases := []tc{
-		{name: "text in a turn", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["user_input"] = "my secret prompt" }), code: 400, field: "turns[0].user_input"},
-		{name: "user_id in the payload", body: mutate(func(b map[string]any) { rec(b, "sessions", 0)["user_id"] = "mallory" }), code: 400, field: "sessions[0].user_id"},
-		{name: "unknown prop", body: mutate(func(b map[string]any) { rec(b, "events", 0)["props"].(map[string]any)["args"] = "x" }), code: 400, field: "events[0].props.args"},
-		{name: "sentence as a tool name", body: mutate(func(b map[string]any) { rec(b, "tool_calls", 0)["tool_name"] = "read the secret file" }), code: 400, field: "tool_calls[0].tool_name"},
-		{name: "enum", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["mode"] = "yolo" }), code: 400, field: "turns[0].mode"},
-		{name: "hash", body: mutate(func(b map[string]any) { rec(b, "tool_calls", 0)["args_fingerprint"] = strings.Repeat("AB", 32) }), code: 400, field: "tool_calls[0].args_fingerprint"},
-		{name: "negative count", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["prompt_tokens"] = -1 }), code: 400, field: "turns[0].prompt_tokens"},
-		{name: "float count", body: mutate(func(b map[string]any) { rec(b, "turns", 0)["prompt_tokens"] = 1.5 }), code: 400, field: "turns[0].prompt_tokens"},
+		{name: "text in a turn", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["user_input"] = "my secret prompt" }), code: 400, field: "turns[0].user_input"},
+		{name: "user_id in the payload", body: mutate(func(b map[string]any) { wiretest.Rec(b, "sessions", 0)["user_id"] = "mallory" }), code: 400, field: "sessions[0].user_id"},
+		{name: "unknown prop", body: mutate(func(b map[string]any) { wiretest.Rec(b, "events", 0)["props"].(map[string]any)["args"] = "x" }), code: 400, field: "events[0].props.args"},
+		{name: "sentence as a tool name", body: mutate(func(b map[string]any) { wiretest.Rec(b, "tool_calls", 0)["tool_name"] = "read the secret file" }), code: 400, field: "tool_calls[0].tool_name"},
+		{name: "enum", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["mode"] = "yolo" }), code: 400, field: "turns[0].mode"},
+		{name: "hash", body: mutate(func(b map[string]any) {
+			wiretest.Rec(b, "tool_calls", 0)["args_fingerprint"] = strings.Repeat("AB", 32)
+		}), code: 400, field: "tool_calls[0].args_fingerprint"},
+		{name: "negative count", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["prompt_tokens"] = -1 }), code: 400, field: "turns[0].prompt_tokens"},
+		{name: "float count", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["prompt_tokens"] = 1.5 }), code: 400, field: "turns[0].prompt_tokens"},
 		{name: "time outside the window", body: mutate(func(b map[string]any) {
-			rec(b, "turns", 0)["started_at"] = now.Add(-40 * 24 * time.Hour).UTC().Format(time.RFC3339)
+			wiretest.Rec(b, "turns", 0)["started_at"] = now.Add(-40 * 24 * time.Hour).UTC().Format(time.RFC3339)
 		}), code: 400, field: "turns[0].started_at"},
 		{name: "escaped key", body: func() []byte {
-			return bytes.Replace(mustJSON(ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"user\u005finput":"x","mode":"act"`), 1)
+			return bytes.Replace(wiretest.MustJSON(wiretest.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"user\u005finput":"x","mode":"act"`), 1)
 		}, code: 400, field: "turns[0].user_input"},
 		{name: "duplicate key", body: func() []byte {
-			return bytes.Replace(mustJSON(ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"mode":"act","mode":"plan"`), 1)
+			return bytes.Replace(wiretest.MustJSON(wiretest.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"mode":"act","mode":"plan"`), 1)
 		}, code: 400, field: "turns[0].mode"},
 		{name: "not JSON", body: func() []byte { return []byte(`{"schema_version":1,`) }, code: 400},
-		{name: "truncated gzip", body: func() []byte { g := gz(mustJSON(ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
+		{name: "truncated gzip", body: func() []byte { g := gz(wiretest.MustJSON(wiretest.ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
 		{name: "unknown key", key: "fred_live_nosuchkeynosuchkeynosuchkey12", body: mutate(func(map[string]any) {}), code: 401},
 		{name: "no key", key: "-", body: mutate(func(map[string]any) {}), code: 401},
 		{name: "body over 1 MiB", body: func() []byte { return bytes.Repeat([]byte(" "), 1<<20+10) }, code: 413},
@@ -375,7 +356,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		q := StartServer(t, serverDB, migrateDB, "--rate", "0.5", "--burst", "2")
 		var last answer
 		for i := 0; i < 3; i++ {
-			last = post(t, q, key, mustJSON(ValidBatch(now)), nil)
+			last = post(t, q, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
 		}
 		if last.code != 429 || last.header.Get("Retry-After") == "" {
 			t.Fatalf("third request: %d, Retry-After %q", last.code, last.header.Get("Retry-After"))
@@ -385,27 +366,30 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	t.Run("503 with Retry-After while the database cannot write", func(t *testing.T) {
 		before := rows(t, db)
 		release := holdWriteLock(t, db)
-		a := func() answer { defer release(); return post(t, p, key, mustJSON(ValidBatch(now)), nil) }()
+		a := func() answer {
+			defer release()
+			return post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
+		}()
 		if a.code != 503 || a.header.Get("Retry-After") == "" {
 			t.Fatalf("got %d %v, Retry-After %q", a.code, a.body, a.header.Get("Retry-After"))
 		}
 		if after := rows(t, db); after != before {
 			t.Errorf("a failed batch wrote %d rows", after-before)
 		}
-		if a := post(t, p, key, mustJSON(ValidBatch(now)), nil); a.code != 200 {
+		if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
 			t.Fatalf("after the outage: %d %v", a.code, a.body)
 		}
 	})
 
 	t.Run("401 once a key is revoked", func(t *testing.T) {
 		k := CreateKey(t, db, "bob")
-		if a := post(t, p, k, mustJSON(ValidBatch(now)), nil); a.code != 200 {
+		if a := post(t, p, k, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
 			t.Fatalf("fresh key: %d", a.code)
 		}
 		revokeKey(t, db, k)
 		deadline := time.Now().Add(5 * time.Second) // the server caches keys for 1 s here
 		for {
-			a := post(t, p, k, mustJSON(ValidBatch(now)), nil)
+			a := post(t, p, k, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
 			if a.code == 401 {
 				break
 			}
@@ -417,14 +401,14 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	})
 
 	t.Run("another user's session", func(t *testing.T) {
-		b := ValidBatch(now)
-		if a := post(t, p, key, mustJSON(b), nil); a.code != 200 {
+		b := wiretest.ValidBatch(now)
+		if a := post(t, p, key, wiretest.MustJSON(b), nil); a.code != 200 {
 			t.Fatal(a.code)
 		}
 		mallory := CreateKey(t, db, "mallory")
-		rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
+		wiretest.Rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
 		before := rows(t, db)
-		a := post(t, p, mallory, mustJSON(b), nil)
+		a := post(t, p, mallory, wiretest.MustJSON(b), nil)
 		if a.code != 400 || a.body["field"] != "sessions[0].session_id" || rows(t, db) != before {
 			t.Fatalf("got %d %v", a.code, a.body)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/server/wire"
 	"github.com/fredcode/fredtel/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -179,7 +180,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // refuse answers a rejected batch: counted by reason, logged by reason,
 // field path and key prefix, never with a value from the payload.
-func (s *Server) refuse(w http.ResponseWriter, rj *Rejection, keyPrefix string) {
+func (s *Server) refuse(w http.ResponseWriter, rj *wire.Rejection, keyPrefix string) {
 	s.m.rejected.WithLabelValues(rj.Reason).Inc()
 	s.cfg.Logger.Info("batch rejected", "status", rj.Status, "reason", rj.Reason, "field", rj.Field, "key", keyPrefix)
 	body := map[string]any{"error": rj.Msg}
@@ -188,7 +189,7 @@ func (s *Server) refuse(w http.ResponseWriter, rj *Rejection, keyPrefix string) 
 	}
 	switch rj.Status {
 	case http.StatusUnprocessableEntity:
-		body = map[string]any{"error": "schema_version_unsupported", "supported": SupportedVersions()}
+		body = map[string]any{"error": "schema_version_unsupported", "supported": wire.SupportedVersions()}
 	case http.StatusUpgradeRequired:
 		body = map[string]any{"error": "client_too_old", "min_version": s.cfg.MinClientVersion}
 	}
@@ -248,7 +249,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		s.refuse(w, reject(http.StatusUnsupportedMediaType, "content_type", "", "want Content-Type: application/json"), key.Prefix)
+		s.refuse(w, wire.Reject(http.StatusUnsupportedMediaType, "content_type", "", "want Content-Type: application/json"), key.Prefix)
 		return
 	}
 	body, rj := s.readBody(w, r)
@@ -257,16 +258,19 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	b, rj := validateBatch(body, Limits{MaxRecords: s.cfg.MaxRecords, MinClient: s.cfg.MinClientVersion, Now: now, MaxClockSkew: s.cfg.MaxClockSkew})
+	b, rj := wire.Validate(body, wire.Limits{MaxRecords: s.cfg.MaxRecords, MinClient: s.cfg.MinClientVersion, Now: now, MaxClockSkew: s.cfg.MaxClockSkew})
 	if rj != nil {
 		s.refuse(w, rj, key.Prefix)
 		return
 	}
-	b.UserID = key.UserID
+	// The owner is the key's, whatever the payload says (and the validator
+	// refuses a payload that says anything).
+	batch := store.Batch{UserID: key.UserID, ReceivedAt: b.ReceivedAt, ClockOffset: b.ClockOffset,
+		Sessions: b.Sessions, Turns: b.Turns, ToolCalls: b.ToolCalls, Events: b.Events}
 	s.m.inflight.Inc()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	start := time.Now()
-	res, err := s.st.Write(ctx, &b.Batch)
+	res, err := s.st.Write(ctx, &batch)
 	s.m.dbLatency.Observe(time.Since(start).Seconds())
 	cancel()
 	s.m.inflight.Dec()
@@ -274,12 +278,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		var ce *store.ConflictError
 		switch {
 		case errors.As(err, &ce):
-			s.refuse(w, reject(http.StatusBadRequest, "foreign_session", ce.Path, "session belongs to another user"), key.Prefix)
+			s.refuse(w, wire.Reject(http.StatusBadRequest, "foreign_session", ce.Path, "session belongs to another user"), key.Prefix)
 		case errors.Is(err, store.ErrRejected):
 			// The validator let through what a CHECK constraint refused:
 			// a gap to close, logged without the value.
 			s.cfg.Logger.Error("database constraint rejected a validated batch", "key", key.Prefix)
-			s.refuse(w, reject(http.StatusBadRequest, "constraint", "", "rejected by a database constraint"), key.Prefix)
+			s.refuse(w, wire.Reject(http.StatusBadRequest, "constraint", "", "rejected by a database constraint"), key.Prefix)
 		default:
 			s.cfg.Logger.Warn("batch write failed", "key", key.Prefix, "err", err)
 			s.m.rejected.WithLabelValues("unavailable").Inc()
@@ -295,9 +299,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 
 // readBody reads the body within the limits, inflating gzip without ever
 // holding more than MaxInflated+1 bytes: a gzip bomb stops at the limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Rejection) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *wire.Rejection) {
 	if r.ContentLength > s.cfg.MaxBody {
-		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+		return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
 	}
 	var in io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
@@ -307,25 +311,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Reje
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+				return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
 			}
-			return nil, reject(http.StatusBadRequest, "gzip", "", "invalid gzip")
+			return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid gzip")
 		}
 		defer zr.Close()
 		in = zr
 	default:
-		return nil, reject(http.StatusUnsupportedMediaType, "content_encoding", "", "want Content-Encoding gzip or none")
+		return nil, wire.Reject(http.StatusUnsupportedMediaType, "content_encoding", "", "want Content-Encoding gzip or none")
 	}
 	body, err := io.ReadAll(io.LimitReader(in, s.cfg.MaxInflated+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+			return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
 		}
-		return nil, reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
+		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
 	}
 	if int64(len(body)) > s.cfg.MaxInflated {
-		return nil, reject(http.StatusRequestEntityTooLarge, "too_large_inflated", "", "body over %d bytes once inflated", s.cfg.MaxInflated)
+		return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large_inflated", "", "body over %d bytes once inflated", s.cfg.MaxInflated)
 	}
 	return body, nil
 }
@@ -385,7 +389,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		return d
 	}
 	versions := map[string]any{}
-	for _, v := range SupportedVersions() {
+	for _, v := range wire.SupportedVersions() {
 		recs := map[string]any{}
 		for _, rec := range schema.Records {
 			fields := map[string]field{}
@@ -411,7 +415,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		}
 		versions[strconv.Itoa(v)] = recs
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": SupportedVersions(), "versions": versions})
+	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": wire.SupportedVersions(), "versions": versions})
 }
 
 // NewKey makes a new API key: fred_live_ and 32 random base-62 characters

@@ -1,4 +1,8 @@
-package server
+// Package wire is the ingest API's wire protocol (SPEC §5): a strict JSON
+// parser for untrusted batches and Validate, the validateBatch of SPEC §4,
+// derived from the schema declaration. It depends on nothing but the
+// declaration, so it can be fuzzed fast and reused by any server.
+package wire
 
 import (
 	"fmt"
@@ -10,7 +14,6 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
-	"github.com/fredcode/fredtel/store"
 	"github.com/google/uuid"
 )
 
@@ -30,7 +33,7 @@ func (r *Rejection) Error() string {
 	return r.Field + ": " + r.Msg
 }
 
-func reject(status int, reason, field, msg string, a ...any) *Rejection {
+func Reject(status int, reason, field, msg string, a ...any) *Rejection {
 	return &Rejection{Status: status, Reason: reason, Field: field, Msg: fmt.Sprintf(msg, a...)}
 }
 
@@ -54,13 +57,21 @@ const (
 	futureWindow = time.Hour
 )
 
-// Batch is a validated batch.
+// Batch is a validated batch: the records, typed, and what the server
+// learned from the envelope.
 type Batch struct {
 	SchemaVersion int
 	BatchID       uuid.UUID
 	SentAt        time.Time
 	FredVersion   string
-	store.Batch
+	// ReceivedAt is Limits.Now; ClockOffset is ReceivedAt - SentAt.
+	ReceivedAt  time.Time
+	ClockOffset time.Duration
+
+	Sessions  []schema.Session
+	Turns     []schema.Turn
+	ToolCalls []schema.ToolCall
+	Events    []schema.Event
 }
 
 // SupportedVersions are the wire schema versions accepted: the current one
@@ -87,32 +98,32 @@ func safeKey(k string) string {
 	return "<unprintable key>"
 }
 
-// validateBatch checks a whole batch against the schema declaration and
+// Validate (the validateBatch of SPEC §4) checks a whole batch against the schema declaration and
 // decodes it. The first problem rejects everything: unknown or forbidden
 // fields at any depth, wrong types, values outside enums, patterns or
 // bounds, times outside the window, duplicate keys.
-func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
+func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 	root, err := parseJSON(body)
 	if err != nil {
 		se, _ := err.(*syntaxError)
 		if se != nil && se.msg == "duplicate key" {
-			return nil, reject(http.StatusBadRequest, "duplicate_key", sanitizePath(se.path), "duplicate key")
+			return nil, Reject(http.StatusBadRequest, "duplicate_key", sanitizePath(se.path), "duplicate key")
 		}
 		if se != nil && se.msg == "nested too deeply" {
-			return nil, reject(http.StatusBadRequest, "nesting", sanitizePath(se.path), "nested too deeply")
+			return nil, Reject(http.StatusBadRequest, "nesting", sanitizePath(se.path), "nested too deeply")
 		}
 		off := 0
 		if se != nil {
 			off = se.off
 		}
-		return nil, reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
+		return nil, Reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
 	}
 	if root.kind != jObj {
-		return nil, reject(http.StatusBadRequest, "type", "", "the batch must be a JSON object")
+		return nil, Reject(http.StatusBadRequest, "type", "", "the batch must be a JSON object")
 	}
 	for _, m := range root.members {
 		if !slices.Contains(topLevel, m.key) {
-			return nil, reject(http.StatusBadRequest, "unknown_field", safeKey(m.key), "field not allowed")
+			return nil, Reject(http.StatusBadRequest, "unknown_field", safeKey(m.key), "field not allowed")
 		}
 	}
 	// The version decides the allowlist, so it is checked first.
@@ -121,16 +132,16 @@ func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
 		return nil, rj
 	}
 	if !slices.Contains(SupportedVersions(), int(ver)) {
-		return nil, reject(http.StatusUnprocessableEntity, "schema_version_unsupported", "schema_version", "schema_version_unsupported")
+		return nil, Reject(http.StatusUnprocessableEntity, "schema_version_unsupported", "schema_version", "schema_version_unsupported")
 	}
 	b := &Batch{SchemaVersion: int(ver)}
 	client := root.field("client")
 	if client == nil || client.kind != jObj {
-		return nil, reject(http.StatusBadRequest, "type", "client", "want an object with fred_version and runtime_version")
+		return nil, Reject(http.StatusBadRequest, "type", "client", "want an object with fred_version and runtime_version")
 	}
 	for _, m := range client.members {
 		if m.key != "fred_version" && m.key != "runtime_version" {
-			return nil, reject(http.StatusBadRequest, "unknown_field", "client."+safeKey(m.key), "field not allowed")
+			return nil, Reject(http.StatusBadRequest, "unknown_field", "client."+safeKey(m.key), "field not allowed")
 		}
 	}
 	fv, rj := stringOf(client.field("fred_version"), "client.fred_version", schema.Sessions.Field("fred_version"))
@@ -141,7 +152,7 @@ func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
 		return nil, rj
 	}
 	if lim.MinClient != "" && semverLess(fv, lim.MinClient) {
-		return nil, reject(http.StatusUpgradeRequired, "client_too_old", "client.fred_version", "client older than %s", lim.MinClient)
+		return nil, Reject(http.StatusUpgradeRequired, "client_too_old", "client.fred_version", "client older than %s", lim.MinClient)
 	}
 	b.FredVersion = fv
 	if b.BatchID, rj = uuidOf(root.field("batch_id"), "batch_id"); rj != nil {
@@ -152,7 +163,7 @@ func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
 		return nil, rj
 	}
 	if d := lim.Now.Sub(sent); lim.MaxClockSkew > 0 && (d > lim.MaxClockSkew || d < -lim.MaxClockSkew) {
-		return nil, reject(http.StatusBadRequest, "clock", "sent_at", "more than %s from the server clock", lim.MaxClockSkew)
+		return nil, Reject(http.StatusBadRequest, "clock", "sent_at", "more than %s from the server clock", lim.MaxClockSkew)
 	}
 	b.SentAt = sent
 	b.ReceivedAt = lim.Now
@@ -166,13 +177,13 @@ func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
 			continue
 		}
 		if a.kind != jArr {
-			return nil, reject(http.StatusBadRequest, "type", r.Batch, "want an array, got %s", a.kind)
+			return nil, Reject(http.StatusBadRequest, "type", r.Batch, "want an array, got %s", a.kind)
 		}
 		arrays[r.Batch] = a
 		total += len(a.elems)
 	}
 	if lim.MaxRecords > 0 && total > lim.MaxRecords {
-		return nil, reject(http.StatusRequestEntityTooLarge, "too_many_records", "", "%d records; at most %d per batch", total, lim.MaxRecords)
+		return nil, Reject(http.StatusRequestEntityTooLarge, "too_many_records", "", "%d records; at most %d per batch", total, lim.MaxRecords)
 	}
 	v := &validator{version: b.SchemaVersion, sent: sent}
 	for _, r := range schema.Records {
@@ -186,7 +197,7 @@ func validateBatch(body []byte, lim Limits) (*Batch, *Rejection) {
 			if rj != nil {
 				return nil, rj
 			}
-			appendRecord(&b.Batch, r, vals)
+			appendRecord(b, r, vals)
 		}
 	}
 	return b, nil
@@ -221,7 +232,7 @@ func (v *validator) allowed(f *schema.Field) bool {
 // record checks one record object and returns its field values by name.
 func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]any, *Rejection) {
 	if e.kind != jObj {
-		return nil, reject(http.StatusBadRequest, "type", path, "want an object, got %s", e.kind)
+		return nil, Reject(http.StatusBadRequest, "type", path, "want an object, got %s", e.kind)
 	}
 	vals := make(map[string]any, len(r.Fields))
 	var props *jval
@@ -229,10 +240,10 @@ func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]a
 		f := r.Field(m.key)
 		fp := path + "." + safeKey(m.key)
 		if f == nil {
-			return nil, reject(http.StatusBadRequest, "unknown_field", fp, "field not allowed")
+			return nil, Reject(http.StatusBadRequest, "unknown_field", fp, "field not allowed")
 		}
 		if !v.allowed(f) {
-			return nil, reject(http.StatusBadRequest, "forbidden_field", fp, "field not allowed")
+			return nil, Reject(http.StatusBadRequest, "forbidden_field", fp, "field not allowed")
 		}
 		if f.Kind == schema.KindProps {
 			props = m.val
@@ -249,7 +260,7 @@ func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]a
 			continue
 		}
 		if _, ok := vals[f.Name]; !ok && !(f.Kind == schema.KindProps && props != nil) {
-			return nil, reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
+			return nil, Reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
 		}
 	}
 	if r.Props != nil {
@@ -266,12 +277,12 @@ func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]a
 // name and returns them as compact JSON in declaration order.
 func (v *validator) props(r *schema.Record, name string, p *jval, path string) (schema.Props, *Rejection) {
 	if p.kind != jObj {
-		return nil, reject(http.StatusBadRequest, "type", path, "want an object, got %s", p.kind)
+		return nil, Reject(http.StatusBadRequest, "type", path, "want an object, got %s", p.kind)
 	}
 	decl := r.Props[name]
 	for _, m := range p.members {
 		if !slices.ContainsFunc(decl, func(f *schema.Field) bool { return f.Name == m.key && v.allowed(f) }) {
-			return nil, reject(http.StatusBadRequest, "unknown_field", path+"."+safeKey(m.key), "field not allowed for %s", name)
+			return nil, Reject(http.StatusBadRequest, "unknown_field", path+"."+safeKey(m.key), "field not allowed for %s", name)
 		}
 	}
 	// Re-encoded from the checked values, in declaration order: names and
@@ -280,7 +291,7 @@ func (v *validator) props(r *schema.Record, name string, p *jval, path string) (
 	for i, f := range decl {
 		fv := p.field(f.Name)
 		if fv == nil {
-			return nil, reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
+			return nil, Reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
 		}
 		val, rj := v.value(f, fv, path+"."+f.Name)
 		if rj != nil {
@@ -307,7 +318,7 @@ func (v *validator) value(f *schema.Field, j *jval, path string) (any, *Rejectio
 		if f.Nullable {
 			return nil, nil
 		}
-		return nil, reject(http.StatusBadRequest, "type", path, "must not be null")
+		return nil, Reject(http.StatusBadRequest, "type", path, "must not be null")
 	}
 	switch f.Kind {
 	case schema.KindUUID:
@@ -318,7 +329,7 @@ func (v *validator) value(f *schema.Field, j *jval, path string) (any, *Rejectio
 			return nil, rj
 		}
 		if t.Before(v.sent.Add(-pastWindow)) || t.After(v.sent.Add(futureWindow)) {
-			return nil, reject(http.StatusBadRequest, "time_window", path, "outside [sent_at - 30 days, sent_at + 1 hour]")
+			return nil, Reject(http.StatusBadRequest, "time_window", path, "outside [sent_at - 30 days, sent_at + 1 hour]")
 		}
 		return t, nil
 	case schema.KindString:
@@ -329,75 +340,75 @@ func (v *validator) value(f *schema.Field, j *jval, path string) (any, *Rejectio
 			return nil, rj
 		}
 		if n < f.Min || n > f.Max {
-			return nil, reject(http.StatusBadRequest, "bounds", path, "outside [%d, %d]", f.Min, f.Max)
+			return nil, Reject(http.StatusBadRequest, "bounds", path, "outside [%d, %d]", f.Min, f.Max)
 		}
 		return n, nil
 	case schema.KindBool:
 		if j.kind != jBool {
-			return nil, reject(http.StatusBadRequest, "type", path, "want a boolean, got %s", j.kind)
+			return nil, Reject(http.StatusBadRequest, "type", path, "want a boolean, got %s", j.kind)
 		}
 		return j.b, nil
 	case schema.KindHash:
 		if j.kind != jStr {
-			return nil, reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
+			return nil, Reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
 		}
 		h, err := schema.ParseHash(j.s)
 		if err != nil {
-			return nil, reject(http.StatusBadRequest, "hash", path, "want 64 lowercase hex characters")
+			return nil, Reject(http.StatusBadRequest, "hash", path, "want 64 lowercase hex characters")
 		}
 		return h, nil
 	case schema.KindList:
 		if j.kind != jArr {
-			return nil, reject(http.StatusBadRequest, "type", path, "want an array, got %s", j.kind)
+			return nil, Reject(http.StatusBadRequest, "type", path, "want an array, got %s", j.kind)
 		}
 		if len(j.elems) > f.MaxItems {
-			return nil, reject(http.StatusBadRequest, "bounds", path, "more than %d items", f.MaxItems)
+			return nil, Reject(http.StatusBadRequest, "bounds", path, "more than %d items", f.MaxItems)
 		}
 		out := make([]string, len(j.elems))
 		for i, e := range j.elems {
 			ip := path + "[" + strconv.Itoa(i) + "]"
 			if e.kind != jStr {
-				return nil, reject(http.StatusBadRequest, "type", ip, "want a string, got %s", e.kind)
+				return nil, Reject(http.StatusBadRequest, "type", ip, "want a string, got %s", e.kind)
 			}
 			if int64(len(e.s)) > f.Max || !f.Pattern.Re.MatchString(e.s) {
-				return nil, reject(http.StatusBadRequest, "pattern", ip, "does not match %s", f.Pattern.Name)
+				return nil, Reject(http.StatusBadRequest, "pattern", ip, "does not match %s", f.Pattern.Name)
 			}
 			out[i] = e.s
 		}
 		return out, nil
 	}
-	return nil, reject(http.StatusBadRequest, "type", path, "unexpected field")
+	return nil, Reject(http.StatusBadRequest, "type", path, "unexpected field")
 }
 
 func stringOf(j *jval, path string, f *schema.Field) (string, *Rejection) {
 	if j == nil {
-		return "", reject(http.StatusBadRequest, "missing_field", path, "required")
+		return "", Reject(http.StatusBadRequest, "missing_field", path, "required")
 	}
 	if j.kind != jStr {
-		return "", reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
+		return "", Reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
 	}
 	if !f.Allows(j.s) {
 		if f.Enum != nil {
-			return "", reject(http.StatusBadRequest, "enum", path, "not one of %s", strings.Join(f.Enum, ", "))
+			return "", Reject(http.StatusBadRequest, "enum", path, "not one of %s", strings.Join(f.Enum, ", "))
 		}
-		return "", reject(http.StatusBadRequest, "pattern", path, "does not match %s", f.Pattern.Name)
+		return "", Reject(http.StatusBadRequest, "pattern", path, "does not match %s", f.Pattern.Name)
 	}
 	return j.s, nil
 }
 
 func intOf(j *jval, path string) (int64, *Rejection) {
 	if j == nil {
-		return 0, reject(http.StatusBadRequest, "missing_field", path, "required")
+		return 0, Reject(http.StatusBadRequest, "missing_field", path, "required")
 	}
 	if j.kind != jNum {
-		return 0, reject(http.StatusBadRequest, "type", path, "want an integer, got %s", j.kind)
+		return 0, Reject(http.StatusBadRequest, "type", path, "want an integer, got %s", j.kind)
 	}
 	n, err := strconv.ParseInt(j.s, 10, 64)
 	if err != nil {
 		if strings.ContainsAny(j.s, ".eE") {
-			return 0, reject(http.StatusBadRequest, "type", path, "want an integer")
+			return 0, Reject(http.StatusBadRequest, "type", path, "want an integer")
 		}
-		return 0, reject(http.StatusBadRequest, "bounds", path, "out of range")
+		return 0, Reject(http.StatusBadRequest, "bounds", path, "out of range")
 	}
 	return n, nil
 }
@@ -406,14 +417,14 @@ var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 func uuidOf(j *jval, path string) (uuid.UUID, *Rejection) {
 	if j == nil {
-		return uuid.UUID{}, reject(http.StatusBadRequest, "missing_field", path, "required")
+		return uuid.UUID{}, Reject(http.StatusBadRequest, "missing_field", path, "required")
 	}
 	if j.kind != jStr || !uuidRe.MatchString(j.s) {
-		return uuid.UUID{}, reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
+		return uuid.UUID{}, Reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
 	}
 	u, err := uuid.Parse(j.s)
 	if err != nil || u == (uuid.UUID{}) {
-		return uuid.UUID{}, reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
+		return uuid.UUID{}, Reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
 	}
 	return u, nil
 }
@@ -422,14 +433,14 @@ var timeRe = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[
 
 func timeOf(j *jval, path string) (time.Time, *Rejection) {
 	if j == nil {
-		return time.Time{}, reject(http.StatusBadRequest, "missing_field", path, "required")
+		return time.Time{}, Reject(http.StatusBadRequest, "missing_field", path, "required")
 	}
 	if j.kind != jStr || !timeRe.MatchString(j.s) {
-		return time.Time{}, reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
+		return time.Time{}, Reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
 	}
 	t, err := time.Parse(time.RFC3339Nano, j.s)
 	if err != nil {
-		return time.Time{}, reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
+		return time.Time{}, Reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
 	}
 	return t.UTC().Truncate(time.Millisecond), nil
 }
@@ -458,7 +469,7 @@ func semverCore(v string) [3]int {
 
 // appendRecord builds the typed record from checked values, through the
 // setters generated from the declaration.
-func appendRecord(b *store.Batch, r *schema.Record, v map[string]any) {
+func appendRecord(b *Batch, r *schema.Record, v map[string]any) {
 	set := func(rec interface{ SetValue(string, any) bool }) {
 		for k, x := range v {
 			if !rec.SetValue(k, x) {
