@@ -474,3 +474,85 @@ func TestIngestSQLite(t *testing.T) {
 	db := testdb.SQLite(t)
 	RunSuite(t, db, db, "")
 }
+
+// TestTwoServersExactlyOnce: two server processes on one database, eight
+// clients sending the same batches to both at once: every record once.
+func TestTwoServersExactlyOnce(t *testing.T) {
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			db := be.URL(t)
+			a := StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+			b := StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+			key := CreateKey(t, db, "fleet")
+			now := time.Now()
+			var bodies [][]byte
+			ids := map[string]bool{}
+			for i := 0; i < 20; i++ {
+				m := wiretest.ValidBatch(now)
+				for _, arr := range []string{"sessions", "turns", "tool_calls", "events"} {
+					for j := range m[arr].([]any) {
+						for _, k := range []string{"session_id", "turn_id", "call_id", "event_id"} {
+							if v, ok := wiretest.Rec(m, arr, j)[k].(string); ok && (k != "session_id" || arr == "sessions") && (k != "turn_id" || arr == "turns") {
+								ids[arr+v] = true
+							}
+						}
+					}
+				}
+				bodies = append(bodies, wiretest.MustJSON(m))
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			codes := map[int]int{}
+			for c := 0; c < 8; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p := a
+					if c%2 == 1 {
+						p = b
+					}
+					for i := range bodies {
+						ans := post(t, p, key, bodies[(i+c*3)%len(bodies)], nil)
+						mu.Lock()
+						codes[ans.code]++
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			if codes[200] != 8*len(bodies) {
+				t.Fatalf("answers %v, want all 200", codes)
+			}
+			if n := rows(t, db); n != len(ids) {
+				t.Fatalf("%d rows for %d distinct record ids", n, len(ids))
+			}
+		})
+	}
+}
+
+// TestShutdownFinishesInFlightBatches: SIGTERM while a batch waits for the
+// database: the batch still commits and gets its 200, then the process exits.
+func TestShutdownFinishesInFlightBatches(t *testing.T) {
+	db := testdb.Postgres(t)
+	p := StartServer(t, db, "", "--write-timeout", "20s")
+	key := CreateKey(t, db, "alice")
+	release := holdWriteLock(t, db)
+	done := make(chan answer, 1)
+	go func() { done <- post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil) }()
+	time.Sleep(300 * time.Millisecond) // the request is in the handler, waiting on the lock
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	release()
+	select {
+	case a := <-done:
+		if a.code != 200 {
+			t.Fatalf("in-flight batch answered %d %v", a.code, a.body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the in-flight batch never finished")
+	}
+	if n := rows(t, db); n != 7 {
+		t.Fatalf("%d rows after shutdown, want the batch's 7", n)
+	}
+}
