@@ -556,3 +556,47 @@ func TestShutdownFinishesInFlightBatches(t *testing.T) {
 		t.Fatalf("%d rows after shutdown, want the batch's 7", n)
 	}
 }
+
+// TestDatabaseUnreachable: when PostgreSQL refuses connections, batches get
+// 503 with Retry-After (never 500), /readyz says so, and ingest resumes.
+func TestDatabaseUnreachable(t *testing.T) {
+	db := testdb.Postgres(t)
+	p := StartServer(t, db, "", "--write-timeout", "3s")
+	key := CreateKey(t, db, "alice")
+	now := time.Now()
+	if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
+		t.Fatalf("before: %d", a.code)
+	}
+	admin, err := pgx.Connect(context.Background(), testdb.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	name := db[strings.LastIndex(db, "/")+1:]
+	if i := strings.Index(name, "?"); i >= 0 {
+		name = name[:i]
+	}
+	exec := func(q string) {
+		if _, err := admin.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS false")
+	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'")
+	a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
+	if a.code != 503 || a.header.Get("Retry-After") == "" {
+		t.Errorf("database down: %d %v, Retry-After %q", a.code, a.body, a.header.Get("Retry-After"))
+	}
+	resp, err := http.Get("http://" + p.URL + "/readyz")
+	if err != nil || resp.StatusCode != 503 {
+		t.Errorf("/readyz with the database down: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true")
+	if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
+		t.Fatalf("after: %d %v", a.code, a.body)
+	}
+	if strings.Contains(p.Stderr(), `"level":"ERROR"`) {
+		t.Errorf("an expected fault was logged as an error:\n%s", p.Stderr())
+	}
+}
