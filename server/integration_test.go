@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -11,14 +10,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
 	"github.com/fredcode/fredtel/internal/wiretest"
 	"github.com/google/uuid"
@@ -28,136 +26,6 @@ import (
 // The integration suite starts the real fredtel binary on 127.0.0.1 and
 // speaks raw HTTP to it: crafted requests, not the Go client.
 
-var (
-	binOnce   sync.Once
-	binDir    string
-	binErr    error
-	fredtelBx string
-)
-
-// fredtelBin builds the fredtel binary once per test process, on first use:
-// fuzz workers, which never start a server, do not pay for a build.
-func fredtelBin(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "fredtel-bin")
-		if binErr != nil {
-			return
-		}
-		fredtelBx = filepath.Join(binDir, "fredtel")
-		if out, err := exec.Command("go", "build", "-o", fredtelBx, "../cmd/fredtel").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("building fredtel: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return fredtelBx
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// Process is a running fredtel serve.
-type Process struct {
-	URL    string
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-func (p *Process) Stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.stderr.String() }
-
-type lockedWriter struct{ p *Process }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.stderr.Write(b)
-}
-
-// StartServer runs fredtel serve on a free loopback port against db (and
-// migrateDB for migrations, when set) and stops it with SIGTERM at the end.
-func StartServer(t testing.TB, db, migrateDB string, args ...string) *Process {
-	t.Helper()
-	full := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db}, args...)
-	if migrateDB != "" {
-		full = append(full, "--migrate-db", migrateDB)
-	}
-	p := &Process{cmd: exec.Command(fredtelBin(t), full...)}
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	p.cmd.Stderr = lockedWriter{p}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	ready := make(chan string, 1)
-	go func() {
-		for lines.Scan() {
-			if a, ok := strings.CutPrefix(lines.Text(), "fredtel serve: listening on "); ok {
-				ready <- strings.TrimPrefix(strings.Fields(a)[0], "http://")
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case u, ok := <-ready:
-		if !ok {
-			p.cmd.Wait()
-			t.Fatalf("fredtel serve exited: %s", p.Stderr())
-		}
-		p.URL = u
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		t.Fatalf("fredtel serve did not start: %s", p.Stderr())
-	}
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- p.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("fredtel serve did not stop cleanly: %v\n%s", err, p.Stderr())
-			}
-		case <-time.After(20 * time.Second):
-			p.cmd.Process.Kill()
-			t.Errorf("fredtel serve ignored SIGTERM")
-		}
-	})
-	return p
-}
-
-// CreateKey runs fredtel keys create and returns the key.
-func CreateKey(t testing.TB, db, user string) string {
-	t.Helper()
-	cmd := exec.Command(fredtelBin(t), "keys", "create", "--db", db, "--user", user)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("keys create: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func revokeKey(t testing.TB, db, key string) {
-	t.Helper()
-	cmd := exec.Command(fredtelBin(t), "keys", "revoke", "--db", db, key[:len("fred_live_")+8])
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("keys revoke: %v %s", err, out)
-	}
-}
-
 type answer struct {
 	code   int
 	header http.Header
@@ -165,7 +33,7 @@ type answer struct {
 }
 
 // post sends body to /v1/batch with key and extra headers.
-func post(t testing.TB, p *Process, key string, body []byte, hdr map[string]string) answer {
+func post(t testing.TB, p *servertest.Process, key string, body []byte, hdr map[string]string) answer {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+p.URL+"/v1/batch", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -235,9 +103,9 @@ func holdWriteLock(t testing.TB, db string) (release func()) {
 // RunSuite reaches every answer of POST /v1/batch against a server on
 // serverDB (db is the same database, reached directly, for checks).
 func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
-	p := StartServer(t, serverDB, migrateDB, "--rate", "1000", "--burst", "1000", "--min-client-version", "1.0.0",
+	p := servertest.StartServer(t, serverDB, migrateDB, "--rate", "1000", "--burst", "1000", "--min-client-version", "1.0.0",
 		"--key-cache-ttl", "1s", "--write-timeout", "1s")
-	key := CreateKey(t, db, "alice")
+	key := servertest.CreateKey(t, db, "alice")
 	now := time.Now()
 
 	t.Run("200 and an idempotent retry", func(t *testing.T) {
@@ -353,7 +221,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	}
 
 	t.Run("429 with Retry-After", func(t *testing.T) {
-		q := StartServer(t, serverDB, migrateDB, "--rate", "0.5", "--burst", "2")
+		q := servertest.StartServer(t, serverDB, migrateDB, "--rate", "0.5", "--burst", "2")
 		var last answer
 		for i := 0; i < 3; i++ {
 			last = post(t, q, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
@@ -382,11 +250,11 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	})
 
 	t.Run("401 once a key is revoked", func(t *testing.T) {
-		k := CreateKey(t, db, "bob")
+		k := servertest.CreateKey(t, db, "bob")
 		if a := post(t, p, k, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
 			t.Fatalf("fresh key: %d", a.code)
 		}
-		revokeKey(t, db, k)
+		servertest.RevokeKey(t, db, k)
 		deadline := time.Now().Add(5 * time.Second) // the server caches keys for 1 s here
 		for {
 			a := post(t, p, k, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
@@ -405,7 +273,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		if a := post(t, p, key, wiretest.MustJSON(b), nil); a.code != 200 {
 			t.Fatal(a.code)
 		}
-		mallory := CreateKey(t, db, "mallory")
+		mallory := servertest.CreateKey(t, db, "mallory")
 		wiretest.Rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
 		before := rows(t, db)
 		a := post(t, p, mallory, wiretest.MustJSON(b), nil)
@@ -482,9 +350,9 @@ func TestTwoServersExactlyOnce(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			db := be.URL(t)
-			a := StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
-			b := StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
-			key := CreateKey(t, db, "fleet")
+			a := servertest.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+			b := servertest.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+			key := servertest.CreateKey(t, db, "fleet")
 			now := time.Now()
 			var bodies [][]byte
 			ids := map[string]bool{}
@@ -535,13 +403,13 @@ func TestTwoServersExactlyOnce(t *testing.T) {
 // database: the batch still commits and gets its 200, then the process exits.
 func TestShutdownFinishesInFlightBatches(t *testing.T) {
 	db := testdb.Postgres(t)
-	p := StartServer(t, db, "", "--write-timeout", "20s")
-	key := CreateKey(t, db, "alice")
+	p := servertest.StartServer(t, db, "", "--write-timeout", "20s")
+	key := servertest.CreateKey(t, db, "alice")
 	release := holdWriteLock(t, db)
 	done := make(chan answer, 1)
 	go func() { done <- post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil) }()
 	time.Sleep(300 * time.Millisecond) // the request is in the handler, waiting on the lock
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
 	release()
 	select {
@@ -561,8 +429,8 @@ func TestShutdownFinishesInFlightBatches(t *testing.T) {
 // 503 with Retry-After (never 500), /readyz says so, and ingest resumes.
 func TestDatabaseUnreachable(t *testing.T) {
 	db := testdb.Postgres(t)
-	p := StartServer(t, db, "", "--write-timeout", "3s")
-	key := CreateKey(t, db, "alice")
+	p := servertest.StartServer(t, db, "", "--write-timeout", "3s")
+	key := servertest.CreateKey(t, db, "alice")
 	now := time.Now()
 	if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
 		t.Fatalf("before: %d", a.code)
@@ -599,4 +467,10 @@ func TestDatabaseUnreachable(t *testing.T) {
 	if strings.Contains(p.Stderr(), `"level":"ERROR"`) {
 		t.Errorf("an expected fault was logged as an error:\n%s", p.Stderr())
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	servertest.Cleanup()
+	os.Exit(code)
 }

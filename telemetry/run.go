@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -24,11 +25,21 @@ func (s *Session) run() {
 	var local LocalSink
 	var pending *buffer
 	var retryAt time.Time
+	var stopped bool // the sink said: nothing more this session
 	backoff := time.Second
 	fail := func(what string, err error) {
 		s.stats.failures.Add(1)
+		se := asSendError(err)
+		if se.Stop {
+			stopped = true
+			s.warn(fmt.Sprintf("%s: %v (nothing more is sent this session; what is queued is kept for the next one)", what, se.Err))
+			return
+		}
 		s.warn(fmt.Sprintf("%s: %v (records are kept in memory, up to %d bytes, and retried)", what, err, s.opts.QueueBytes))
-		retryAt = time.Now().Add(backoff)
+		// Exponential backoff with full jitter, and never sooner than the
+		// server asked.
+		wait := time.Duration(rand.Int64N(int64(backoff) + 1))
+		retryAt = time.Now().Add(max(wait, se.RetryAfter))
 		backoff = min(2*backoff, 30*time.Second)
 	}
 	write := func(ctx context.Context, b *buffer) error {
@@ -63,10 +74,23 @@ func (s *Session) run() {
 			if s.discard.Load() {
 				return false
 			}
+			if stopped {
+				return false
+			}
 			wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
 			err := write(wctx, pending)
 			wcancel()
 			if err != nil {
+				if se := asSendError(err); se.Drop {
+					// Never deliverable (the server refused its content):
+					// drop it and go on with the next.
+					s.stats.failures.Add(1)
+					s.stats.dropped.Add(int64(pending.n))
+					s.warn(fmt.Sprintf("a batch was refused by %s and dropped: %v", s.target(), se.Err))
+					s.q.release(pending)
+					pending = nil
+					continue
+				}
 				fail("cannot write telemetry to "+s.target(), err)
 				return false
 			}
@@ -77,6 +101,11 @@ func (s *Session) run() {
 		}
 	}
 
+	// The user's database is opened (and its tables created) as soon as
+	// the session starts, while the agent works, not at the first flush.
+	if s.kind == SelfHosted {
+		ready(ctx)
+	}
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -90,11 +119,22 @@ func (s *Session) run() {
 				}
 				s.stats.dropped.Add(int64(s.q.drain()))
 			} else {
-				flush(ctx) // bounded: Close cancels ctx when its budget ends
-				if pending != nil {
-					s.stats.dropped.Add(int64(pending.n))
+				// The final flush gets three quarters of the close budget;
+				// the rest is for the spool, so the CLI exits on time
+				// with nothing lost.
+				fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
+				flush(fctx)
+				fcancel()
+				// What is left goes to the spool when the sink keeps one,
+				// else it is counted as dropped.
+				if pending == nil {
+					pending = s.q.take()
 				}
-				s.stats.dropped.Add(int64(s.q.drain()))
+				for pending != nil {
+					s.spoolOrDrop(pending)
+					s.q.release(pending)
+					pending = s.q.take()
+				}
 			}
 			s.closeSinks(ctx, local)
 			return
@@ -106,6 +146,17 @@ func (s *Session) run() {
 		}
 		flush(ctx)
 	}
+}
+
+// spoolOrDrop hands an undelivered buffer to the central sink's spool.
+func (s *Session) spoolOrDrop(b *buffer) {
+	if sp, ok := s.opts.Central.(Spooler); ok && s.kind == Central {
+		if err := sp.Spool(&b.remote); err == nil {
+			s.stats.spooled.Add(int64(b.n))
+			return
+		}
+	}
+	s.stats.dropped.Add(int64(b.n))
 }
 
 func (s *Session) closeSinks(ctx context.Context, local LocalSink) {
@@ -140,6 +191,20 @@ func (s *Session) Close(ctx context.Context) {
 	}
 	budget := time.NewTimer(s.opts.CloseBudget)
 	defer budget.Stop()
+	budgetLen := s.opts.CloseBudget
+	if s.kind == SelfHosted {
+		budgetLen = s.opts.SelfHostedCloseBudget
+	}
+	budget.Reset(budgetLen)
+	// Central: three quarters for the final flush, the rest for the spool.
+	// Self-hosted: no spool, the whole budget.
+	s.flushBy = time.Now().Add(budgetLen * 3 / 4)
+	if s.kind == SelfHosted {
+		s.flushBy = time.Now().Add(budgetLen)
+	}
+	if d, ok := ctx.Deadline(); ok && d.Before(s.flushBy) {
+		s.flushBy = d
+	}
 	close(s.stop)
 	select {
 	case <-s.done:

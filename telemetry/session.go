@@ -33,10 +33,14 @@ type Options struct {
 	// StderrIsTerminal overrides the terminal check of Stderr (default:
 	// Stderr is an *os.File on a terminal).
 	StderrIsTerminal func() bool
-	// Central receives the central route's batches. Without one the
-	// central route records nothing: no notice, no goroutine. With
-	// FRED_TELEMETRY_DEBUG=1 a DebugSink on Stderr takes its place.
+	// Central receives the central route's batches. Without one (and
+	// without NewCentral) the central route records nothing: no notice, no
+	// goroutine. With FRED_TELEMETRY_DEBUG=1 a DebugSink on Stderr takes
+	// its place.
 	Central CentralSink
+	// NewCentral makes the central sink once the route is known to be
+	// central (telemetry/central.New): nothing is built on other routes.
+	NewCentral func(CentralConfig) (CentralSink, error)
 	// SelfHosted opens the user's database for DSC_TELEMETRY_DB_URL
 	// (telemetry/selfhost.Open). Without one that route records nothing
 	// and says so once; it never falls back to the central route.
@@ -49,8 +53,14 @@ type Options struct {
 	MaxBatch int
 	// FlushInterval is the longest a record waits in the queue (default 2 s).
 	FlushInterval time.Duration
-	// CloseBudget bounds the final flush in Close (default 100 ms).
+	// CloseBudget bounds Close on the central route (default 100 ms):
+	// three quarters for the final send, the rest to spool what is left.
 	CloseBudget time.Duration
+	// SelfHostedCloseBudget bounds Close on the self-hosted route (default
+	// 1 s): there is no spool, and the first session of a new database may
+	// still be creating its tables. A database that is down fails fast and
+	// costs nothing like it.
+	SelfHostedCloseBudget time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -80,6 +90,9 @@ func (o *Options) defaults() {
 	}
 	if o.CloseBudget <= 0 {
 		o.CloseBudget = 100 * time.Millisecond
+	}
+	if o.SelfHostedCloseBudget <= 0 {
+		o.SelfHostedCloseBudget = time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -121,7 +134,8 @@ const NoticeText = "Fred sends anonymized behavioral telemetry to improve the\np
 type Stats struct {
 	Recorded int64 // records accepted into the queue
 	Written  int64 // records handed to the sink successfully
-	Dropped  int64 // records dropped: queue full, or discarded by /telemetry off or at exit
+	Dropped  int64 // records dropped: queue full, refused by the server, discarded by /telemetry off, or unsent at exit without a spool
+	Spooled  int64 // records kept on disk at exit for the next session
 	Replaced int64 // values outside the declaration replaced by a fallback
 	Failures int64 // failed writes (each retried while the queue allows)
 	Panics   int64 // panics recovered inside the library
@@ -156,11 +170,12 @@ type Session struct {
 	stop  chan struct{}
 	done  chan struct{}
 	stats struct {
-		recorded, written, dropped, replaced, failures, panics atomic.Int64
+		recorded, written, dropped, spooled, replaced, failures, panics atomic.Int64
 	}
 	warned    sync.Once
 	mu        sync.Mutex // guards route changes by /telemetry off
 	discard   atomic.Bool
+	flushBy   time.Time // set by Close before it signals stop
 	doneOnce  sync.Once
 	cancelRun atomic.Pointer[context.CancelFunc]
 }
@@ -201,8 +216,20 @@ func (s *Session) begin(info SessionInfo) {
 	case Off:
 		return
 	case Central:
-		if envFlag(s.opts.Getenv("FRED_TELEMETRY_DEBUG")) {
+		switch {
+		case envFlag(s.opts.Getenv("FRED_TELEMETRY_DEBUG")):
 			s.opts.Central = DebugSink(s.opts.Stderr)
+		case s.opts.Central == nil && s.opts.NewCentral != nil:
+			if s.route.Rule == RuleNoticeUnseen && !s.opts.StderrIsTerminal() {
+				break // decided below: nothing starts before the notice
+			}
+			c, err := s.opts.NewCentral(CentralConfig{APIURL: s.route.APIURL, APIKey: s.route.apiKey, ConfigDir: s.dir,
+				FredVersion: s.opts.FredVersion, Stderr: s.opts.Stderr, Getenv: s.opts.Getenv})
+			if err != nil {
+				s.warn("cannot start the telemetry sender: " + err.Error())
+			} else {
+				s.opts.Central = c
+			}
 		}
 		if s.opts.Central == nil {
 			s.route = Route{Kind: Off, Rule: RuleNoSender}
@@ -367,7 +394,7 @@ func (s *Session) Status() string {
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	return Stats{
-		Recorded: s.stats.recorded.Load(), Written: s.stats.written.Load(), Dropped: s.stats.dropped.Load(),
+		Recorded: s.stats.recorded.Load(), Written: s.stats.written.Load(), Dropped: s.stats.dropped.Load(), Spooled: s.stats.spooled.Load(),
 		Replaced: s.stats.replaced.Load(), Failures: s.stats.failures.Load(), Panics: s.stats.panics.Load(),
 	}
 }

@@ -2,6 +2,9 @@ package telemetry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/fredcode/fredtel/schema"
 )
@@ -88,3 +91,53 @@ type LocalSink interface {
 // LocalOpener opens the self-hosted sink for a database URL. It is called in
 // the background, never on the agent's goroutine.
 type LocalOpener func(ctx context.Context, url string) (LocalSink, error)
+
+// SendError is how a sink says what the session should do with a batch it
+// could not deliver. Any other error means: keep it, retry with backoff.
+type SendError struct {
+	Err error
+	// RetryAfter: wait at least this long before trying again (429, 503).
+	RetryAfter time.Duration
+	// Drop: the batch can never be delivered (400); drop it, never retry.
+	Drop bool
+	// Stop: send nothing more this session (401, 422, 426); what is queued
+	// is kept for the spool at Close.
+	Stop bool
+}
+
+func (e *SendError) Error() string {
+	switch {
+	case e.Drop:
+		return fmt.Sprintf("dropped: %v", e.Err)
+	case e.Stop:
+		return fmt.Sprintf("stopped: %v", e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+func asSendError(err error) *SendError {
+	var se *SendError
+	if errors.As(err, &se) {
+		return se
+	}
+	return &SendError{Err: err}
+}
+
+// Spooler is implemented by a central sink that can keep batches on disk for
+// the next session: Close hands it what was not delivered. Spool must not
+// keep b after it returns.
+type Spooler interface {
+	Spool(b *RemoteBatch) error
+}
+
+// CentralConfig is what a central sink needs to know about the session.
+type CentralConfig struct {
+	APIURL      string
+	APIKey      string
+	ConfigDir   string
+	FredVersion string
+	Stderr      interface{ Write([]byte) (int, error) }
+	Getenv      func(string) string
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/telemetry"
+	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/fredcode/fredtel/telemetry/selfhost"
 	"golang.org/x/term"
 )
@@ -60,8 +61,7 @@ func (f *fredCmd) options(stderr io.Writer) telemetry.Options {
 		Getenv:      f.env,
 		Stderr:      stderr,
 		SelfHosted:  selfhost.Open,
-		// Central: the sender lands with issue 5; until then the central
-		// route records nothing unless FRED_TELEMETRY_DEBUG=1 prints it.
+		NewCentral:  central.New,
 	}
 }
 
@@ -89,9 +89,21 @@ func (f *fredCmd) telemetry(ctx context.Context, args []string, env Getenv, stdo
 		if err := telemetry.SetTelemetry(dir, false); err != nil {
 			return fmt.Errorf("cannot save the preference in %s: %w", dir, err)
 		}
-		fmt.Fprintln(stdout, "telemetry: off (saved)")
+		if err := central.PurgeSpool(dir); err != nil {
+			return fmt.Errorf("telemetry is off, but the spool in %s could not be deleted: %w", dir, err)
+		}
+		fmt.Fprintln(stdout, "telemetry: off (saved; unsent batches deleted)")
 	case "show":
-		return fmt.Errorf("show: not built yet (tracked in issue 5: the audit log of sent batches)")
+		n, err := central.Show(dir, stdout)
+		if err != nil {
+			return err
+		}
+		batches, bytes := central.SpoolSize(dir)
+		if n == 0 {
+			fmt.Fprintln(stdout, "telemetry: nothing has been sent or spooled yet")
+		}
+		fmt.Fprintf(stdout, "telemetry: %d batches shown (the last sent or spooled); %d batches (%d bytes) wait in the spool\n", n, batches, bytes)
+		return nil
 	default:
 		return &usageError{msg: fmt.Sprintf("unknown subcommand %q; usage: fred telemetry [status|on|off|show]", sub)}
 	}
@@ -222,11 +234,7 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, s
 		Tools:        []string{"read_file"},
 		Commands:     []string{"help", "model", "mode", "telemetry", "quit"},
 	})
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		sess.Close(cctx)
-		cancel()
-	}()
+	defer sess.Close(context.Background()) // within the library's close budget
 	in := bufio.NewScanner(f.stdin)
 	in.Buffer(make([]byte, 64<<10), 1<<20)
 	for in.Scan() {

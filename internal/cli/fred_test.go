@@ -91,7 +91,7 @@ func TestTelemetryOnOffStatusLogout(t *testing.T) {
 		{[]string{"telemetry"}, "telemetry: off (not logged in; fred login turns it on)"},
 		{[]string{"login", "--key", goodKey}, "logged in as alice"},
 		{[]string{"telemetry", "status"}, "central → " + env["FRED_API_URL"] + " as fred_live_0123… (starts once the telemetry notice has been shown on a terminal)"},
-		{[]string{"telemetry", "off"}, "telemetry: off (saved)\ntelemetry: off (turned off"},
+		{[]string{"telemetry", "off"}, "telemetry: off (saved; unsent batches deleted)\ntelemetry: off (turned off"},
 		{[]string{"--no-telemetry", "telemetry"}, "telemetry: off for this session (--no-telemetry)"},
 		{[]string{"telemetry", "on"}, "telemetry: on (saved)\ntelemetry: central → "},
 		{[]string{"logout"}, "logged out\ntelemetry: off (not logged in"},

@@ -1,0 +1,95 @@
+package central
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// audit keeps the last n payloads that left the queue (sent, or spooled),
+// exactly as they were encoded, so a user can see with their own eyes what
+// leaves the machine: `fred telemetry show`.
+type audit struct {
+	dir string
+	n   int
+}
+
+func newAudit(configDir string, n int) *audit {
+	return &audit{dir: filepath.Join(configDir, "audit"), n: n}
+}
+
+func (a *audit) add(body []byte, status string, at time.Time) {
+	if os.MkdirAll(a.dir, 0o700) != nil {
+		return
+	}
+	name := fmt.Sprintf("%020d-%s-%s", at.UnixNano(), status, uniqueName())
+	f, err := os.CreateTemp(a.dir, ".tmp-*")
+	if err != nil {
+		return
+	}
+	f.Chmod(0o600)
+	f.Write(body)
+	f.Close()
+	if os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {
+		os.Remove(f.Name())
+		return
+	}
+	des, _ := os.ReadDir(a.dir)
+	var names []string
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), ".") {
+			names = append(names, de.Name())
+		}
+	}
+	sort.Strings(names)
+	for len(names) > a.n {
+		os.Remove(filepath.Join(a.dir, names[0]))
+		names = names[1:]
+	}
+}
+
+// Show writes the audit log of the config dir to w, oldest first, each
+// payload pretty-printed under a line saying when and what became of it.
+// It reports how many batches there were.
+func Show(configDir string, w io.Writer) (int, error) {
+	dir := filepath.Join(configDir, "audit")
+	des, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var names []string
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), ".") {
+			names = append(names, de.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		body, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		parts := strings.SplitN(name, "-", 3)
+		var ns int64
+		fmt.Sscan(parts[0], &ns)
+		status := "sent"
+		if len(parts) > 1 {
+			status = parts[1]
+		}
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, body, "", "  ") != nil {
+			pretty.Write(body)
+		}
+		fmt.Fprintf(w, "# %s %s\n%s\n", status, time.Unix(0, ns).UTC().Format(time.RFC3339), pretty.String())
+	}
+	return len(names), nil
+}

@@ -1,0 +1,303 @@
+// Package central is the client's central sender: it posts a session's
+// remote-safe batches to the ingest API (POST /v1/batch, gzip), sorts the
+// answers into deliver, drop, retry and stop (SPEC §5), keeps what could not
+// be delivered in a bounded disk spool that the next session sends first,
+// and keeps a small audit log of what left the machine (`fred telemetry
+// show`).
+//
+// It is a telemetry.CentralSink: plug it in with
+// telemetry.Options{NewCentral: central.New}. Everything it writes lives in
+// the config dir, mode 0600, and only ever holds remote-safe payloads.
+package central
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/telemetry"
+	"github.com/google/uuid"
+)
+
+// Defaults.
+const (
+	DefaultSpoolBytes = 4 << 20 // the spool's bound on disk
+	DefaultAuditN     = 10      // batches kept in the audit log
+	requestTimeout    = 10 * time.Second
+	// spoolPerSend bounds how many spooled batches one Send delivers first,
+	// so a large backlog never delays the current session's records much.
+	spoolPerSend = 4
+)
+
+// Sender posts batches to one ingest API with one key.
+type Sender struct {
+	url, key    string
+	fredVersion string
+	client      *http.Client
+	spool       *spool
+	audit       *audit
+	stderr      io.Writer
+	now         func() time.Time
+	noticeOnce  sync.Once
+	spoolOnce   sync.Once
+	ids         func() uuid.UUID
+}
+
+// New builds the sender for a session (a telemetry NewCentral function).
+func New(cfg telemetry.CentralConfig) (telemetry.CentralSink, error) {
+	return NewSender(cfg), nil
+}
+
+// NewSender is New with the concrete type.
+func NewSender(cfg telemetry.CentralConfig) *Sender {
+	var stderr io.Writer = io.Discard
+	if cfg.Stderr != nil {
+		stderr = cfg.Stderr
+	}
+	return &Sender{
+		url: strings.TrimRight(cfg.APIURL, "/") + "/v1/batch", key: cfg.APIKey, fredVersion: cfg.FredVersion,
+		// One client for the session, with timeouts at every stage: an
+		// endpoint that accepts and never answers costs a timeout, not a
+		// hang (and Close cancels the request sooner).
+		client: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			MaxIdleConns:          2,
+			IdleConnTimeout:       30 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: requestTimeout,
+			ExpectContinueTimeout: time.Second,
+		}},
+		spool:  newSpool(cfg.ConfigDir, DefaultSpoolBytes),
+		audit:  newAudit(cfg.ConfigDir, DefaultAuditN),
+		stderr: stderr,
+		now:    time.Now,
+		ids:    func() uuid.UUID { return uuid.Must(uuid.NewV7()) },
+	}
+}
+
+// envelope is the wire body of POST /v1/batch.
+type envelope struct {
+	SchemaVersion int                     `json:"schema_version"`
+	BatchID       uuid.UUID               `json:"batch_id"`
+	SentAt        schema.Time             `json:"sent_at"`
+	Client        client                  `json:"client"`
+	Sessions      []schema.RemoteSession  `json:"sessions"`
+	Turns         []schema.RemoteTurn     `json:"turns"`
+	ToolCalls     []schema.RemoteToolCall `json:"tool_calls"`
+	Events        []schema.RemoteEvent    `json:"events"`
+}
+
+type client struct {
+	FredVersion    string `json:"fred_version"`
+	RuntimeVersion string `json:"runtime_version"`
+}
+
+// encode makes the JSON body of b. sent_at is set when the body is sent.
+func (s *Sender) encode(b *telemetry.RemoteBatch) ([]byte, error) {
+	rt := schema.Sessions.Field("runtime_version")
+	rv, _ := rt.Clean(goVersion())
+	fv, _ := schema.Sessions.Field("fred_version").Clean(s.fredVersion)
+	env := envelope{
+		SchemaVersion: schema.Version, BatchID: s.ids(), SentAt: schema.TimeOf(s.now()),
+		Client:   client{FredVersion: fv, RuntimeVersion: rv},
+		Sessions: nonNil(b.Sessions), Turns: nonNil(b.Turns), ToolCalls: nonNil(b.ToolCalls), Events: nonNil(b.Events),
+	}
+	return json.Marshal(env)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func goVersion() string {
+	v := runtime.Version()
+	if i := strings.IndexAny(v, " -"); i > 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+// Send delivers b: first a few spooled batches of earlier sessions, then b.
+func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
+	if err := s.sendSpooled(ctx, spoolPerSend); err != nil {
+		// The spool's answer applies to b too (the server is down, the
+		// key is revoked…): keep b and say so.
+		return err
+	}
+	body, err := s.encode(b)
+	if err != nil {
+		return &telemetry.SendError{Err: err, Drop: true}
+	}
+	return s.post(ctx, body)
+}
+
+// sendSpooled posts up to n spooled batches; each delivered or refused one
+// leaves the spool.
+func (s *Sender) sendSpooled(ctx context.Context, n int) error {
+	for i := 0; i < n; i++ {
+		f, body, ok := s.spool.claim()
+		if !ok {
+			return nil
+		}
+		err := s.post(ctx, refreshSentAt(body, s.now()))
+		var se *telemetry.SendError
+		if err == nil || (errors.As(err, &se) && se.Drop) {
+			s.spool.done(f)
+			continue
+		}
+		s.spool.unclaim(f)
+		return err
+	}
+	return nil
+}
+
+// refreshSentAt rewrites sent_at of a spooled body: the server measures a
+// batch's record times against its sent_at, which must be the sending time.
+func refreshSentAt(body []byte, now time.Time) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	ts, _ := json.Marshal(schema.TimeOf(now))
+	m["sent_at"] = ts
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// post sends one JSON body and sorts the answer (SPEC §5).
+func (s *Sender) post(ctx context.Context, body []byte) error {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body)
+	zw.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, &gz)
+	if err != nil {
+		return &telemetry.SendError{Err: err, Stop: true}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	req.Header.Set("User-Agent", "fred/"+s.fredVersion)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return &telemetry.SendError{Err: fmt.Errorf("POST %s: %w", s.url, unwrapURL(err))}
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch code := resp.StatusCode; {
+	case code == http.StatusOK:
+		s.audit.add(body, "sent", s.now())
+		return nil
+	case code == http.StatusBadRequest, code == http.StatusRequestEntityTooLarge, code == http.StatusUnsupportedMediaType:
+		return &telemetry.SendError{Err: fmt.Errorf("%s: %s", resp.Status, firstLine(answer)), Drop: true}
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return &telemetry.SendError{Err: fmt.Errorf("%s: the API key is unknown or revoked (fred login)", resp.Status), Stop: true}
+	case code == http.StatusUpgradeRequired:
+		var v struct {
+			Min string `json:"min_version"`
+		}
+		json.Unmarshal(answer, &v)
+		s.noticeOnce.Do(func() {
+			fmt.Fprintf(s.stderr, "fred: this version of Fred is too old to send telemetry; upgrade to %s or later\n", v.Min)
+		})
+		return &telemetry.SendError{Err: fmt.Errorf("%s: client older than %s", resp.Status, v.Min), Stop: true}
+	case code == http.StatusUnprocessableEntity:
+		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not speak schema version %d yet", resp.Status, schema.Version), Stop: true}
+	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable, code >= 500:
+		return &telemetry.SendError{Err: fmt.Errorf("%s", resp.Status), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), s.now())}
+	}
+	return &telemetry.SendError{Err: fmt.Errorf("%s: %s", resp.Status, firstLine(answer)), Drop: true}
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
+		return min(time.Duration(n)*time.Second, time.Hour)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(t.Sub(now), 0), time.Hour)
+	}
+	return 0
+}
+
+func firstLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// unwrapURL drops the *url.Error wrapper, whose message repeats the URL.
+func unwrapURL(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// Spool keeps an undelivered batch for the next session.
+func (s *Sender) Spool(b *telemetry.RemoteBatch) error {
+	body, err := s.encode(b)
+	if err != nil {
+		return err
+	}
+	dropped, err := s.spool.put(body)
+	if err != nil {
+		return err
+	}
+	if dropped > 0 {
+		s.spoolOnce.Do(func() {
+			fmt.Fprintf(s.stderr, "fred: telemetry: the spool is full; %d older batches were dropped to keep it under %d bytes\n", dropped, s.spool.maxBytes)
+		})
+	}
+	s.audit.add(body, "spooled", s.now())
+	return nil
+}
+
+// Purge deletes the spool: telemetry was turned off.
+func (s *Sender) Purge() error { return s.spool.purge() }
+
+// Close releases the connections.
+func (s *Sender) Close(context.Context) error {
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+// PurgeSpool deletes the spool of a config dir: `fred telemetry off`.
+func PurgeSpool(configDir string) error { return newSpool(configDir, 0).purge() }
+
+// SpoolSize reports the batches and bytes waiting in a config dir's spool.
+func SpoolSize(configDir string) (batches int, bytes int64) {
+	for _, e := range newSpool(configDir, 0).list() {
+		batches++
+		bytes += e.size
+	}
+	return batches, bytes
+}
