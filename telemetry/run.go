@@ -21,6 +21,13 @@ func (s *Session) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s.cancelRun.Store(&cancel)
+	// Sends made while the session runs use sendCtx, which Close cancels
+	// when the final flush's time is up: a send stuck on an endpoint that
+	// never answers then gives way to the spool instead of eating the
+	// whole close budget.
+	sendCtx, cancelSends := context.WithCancel(ctx)
+	defer cancelSends()
+	s.cancelSends.Store(&cancelSends)
 
 	var local LocalSink
 	var pending *buffer
@@ -104,7 +111,7 @@ func (s *Session) run() {
 	// The user's database is opened (and its tables created) as soon as
 	// the session starts, while the agent works, not at the first flush.
 	if s.kind == SelfHosted {
-		ready(ctx)
+		ready(sendCtx)
 	}
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
@@ -144,7 +151,15 @@ func (s *Session) run() {
 		if time.Now().Before(retryAt) {
 			continue
 		}
-		flush(ctx)
+		if flush(sendCtx) && !stopped && s.kind == Central {
+			if bl, ok := s.opts.Central.(Backlogger); ok {
+				wctx, wcancel := context.WithTimeout(sendCtx, writeTimeout)
+				if err := bl.SendBacklog(wctx); err != nil {
+					fail("cannot deliver earlier sessions' telemetry to "+s.target(), err)
+				}
+				wcancel()
+			}
+		}
 	}
 }
 
@@ -204,6 +219,10 @@ func (s *Session) Close(ctx context.Context) {
 	}
 	if d, ok := ctx.Deadline(); ok && d.Before(s.flushBy) {
 		s.flushBy = d
+	}
+	if c := s.cancelSends.Load(); c != nil {
+		t := time.AfterFunc(time.Until(s.flushBy), *c)
+		defer t.Stop()
 	}
 	close(s.stop)
 	select {

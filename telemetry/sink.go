@@ -132,6 +132,13 @@ type Spooler interface {
 	Spool(b *RemoteBatch) error
 }
 
+// Backlogger is implemented by a central sink with batches of earlier
+// sessions to deliver: the session calls SendBacklog in the background, on
+// its flush ticks, whenever nothing stops it.
+type Backlogger interface {
+	SendBacklog(ctx context.Context) error
+}
+
 // CentralConfig is what a central sink needs to know about the session.
 type CentralConfig struct {
 	APIURL      string

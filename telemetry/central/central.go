@@ -145,6 +145,10 @@ func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
 	return s.post(ctx, body)
 }
 
+// SendBacklog delivers a few spooled batches of earlier sessions; the
+// session calls it in the background while it runs.
+func (s *Sender) SendBacklog(ctx context.Context) error { return s.sendSpooled(ctx, spoolPerSend) }
+
 // sendSpooled posts up to n spooled batches; each delivered or refused one
 // leaves the spool.
 func (s *Sender) sendSpooled(ctx context.Context, n int) error {

@@ -161,4 +161,3 @@ func (s *spool) purge() error {
 	}
 	return err
 }
-
