@@ -241,3 +241,16 @@ func TestDDLCoversEveryColumn(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendTimeMatchesLayout(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 27, 9, 5, 3, 7_000_000, time.UTC),
+		time.Date(1999, 1, 1, 23, 59, 59, 999_999_999, time.FixedZone("x", -7200)),
+		time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(0, 0),
+	} {
+		if got, want := string(appendTime(nil, tm)), tm.UTC().Format(TimeLayout); got != want {
+			t.Errorf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

@@ -39,8 +39,35 @@ func (t Time) AppendJSON(b []byte) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
+	b = appendTime(b, t.Time)
 	return append(b, '"')
+}
+
+// appendTime formats t as TimeLayout by hand: time.AppendFormat parses its
+// layout on every call, and this runs once per timestamp sent.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	d2 := func(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	b = d2(b, year/100)
+	b = d2(b, year%100)
+	b = append(b, '-')
+	b = d2(b, int(month))
+	b = append(b, '-')
+	b = d2(b, day)
+	b = append(b, 'T')
+	b = d2(b, hour)
+	b = append(b, ':')
+	b = d2(b, min)
+	b = append(b, ':')
+	b = d2(b, sec)
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+	return b
 }
 
 // MarshalJSON implements json.Marshaler.
@@ -266,4 +293,30 @@ func (o *OptString) UnmarshalJSON(b []byte) error {
 	}
 	*o = OptString(s)
 	return nil
+}
+
+// AppendString appends s as a JSON string. Names and enum values are plain
+// ASCII and go straight in; anything else takes encoding/json's path.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return appendJSONString(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// AppendUUID appends u as a JSON string in its canonical form.
+func AppendUUID(b []byte, u [16]byte) []byte {
+	const hexd = "0123456789abcdef"
+	b = append(b, '"')
+	for i, x := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexd[x>>4], hexd[x&0xf])
+	}
+	return append(b, '"')
 }

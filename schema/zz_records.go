@@ -67,6 +67,67 @@ func (r *Session) Remote() RemoteSession {
 	}
 }
 
+// AppendJSON appends the JSON object of r, as encoding/json would write
+// it, without reflection or allocation: the wire form of the central sender.
+func (r *RemoteSession) AppendJSON(b []byte) []byte {
+	b = append(b, `{"session_id":`...)
+	b = AppendUUID(b, r.SessionID)
+	b = append(b, `,"started_at":`...)
+	b = r.StartedAt.AppendJSON(b)
+	b = append(b, `,"ended_at":`...)
+	b = r.EndedAt.AppendJSON(b)
+	b = append(b, `,"model":`...)
+	b = AppendString(b, r.Model)
+	b = append(b, `,"fred_version":`...)
+	b = AppendString(b, r.FredVersion)
+	b = append(b, `,"runtime_version":`...)
+	b = AppendString(b, r.RuntimeVersion)
+	b = append(b, `,"os":`...)
+	b = AppendString(b, r.OS)
+	b = append(b, `,"shell":`...)
+	b = AppendString(b, r.Shell)
+	b = append(b, `,"git_dirty":`...)
+	switch r.GitDirty {
+	case True:
+		b = append(b, "true"...)
+	case False:
+		b = append(b, "false"...)
+	default:
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"agents_md_hash":`...)
+	b = r.AgentsMDHash.AppendJSON(b)
+	b = append(b, `,"system_prompt_sha256":`...)
+	b = r.SystemPromptSHA256.AppendJSON(b)
+	b = append(b, `,"tool_catalog":`...)
+	if r.ToolCatalog == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range r.ToolCatalog {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"command_catalog":`...)
+	if r.CommandCatalog == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range r.CommandCatalog {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
 // Local makes a whole record of r, with its other fields zero.
 func (r *RemoteSession) Local() Session {
 	return Session{
@@ -264,6 +325,46 @@ func (r *Turn) Remote() RemoteTurn {
 		PromptChars:      r.PromptChars,
 		ResponseChars:    r.ResponseChars,
 	}
+}
+
+// AppendJSON appends the JSON object of r, as encoding/json would write
+// it, without reflection or allocation: the wire form of the central sender.
+func (r *RemoteTurn) AppendJSON(b []byte) []byte {
+	b = append(b, `{"turn_id":`...)
+	b = AppendUUID(b, r.TurnID)
+	b = append(b, `,"session_id":`...)
+	b = AppendUUID(b, r.SessionID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, `,"started_at":`...)
+	b = r.StartedAt.AppendJSON(b)
+	b = append(b, `,"model":`...)
+	b = AppendString(b, r.Model)
+	b = append(b, `,"mode":`...)
+	b = AppendString(b, r.Mode)
+	b = append(b, `,"prompt_tokens":`...)
+	b = strconv.AppendInt(b, r.PromptTokens, 10)
+	b = append(b, `,"completion_tokens":`...)
+	b = strconv.AppendInt(b, r.CompletionTokens, 10)
+	b = append(b, `,"cached_tokens":`...)
+	b = strconv.AppendInt(b, r.CachedTokens, 10)
+	b = append(b, `,"finish_reason":`...)
+	b = AppendString(b, r.FinishReason)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendInt(b, r.DurationMs, 10)
+	b = append(b, `,"num_tool_calls":`...)
+	b = strconv.AppendInt(b, r.NumToolCalls, 10)
+	b = append(b, `,"api_error_type":`...)
+	if r.APIErrorType == "" {
+		b = append(b, "null"...)
+	} else {
+		b = AppendString(b, string(r.APIErrorType))
+	}
+	b = append(b, `,"prompt_chars":`...)
+	b = strconv.AppendInt(b, r.PromptChars, 10)
+	b = append(b, `,"response_chars":`...)
+	b = strconv.AppendInt(b, r.ResponseChars, 10)
+	return append(b, '}')
 }
 
 // Local makes a whole record of r, with its other fields zero.
@@ -476,6 +577,36 @@ func (r *ToolCall) Remote() RemoteToolCall {
 	}
 }
 
+// AppendJSON appends the JSON object of r, as encoding/json would write
+// it, without reflection or allocation: the wire form of the central sender.
+func (r *RemoteToolCall) AppendJSON(b []byte) []byte {
+	b = append(b, `{"call_id":`...)
+	b = AppendUUID(b, r.CallID)
+	b = append(b, `,"session_id":`...)
+	b = AppendUUID(b, r.SessionID)
+	b = append(b, `,"turn_id":`...)
+	b = AppendUUID(b, r.TurnID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, `,"started_at":`...)
+	b = r.StartedAt.AppendJSON(b)
+	b = append(b, `,"tool_name":`...)
+	b = AppendString(b, r.ToolName)
+	b = append(b, `,"args_fingerprint":`...)
+	b = r.ArgsFingerprint.AppendJSON(b)
+	b = append(b, `,"permission":`...)
+	b = AppendString(b, r.Permission)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendInt(b, r.DurationMs, 10)
+	b = append(b, `,"outcome":`...)
+	b = AppendString(b, r.Outcome)
+	b = append(b, `,"result_bytes":`...)
+	b = strconv.AppendInt(b, r.ResultBytes, 10)
+	b = append(b, `,"result_is_error":`...)
+	b = strconv.AppendBool(b, r.ResultIsError)
+	return append(b, '}')
+}
+
 // Local makes a whole record of r, with its other fields zero.
 func (r *RemoteToolCall) Local() ToolCall {
 	return ToolCall{
@@ -633,6 +764,26 @@ func (r *Event) Remote() RemoteEvent {
 		Name:      r.Name,
 		Props:     r.Props,
 	}
+}
+
+// AppendJSON appends the JSON object of r, as encoding/json would write
+// it, without reflection or allocation: the wire form of the central sender.
+func (r *RemoteEvent) AppendJSON(b []byte) []byte {
+	b = append(b, `{"event_id":`...)
+	b = AppendUUID(b, r.EventID)
+	b = append(b, `,"session_id":`...)
+	b = AppendUUID(b, r.SessionID)
+	b = append(b, `,"ts":`...)
+	b = r.TS.AppendJSON(b)
+	b = append(b, `,"name":`...)
+	b = AppendString(b, r.Name)
+	b = append(b, `,"props":`...)
+	if len(r.Props) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, r.Props...)
+	}
+	return append(b, '}')
 }
 
 // Local makes a whole record of r, with its other fields zero.

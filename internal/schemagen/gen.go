@@ -157,6 +157,44 @@ func goRecords() ([]byte, error) {
 			}
 		}
 		p("\t}\n}\n\n")
+		p("// AppendJSON appends the JSON object of r, as encoding/json would write\n// it, without reflection or allocation: the wire form of the central sender.\n")
+		p("func (r *Remote%s) AppendJSON(b []byte) []byte {\n", name)
+		first := true
+		for _, f := range r.Fields {
+			if f.Scope != schema.Central {
+				continue
+			}
+			sep := ","
+			if first {
+				sep = "{"
+				first = false
+			}
+			p("\tb = append(b, `%s\"%s\":`...)\n", sep, f.Name)
+			x := "r." + GoName(f.Name)
+			switch {
+			case f.Kind == schema.KindUUID:
+				p("\tb = AppendUUID(b, %s)\n", x)
+			case f.Kind == schema.KindTime, f.Kind == schema.KindHash:
+				p("\tb = %s.AppendJSON(b)\n", x)
+			case f.Kind == schema.KindInt:
+				p("\tb = strconv.AppendInt(b, %s, 10)\n", x)
+			case f.Kind == schema.KindBool && f.Nullable:
+				p("\tswitch %s {\n\tcase True:\n\t\tb = append(b, \"true\"...)\n\tcase False:\n\t\tb = append(b, \"false\"...)\n\tdefault:\n\t\tb = append(b, \"null\"...)\n\t}\n", x)
+			case f.Kind == schema.KindBool:
+				p("\tb = strconv.AppendBool(b, %s)\n", x)
+			case f.Kind == schema.KindString && f.Nullable:
+				p("\tif %s == \"\" {\n\t\tb = append(b, \"null\"...)\n\t} else {\n\t\tb = AppendString(b, string(%s))\n\t}\n", x, x)
+			case f.Kind == schema.KindString:
+				p("\tb = AppendString(b, %s)\n", x)
+			case f.Kind == schema.KindList:
+				p("\tif %s == nil {\n\t\tb = append(b, \"null\"...)\n\t} else {\n\t\tb = append(b, '[')\n\t\tfor i, s := range %s {\n\t\t\tif i > 0 {\n\t\t\t\tb = append(b, ',')\n\t\t\t}\n\t\t\tb = AppendString(b, s)\n\t\t}\n\t\tb = append(b, ']')\n\t}\n", x, x)
+			case f.Kind == schema.KindProps:
+				p("\tif len(%s) == 0 {\n\t\tb = append(b, \"{}\"...)\n\t} else {\n\t\tb = append(b, %s...)\n\t}\n", x, x)
+			default:
+				panic("schemagen: no JSON for kind " + f.Kind.String())
+			}
+		}
+		p("\treturn append(b, '}')\n}\n\n")
 		p("// Local makes a whole record of r, with its other fields zero.\nfunc (r *Remote%s) Local() %s {\n\treturn %s{\n", name, name, name)
 		for _, f := range r.Fields {
 			if f.Scope == schema.Central {

@@ -52,6 +52,10 @@ type Sender struct {
 	noticeOnce  sync.Once
 	spoolOnce   sync.Once
 	ids         func() uuid.UUID
+	// buf and zw are reused from batch to batch; Send and Spool are only
+	// called from the session's one background goroutine.
+	buf []byte
+	zw  *gzip.Writer
 }
 
 // New builds the sender for a session (a telemetry NewCentral function).
@@ -86,41 +90,54 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 	}
 }
 
-// envelope is the wire body of POST /v1/batch.
-type envelope struct {
-	SchemaVersion int                     `json:"schema_version"`
-	BatchID       uuid.UUID               `json:"batch_id"`
-	SentAt        schema.Time             `json:"sent_at"`
-	Client        client                  `json:"client"`
-	Sessions      []schema.RemoteSession  `json:"sessions"`
-	Turns         []schema.RemoteTurn     `json:"turns"`
-	ToolCalls     []schema.RemoteToolCall `json:"tool_calls"`
-	Events        []schema.RemoteEvent    `json:"events"`
-}
-
-type client struct {
-	FredVersion    string `json:"fred_version"`
-	RuntimeVersion string `json:"runtime_version"`
-}
-
-// encode makes the JSON body of b. sent_at is set when the body is sent.
-func (s *Sender) encode(b *telemetry.RemoteBatch) ([]byte, error) {
-	rt := schema.Sessions.Field("runtime_version")
-	rv, _ := rt.Clean(goVersion())
+// encode appends the JSON body of POST /v1/batch for b to the sender's
+// buffer: the envelope, then every record through the encoders generated
+// from the declaration (no reflection, no allocation per record).
+func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
+	rv, _ := schema.Sessions.Field("runtime_version").Clean(goVersion())
 	fv, _ := schema.Sessions.Field("fred_version").Clean(s.fredVersion)
-	env := envelope{
-		SchemaVersion: schema.Version, BatchID: s.ids(), SentAt: schema.TimeOf(s.now()),
-		Client:   client{FredVersion: fv, RuntimeVersion: rv},
-		Sessions: nonNil(b.Sessions), Turns: nonNil(b.Turns), ToolCalls: nonNil(b.ToolCalls), Events: nonNil(b.Events),
+	out := s.buf[:0]
+	out = append(out, `{"schema_version":`...)
+	out = strconv.AppendInt(out, schema.Version, 10)
+	out = append(out, `,"batch_id":`...)
+	out = schema.AppendUUID(out, s.ids())
+	out = append(out, `,"sent_at":`...)
+	out = schema.TimeOf(s.now()).AppendJSON(out)
+	out = append(out, `,"client":{"fred_version":`...)
+	out = schema.AppendString(out, fv)
+	out = append(out, `,"runtime_version":`...)
+	out = schema.AppendString(out, rv)
+	out = append(out, `},"sessions":[`...)
+	for i := range b.Sessions {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = b.Sessions[i].AppendJSON(out)
 	}
-	return json.Marshal(env)
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
+	out = append(out, `],"turns":[`...)
+	for i := range b.Turns {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = b.Turns[i].AppendJSON(out)
 	}
-	return s
+	out = append(out, `],"tool_calls":[`...)
+	for i := range b.ToolCalls {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = b.ToolCalls[i].AppendJSON(out)
+	}
+	out = append(out, `],"events":[`...)
+	for i := range b.Events {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = b.Events[i].AppendJSON(out)
+	}
+	out = append(out, "]}"...)
+	s.buf = out
+	return out
 }
 
 func goVersion() string {
@@ -138,11 +155,7 @@ func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
 		// key is revoked…): keep b and say so.
 		return err
 	}
-	body, err := s.encode(b)
-	if err != nil {
-		return &telemetry.SendError{Err: err, Drop: true}
-	}
-	return s.post(ctx, body)
+	return s.post(ctx, s.encode(b))
 }
 
 // SendBacklog delivers a few spooled batches of earlier sessions; the
@@ -187,11 +200,18 @@ func refreshSentAt(body []byte, now time.Time) []byte {
 
 // post sends one JSON body and sorts the answer (SPEC §5).
 func (s *Sender) post(ctx context.Context, body []byte) error {
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(body)
-	zw.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, &gz)
+	// A fresh buffer per request (the transport may read a body after Do
+	// returns on errors), but one gzip writer for the session: its state
+	// is most of gzip's cost in allocations.
+	gz := bytes.NewBuffer(make([]byte, 0, len(body)/4+512))
+	if s.zw == nil {
+		s.zw = gzip.NewWriter(gz)
+	} else {
+		s.zw.Reset(gz)
+	}
+	s.zw.Write(body)
+	s.zw.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, gz)
 	if err != nil {
 		return &telemetry.SendError{Err: err, Stop: true}
 	}
@@ -268,10 +288,7 @@ func unwrapURL(err error) error {
 
 // Spool keeps an undelivered batch for the next session.
 func (s *Sender) Spool(b *telemetry.RemoteBatch) error {
-	body, err := s.encode(b)
-	if err != nil {
-		return err
-	}
+	body := s.encode(b)
 	dropped, err := s.spool.put(body)
 	if err != nil {
 		return err
