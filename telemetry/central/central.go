@@ -148,14 +148,70 @@ func goVersion() string {
 	return v
 }
 
-// Send delivers b: first a few spooled batches of earlier sessions, then b.
+// MaxRecords is the most records one request carries: the session's queue
+// may hold more after a failed send, and the server takes at most 1,000.
+const MaxRecords = 500
+
+// chunks splits b into batches of at most max records, as views of b.
+func chunks(b *telemetry.RemoteBatch, max int) []telemetry.RemoteBatch {
+	var out []telemetry.RemoteBatch
+	cur := telemetry.RemoteBatch{}
+	room := max
+	take := func(n int) int { k := min(n, room); room -= k; return k }
+	flush := func() {
+		if cur.Len() > 0 {
+			out = append(out, cur)
+		}
+		cur, room = telemetry.RemoteBatch{}, max
+	}
+	for ss := b.Sessions; len(ss) > 0; {
+		k := take(len(ss))
+		cur.Sessions, ss = ss[:k], ss[k:]
+		if room == 0 {
+			flush()
+		}
+	}
+	for ts := b.Turns; len(ts) > 0; {
+		k := take(len(ts))
+		cur.Turns, ts = ts[:k], ts[k:]
+		if room == 0 {
+			flush()
+		}
+	}
+	for cs := b.ToolCalls; len(cs) > 0; {
+		k := take(len(cs))
+		cur.ToolCalls, cs = cs[:k], cs[k:]
+		if room == 0 {
+			flush()
+		}
+	}
+	for es := b.Events; len(es) > 0; {
+		k := take(len(es))
+		cur.Events, es = es[:k], es[k:]
+		if room == 0 {
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+// Send delivers b: first a few spooled batches of earlier sessions, then b
+// in requests of at most MaxRecords records. If one fails, the session
+// keeps all of b and sends it again later: what got through already is
+// acknowledged as duplicates, since the server is idempotent on record ids.
 func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
 	if err := s.sendSpooled(ctx, spoolPerSend); err != nil {
 		// The spool's answer applies to b too (the server is down, the
 		// key is revoked…): keep b and say so.
 		return err
 	}
-	return s.post(ctx, s.encode(b))
+	for _, c := range chunks(b, MaxRecords) {
+		if err := s.post(ctx, s.encode(&c)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SendBacklog delivers a few spooled batches of earlier sessions; the
@@ -286,19 +342,24 @@ func unwrapURL(err error) error {
 	return err
 }
 
-// Spool keeps an undelivered batch for the next session.
+// Spool keeps an undelivered batch for the next session, in files of at
+// most MaxRecords records; the oldest go when the spool is over its bound.
 func (s *Sender) Spool(b *telemetry.RemoteBatch) error {
-	body := s.encode(b)
-	dropped, err := s.spool.put(body)
-	if err != nil {
-		return err
+	dropped := 0
+	for _, c := range chunks(b, MaxRecords) {
+		body := s.encode(&c)
+		d, err := s.spool.put(body)
+		if err != nil {
+			return err
+		}
+		dropped += d
+		s.audit.add(body, "spooled", s.now())
 	}
 	if dropped > 0 {
 		s.spoolOnce.Do(func() {
 			fmt.Fprintf(s.stderr, "fred: telemetry: the spool is full; %d older batches were dropped to keep it under %d bytes\n", dropped, s.spool.maxBytes)
 		})
 	}
-	s.audit.add(body, "spooled", s.now())
 	return nil
 }
 

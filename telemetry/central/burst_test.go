@@ -1,0 +1,69 @@
+package central_test
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/fredcode/fredtel/telemetry"
+	"github.com/fredcode/fredtel/telemetry/central"
+)
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestBurstWithTheEndpointDown: a million tool calls while the ingest API
+// refuses connections: the heap stays under twice the queue bound (slice
+// growth) plus 1 MiB, and the drop counter says how many did not fit.
+func TestBurstWithTheEndpointDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+
+	const queue = 4 << 20
+	n := 1_000_000
+	if raceEnabled {
+		n = 200_000 // same bound, a tenth of the time under the race detector
+	}
+	dir := user(t, key)
+	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": refused}
+	base := heap()
+	s := telemetry.Start(telemetry.Options{
+		Getenv: func(k string) string { return env[k] }, Stderr: &syncBuf{}, NewCentral: central.New,
+		QueueBytes: queue, FlushInterval: 20 * time.Millisecond, CloseBudget: 100 * time.Millisecond,
+	}, telemetry.SessionInfo{Model: "m", Tools: []string{"edit"}})
+	tr := s.BeginTurn("act", "m")
+	args := []byte(`{"path":"internal/server/batch.go","old_string":"func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {","new_string":"func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) error {"}`)
+	var peak uint64
+	for i := 0; i < n; i++ {
+		tr.ToolCall(telemetry.ToolCall{Name: "edit", Args: args, Result: "ok", Permission: "auto_allowed"})
+		if i%100_000 == 99_999 {
+			peak = max(peak, heap())
+		}
+	}
+	peak = max(peak, heap())
+	s.Close(context.Background())
+	st := s.Stats()
+	growth := int64(peak) - int64(base)
+	t.Logf("%d tool calls, endpoint refusing: heap grew %.2f MiB (queue bound %d MiB); recorded %d, dropped %d, spooled %d",
+		n, float64(growth)/(1<<20), queue>>20, st.Recorded, st.Dropped, st.Spooled)
+	if growth > 2*queue+1<<20 {
+		t.Errorf("heap grew %d bytes, over 2 × %d + 1 MiB", growth, queue)
+	}
+	if st.Dropped < int64(n)/2 || st.Spooled == 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.Written != 0 {
+		t.Errorf("%d records written to a refused port", st.Written)
+	}
+}
