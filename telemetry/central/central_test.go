@@ -341,7 +341,7 @@ func TestAnswersThatStopOrDrop(t *testing.T) {
 // leave nothing unsent on disk.
 func TestTurnOffDeletesTheSpool(t *testing.T) {
 	dir := user(t, key)
-	s := start(dir, blackhole(t), &syncBuf{}, 50*time.Millisecond)
+	s := start(dir, blackhole(t), &syncBuf{}, 300*time.Millisecond)
 	record(s, 2)
 	s.Close(context.Background())
 	if b, _ := central.SpoolSize(dir); b == 0 {
