@@ -138,7 +138,7 @@ func (s *Session) run() {
 					pending = s.q.take()
 				}
 				for pending != nil {
-					s.spoolOrDrop(pending)
+					s.spoolOrDrop(ctx, pending)
 					s.q.release(pending)
 					pending = s.q.take()
 				}
@@ -164,9 +164,9 @@ func (s *Session) run() {
 }
 
 // spoolOrDrop hands an undelivered buffer to the central sink's spool.
-func (s *Session) spoolOrDrop(b *buffer) {
-	if sp, ok := s.opts.Central.(Spooler); ok && s.kind == Central {
-		if err := sp.Spool(&b.remote); err == nil {
+func (s *Session) spoolOrDrop(ctx context.Context, b *buffer) {
+	if sp, ok := s.opts.Central.(Spooler); ok && s.kind == Central && ctx.Err() == nil {
+		if err := sp.Spool(ctx, &b.remote); err == nil {
 			s.stats.spooled.Add(int64(b.n))
 			return
 		}

@@ -127,9 +127,10 @@ func asSendError(err error) *SendError {
 
 // Spooler is implemented by a central sink that can keep batches on disk for
 // the next session: Close hands it what was not delivered. Spool must not
-// keep b after it returns.
+// keep b after it returns, and should stop (returning ctx's error) once ctx
+// is done: the close budget is over.
 type Spooler interface {
-	Spool(b *RemoteBatch) error
+	Spool(ctx context.Context, b *RemoteBatch) error
 }
 
 // Backlogger is implemented by a central sink with batches of earlier

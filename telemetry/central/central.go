@@ -344,9 +344,12 @@ func unwrapURL(err error) error {
 
 // Spool keeps an undelivered batch for the next session, in files of at
 // most MaxRecords records; the oldest go when the spool is over its bound.
-func (s *Sender) Spool(b *telemetry.RemoteBatch) error {
+func (s *Sender) Spool(ctx context.Context, b *telemetry.RemoteBatch) error {
 	dropped := 0
 	for _, c := range chunks(b, MaxRecords) {
+		if err := ctx.Err(); err != nil {
+			return err // out of time: the CLI is leaving
+		}
 		body := s.encode(&c)
 		d, err := s.spool.put(body)
 		if err != nil {
