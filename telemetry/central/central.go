@@ -35,8 +35,8 @@ const (
 	DefaultSpoolBytes = 4 << 20 // the spool's bound on disk
 	DefaultAuditN     = 10      // batches kept in the audit log
 	requestTimeout    = 10 * time.Second
-	// spoolPerSend bounds how many spooled batches one Send delivers first,
-	// so a large backlog never delays the current session's records much.
+	// spoolPerSend bounds how many spooled batches one SendBacklog delivers,
+	// so a large backlog never holds the session's own batches back long.
 	spoolPerSend = 4
 )
 
@@ -196,16 +196,13 @@ func chunks(b *telemetry.RemoteBatch, max int) []telemetry.RemoteBatch {
 	return out
 }
 
-// Send delivers b: first a few spooled batches of earlier sessions, then b
-// in requests of at most MaxRecords records. If one fails, the session
-// keeps all of b and sends it again later: what got through already is
-// acknowledged as duplicates, since the server is idempotent on record ids.
+// Send delivers b in requests of at most MaxRecords records. If one fails,
+// the session keeps all of b and sends it again later: what got through
+// already is acknowledged as duplicates, since the server is idempotent on
+// record ids. Earlier sessions' spooled batches are not sent here but by
+// SendBacklog, in the background, so they never take the session's own
+// records' place in the close budget.
 func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
-	if err := s.sendSpooled(ctx, spoolPerSend); err != nil {
-		// The spool's answer applies to b too (the server is down, the
-		// key is revoked…): keep b and say so.
-		return err
-	}
 	for _, c := range chunks(b, MaxRecords) {
 		if err := s.post(ctx, s.encode(&c)); err != nil {
 			return err
