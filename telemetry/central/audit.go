@@ -9,15 +9,26 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
 // audit keeps the last n payloads that left the queue (sent, or spooled),
 // exactly as they were encoded, so a user can see with their own eyes what
-// leaves the machine: `fred telemetry show`.
+// leaves the machine: `fred telemetry show`. They are kept in memory while
+// the session runs and written to the audit folder when it closes (and with
+// every spool write): a file per request would cost more than the send.
 type audit struct {
-	dir string
-	n   int
+	dir  string
+	n    int
+	mu   sync.Mutex
+	ring []auditEntry
+}
+
+type auditEntry struct {
+	body   []byte
+	status string
+	at     time.Time
 }
 
 func newAudit(configDir string, n int) *audit {
@@ -25,20 +36,35 @@ func newAudit(configDir string, n int) *audit {
 }
 
 func (a *audit) add(body []byte, status string, at time.Time) {
-	if os.MkdirAll(a.dir, 0o700) != nil {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ring = append(a.ring, auditEntry{append([]byte(nil), body...), status, at})
+	if len(a.ring) > a.n {
+		a.ring = a.ring[len(a.ring)-a.n:]
+	}
+}
+
+// flush writes the entries kept in memory and trims the folder to the last n.
+func (a *audit) flush() {
+	a.mu.Lock()
+	ring := a.ring
+	a.ring = nil
+	a.mu.Unlock()
+	if len(ring) == 0 || os.MkdirAll(a.dir, 0o700) != nil {
 		return
 	}
-	name := fmt.Sprintf("%020d-%s-%s", at.UnixNano(), status, uniqueName())
-	f, err := os.CreateTemp(a.dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	f.Chmod(0o600)
-	f.Write(body)
-	f.Close()
-	if os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {
-		os.Remove(f.Name())
-		return
+	for _, e := range ring {
+		name := fmt.Sprintf("%020d-%s-%s", e.at.UnixNano(), e.status, uniqueName())
+		f, err := os.CreateTemp(a.dir, ".tmp-*")
+		if err != nil {
+			return
+		}
+		f.Chmod(0o600)
+		f.Write(e.body)
+		f.Close()
+		if os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {
+			os.Remove(f.Name())
+		}
 	}
 	des, _ := os.ReadDir(a.dir)
 	var names []string

@@ -258,7 +258,10 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 	// is most of gzip's cost in allocations.
 	gz := bytes.NewBuffer(make([]byte, 0, len(body)/4+512))
 	if s.zw == nil {
-		s.zw = gzip.NewWriter(gz)
+		// The fastest level: at batch sizes it compresses JSON only about
+		// 10% worse than the default, for a third of the CPU, and that CPU
+		// is the user's.
+		s.zw, _ = gzip.NewWriterLevel(gz, gzip.BestSpeed)
 	} else {
 		s.zw.Reset(gz)
 	}
@@ -355,6 +358,7 @@ func (s *Sender) Spool(ctx context.Context, b *telemetry.RemoteBatch) error {
 		dropped += d
 		s.audit.add(body, "spooled", s.now())
 	}
+	s.audit.flush()
 	if dropped > 0 {
 		s.spoolOnce.Do(func() {
 			fmt.Fprintf(s.stderr, "fred: telemetry: the spool is full; %d older batches were dropped to keep it under %d bytes\n", dropped, s.spool.maxBytes)
@@ -366,8 +370,9 @@ func (s *Sender) Spool(ctx context.Context, b *telemetry.RemoteBatch) error {
 // Purge deletes the spool: telemetry was turned off.
 func (s *Sender) Purge() error { return s.spool.purge() }
 
-// Close releases the connections.
+// Close writes the audit log and releases the connections.
 func (s *Sender) Close(context.Context) error {
+	s.audit.flush()
 	s.client.CloseIdleConnections()
 	return nil
 }
