@@ -12,7 +12,6 @@ package central
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/telemetry"
