@@ -354,3 +354,42 @@ func TestTurnOffDeletesTheSpool(t *testing.T) {
 		t.Fatalf("%d batches left in the spool after /telemetry off", b)
 	}
 }
+
+// TestConnectionErrorsBackOff: a server that drops every connection is
+// retried with exponential backoff, not at every flush tick.
+func TestConnectionErrorsBackOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var attempts []time.Time
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			attempts = append(attempts, time.Now())
+			mu.Unlock()
+			c.Close()
+		}
+	}()
+	defer ln.Close()
+	s := start(user(t, key), "http://"+ln.Addr().String(), &syncBuf{}, 100*time.Millisecond)
+	record(s, 1)
+	time.Sleep(3 * time.Second) // 150 flush ticks of 20 ms
+	s.Close(context.Background())
+	mu.Lock()
+	n := len(attempts)
+	mu.Unlock()
+	t.Logf("%d connection attempts in 3 s of a server dropping connections", n)
+	// 1 s, 2 s doubling with full jitter: a handful, never one per tick.
+	if n < 2 || n > 10 {
+		t.Fatalf("%d attempts in 3 s: want backoff (2 to 10)", n)
+	}
+	if st := s.Stats(); st.Spooled == 0 || st.Failures < 2 {
+		t.Fatalf("stats %+v: want failures and the records spooled", st)
+	}
+}
