@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// tail keeps the last max bytes written to it: the server's log, shown
+// when something goes wrong.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// serverProc is a running ingest server: a `fredtel serve` process, or
+// the same server inside this process (--cpuprofile).
+type serverProc struct {
+	pid      int    // the process whose RSS and CPU are the server's
+	addr     string // HOST:PORT
+	log      *tail
+	done     chan struct{} // closed when the server has exited
+	err      error         // its exit status, once done
+	inProc   bool
+	shutdown func() // asks the server to stop
+}
+
+// startServer runs `fredtel serve` on a free loopback port and waits for
+// its "listening on" line.
+func startServer(bin, dbURL string, extra []string) (*serverProc, error) {
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", dbURL,
+		"--rate", "1000000", "--burst", "1000000", "--log-format", "json"}, extra...)
+	cmd := exec.Command(bin, args...)
+	p := &serverProc{log: &tail{max: 64 << 10}, done: make(chan struct{})}
+	cmd.Env = serverEnv()
+	cmd.Stderr = p.log
+	dieWithParent(cmd)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start fredtel serve: %w", err)
+	}
+	p.pid = cmd.Process.Pid
+	p.shutdown = func() { cmd.Process.Signal(syscall.SIGTERM) }
+	ready := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(out)
+		for lines.Scan() {
+			if a, ok := strings.CutPrefix(lines.Text(), "fredtel serve: listening on "); ok {
+				if f := strings.Fields(a); len(f) > 0 {
+					ready <- strings.TrimPrefix(f[0], "http://")
+				}
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case p.addr = <-ready:
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("fredtel serve exited (%v) before listening:\n%s", p.err, p.log)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-p.done
+		return nil, fmt.Errorf("fredtel serve did not listen within 60 s:\n%s", p.log)
+	}
+}
+
+// running reports whether the server is still up.
+func (p *serverProc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop asks for a graceful exit (SIGTERM) and waits for it; a process
+// still there after 20 s is killed.
+func (p *serverProc) stop() error {
+	if !p.running() {
+		return fmt.Errorf("the server had already exited: %v", p.err)
+	}
+	p.shutdown()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(20 * time.Second):
+		if !p.inProc {
+			syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+		<-p.done
+		return errors.New("the server ignored SIGTERM for 20 s")
+	}
+}
+
+// serverEnv is the environment of the fredtel commands: PATH and HOME, and
+// none of the FREDTEL_* variables that would change the server's settings.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FREDTEL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// createKey runs `fredtel keys create` and returns the key it prints.
+func createKey(ctx context.Context, bin, dbURL, user string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, "keys", "create", "--db", dbURL, "--user", user, "--label", "ingestbench")
+	cmd.Env = serverEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("fredtel keys create: %v: %s", err, stderr.String())
+	}
+	key := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(key, "fred_live_") {
+		return "", fmt.Errorf("fredtel keys create printed %q, not a key", key)
+	}
+	return key, nil
+}
+
+// buildFredtel builds ./cmd/fredtel of the module at root into dir.
+func buildFredtel(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "fredtel")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/fredtel")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/fredtel: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+const modulePath = "github.com/fredcode/fredtel"
+
+// repoRoot finds the fredtel module: `go env GOMOD` from the working
+// directory, else the nearest go.mod above it that declares the module.
+func repoRoot(ctx context.Context) (string, error) {
+	isOurs := func(gomod string) bool {
+		b, err := os.ReadFile(gomod)
+		return err == nil && bytes.HasPrefix(bytes.TrimSpace(b), []byte("module "+modulePath+"\n"))
+	}
+	if out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output(); err == nil {
+		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull && isOurs(gomod) {
+			return filepath.Dir(gomod), nil
+		}
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if isOurs(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", fmt.Errorf("not inside the %s module: run from the repository", modulePath)
+		}
+		dir = up
+	}
+}
+
+// procStatusKiB reads a "Vm…:   123 kB" line of /proc/PID/status.
+func procStatusKiB(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+}
+
+// clockTicks is USER_HZ, 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+// procCPUTicks is utime+stime of a process from /proc/PID/stat.
+func procCPUTicks(pid string) (comm string, ticks int64, err error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", 0, err
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, fmt.Errorf("/proc/%s/stat: unexpected form", pid)
+	}
+	comm = s[open+1 : end]
+	f := strings.Fields(s[end+1:])
+	// After the command: state(0) ppid pgrp session tty tpgid flags minflt
+	// cminflt majflt cmajflt utime(11) stime(12).
+	if len(f) < 13 {
+		return "", 0, fmt.Errorf("/proc/%s/stat: unexpected form", pid)
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return comm, u + st, nil
+}
+
+// cpuSnapshot is where the machine's CPU time has gone so far, in ticks.
+type cpuSnapshot struct {
+	at                         time.Time
+	busy, total                int64 // whole machine, /proc/stat
+	server, postgres, selfProc int64
+}
+
+// takeCPU snapshots the machine, the server (serverPID, none if < 1),
+// every postgres process and this process.
+func takeCPU(serverPID int) cpuSnapshot {
+	s := cpuSnapshot{at: time.Now()}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch i {
+			case 0, 1, 2, 5, 6, 7: // user nice system irq softirq steal
+				s.busy += n
+				s.total += n
+			case 3, 4: // idle iowait
+				s.total += n
+			}
+		}
+	}
+	if serverPID > 0 {
+		_, s.server, _ = procCPUTicks(strconv.Itoa(serverPID))
+	}
+	_, s.selfProc, _ = procCPUTicks("self")
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			if e.Name()[0] < '0' || e.Name()[0] > '9' {
+				continue
+			}
+			if comm, t, err := procCPUTicks(e.Name()); err == nil && comm == "postgres" {
+				s.postgres += t
+			}
+		}
+	}
+	return s
+}
+
+// cpuUse is the CPU used between two snapshots, in cores.
+type cpuUse struct {
+	Cores    int     `json:"cores"`
+	Busy     float64 `json:"busy_cores"`
+	Server   float64 `json:"server_cores"`
+	Postgres float64 `json:"postgres_cores"`
+	Bench    float64 `json:"bench_cores"`
+	Other    float64 `json:"other_cores"`
+}
+
+func cpuBetween(a, b cpuSnapshot, cores int, inProc bool) cpuUse {
+	secs := b.at.Sub(a.at).Seconds()
+	c := func(t int64) float64 { return float64(t) / clockTicks / secs }
+	u := cpuUse{Cores: cores, Server: c(b.server - a.server), Postgres: c(b.postgres - a.postgres)}
+	if !inProc { // else the clients are in the server's figure
+		u.Bench = c(b.selfProc - a.selfProc)
+	}
+	if tot := b.total - a.total; tot > 0 {
+		u.Busy = float64(cores) * float64(b.busy-a.busy) / float64(tot)
+	}
+	u.Other = max(0, u.Busy-u.Server-u.Postgres-u.Bench)
+	return u
+}
+
+// scrape reads the server's /metrics into a map from series (name and
+// labels as written) to value.
+func scrape(ctx context.Context, addr string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out, sc.Err()
+}

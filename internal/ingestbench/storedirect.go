@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/store"
+)
+
+// poolOf is the --pool of the serve flags, else serve's default of 8.
+func poolOf(serveArgs []string) int {
+	for i, a := range serveArgs {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "pool" {
+			continue
+		}
+		if !hasVal && i+1 < len(serveArgs) {
+			val = serveArgs[i+1]
+		}
+		if n, err := strconv.Atoi(val); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 8
+}
+
+// storeResult is Store.Write of the same batches without HTTP, gzip or
+// validation: what the server's commit path alone sustains.
+type storeResult struct {
+	Pool        int     `json:"pool"`
+	Writers     int     `json:"writers"`
+	Seconds     float64 `json:"seconds"`
+	RecordsPerS float64 `json:"records_per_s"`
+}
+
+// measureStore writes bs through store.Store.Write from writers goroutines
+// over a pool of pool connections (as fredtel serve does), into a second
+// fresh database.
+func measureStore(ctx context.Context, adminURL string, bs []*batch, writers, pool int, logf func(string, ...any)) (*storeResult, error) {
+	dbURL, drop, err := createDatabase(ctx, adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := drop(); err != nil {
+			logf("could not drop the Store.Write database: %v", err)
+		}
+	}()
+	st, err := store.Open(ctx, dbURL, store.Options{Set: schema.CentralSet, Migrate: true, MaxConns: int32(pool)})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	now := time.Now()
+	sbs := make([]store.Batch, len(bs))
+	rows := 0
+	for i, b := range bs {
+		sbs[i] = store.Batch{UserID: benchUser, ReceivedAt: now, Sessions: b.sessions, Turns: b.turns, ToolCalls: b.calls, Events: b.events}
+		rows += b.records
+	}
+	logf("Store.Write of the same %d rows, %d writers, pool %d (no HTTP, gzip or validation)", rows, writers, pool)
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	t0 := time.Now()
+	for range writers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(sbs) {
+					return
+				}
+				res, err := st.Write(ctx, &sbs[i])
+				if err == nil && res.Accepted != sbs[i].Len() {
+					err = fmt.Errorf("Store.Write accepted %d of %d", res.Accepted, sbs[i].Len())
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	d := time.Since(t0)
+	return &storeResult{Pool: pool, Writers: writers, Seconds: d.Seconds(), RecordsPerS: float64(rows) / d.Seconds()}, nil
+}
