@@ -127,7 +127,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		}
 	}
 	// The version decides the allowlist, so it is checked first.
-	ver, rj := intOf(root.field("schema_version"), "schema_version")
+	ver, rj := intOf(root.field("schema_version"), at("schema_version"))
 	if rj != nil {
 		return nil, rj
 	}
@@ -144,21 +144,21 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			return nil, Reject(http.StatusBadRequest, "unknown_field", "client."+safeKey(m.key), "field not allowed")
 		}
 	}
-	fv, rj := stringOf(client.field("fred_version"), "client.fred_version", schema.Sessions.Field("fred_version"))
+	fv, rj := stringOf(client.field("fred_version"), at("client.fred_version"), schema.Sessions.Field("fred_version"))
 	if rj != nil {
 		return nil, rj
 	}
-	if _, rj := stringOf(client.field("runtime_version"), "client.runtime_version", schema.Sessions.Field("runtime_version")); rj != nil {
+	if _, rj := stringOf(client.field("runtime_version"), at("client.runtime_version"), schema.Sessions.Field("runtime_version")); rj != nil {
 		return nil, rj
 	}
 	if lim.MinClient != "" && semverLess(fv, lim.MinClient) {
 		return nil, Reject(http.StatusUpgradeRequired, "client_too_old", "client.fred_version", "client older than %s", lim.MinClient)
 	}
 	b.FredVersion = fv
-	if b.BatchID, rj = uuidOf(root.field("batch_id"), "batch_id"); rj != nil {
+	if b.BatchID, rj = uuidOf(root.field("batch_id"), at("batch_id")); rj != nil {
 		return nil, rj
 	}
-	sent, rj := timeOf(root.field("sent_at"), "sent_at")
+	sent, rj := timeOf(root.field("sent_at"), at("sent_at"))
 	if rj != nil {
 		return nil, rj
 	}
@@ -192,8 +192,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			continue
 		}
 		for i, e := range a.elems {
-			path := r.Batch + "[" + strconv.Itoa(i) + "]"
-			vals, rj := v.record(r, e, path)
+			vals, rj := v.record(r, e, loc{top: r.Batch, idx: i, item: -1})
 			if rj != nil {
 				return nil, rj
 			}
@@ -219,6 +218,44 @@ func sanitizePath(p string) string {
 	return strings.Join(parts, ".")
 }
 
+// loc is where a value sits in the batch. The path string is built only when
+// something is rejected: accepting a batch builds none.
+type loc struct {
+	top  string // "sent_at", or a record array such as "turns"
+	idx  int    // record index, -1 when top is not an array
+	sub  string // "props" for a prop, else ""
+	key  string // the field's name ("" for the record itself)
+	item int    // list item index, -1 for none
+	raw  bool   // key came from the payload: shown only if plain
+}
+
+func (l loc) String() string {
+	var b strings.Builder
+	b.WriteString(l.top)
+	if l.idx >= 0 {
+		b.WriteString("[" + strconv.Itoa(l.idx) + "]")
+	}
+	if l.sub != "" {
+		b.WriteString("." + l.sub)
+	}
+	if l.key != "" {
+		k := l.key
+		if l.raw {
+			k = safeKey(k)
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(k)
+	}
+	if l.item >= 0 {
+		b.WriteString("[" + strconv.Itoa(l.item) + "]")
+	}
+	return b.String()
+}
+
+func at(field string) loc { return loc{key: field, idx: -1, item: -1} }
+
 type validator struct {
 	version int
 	sent    time.Time
@@ -230,26 +267,28 @@ func (v *validator) allowed(f *schema.Field) bool {
 }
 
 // record checks one record object and returns its field values by name.
-func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]any, *Rejection) {
+func (v *validator) record(r *schema.Record, e *jval, l loc) (map[string]any, *Rejection) {
 	if e.kind != jObj {
-		return nil, Reject(http.StatusBadRequest, "type", path, "want an object, got %s", e.kind)
+		return nil, Reject(http.StatusBadRequest, "type", l.String(), "want an object, got %s", e.kind)
 	}
 	vals := make(map[string]any, len(r.Fields))
 	var props *jval
 	for _, m := range e.members {
 		f := r.Field(m.key)
-		fp := path + "." + safeKey(m.key)
+		fl := l
+		fl.key = m.key
 		if f == nil {
-			return nil, Reject(http.StatusBadRequest, "unknown_field", fp, "field not allowed")
+			fl.raw = true
+			return nil, Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed")
 		}
 		if !v.allowed(f) {
-			return nil, Reject(http.StatusBadRequest, "forbidden_field", fp, "field not allowed")
+			return nil, Reject(http.StatusBadRequest, "forbidden_field", fl.String(), "field not allowed")
 		}
 		if f.Kind == schema.KindProps {
 			props = m.val
 			continue
 		}
-		val, rj := v.value(f, m.val, fp)
+		val, rj := v.value(f, m.val, fl)
 		if rj != nil {
 			return nil, rj
 		}
@@ -260,11 +299,15 @@ func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]a
 			continue
 		}
 		if _, ok := vals[f.Name]; !ok && !(f.Kind == schema.KindProps && props != nil) {
-			return nil, Reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
+			fl := l
+			fl.key = f.Name
+			return nil, Reject(http.StatusBadRequest, "missing_field", fl.String(), "required")
 		}
 	}
 	if r.Props != nil {
-		p, rj := v.props(r, vals["name"].(string), props, path+".props")
+		pl := l
+		pl.sub = "props"
+		p, rj := v.props(r, vals["name"].(string), props, pl)
 		if rj != nil {
 			return nil, rj
 		}
@@ -275,25 +318,30 @@ func (v *validator) record(r *schema.Record, e *jval, path string) (map[string]a
 
 // props checks the props of an event against the fields declared for its
 // name and returns them as compact JSON in declaration order.
-func (v *validator) props(r *schema.Record, name string, p *jval, path string) (schema.Props, *Rejection) {
+func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema.Props, *Rejection) {
 	if p.kind != jObj {
-		return nil, Reject(http.StatusBadRequest, "type", path, "want an object, got %s", p.kind)
+		return nil, Reject(http.StatusBadRequest, "type", l.String(), "want an object, got %s", p.kind)
 	}
 	decl := r.Props[name]
 	for _, m := range p.members {
 		if !slices.ContainsFunc(decl, func(f *schema.Field) bool { return f.Name == m.key && v.allowed(f) }) {
-			return nil, Reject(http.StatusBadRequest, "unknown_field", path+"."+safeKey(m.key), "field not allowed for %s", name)
+			fl := l
+			fl.key, fl.raw = m.key, true
+			return nil, Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed for %s", name)
 		}
 	}
 	// Re-encoded from the checked values, in declaration order: names and
 	// enums are plain ASCII, so quoting them is JSON.
-	out := []byte{'{'}
+	out := make([]byte, 0, 64)
+	out = append(out, '{')
 	for i, f := range decl {
+		fl := l
+		fl.key = f.Name
 		fv := p.field(f.Name)
 		if fv == nil {
-			return nil, Reject(http.StatusBadRequest, "missing_field", path+"."+f.Name, "required")
+			return nil, Reject(http.StatusBadRequest, "missing_field", fl.String(), "required")
 		}
-		val, rj := v.value(f, fv, path+"."+f.Name)
+		val, rj := v.value(f, fv, fl)
 		if rj != nil {
 			return nil, rj
 		}
@@ -313,134 +361,165 @@ func (v *validator) props(r *schema.Record, name string, p *jval, path string) (
 }
 
 // value checks one field's value.
-func (v *validator) value(f *schema.Field, j *jval, path string) (any, *Rejection) {
+func (v *validator) value(f *schema.Field, j *jval, l loc) (any, *Rejection) {
 	if j.kind == jNull {
 		if f.Nullable {
 			return nil, nil
 		}
-		return nil, Reject(http.StatusBadRequest, "type", path, "must not be null")
+		return nil, Reject(http.StatusBadRequest, "type", l.String(), "must not be null")
 	}
 	switch f.Kind {
 	case schema.KindUUID:
-		return uuidOf(j, path)
+		return uuidOf(j, l)
 	case schema.KindTime:
-		t, rj := timeOf(j, path)
+		t, rj := timeOf(j, l)
 		if rj != nil {
 			return nil, rj
 		}
 		if t.Before(v.sent.Add(-pastWindow)) || t.After(v.sent.Add(futureWindow)) {
-			return nil, Reject(http.StatusBadRequest, "time_window", path, "outside [sent_at - 30 days, sent_at + 1 hour]")
+			return nil, Reject(http.StatusBadRequest, "time_window", l.String(), "outside [sent_at - 30 days, sent_at + 1 hour]")
 		}
 		return t, nil
 	case schema.KindString:
-		return stringOf(j, path, f)
+		return stringOf(j, l, f)
 	case schema.KindInt:
-		n, rj := intOf(j, path)
+		n, rj := intOf(j, l)
 		if rj != nil {
 			return nil, rj
 		}
 		if n < f.Min || n > f.Max {
-			return nil, Reject(http.StatusBadRequest, "bounds", path, "outside [%d, %d]", f.Min, f.Max)
+			return nil, Reject(http.StatusBadRequest, "bounds", l.String(), "outside [%d, %d]", f.Min, f.Max)
 		}
 		return n, nil
 	case schema.KindBool:
 		if j.kind != jBool {
-			return nil, Reject(http.StatusBadRequest, "type", path, "want a boolean, got %s", j.kind)
+			return nil, Reject(http.StatusBadRequest, "type", l.String(), "want a boolean, got %s", j.kind)
 		}
 		return j.b, nil
 	case schema.KindHash:
 		if j.kind != jStr {
-			return nil, Reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
+			return nil, Reject(http.StatusBadRequest, "type", l.String(), "want a string, got %s", j.kind)
 		}
 		h, err := schema.ParseHash(j.s)
 		if err != nil {
-			return nil, Reject(http.StatusBadRequest, "hash", path, "want 64 lowercase hex characters")
+			return nil, Reject(http.StatusBadRequest, "hash", l.String(), "want 64 lowercase hex characters")
 		}
 		return h, nil
 	case schema.KindList:
 		if j.kind != jArr {
-			return nil, Reject(http.StatusBadRequest, "type", path, "want an array, got %s", j.kind)
+			return nil, Reject(http.StatusBadRequest, "type", l.String(), "want an array, got %s", j.kind)
 		}
 		if len(j.elems) > f.MaxItems {
-			return nil, Reject(http.StatusBadRequest, "bounds", path, "more than %d items", f.MaxItems)
+			return nil, Reject(http.StatusBadRequest, "bounds", l.String(), "more than %d items", f.MaxItems)
 		}
 		out := make([]string, len(j.elems))
 		for i, e := range j.elems {
-			ip := path + "[" + strconv.Itoa(i) + "]"
+			il := l
+			il.item = i
 			if e.kind != jStr {
-				return nil, Reject(http.StatusBadRequest, "type", ip, "want a string, got %s", e.kind)
+				return nil, Reject(http.StatusBadRequest, "type", il.String(), "want a string, got %s", e.kind)
 			}
 			if int64(len(e.s)) > f.Max || !f.Pattern.Re.MatchString(e.s) {
-				return nil, Reject(http.StatusBadRequest, "pattern", ip, "does not match %s", f.Pattern.Name)
+				return nil, Reject(http.StatusBadRequest, "pattern", il.String(), "does not match %s", f.Pattern.Name)
 			}
 			out[i] = e.s
 		}
 		return out, nil
 	}
-	return nil, Reject(http.StatusBadRequest, "type", path, "unexpected field")
+	return nil, Reject(http.StatusBadRequest, "type", l.String(), "unexpected field")
 }
 
-func stringOf(j *jval, path string, f *schema.Field) (string, *Rejection) {
+func stringOf(j *jval, l loc, f *schema.Field) (string, *Rejection) {
 	if j == nil {
-		return "", Reject(http.StatusBadRequest, "missing_field", path, "required")
+		return "", Reject(http.StatusBadRequest, "missing_field", l.String(), "required")
 	}
 	if j.kind != jStr {
-		return "", Reject(http.StatusBadRequest, "type", path, "want a string, got %s", j.kind)
+		return "", Reject(http.StatusBadRequest, "type", l.String(), "want a string, got %s", j.kind)
 	}
 	if !f.Allows(j.s) {
 		if f.Enum != nil {
-			return "", Reject(http.StatusBadRequest, "enum", path, "not one of %s", strings.Join(f.Enum, ", "))
+			return "", Reject(http.StatusBadRequest, "enum", l.String(), "not one of %s", strings.Join(f.Enum, ", "))
 		}
-		return "", Reject(http.StatusBadRequest, "pattern", path, "does not match %s", f.Pattern.Name)
+		return "", Reject(http.StatusBadRequest, "pattern", l.String(), "does not match %s", f.Pattern.Name)
 	}
 	return j.s, nil
 }
 
-func intOf(j *jval, path string) (int64, *Rejection) {
+func intOf(j *jval, l loc) (int64, *Rejection) {
 	if j == nil {
-		return 0, Reject(http.StatusBadRequest, "missing_field", path, "required")
+		return 0, Reject(http.StatusBadRequest, "missing_field", l.String(), "required")
 	}
 	if j.kind != jNum {
-		return 0, Reject(http.StatusBadRequest, "type", path, "want an integer, got %s", j.kind)
+		return 0, Reject(http.StatusBadRequest, "type", l.String(), "want an integer, got %s", j.kind)
 	}
 	n, err := strconv.ParseInt(j.s, 10, 64)
 	if err != nil {
 		if strings.ContainsAny(j.s, ".eE") {
-			return 0, Reject(http.StatusBadRequest, "type", path, "want an integer")
+			return 0, Reject(http.StatusBadRequest, "type", l.String(), "want an integer")
 		}
-		return 0, Reject(http.StatusBadRequest, "bounds", path, "out of range")
+		return 0, Reject(http.StatusBadRequest, "bounds", l.String(), "out of range")
 	}
 	return n, nil
 }
 
-var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+// parseUUID accepts exactly the canonical lowercase form.
+func parseUUID(s string) (uuid.UUID, bool) {
+	var u uuid.UUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, ok1 := lowerHex(s[i])
+		lo, ok2 := lowerHex(s[i+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+		j++
+	}
+	return u, j == 16
+}
 
-func uuidOf(j *jval, path string) (uuid.UUID, *Rejection) {
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+func uuidOf(j *jval, l loc) (uuid.UUID, *Rejection) {
 	if j == nil {
-		return uuid.UUID{}, Reject(http.StatusBadRequest, "missing_field", path, "required")
+		return uuid.UUID{}, Reject(http.StatusBadRequest, "missing_field", l.String(), "required")
 	}
-	if j.kind != jStr || !uuidRe.MatchString(j.s) {
-		return uuid.UUID{}, Reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
+	if j.kind != jStr {
+		return uuid.UUID{}, Reject(http.StatusBadRequest, "uuid", l.String(), "want a lowercase UUID")
 	}
-	u, err := uuid.Parse(j.s)
-	if err != nil || u == (uuid.UUID{}) {
-		return uuid.UUID{}, Reject(http.StatusBadRequest, "uuid", path, "want a lowercase UUID")
+	u, ok := parseUUID(j.s)
+	if !ok || u == (uuid.UUID{}) {
+		return uuid.UUID{}, Reject(http.StatusBadRequest, "uuid", l.String(), "want a lowercase UUID")
 	}
 	return u, nil
 }
 
 var timeRe = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`)
 
-func timeOf(j *jval, path string) (time.Time, *Rejection) {
+func timeOf(j *jval, l loc) (time.Time, *Rejection) {
 	if j == nil {
-		return time.Time{}, Reject(http.StatusBadRequest, "missing_field", path, "required")
+		return time.Time{}, Reject(http.StatusBadRequest, "missing_field", l.String(), "required")
 	}
 	if j.kind != jStr || !timeRe.MatchString(j.s) {
-		return time.Time{}, Reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
+		return time.Time{}, Reject(http.StatusBadRequest, "time", l.String(), "want an RFC 3339 time")
 	}
 	t, err := time.Parse(time.RFC3339Nano, j.s)
 	if err != nil {
-		return time.Time{}, Reject(http.StatusBadRequest, "time", path, "want an RFC 3339 time")
+		return time.Time{}, Reject(http.StatusBadRequest, "time", l.String(), "want an RFC 3339 time")
 	}
 	return t.UTC().Truncate(time.Millisecond), nil
 }
