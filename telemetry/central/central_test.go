@@ -2,6 +2,7 @@ package central_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -391,5 +392,73 @@ func TestConnectionErrorsBackOff(t *testing.T) {
 	}
 	if st := s.Stats(); st.Spooled == 0 || st.Failures < 2 {
 		t.Fatalf("stats %+v: want failures and the records spooled", st)
+	}
+}
+
+// TestTwoProcessesShareOneSpool: two sessions on one config dir deliver a
+// backlog together; each spooled batch is sent exactly once.
+func TestTwoProcessesShareOneSpool(t *testing.T) {
+	dir := user(t, key)
+	hole := blackhole(t)
+	for i := 0; i < 6; i++ {
+		s := start(dir, hole, &syncBuf{}, 300*time.Millisecond)
+		record(s, 2)
+		s.Close(context.Background())
+	}
+	spooled := map[string]bool{}
+	entries, _ := os.ReadDir(filepath.Join(dir, "spool"))
+	for _, e := range entries {
+		body, err := os.ReadFile(filepath.Join(dir, "spool", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b struct {
+			BatchID string `json:"batch_id"`
+		}
+		json.Unmarshal(body, &b)
+		spooled[b.BatchID] = true
+	}
+	if len(spooled) < 6 {
+		t.Fatalf("%d batches spooled, want at least 6", len(spooled))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var b struct {
+			BatchID string `json:"batch_id"`
+		}
+		json.NewDecoder(zr).Decode(&b)
+		mu.Lock()
+		seen[b.BatchID]++
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // let the two senders overlap
+		w.Write([]byte(`{"accepted":1,"duplicates":0}`))
+	}))
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for p := 0; p < 2; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := start(dir, srv.URL, &syncBuf{}, time.Second)
+			deadline := time.Now().Add(10 * time.Second)
+			for b, _ := central.SpoolSize(dir); b > 0 && time.Now().Before(deadline); b, _ = central.SpoolSize(dir) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			s.Close(context.Background())
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for id := range spooled {
+		if seen[id] != 1 {
+			t.Errorf("spooled batch %s was sent %d times", id, seen[id])
+		}
 	}
 }
