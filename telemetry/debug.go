@@ -42,7 +42,7 @@ func Resolve(opts Options) Route {
 	in.prefs, in.prefsErr = LoadPrefs(dir)
 	in.creds, in.credsErr = LoadCredentials(dir)
 	r := resolve(in)
-	if r.Kind == Central && opts.Central == nil && !envFlag(opts.Getenv("FRED_TELEMETRY_DEBUG")) {
+	if r.Kind == Central && opts.Central == nil && opts.NewCentral == nil && !envFlag(opts.Getenv("FRED_TELEMETRY_DEBUG")) {
 		r = Route{Kind: Off, Rule: RuleNoSender}
 	}
 	return r

@@ -95,3 +95,16 @@ func TestStatusLines(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveKnowsASenderFactory(t *testing.T) {
+	dir := t.TempDir()
+	SaveCredentials(dir, Credentials{APIKey: "fred_live_ab12cd34ef56gh78ij90kl"})
+	env := envOf(map[string]string{"FRED_CONFIG_DIR": dir})
+	if r := Resolve(Options{Getenv: env}); r.Rule != RuleNoSender {
+		t.Errorf("no sender at all: %q", r.Rule)
+	}
+	r := Resolve(Options{Getenv: env, NewCentral: func(CentralConfig) (CentralSink, error) { return nil, nil }})
+	if r.Kind != Central || r.Rule != RuleNoticeUnseen {
+		t.Errorf("with a sender factory: %v %q, want central waiting for the notice", r.Kind, r.Rule)
+	}
+}
