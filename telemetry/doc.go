@@ -40,7 +40,8 @@
 //
 // # Dependencies
 //
-// This package imports the schema declaration and no database driver: the
-// self-hosted writer lives in the telemetry/selfhost subpackage, so a
-// program that does not offer self-hosting does not link one.
+// This package imports the schema declaration and no database driver and no
+// HTTP client: the central sender lives in telemetry/central (plugged in
+// with Options.NewCentral) and the self-hosted writer in telemetry/selfhost
+// (Options.SelfHosted), so a program links only what it offers.
 package telemetry
