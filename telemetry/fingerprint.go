@@ -11,6 +11,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/fredcode/fredtel/internal/jsonesc"
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -219,12 +220,12 @@ var plainASCII = func() (t [256]bool) {
 
 // decodeU decodes \uXXXX, or a surrogate pair \uXXXX\uXXXX.
 func decodeU(s []byte) (rune, int, bool) {
-	r, ok := hex4(s)
+	r, ok := jsonesc.Hex4(s)
 	if !ok {
 		return 0, 0, false
 	}
 	if utf16.IsSurrogate(r) {
-		if r2, ok := hex4(s[6:]); ok && len(s) >= 12 && s[6] == '\\' {
+		if r2, ok := jsonesc.Hex4(s[6:]); ok && len(s) >= 12 && s[6] == '\\' {
 			if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
 				return d, 12, true
 			}
@@ -232,26 +233,6 @@ func decodeU(s []byte) (rune, int, bool) {
 		return utf8.RuneError, 6, true
 	}
 	return r, 6, true
-}
-
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return 0, false
-	}
-	var r rune
-	for _, b := range s[2:6] {
-		switch {
-		case b >= '0' && b <= '9':
-			r = r<<4 | rune(b-'0')
-		case b >= 'a' && b <= 'f':
-			r = r<<4 | rune(b-'a'+10)
-		case b >= 'A' && b <= 'F':
-			r = r<<4 | rune(b-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }
 
 func (c *canon) appendRune(r rune) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/fredcode/fredtel/internal/jsonesc"
 )
 
 // A strict JSON parser for untrusted batches. Unlike encoding/json it
@@ -267,14 +269,14 @@ func (p *parser) str() (string, error) {
 // u decodes \uXXXX (or a surrogate pair) at p.i; lone surrogates are
 // invalid.
 func (p *parser) u() (rune, int, bool) {
-	r, ok := hex4(p.s[p.i:])
+	r, ok := jsonesc.Hex4(p.s[p.i:])
 	if !ok {
 		return 0, 0, false
 	}
 	if !utf16.IsSurrogate(r) {
 		return r, 6, true
 	}
-	r2, ok := hex4(p.s[p.i+6:])
+	r2, ok := jsonesc.Hex4(p.s[p.i+6:])
 	if !ok {
 		return 0, 0, false
 	}
@@ -283,26 +285,6 @@ func (p *parser) u() (rune, int, bool) {
 		return 0, 0, false
 	}
 	return d, 12, true
-}
-
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return 0, false
-	}
-	var r rune
-	for _, b := range s[2:6] {
-		switch {
-		case b >= '0' && b <= '9':
-			r = r<<4 | rune(b-'0')
-		case b >= 'a' && b <= 'f':
-			r = r<<4 | rune(b-'a'+10)
-		case b >= 'A' && b <= 'F':
-			r = r<<4 | rune(b-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }
 
 func (p *parser) array(depth int) (*jval, error) {
