@@ -34,19 +34,21 @@ func (b *buffer) reset() {
 }
 
 // queue is bounded in bytes: a full queue drops the new record and counts
-// it, and never blocks the agent.
+// it, and never blocks the agent. Records go into blocks of at most
+// maxBatch records, so a backlog grows by adding blocks, never by copying
+// one ever larger slice, and a send takes one block at a time.
 type queue struct {
 	mu       sync.Mutex
-	cur      *buffer
-	spare    *buffer
-	bytes    int // accounted size of cur plus the buffer being written
+	blocks   []*buffer // oldest first; the last one is being filled
+	free     []*buffer // written blocks kept for reuse
+	bytes    int       // accounted size of every block, and of the one being written
 	limit    int
 	maxBatch int
 	wake     chan struct{}
 }
 
 func newQueue(limit, maxBatch int) *queue {
-	return &queue{cur: &buffer{}, spare: &buffer{}, limit: limit, maxBatch: maxBatch, wake: make(chan struct{}, 1)}
+	return &queue{blocks: []*buffer{{}}, limit: limit, maxBatch: maxBatch, wake: make(chan struct{}, 1)}
 }
 
 // Accounted sizes: the struct, plus text a self-hosted record carries.
@@ -59,7 +61,7 @@ const (
 	sizeEvent    = int(unsafe.Sizeof(schema.Event{})) + 64
 )
 
-// lock reserves size bytes and returns the buffer to append to, locked; or
+// lock reserves size bytes and returns the block to append to, locked; or
 // nil when the queue is full.
 func (q *queue) lock(size int) *buffer {
 	q.mu.Lock()
@@ -67,10 +69,24 @@ func (q *queue) lock(size int) *buffer {
 		q.mu.Unlock()
 		return nil
 	}
+	cur := q.blocks[len(q.blocks)-1]
+	if cur.n >= q.maxBatch {
+		cur = q.newBlock()
+		q.blocks = append(q.blocks, cur)
+	}
 	q.bytes += size
-	q.cur.bytes += size
-	q.cur.n++
-	return q.cur
+	cur.bytes += size
+	cur.n++
+	return cur
+}
+
+func (q *queue) newBlock() *buffer {
+	if n := len(q.free); n > 0 {
+		b := q.free[n-1]
+		q.free = q.free[:n-1]
+		return b
+	}
+	return &buffer{}
 }
 
 func (q *queue) unlock(b *buffer) {
@@ -84,37 +100,44 @@ func (q *queue) unlock(b *buffer) {
 	}
 }
 
-// take swaps out the current buffer for writing; nil when it is empty.
+// take removes the oldest block for writing; nil when the queue is empty.
 func (q *queue) take() *buffer {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.cur.n == 0 {
+	b := q.blocks[0]
+	if b.n == 0 {
 		return nil
 	}
-	b := q.cur
-	q.cur, q.spare = q.spare, nil
-	if q.cur == nil {
-		q.cur = &buffer{}
+	if len(q.blocks) == 1 {
+		q.blocks[0] = q.newBlock()
+	} else {
+		q.blocks = q.blocks[1:]
 	}
 	return b
 }
 
-// release frees a written (or discarded) buffer for reuse.
+// release frees a written (or discarded) block for reuse.
 func (q *queue) release(b *buffer) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.bytes -= b.bytes
 	b.reset()
-	q.spare = b
+	if len(q.free) < 4 {
+		q.free = append(q.free, b)
+	}
 }
 
 // drain discards everything queued and returns how many records that was.
 func (q *queue) drain() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.cur.n
-	q.bytes -= q.cur.bytes
-	q.cur.reset()
+	n := 0
+	for _, b := range q.blocks {
+		n += b.n
+		q.bytes -= b.bytes
+		b.reset()
+	}
+	q.blocks = q.blocks[:1]
 	return n
 }
 
