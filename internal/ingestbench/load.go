@@ -98,7 +98,10 @@ type loadRun struct {
 
 // runLoad sends batches bs[from:] from clients goroutines until warmup +
 // duration have passed, sampling the server's RSS every 100 ms.
-func runLoad(ctx context.Context, srv *serverProc, key string, bs []*batch, from, clients int, warmup, duration time.Duration, prof *profiler) (*loadRun, error) {
+// runLoad sends batches; with rate > 0 (records/s offered in all) each
+// client paces its requests instead of sending the next as soon as the last
+// is answered, to measure latency below saturation.
+func runLoad(ctx context.Context, srv *serverProc, key string, bs []*batch, from, clients int, warmup, duration time.Duration, prof *profiler, rate int) (*loadRun, error) {
 	lr := &loadRun{firstError: map[int]string{}}
 	var (
 		next   atomic.Int64
@@ -117,7 +120,23 @@ func runLoad(ctx context.Context, srv *serverProc, key string, bs []*batch, from
 		wg.Go(func() {
 			p := newPoster(srv.addr, key)
 			defer p.close()
+			var interval time.Duration
+			due := lr.start
+			if rate > 0 && len(bs) > 0 {
+				interval = time.Duration(float64(clients*bs[0].records) / float64(rate) * float64(time.Second))
+				due = lr.start.Add(interval * time.Duration(c) / time.Duration(clients))
+			}
 			for cctx.Err() == nil && time.Now().Before(end) {
+				if interval > 0 {
+					if d := time.Until(due); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-cctx.Done():
+							return
+						}
+					}
+					due = due.Add(interval)
+				}
 				i := int(next.Add(1) - 1)
 				if i >= len(bs) {
 					ranOut.Store(true)

@@ -56,7 +56,7 @@ type config struct {
 	duration, warmup time.Duration
 	adminURL         string
 	keep, json       bool
-	genRate          int
+	genRate, rate    int
 	serveArgs        []string
 	seed             uint64
 	cpuprofile       string
@@ -96,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.adminURL, "admin-url", admin, "PostgreSQL `URL` allowed to CREATE DATABASE (env DATABASE_URL)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the benchmark database (its URL is printed)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON")
+	fs.IntVar(&cfg.rate, "rate", 0, "records/s offered by all clients together, paced; 0 sends each batch as soon as the last is answered (saturation)")
 	fs.IntVar(&cfg.genRate, "gen-rate", 40000, "records/s the pre-built batches are sized for; the load stops early, and says so, if they run out")
 	serveArgs := fs.String("serve-args", "", "extra flags for fredtel serve, space-separated (e.g. \"--pool 16\")")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "fixture seed (0: random)")
@@ -223,7 +224,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error)
 	}
 
 	logf("load: %d clients, %s warm-up then %s measured", cfg.clients, cfg.warmup, cfg.duration)
-	lr, err := runLoad(ctx, srv, key, bs, 1, cfg.clients, cfg.warmup, cfg.duration, prof)
+	lr, err := runLoad(ctx, srv, key, bs, 1, cfg.clients, cfg.warmup, cfg.duration, prof, cfg.rate)
 	if err != nil {
 		return err
 	}
