@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/redact"
+	"github.com/fredcode/fredtel/internal/replay"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/fredcode/fredtel/telemetry/selfhost"
@@ -38,8 +39,13 @@ func FredWithInput(ctx context.Context, args []string, env Getenv, stdin io.Read
 		}
 		rest = append(rest, a)
 	}
+	if len(rest) >= 2 && rest[0] == "telemetry" && rest[1] == "replay" {
+		// Its own dispatch, so that its messages read "fred telemetry replay: …".
+		return dispatch(ctx, "fred telemetry", "fred telemetry replay: feed a recorded session through the telemetry client",
+			map[string]command{"replay": {"replay [--keep-times] FILE|-  |  replay --example", f.replay}}, rest[1:], env, stdout, stderr)
+	}
 	cmds := map[string]command{
-		"telemetry": {"telemetry [status|on|off|show]: where your telemetry goes, and the switch", f.telemetry},
+		"telemetry": {"telemetry [status|on|off|show|replay FILE]: where your telemetry goes, the switch, and replaying a transcript", f.telemetry},
 		"login":     {"login [--key KEY]: store your Fred API key (or paste it on stdin)", f.login},
 		"logout":    {"forget the stored API key", f.logout},
 		"repl":      {"a stand-in agent loop: each line is a turn; /telemetry works as in Fred", f.repl},
@@ -292,4 +298,68 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, s
 			UserInput: line, AssistantText: answer})
 	}
 	return in.Err()
+}
+
+// replay is `fred telemetry replay [--keep-times] FILE|-`: it checks the
+// whole transcript (docs/transcript.md), then records its sessions through
+// the telemetry client exactly as a Fred session would, under this
+// machine's routing. `--example` prints a complete transcript.
+func (f *fredCmd) replay(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fred telemetry replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keep := fs.Bool("keep-times", false, "record the transcript's ts (default: the transcript is laid out to end now, durations kept)")
+	example := fs.Bool("example", false, "print a complete example transcript and exit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: fred telemetry replay [--keep-times] FILE|-   (- reads standard input)\n       fred telemetry replay --example\n\nThe format: docs/transcript.md.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	var files []string
+	for { // flags may follow FILE
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return &usageError{}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		files, args = append(files, fs.Arg(0)), fs.Args()[1:]
+	}
+	if *example {
+		if len(files) > 0 {
+			return &usageError{msg: "--example takes no FILE"}
+		}
+		fmt.Fprint(stdout, replay.Example)
+		return nil
+	}
+	if len(files) != 1 {
+		return &usageError{msg: "want one FILE (or - for standard input); fred telemetry replay --example prints a transcript"}
+	}
+	name, in := files[0], f.stdin
+	if name == "-" {
+		name = "stdin"
+	} else {
+		file, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		in = file
+	}
+	t, err := replay.Parse(name, in)
+	if err == nil {
+		var res replay.Result
+		res, err = replay.Run(ctx, t, replay.Options{Telemetry: f.options(stderr), KeepTimes: *keep})
+		if _, invalid := err.(replay.Errors); !invalid {
+			fmt.Fprintln(stdout, res.Summary(name))
+		}
+	}
+	if errs, ok := err.(replay.Errors); ok { // found before any session started
+		for _, e := range errs {
+			fmt.Fprintf(stderr, "fred telemetry replay: %v\n", e)
+		}
+		return fmt.Errorf("%s: %d %s; nothing was replayed", name, len(errs), plural(len(errs), "problem", "problems"))
+	}
+	return err
 }
