@@ -254,3 +254,15 @@ func TestAppendTimeMatchesLayout(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHash(t *testing.T) {
+	ok := strings.Repeat("0123456789abcdef", 4)
+	if h, err := ParseHash(ok); err != nil || h.String() != ok {
+		t.Fatalf("ParseHash(%s) = %v, %v", ok, h, err)
+	}
+	for _, bad := range []string{strings.ToUpper(ok), ok[:63], ok + "0", strings.Repeat("g", 64), ""} {
+		if _, err := ParseHash(bad); err == nil {
+			t.Errorf("ParseHash(%q) accepted", bad)
+		}
+	}
+}

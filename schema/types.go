@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -253,13 +252,28 @@ func (h *Hash) UnmarshalJSON(b []byte) error {
 // ParseHash parses 64 lowercase hex characters.
 func ParseHash(s string) (Hash, error) {
 	var h Hash
-	if len(s) != 64 || strings.ToLower(s) != s {
+	if len(s) != 64 {
 		return h, fmt.Errorf("hash: want 64 lowercase hex characters")
 	}
-	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return h, fmt.Errorf("hash: want 64 lowercase hex characters")
+	for i := 0; i < 32; i++ {
+		hi, ok1 := lowerHexDigit(s[2*i])
+		lo, ok2 := lowerHexDigit(s[2*i+1])
+		if !ok1 || !ok2 {
+			return Hash{}, fmt.Errorf("hash: want 64 lowercase hex characters")
+		}
+		h[i] = hi<<4 | lo
 	}
 	return h, nil
+}
+
+func lowerHexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 func nullHash(h Hash) any {

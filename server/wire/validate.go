@@ -192,11 +192,33 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			continue
 		}
 		for i, e := range a.elems {
-			vals, rj := v.record(r, e, loc{top: r.Batch, idx: i, item: -1})
+			l := loc{top: r.Batch, idx: i, item: -1}
+			var rj *Rejection
+			switch r {
+			case schema.Sessions:
+				var x schema.Session
+				if rj = v.record(r, e, l, &x); rj == nil {
+					b.Sessions = append(b.Sessions, x)
+				}
+			case schema.Turns:
+				var x schema.Turn
+				if rj = v.record(r, e, l, &x); rj == nil {
+					b.Turns = append(b.Turns, x)
+				}
+			case schema.ToolCalls:
+				var x schema.ToolCall
+				if rj = v.record(r, e, l, &x); rj == nil {
+					b.ToolCalls = append(b.ToolCalls, x)
+				}
+			case schema.Events:
+				var x schema.Event
+				if rj = v.record(r, e, l, &x); rj == nil {
+					b.Events = append(b.Events, x)
+				}
+			}
 			if rj != nil {
 				return nil, rj
 			}
-			appendRecord(b, r, vals)
 		}
 	}
 	return b, nil
@@ -266,54 +288,70 @@ func (v *validator) allowed(f *schema.Field) bool {
 	return f.Scope == schema.Central && f.Since <= v.version
 }
 
-// record checks one record object and returns its field values by name.
-func (v *validator) record(r *schema.Record, e *jval, l loc) (map[string]any, *Rejection) {
+// setter is what the generated record types offer the validator.
+type setter interface{ SetValue(name string, v any) bool }
+
+// record checks one record object and sets its fields on rec.
+func (v *validator) record(r *schema.Record, e *jval, l loc, rec setter) *Rejection {
 	if e.kind != jObj {
-		return nil, Reject(http.StatusBadRequest, "type", l.String(), "want an object, got %s", e.kind)
+		return Reject(http.StatusBadRequest, "type", l.String(), "want an object, got %s", e.kind)
 	}
-	vals := make(map[string]any, len(r.Fields))
+	var seen [64]bool // by index in r.Fields
 	var props *jval
+	name := ""
 	for _, m := range e.members {
-		f := r.Field(m.key)
+		fi := -1
+		for i, f := range r.Fields {
+			if f.Name == m.key {
+				fi = i
+				break
+			}
+		}
 		fl := l
 		fl.key = m.key
-		if f == nil {
+		if fi < 0 {
 			fl.raw = true
-			return nil, Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed")
+			return Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed")
 		}
+		f := r.Fields[fi]
 		if !v.allowed(f) {
-			return nil, Reject(http.StatusBadRequest, "forbidden_field", fl.String(), "field not allowed")
+			return Reject(http.StatusBadRequest, "forbidden_field", fl.String(), "field not allowed")
 		}
 		if f.Kind == schema.KindProps {
 			props = m.val
+			seen[fi] = true
 			continue
 		}
 		val, rj := v.value(f, m.val, fl)
 		if rj != nil {
-			return nil, rj
+			return rj
 		}
-		vals[f.Name] = val
+		if f.Name == "name" {
+			name, _ = val.(string)
+		}
+		if !rec.SetValue(f.Name, val) {
+			panic(fmt.Sprintf("wire: %s.%s: a checked value of type %T does not fit", r.Name, f.Name, val))
+		}
+		seen[fi] = true
 	}
-	for _, f := range r.Fields {
-		if !v.allowed(f) || f.Nullable {
+	for i, f := range r.Fields {
+		if !v.allowed(f) || f.Nullable || seen[i] {
 			continue
 		}
-		if _, ok := vals[f.Name]; !ok && !(f.Kind == schema.KindProps && props != nil) {
-			fl := l
-			fl.key = f.Name
-			return nil, Reject(http.StatusBadRequest, "missing_field", fl.String(), "required")
-		}
+		fl := l
+		fl.key = f.Name
+		return Reject(http.StatusBadRequest, "missing_field", fl.String(), "required")
 	}
 	if r.Props != nil {
 		pl := l
 		pl.sub = "props"
-		p, rj := v.props(r, vals["name"].(string), props, pl)
+		p, rj := v.props(r, name, props, pl)
 		if rj != nil {
-			return nil, rj
+			return rj
 		}
-		vals["props"] = p
+		rec.SetValue("props", p)
 	}
-	return vals, nil
+	return nil
 }
 
 // props checks the props of an event against the fields declared for its
@@ -544,34 +582,4 @@ func semverCore(v string) [3]int {
 		out[i], _ = strconv.Atoi(p)
 	}
 	return out
-}
-
-// appendRecord builds the typed record from checked values, through the
-// setters generated from the declaration.
-func appendRecord(b *Batch, r *schema.Record, v map[string]any) {
-	set := func(rec interface{ SetValue(string, any) bool }) {
-		for k, x := range v {
-			if !rec.SetValue(k, x) {
-				panic(fmt.Sprintf("server: %s.%s: a checked value of type %T does not fit", r.Name, k, x))
-			}
-		}
-	}
-	switch r {
-	case schema.Sessions:
-		var x schema.Session
-		set(&x)
-		b.Sessions = append(b.Sessions, x)
-	case schema.Turns:
-		var x schema.Turn
-		set(&x)
-		b.Turns = append(b.Turns, x)
-	case schema.ToolCalls:
-		var x schema.ToolCall
-		set(&x)
-		b.ToolCalls = append(b.ToolCalls, x)
-	case schema.Events:
-		var x schema.Event
-		set(&x)
-		b.Events = append(b.Events, x)
-	}
 }
