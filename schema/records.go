@@ -4,17 +4,17 @@ package schema
 
 // Patterns: tight enough that no sentence fits (no spaces, bounded length).
 var (
-	PatModel = newPattern("model", `^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$`, "other",
+	PatModel = classPattern("model", `A-Za-z0-9`, `A-Za-z0-9._:/@+-`, 100, "other",
 		"a model id: letters, digits and ._:/@+- , no spaces, at most 100 characters")
-	PatToolName = newPattern("tool_name", `^[A-Za-z][A-Za-z0-9_.:-]{0,63}$`, "other",
+	PatToolName = classPattern("tool_name", `A-Za-z`, `A-Za-z0-9_.:-`, 64, "other",
 		"a tool name: a letter, then letters, digits and _.:- , at most 64 characters")
-	PatCommand = newPattern("command", `^[a-z][a-z0-9_-]{0,31}$`, "other",
+	PatCommand = classPattern("command", `a-z`, `a-z0-9_-`, 32, "other",
 		"a slash command without its slash: lowercase letters, digits, _ and -, at most 32 characters")
 	PatSemver = newPattern("semver", `^[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5}(-[0-9A-Za-z.-]{1,32})?(\+[0-9A-Za-z.-]{1,32})?$`, "0.0.0",
 		"a semantic version such as 1.4.2 or 1.5.0-rc.1")
 	PatRuntime = newPattern("runtime_version", `^go[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,3})?((rc|beta)[0-9]{1,2})?$`, "go0.0",
 		"a Go runtime version such as go1.26.8")
-	PatUserID = newPattern("user_id", `^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`, "",
+	PatUserID = classPattern("user_id", `A-Za-z0-9`, `A-Za-z0-9._@-`, 128, "",
 		"the id of the key's owner, set by the server")
 	PatKeyPrefix = newPattern("key_prefix", `^fred_live_[A-Za-z0-9]{8}$`, "",
 		"the first 8 characters of a key after fred_live_: enough to name it, useless to use it")

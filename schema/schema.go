@@ -119,6 +119,20 @@ type Pattern struct {
 	// Fallback is the value a client records instead of one that does not
 	// match, so a record stays valid without carrying what did not fit.
 	Fallback string
+	// First and Rest, when set, say the pattern is exactly
+	// ^[First][Rest]{0,MaxLen-1}$ with First within Rest: the DDL then
+	// checks it with a length and two character classes, which PostgreSQL
+	// evaluates several times faster than the bounded repetition.
+	First, Rest string
+	MaxLen      int
+}
+
+// classPattern is a pattern of one character from first, then up to max-1
+// from rest.
+func classPattern(name, first, rest string, max int, fallback, doc string) *Pattern {
+	p := newPattern(name, fmt.Sprintf("^[%s][%s]{0,%d}$", first, rest, max-1), fallback, doc)
+	p.First, p.Rest, p.MaxLen = first, rest, max
+	return p
 }
 
 func newPattern(name, expr, fallback, doc string) *Pattern {

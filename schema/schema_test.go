@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -263,6 +264,21 @@ func TestParseHash(t *testing.T) {
 	for _, bad := range []string{strings.ToUpper(ok), ok[:63], ok + "0", strings.Repeat("g", 64), ""} {
 		if _, err := ParseHash(bad); err == nil {
 			t.Errorf("ParseHash(%q) accepted", bad)
+		}
+	}
+}
+
+// TestClassPatternsMatchTheirRegexp: the cheap DDL form of a class pattern
+// (first character, the rest, a length) accepts exactly what its regexp does.
+func TestClassPatternsMatchTheirRegexp(t *testing.T) {
+	for _, p := range []*Pattern{PatModel, PatToolName, PatCommand, PatUserID} {
+		first := regexp.MustCompile("^[" + p.First + "]")
+		bad := regexp.MustCompile("[^" + p.Rest + "]")
+		for _, s := range []string{"", "a", "A", "0", "-x", "x-", "read_file", "a b", "é", strings.Repeat("a", p.MaxLen), strings.Repeat("a", p.MaxLen+1), "fred-flash-2", "x/y@z:1", "user.name@example.com", "a\n", "_x"} {
+			cheap := len([]rune(s)) >= 1 && len([]rune(s)) <= p.MaxLen && first.MatchString(s) && !bad.MatchString(s)
+			if cheap != p.Re.MatchString(s) {
+				t.Errorf("%s: %q: cheap form says %v, regexp %v", p.Name, s, cheap, p.Re.MatchString(s))
+			}
 		}
 	}
 }

@@ -5,17 +5,17 @@ CREATE TABLE IF NOT EXISTS telemetry_sessions (
     session_id uuid PRIMARY KEY,
     started_at timestamptz NOT NULL,
     ended_at timestamptz,
-    model text NOT NULL CHECK (char_length(model) <= 100) CHECK (model ~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$'),
+    model text NOT NULL CHECK (char_length(model) <= 100) CHECK (model ~ '^[A-Za-z0-9]' AND model !~ '[^A-Za-z0-9._:/@+-]'),
     fred_version text NOT NULL CHECK (char_length(fred_version) <= 80) CHECK (fred_version ~ '^[0-9]{1,5}\.[0-9]{1,5}\.[0-9]{1,5}(-[0-9A-Za-z.-]{1,32})?(\+[0-9A-Za-z.-]{1,32})?$'),
     runtime_version text NOT NULL CHECK (char_length(runtime_version) <= 20) CHECK (runtime_version ~ '^go[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,3})?((rc|beta)[0-9]{1,2})?$'),
     os text NOT NULL CHECK (os IN ('linux', 'darwin', 'windows', 'freebsd', 'openbsd', 'netbsd', 'dragonfly', 'solaris', 'illumos', 'aix', 'android', 'ios', 'plan9', 'other')),
     shell text NOT NULL CHECK (shell IN ('bash', 'zsh', 'fish', 'sh', 'dash', 'ksh', 'tcsh', 'csh', 'nu', 'elvish', 'xonsh', 'pwsh', 'powershell', 'cmd', 'other')),
     git_dirty boolean,
-    agents_md_hash text CHECK (agents_md_hash ~ '^[0-9a-f]{64}$'),
-    system_prompt_sha256 text CHECK (system_prompt_sha256 ~ '^[0-9a-f]{64}$'),
+    agents_md_hash text CHECK (octet_length(agents_md_hash) = 64 AND agents_md_hash !~ '[^0-9a-f]'),
+    system_prompt_sha256 text CHECK (octet_length(system_prompt_sha256) = 64 AND system_prompt_sha256 !~ '[^0-9a-f]'),
     tool_catalog jsonb NOT NULL CHECK (jsonb_typeof(tool_catalog) = 'array'),
     command_catalog jsonb NOT NULL CHECK (jsonb_typeof(command_catalog) = 'array'),
-    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9]' AND user_id !~ '[^A-Za-z0-9._@-]'),
     received_at timestamptz NOT NULL,
     clock_offset_ms bigint NOT NULL CHECK (clock_offset_ms BETWEEN -315360000000 AND 315360000000)
 );
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS telemetry_turns (
     session_id uuid NOT NULL,
     seq bigint NOT NULL CHECK (seq BETWEEN 0 AND 1000000),
     started_at timestamptz NOT NULL,
-    model text NOT NULL CHECK (char_length(model) <= 100) CHECK (model ~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$'),
+    model text NOT NULL CHECK (char_length(model) <= 100) CHECK (model ~ '^[A-Za-z0-9]' AND model !~ '[^A-Za-z0-9._:/@+-]'),
     mode text NOT NULL CHECK (mode IN ('act', 'plan')),
     prompt_tokens bigint NOT NULL CHECK (prompt_tokens BETWEEN 0 AND 100000000),
     completion_tokens bigint NOT NULL CHECK (completion_tokens BETWEEN 0 AND 100000000),
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS telemetry_turns (
     api_error_type text CHECK (api_error_type IN ('rate_limit', 'overloaded', 'timeout', 'connection', 'server_error', 'auth', 'bad_request', 'context_length', 'content_filter', 'other')),
     prompt_chars bigint NOT NULL CHECK (prompt_chars BETWEEN 0 AND 1000000000),
     response_chars bigint NOT NULL CHECK (response_chars BETWEEN 0 AND 1000000000),
-    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9]' AND user_id !~ '[^A-Za-z0-9._@-]'),
     received_at timestamptz NOT NULL,
     clock_offset_ms bigint NOT NULL CHECK (clock_offset_ms BETWEEN -315360000000 AND 315360000000)
 );
@@ -57,14 +57,14 @@ CREATE TABLE IF NOT EXISTS telemetry_tool_calls (
     turn_id uuid NOT NULL,
     seq bigint NOT NULL CHECK (seq BETWEEN 0 AND 1000000),
     started_at timestamptz NOT NULL,
-    tool_name text NOT NULL CHECK (char_length(tool_name) <= 64) CHECK (tool_name ~ '^[A-Za-z][A-Za-z0-9_.:-]{0,63}$'),
-    args_fingerprint text NOT NULL CHECK (args_fingerprint ~ '^[0-9a-f]{64}$'),
+    tool_name text NOT NULL CHECK (char_length(tool_name) <= 64) CHECK (tool_name ~ '^[A-Za-z]' AND tool_name !~ '[^A-Za-z0-9_.:-]'),
+    args_fingerprint text NOT NULL CHECK (octet_length(args_fingerprint) = 64 AND args_fingerprint !~ '[^0-9a-f]'),
     permission text NOT NULL CHECK (permission IN ('auto_allowed', 'user_allowed', 'denied')),
     duration_ms bigint NOT NULL CHECK (duration_ms BETWEEN 0 AND 604800000),
     outcome text NOT NULL CHECK (outcome IN ('ok', 'error')),
     result_bytes bigint NOT NULL CHECK (result_bytes BETWEEN 0 AND 1099511627776),
     result_is_error boolean NOT NULL,
-    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9]' AND user_id !~ '[^A-Za-z0-9._@-]'),
     received_at timestamptz NOT NULL,
     clock_offset_ms bigint NOT NULL CHECK (clock_offset_ms BETWEEN -315360000000 AND 315360000000)
 );
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS telemetry_events (
     ts timestamptz NOT NULL,
     name text NOT NULL CHECK (name IN ('slash_command', 'api_retry', 'mode_change', 'model_swap')),
     props jsonb NOT NULL CHECK (jsonb_typeof(props) = 'object'),
-    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9]' AND user_id !~ '[^A-Za-z0-9._@-]'),
     received_at timestamptz NOT NULL,
     clock_offset_ms bigint NOT NULL CHECK (clock_offset_ms BETWEEN -315360000000 AND 315360000000)
 );
@@ -93,9 +93,9 @@ CREATE INDEX IF NOT EXISTS telemetry_events_time_idx ON telemetry_events (ts);
 CREATE INDEX IF NOT EXISTS telemetry_events_user_time_idx ON telemetry_events (user_id, ts);
 
 CREATE TABLE IF NOT EXISTS api_keys (
-    key_hash text PRIMARY KEY CHECK (key_hash ~ '^[0-9a-f]{64}$'),
+    key_hash text PRIMARY KEY CHECK (octet_length(key_hash) = 64 AND key_hash !~ '[^0-9a-f]'),
     key_prefix text NOT NULL CHECK (char_length(key_prefix) <= 18) CHECK (key_prefix ~ '^fred_live_[A-Za-z0-9]{8}$'),
-    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+    user_id text NOT NULL CHECK (char_length(user_id) <= 128) CHECK (user_id ~ '^[A-Za-z0-9]' AND user_id !~ '[^A-Za-z0-9._@-]'),
     label text NOT NULL CHECK (char_length(label) <= 64) CHECK (label ~ '^[A-Za-z0-9 ._@:/+-]{0,64}$'),
     created_at timestamptz NOT NULL,
     last_used_at timestamptz,
