@@ -79,6 +79,16 @@ type parser struct {
 	s    []byte
 	i    int
 	path []step
+	slab []jval // values are carved from chunks: one allocation per 256 values
+}
+
+// node returns a new value from the slab.
+func (p *parser) node(v jval) *jval {
+	if len(p.slab) == cap(p.slab) {
+		p.slab = make([]jval, 0, 256)
+	}
+	p.slab = append(p.slab, v)
+	return &p.slab[len(p.slab)-1]
 }
 
 func (p *parser) pathString() string {
@@ -140,25 +150,25 @@ func (p *parser) value(depth int) (*jval, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &jval{kind: jStr, s: s}, nil
+		return p.node(jval{kind: jStr, s: s}), nil
 	case c == 't':
-		return p.lit("true", &jval{kind: jBool, b: true})
+		return p.lit("true", jval{kind: jBool, b: true})
 	case c == 'f':
-		return p.lit("false", &jval{kind: jBool})
+		return p.lit("false", jval{kind: jBool})
 	case c == 'n':
-		return p.lit("null", &jval{kind: jNull})
+		return p.lit("null", jval{kind: jNull})
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.num()
 	}
 	return nil, p.err("unexpected character")
 }
 
-func (p *parser) lit(word string, v *jval) (*jval, error) {
+func (p *parser) lit(word string, v jval) (*jval, error) {
 	if len(p.s)-p.i < len(word) || string(p.s[p.i:p.i+len(word)]) != word {
 		return nil, p.err("invalid literal")
 	}
 	p.i += len(word)
-	return v, nil
+	return p.node(v), nil
 }
 
 func (p *parser) num() (*jval, error) {
@@ -194,7 +204,7 @@ func (p *parser) num() (*jval, error) {
 			return nil, p.err("invalid number")
 		}
 	}
-	return &jval{kind: jNum, s: string(p.s[start:p.i])}, nil
+	return p.node(jval{kind: jNum, s: string(p.s[start:p.i])}), nil
 }
 
 func (p *parser) str() (string, error) {
@@ -289,7 +299,7 @@ func (p *parser) u() (rune, int, bool) {
 
 func (p *parser) array(depth int) (*jval, error) {
 	p.i++
-	v := &jval{kind: jArr}
+	v := p.node(jval{kind: jArr})
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
@@ -320,7 +330,7 @@ func (p *parser) array(depth int) (*jval, error) {
 
 func (p *parser) object(depth int) (*jval, error) {
 	p.i++
-	v := &jval{kind: jObj}
+	v := p.node(jval{kind: jObj})
 	var seen map[string]bool
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
