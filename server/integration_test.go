@@ -18,6 +18,7 @@ import (
 
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/internal/wiretest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -408,9 +409,23 @@ func TestShutdownFinishesInFlightBatches(t *testing.T) {
 	release := holdWriteLock(t, db)
 	done := make(chan answer, 1)
 	go func() { done <- post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil) }()
-	time.Sleep(300 * time.Millisecond) // the request is in the handler, waiting on the lock
+	testkit.WaitFor(t, 10*time.Second, "the batch to wait on the lock", func() bool {
+		resp, err := http.Get("http://" + p.URL + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "fredtel_db_writes_in_flight 1")
+	})
 	p.Cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, "the server to stop accepting", func() bool {
+		resp, err := http.Get("http://" + p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err != nil
+	})
 	release()
 	select {
 	case a := <-done:

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/testkit"
 )
 
 // args200 is a typical edit call's arguments, about 200 bytes.
@@ -21,7 +23,7 @@ func benchSession(b *testing.B, sink CentralSink, queue int) *Session {
 	SaveCredentials(dir, Credentials{APIKey: testKey})
 	SavePrefs(dir, Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
 	env := map[string]string{"FRED_CONFIG_DIR": dir}
-	s := Start(Options{Getenv: envOf(env), Stderr: &syncBuffer{}, Central: sink, QueueBytes: queue, FlushInterval: 50 * time.Millisecond},
+	s := Start(Options{Getenv: envOf(env), Stderr: &testkit.Buffer{}, Central: sink, QueueBytes: queue, FlushInterval: 50 * time.Millisecond},
 		SessionInfo{Model: "fred-flash-2", Tools: []string{"edit"}})
 	if s.Route().Kind != Central {
 		b.Fatal("not central")
@@ -77,7 +79,7 @@ func TestMillionToolCallsWithStalledSink(t *testing.T) {
 	}
 	sink := &recSink{stall: make(chan struct{})}
 	dir := configDir(t, true, true)
-	opts := testOptions(dir, nil, &syncBuffer{})
+	opts := testOptions(dir, nil, &testkit.Buffer{})
 	opts.Central = sink
 	opts.QueueBytes = queue
 	opts.MaxBatch = 500

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/testkit"
 )
 
 // recSink is a central sink that keeps the JSON of every batch it is sent.
@@ -100,7 +101,7 @@ func configDir(t *testing.T, loggedIn, noticeShown bool) string {
 }
 
 // testOptions are options for a session on dir with env, stderr captured.
-func testOptions(dir string, env map[string]string, stderr *syncBuffer) Options {
+func testOptions(dir string, env map[string]string, stderr *testkit.Buffer) Options {
 	e := map[string]string{"FRED_CONFIG_DIR": dir}
 	for k, v := range env {
 		e[k] = v
@@ -113,36 +114,6 @@ func testOptions(dir string, env map[string]string, stderr *syncBuffer) Options 
 		FlushInterval:    10 * time.Millisecond,
 		CloseBudget:      time.Second,
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// snapshot lists the files under dir with their sizes and times.
-func snapshot(t *testing.T, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil {
-			b.WriteString(p + " " + fi.Mode().String() + " " + fi.ModTime().String() + "\n")
-		}
-		return nil
-	})
-	return b.String()
 }
 
 // libraryGoroutines counts goroutines running this package's code.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/fredcode/fredtel/internal/testkit"
 )
 
 // encodings lists the forms text could take inside a JSON payload: raw, as
@@ -72,7 +74,7 @@ func checkNoText(t *testing.T, payload string, inputs map[string]string) {
 // returns the JSON of everything the central sink received.
 func runSession(t *testing.T, x texts) string {
 	t.Helper()
-	opts := testOptions(configDir(t, true, true), nil, &syncBuffer{})
+	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
 	sink := &recSink{}
 	opts.Central = sink
 	info := sessionInfo(x)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/testkit"
 )
 
 // texts are the raw texts a scripted session feeds the library.
@@ -67,7 +69,7 @@ func agentLoop(s *Session, x texts) string {
 
 func TestCentralSessionSendsRemoteSafeRecords(t *testing.T) {
 	dir := configDir(t, true, true)
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	sink := &recSink{}
 	opts := testOptions(dir, nil, &stderr)
 	opts.Central = sink
@@ -137,7 +139,7 @@ func offCases(t *testing.T) []struct {
 	mk := func(loggedIn, notice bool, env map[string]string, flag bool) func(*testing.T) (Options, *recSink) {
 		return func(t *testing.T) (Options, *recSink) {
 			dir := configDir(t, loggedIn, notice)
-			opts := testOptions(dir, env, &syncBuffer{})
+			opts := testOptions(dir, env, &testkit.Buffer{})
 			sink := &recSink{}
 			opts.Central = sink
 			opts.NoTelemetry = flag
@@ -173,7 +175,7 @@ func TestOffMeansOff(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			opts, sink := c.opts(t)
 			dir := ConfigDir(opts.Getenv)
-			before := snapshot(t, filepath.Dir(dir))
+			before := testkit.Tree(filepath.Dir(dir))
 			g0 := libraryGoroutines()
 			opened := false
 			opts.SelfHosted = func(context.Context, string) (LocalSink, error) { opened = true; return nil, nil }
@@ -189,7 +191,7 @@ func TestOffMeansOff(t *testing.T) {
 			if _, n := sink.all(); n != 0 || opened {
 				t.Errorf("sent %d records (opened a database: %v)", n, opened)
 			}
-			if after := snapshot(t, filepath.Dir(dir)); after != before {
+			if after := testkit.Tree(filepath.Dir(dir)); after != before {
 				t.Errorf("files changed:\nbefore\n%s\nafter\n%s", before, after)
 			}
 			env := s.Env([]string{"PATH=/bin", "DO_NOT_TRACK=0"})
@@ -212,14 +214,14 @@ func TestAgentBehavesTheSameOnEveryRoute(t *testing.T) {
 		names = append(names, c.name)
 		s.Close(context.Background())
 	}
-	opts := testOptions(configDir(t, true, true), nil, &syncBuffer{})
+	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
 	opts.Central = &recSink{}
 	s := Start(opts, sessionInfo(canaries))
 	outputs = append(outputs, agentLoop(s, canaries))
 	names = append(names, "central")
 	s.Close(context.Background())
 
-	opts = testOptions(configDir(t, false, false), map[string]string{"DSC_TELEMETRY_DB_URL": "sqlite:/nonexistent"}, &syncBuffer{})
+	opts = testOptions(configDir(t, false, false), map[string]string{"DSC_TELEMETRY_DB_URL": "sqlite:/nonexistent"}, &testkit.Buffer{})
 	opts.SelfHosted = func(context.Context, string) (LocalSink, error) { return &memLocal{}, nil }
 	s = Start(opts, sessionInfo(canaries))
 	outputs = append(outputs, agentLoop(s, canaries))
@@ -273,7 +275,7 @@ func TestNoticeOnceEver(t *testing.T) {
 		{terminal: true, wantNotice: false, wantSent: true},
 		{terminal: false, wantNotice: false, wantSent: true}, // shown once already: a pipe is fine now
 	} {
-		var stderr syncBuffer
+		var stderr testkit.Buffer
 		opts := testOptions(dir, nil, &stderr)
 		opts.StderrIsTerminal = func() bool { return r.terminal }
 		sink := &recSink{}
@@ -302,7 +304,7 @@ func TestCorruptPreferencesMeanCentralOff(t *testing.T) {
 	for _, content := range []string{"{not json", `{"telemetry":"maybe"}`, `{"telemetry":"on","extra":1}`} {
 		dir := configDir(t, true, true)
 		os.WriteFile(filepath.Join(dir, prefsFile), []byte(content), 0o600)
-		var stderr syncBuffer
+		var stderr testkit.Buffer
 		opts := testOptions(dir, nil, &stderr)
 		sink := &recSink{}
 		opts.Central = sink
@@ -322,7 +324,7 @@ func TestCorruptPreferencesMeanCentralOff(t *testing.T) {
 	// An unreadable file (a directory in its place) is the same.
 	dir := configDir(t, true, false)
 	os.MkdirAll(filepath.Join(dir, prefsFile), 0o700)
-	s := Start(testOptions(dir, nil, &syncBuffer{}), SessionInfo{})
+	s := Start(testOptions(dir, nil, &testkit.Buffer{}), SessionInfo{})
 	if s.Route().Rule != RuleBadPrefs {
 		t.Errorf("unreadable prefs: %q", s.Route().Rule)
 	}
@@ -333,7 +335,7 @@ func TestCorruptPreferencesMeanCentralOff(t *testing.T) {
 // queued without sending it, and ignores what follows.
 func TestTurnOffDropsQueuedRecords(t *testing.T) {
 	dir := configDir(t, true, true)
-	opts := testOptions(dir, nil, &syncBuffer{})
+	opts := testOptions(dir, nil, &testkit.Buffer{})
 	opts.FlushInterval = time.Hour
 	opts.MaxBatch = 1 << 20
 	sink := &recSink{}
@@ -372,7 +374,7 @@ func TestTurnOffDropsQueuedRecords(t *testing.T) {
 
 func TestFailingSinkIsBoundedAndVisible(t *testing.T) {
 	dir := configDir(t, true, true)
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	opts := testOptions(dir, nil, &stderr)
 	opts.QueueBytes = 64 << 10
 	opts.CloseBudget = 50 * time.Millisecond
@@ -381,7 +383,7 @@ func TestFailingSinkIsBoundedAndVisible(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		agentLoop(s, canaries)
 	}
-	time.Sleep(30 * time.Millisecond)
+	testkit.WaitFor(t, 5*time.Second, "a failed send", func() bool { return s.Stats().Failures > 0 })
 	s.Close(context.Background())
 	st := s.Stats()
 	if st.Failures == 0 || st.Dropped == 0 || st.Written != 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 )
 
@@ -79,17 +80,6 @@ func (u *user) run(t *testing.T, stdin string, args ...string) (string, string) 
 	return out.String(), errb.String()
 }
 
-func tree(t *testing.T, dir string) string {
-	var b strings.Builder
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil {
-			fmt.Fprintf(&b, "%s %v %v\n", p, fi.Mode(), fi.ModTime().UnixNano())
-		}
-		return nil
-	})
-	return b.String()
-}
-
 func TestOffRoutesSendAndWriteNothing(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -115,7 +105,7 @@ func TestOffRoutesSendAndWriteNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			u := c.u(t)
-			before := tree(t, filepath.Dir(u.cfg)) + tree(t, u.home)
+			before := testkit.Tree(filepath.Dir(u.cfg)) + testkit.Tree(u.home)
 			out, errs := u.run(t, script[:strings.Index(script, "/quit")]+"/telemetry\n/quit\n", c.args...)
 			if !strings.Contains(out, c.status) {
 				t.Errorf("status: %q, want %q", out, c.status)
@@ -130,7 +120,7 @@ func TestOffRoutesSendAndWriteNothing(t *testing.T) {
 			} else if errs != "" {
 				t.Errorf("stderr: %q", errs)
 			}
-			if after := tree(t, filepath.Dir(u.cfg)) + tree(t, u.home); after != before {
+			if after := testkit.Tree(filepath.Dir(u.cfg)) + testkit.Tree(u.home); after != before {
 				t.Errorf("files changed on an off route:\n%s\n---\n%s", before, after)
 			}
 		})

@@ -1,14 +1,12 @@
 package replay_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/fredcode/fredtel/internal/replay"
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/jackc/pgx/v5"
 )
@@ -30,18 +29,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // fred runs the fred command in-process with env as its whole environment.
 func fred(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb syncBuf
+	var out, errb testkit.Buffer
 	code := cli.FredWithInput(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
@@ -334,27 +325,16 @@ func TestOffRoutes(t *testing.T) {
 			for k, v := range c.setup(dir) {
 				env[k] = v
 			}
-			before := tree(dir)
+			before := testkit.Tree(dir)
 			code, out, errs := fred(t, env, "", append(append([]string{}, c.args...), "telemetry", "replay", file)...)
 			if code != 0 || !strings.Contains(out, "→ "+c.status) || !strings.HasSuffix(out, ": nothing recorded\n") || errs != "" {
 				t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errs)
 			}
-			if after := tree(dir); after != before {
+			if after := testkit.Tree(dir); after != before {
 				t.Fatalf("files changed:\n%s---\n%s", before, after)
 			}
 		})
 	}
-}
-
-func tree(dir string) string {
-	var b strings.Builder
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil {
-			fmt.Fprintf(&b, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
-		}
-		return nil
-	})
-	return b.String()
 }
 
 // TestMalformedRecordsNothing: a transcript with one bad line is refused

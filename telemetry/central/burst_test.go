@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -39,7 +40,7 @@ func TestBurstWithTheEndpointDown(t *testing.T) {
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": refused}
 	base := heap()
 	s := telemetry.Start(telemetry.Options{
-		Getenv: func(k string) string { return env[k] }, Stderr: &syncBuf{}, NewCentral: central.New,
+		Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{}, NewCentral: central.New,
 		QueueBytes: queue, FlushInterval: 20 * time.Millisecond, CloseBudget: 100 * time.Millisecond,
 	}, telemetry.SessionInfo{Model: "m", Tools: []string{"edit"}})
 	tr := s.BeginTurn("act", "m")

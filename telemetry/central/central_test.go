@@ -18,6 +18,7 @@ import (
 
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -27,14 +28,6 @@ func TestMain(m *testing.M) {
 	servertest.Cleanup()
 	os.Exit(code)
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // user is a logged-in config dir that has seen the notice.
 func user(t *testing.T, key string) string {
@@ -46,7 +39,7 @@ func user(t *testing.T, key string) string {
 	return dir
 }
 
-func start(dir, api string, stderr *syncBuf, budget time.Duration) *telemetry.Session {
+func start(dir, api string, stderr *testkit.Buffer, budget time.Duration) *telemetry.Session {
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": api}
 	return telemetry.Start(telemetry.Options{
 		FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] }, Stderr: stderr,
@@ -81,7 +74,7 @@ func TestEndToEnd(t *testing.T) {
 	p := servertest.StartServer(t, db, "")
 	k := servertest.CreateKey(t, db, "alice")
 	dir := user(t, k)
-	var stderr syncBuf
+	var stderr testkit.Buffer
 	s := start(dir, "http://"+p.URL, &stderr, time.Second)
 	n := record(s, 5)
 	s.Close(context.Background())
@@ -129,14 +122,17 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// blackhole accepts connections and never answers.
-func blackhole(t *testing.T) string {
+// listener accepts loopback connections and hands each to handle; a nil
+// handle keeps them open and never answers (a blackhole). accepted tells
+// when each connection came.
+func listener(t *testing.T, handle func(net.Conn)) (url string, accepted func() []time.Time) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
+	var times []time.Time
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -144,8 +140,12 @@ func blackhole(t *testing.T) string {
 				return
 			}
 			mu.Lock()
+			times = append(times, time.Now())
 			conns = append(conns, c)
 			mu.Unlock()
+			if handle != nil {
+				handle(c)
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -156,7 +156,17 @@ func blackhole(t *testing.T) string {
 		}
 		mu.Unlock()
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), times...)
+	}
+}
+
+// blackhole accepts connections and never answers.
+func blackhole(t *testing.T) string {
+	url, _ := listener(t, nil)
+	return url
 }
 
 // TestBlackholeCloseKeepsItsBudget: an endpoint that accepts and never
@@ -165,13 +175,14 @@ func blackhole(t *testing.T) string {
 func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 	const budget = 100 * time.Millisecond
 	dir := user(t, key)
-	hole := blackhole(t)
+	hole, accepted := listener(t, nil)
 	var best time.Duration = time.Hour
 	total := 0
 	for attempt := 0; attempt < 3; attempt++ { // the fastest of 3: the machine is shared
-		s := start(dir, hole, &syncBuf{}, budget)
+		s := start(dir, hole, &testkit.Buffer{}, budget)
 		total += record(s, 3) + 2
-		time.Sleep(50 * time.Millisecond) // a send is in flight, stuck
+		// A send is in flight, stuck on the blackhole.
+		testkit.WaitFor(t, 5*time.Second, "a send to the blackhole", func() bool { return len(accepted()) > attempt })
 		t0 := time.Now()
 		s.Close(context.Background())
 		best = min(best, time.Since(t0))
@@ -196,7 +207,7 @@ func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 	p := servertest.StartServer(t, db, "")
 	k := servertest.CreateKey(t, db, "alice")
 	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: k})
-	s := start(dir, "http://"+p.URL, &syncBuf{}, time.Second)
+	s := start(dir, "http://"+p.URL, &testkit.Buffer{}, time.Second)
 	deadline := time.Now().Add(5 * time.Second) // delivered in the background while the session runs
 	for b, _ := central.SpoolSize(dir); b > 0 && time.Now().Before(deadline); b, _ = central.SpoolSize(dir) {
 		time.Sleep(20 * time.Millisecond)
@@ -263,7 +274,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	for _, code := range []int{429, 503} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			sc, url := scriptedServer(t, status(code, "Retry-After", "1"))
-			s := start(user(t, key), url, &syncBuf{}, time.Second)
+			s := start(user(t, key), url, &testkit.Buffer{}, time.Second)
 			record(s, 1)
 			deadline := time.Now().Add(5 * time.Second)
 			for len(sc.requests()) < 2 && time.Now().Before(deadline) {
@@ -308,12 +319,14 @@ func TestAnswersThatStopOrDrop(t *testing.T) {
 			// Every answer is the same failure.
 			sc, url := scriptedServer(t, answer, answer, answer, answer, answer, answer, answer, answer)
 			dir := user(t, key)
-			var stderr syncBuf
+			var stderr testkit.Buffer
 			s := start(dir, url, &stderr, time.Second)
 			record(s, 2)
-			time.Sleep(150 * time.Millisecond)
+			testkit.WaitFor(t, 5*time.Second, "the first answer", func() bool { return len(sc.requests()) >= 1 })
 			record(s, 2)
-			time.Sleep(150 * time.Millisecond)
+			if c.code == 400 { // dropped, so the next batch goes out; a stopped session sends nothing more
+				testkit.WaitFor(t, 5*time.Second, "the second batch", func() bool { return len(sc.requests()) >= 2 })
+			}
 			s.Close(context.Background())
 			n := len(sc.requests())
 			spooled, _ := central.SpoolSize(dir)
@@ -342,13 +355,13 @@ func TestAnswersThatStopOrDrop(t *testing.T) {
 // leave nothing unsent on disk.
 func TestTurnOffDeletesTheSpool(t *testing.T) {
 	dir := user(t, key)
-	s := start(dir, blackhole(t), &syncBuf{}, 300*time.Millisecond)
+	s := start(dir, blackhole(t), &testkit.Buffer{}, 300*time.Millisecond)
 	record(s, 2)
 	s.Close(context.Background())
 	if b, _ := central.SpoolSize(dir); b == 0 {
 		t.Fatal("nothing spooled")
 	}
-	s = start(dir, blackhole(t), &syncBuf{}, 50*time.Millisecond)
+	s = start(dir, blackhole(t), &testkit.Buffer{}, 50*time.Millisecond)
 	s.HandleSlash("off")
 	s.Close(context.Background())
 	if b, _ := central.SpoolSize(dir); b != 0 {
@@ -359,32 +372,12 @@ func TestTurnOffDeletesTheSpool(t *testing.T) {
 // TestConnectionErrorsBackOff: a server that drops every connection is
 // retried with exponential backoff, not at every flush tick.
 func TestConnectionErrorsBackOff(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var attempts []time.Time
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			attempts = append(attempts, time.Now())
-			mu.Unlock()
-			c.Close()
-		}
-	}()
-	defer ln.Close()
-	s := start(user(t, key), "http://"+ln.Addr().String(), &syncBuf{}, 100*time.Millisecond)
+	url, accepted := listener(t, func(c net.Conn) { c.Close() })
+	s := start(user(t, key), url, &testkit.Buffer{}, 100*time.Millisecond)
 	record(s, 1)
-	time.Sleep(3 * time.Second) // 150 flush ticks of 20 ms
+	time.Sleep(3 * time.Second) // the window measured: 150 flush ticks of 20 ms
 	s.Close(context.Background())
-	mu.Lock()
-	n := len(attempts)
-	mu.Unlock()
+	n := len(accepted())
 	t.Logf("%d connection attempts in 3 s of a server dropping connections", n)
 	// 1 s, 2 s doubling with full jitter: a handful, never one per tick.
 	if n < 2 || n > 10 {
@@ -401,7 +394,7 @@ func TestTwoProcessesShareOneSpool(t *testing.T) {
 	dir := user(t, key)
 	hole := blackhole(t)
 	for i := 0; i < 6; i++ {
-		s := start(dir, hole, &syncBuf{}, 300*time.Millisecond)
+		s := start(dir, hole, &testkit.Buffer{}, 300*time.Millisecond)
 		record(s, 2)
 		s.Close(context.Background())
 	}
@@ -445,7 +438,7 @@ func TestTwoProcessesShareOneSpool(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := start(dir, srv.URL, &syncBuf{}, time.Second)
+			s := start(dir, srv.URL, &testkit.Buffer{}, time.Second)
 			deadline := time.Now().Add(10 * time.Second)
 			for b, _ := central.SpoolSize(dir); b > 0 && time.Now().Before(deadline); b, _ = central.SpoolSize(dir) {
 				time.Sleep(20 * time.Millisecond)

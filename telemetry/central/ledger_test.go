@@ -15,6 +15,7 @@ import (
 	"github.com/fredcode/fredtel/internal/pgtemp"
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -43,7 +44,7 @@ func (a *tally) add(b tally) {
 // dies, then Close. It returns what it recorded, or an error when the
 // session's counters say something was lost.
 func ledgerSession(dir, api string, rng *rand.Rand, live time.Duration) (tally, error) {
-	s := start(dir, api, &syncBuf{}, 200*time.Millisecond)
+	s := start(dir, api, &testkit.Buffer{}, 200*time.Millisecond)
 	var c tally
 	c.sessions = 1
 	turns := 2 + rng.IntN(3)
@@ -278,7 +279,7 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 				if b, _ := central.SpoolSize(d); b == 0 {
 					return
 				}
-				s := start(d, currentURL(), &syncBuf{}, 200*time.Millisecond)
+				s := start(d, currentURL(), &testkit.Buffer{}, 200*time.Millisecond)
 				for until := time.Now().Add(400 * time.Millisecond); time.Now().Before(until); {
 					if b, _ := central.SpoolSize(d); b == 0 {
 						break

@@ -3,28 +3,16 @@ package selfhost_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/selfhost"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func session(t *testing.T, url string, noText bool, stderr *lockedBuf) *telemetry.Session {
+func session(t *testing.T, url string, noText bool, stderr *testkit.Buffer) *telemetry.Session {
 	env := map[string]string{"FRED_CONFIG_DIR": t.TempDir(), "DSC_TELEMETRY_DB_URL": url}
 	if noText {
 		env["DSC_TELEMETRY_NO_TEXT"] = "1"
@@ -55,7 +43,7 @@ func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
 			t.Run(be.Name+map[bool]string{false: "/text", true: "/no-text"}[noText], func(t *testing.T) {
 				t.Parallel()
 				url := be.URL(t)
-				var stderr lockedBuf
+				var stderr testkit.Buffer
 				s := session(t, url, noText, &stderr)
 				if r := s.Route(); r.Kind != telemetry.SelfHosted || r.NoText != noText {
 					t.Fatalf("route %+v", r)
@@ -97,7 +85,7 @@ func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
 // TestSelfHostedDatabaseDown: a database that is not there costs the agent
 // one line on stderr and nothing else; Close keeps to its budget.
 func TestSelfHostedDatabaseDown(t *testing.T) {
-	var stderr lockedBuf
+	var stderr testkit.Buffer
 	env := map[string]string{"FRED_CONFIG_DIR": t.TempDir(), "DSC_TELEMETRY_DB_URL": "postgres://alice:hunter2@127.0.0.1:1/fred?connect_timeout=1"}
 	s := telemetry.Start(telemetry.Options{
 		Getenv: func(k string) string { return env[k] }, Stderr: &stderr, SelfHosted: selfhost.Open,
@@ -106,7 +94,7 @@ func TestSelfHostedDatabaseDown(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		record(s)
 	}
-	time.Sleep(100 * time.Millisecond)
+	testkit.WaitFor(t, 5*time.Second, "the failed connection", func() bool { return s.Stats().Failures > 0 })
 	start := time.Now()
 	s.Close(context.Background())
 	if d := time.Since(start); d > 2*time.Second {
