@@ -65,11 +65,10 @@ func dispatch(ctx context.Context, prog, intro string, cmds map[string]command, 
 	}
 }
 
-// notYet is the honest answer of a command whose issue has not landed.
-func notYet(issue int) func(context.Context, []string, Getenv, io.Writer, io.Writer) error {
-	return func(context.Context, []string, Getenv, io.Writer, io.Writer) error {
-		return fmt.Errorf("not built yet (tracked in issue %d)", issue)
-	}
+// notYet is the honest answer of a command that is planned (SPEC §7) but not
+// built.
+func notYet(context.Context, []string, Getenv, io.Writer, io.Writer) error {
+	return fmt.Errorf("not built yet: planned in SPEC §7, no release has it")
 }
 
 // dataDir is where fredtel keeps its embedded database by default:
