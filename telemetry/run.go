@@ -126,9 +126,9 @@ func (s *Session) run() {
 				}
 				s.stats.dropped.Add(int64(s.q.drain()))
 			} else {
-				// The final flush gets three quarters of the close budget;
-				// the rest is for the spool, so the CLI exits on time
-				// with nothing lost.
+				// The final flush runs until flushBy (Close sets it: three
+				// quarters of the budget on the central route, leaving the
+				// rest for the spool; all of it when self-hosted).
 				fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
 				flush(fctx)
 				fcancel()
