@@ -35,13 +35,18 @@ func newAudit(configDir string, n int) *audit {
 	return &audit{dir: filepath.Join(configDir, "audit"), n: n}
 }
 
-func (a *audit) add(body []byte, status string, at time.Time) {
+// add keeps body, which the audit now owns, and hands back the buffer of
+// the entry it pushed out (or nil) for the caller's next body: a batch is
+// encoded into a buffer the audit later keeps, so it is never copied.
+func (a *audit) add(body []byte, status string, at time.Time) (spare []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.ring = append(a.ring, auditEntry{append([]byte(nil), body...), status, at})
-	if len(a.ring) > a.n {
-		a.ring = a.ring[len(a.ring)-a.n:]
+	if len(a.ring) >= a.n {
+		spare = a.ring[0].body[:0]
+		a.ring = append(a.ring[:0], a.ring[1:]...)
 	}
+	a.ring = append(a.ring, auditEntry{body, status, at})
+	return spare
 }
 
 // flush writes the entries kept in memory and trims the folder to the last n.

@@ -252,6 +252,13 @@ func refreshSentAt(body []byte, now time.Time) []byte {
 	return out
 }
 
+// keep hands body to the audit log. body may be the encoding buffer, which
+// the audit then owns: the sender encodes the next batch into the buffer
+// the audit gave back.
+func (s *Sender) keep(body []byte, status string) {
+	s.buf = s.audit.add(body, status, s.now())
+}
+
 // post sends one JSON body and sorts the answer (SPEC §5).
 func (s *Sender) post(ctx context.Context, body []byte) error {
 	// A fresh buffer per request (the transport may read a body after Do
@@ -284,7 +291,7 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK:
-		s.audit.add(body, "sent", s.now())
+		s.keep(body, "sent")
 		return nil
 	case code == http.StatusBadRequest, code == http.StatusRequestEntityTooLarge, code == http.StatusUnsupportedMediaType:
 		return &telemetry.SendError{Err: fmt.Errorf("%s: %s", resp.Status, firstLine(answer)), Drop: true}
@@ -357,7 +364,7 @@ func (s *Sender) Spool(ctx context.Context, b *telemetry.RemoteBatch) error {
 			return err
 		}
 		dropped += d
-		s.audit.add(body, "spooled", s.now())
+		s.keep(body, "spooled")
 	}
 	s.audit.flush()
 	if dropped > 0 {
