@@ -50,9 +50,9 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 		srv.user = b.UserID
 		p.userID = b.UserID
 	}
-	ref := func(id uuid.UUID, path string) {
+	ref := func(id uuid.UUID, array string, i int) {
 		if _, ok := p.refs[id]; !ok {
-			p.refs[id] = ref{path: path, order: len(p.refIDs)}
+			p.refs[id] = ref{array: array, index: i, order: len(p.refIDs)}
 			p.refIDs = append(p.refIDs, id)
 		}
 	}
@@ -63,7 +63,7 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 		merged := make([]schema.Session, 0, len(b.Sessions))
 		for i := range b.Sessions {
 			s := b.Sessions[i]
-			ref(s.SessionID, fmt.Sprintf("sessions[%d].session_id", i))
+			ref(s.SessionID, schema.Sessions.Batch, i)
 			if j, ok := idx[s.SessionID]; ok {
 				p.dups++
 				if merged[j].EndedAt.IsZero() && !s.EndedAt.IsZero() {
@@ -104,7 +104,7 @@ type record interface {
 func addChildren[T any, P interface {
 	*T
 	record
-}](p *prepared, set schema.Set, rec *schema.Record, recs []T, srv serverStamp, ref func(uuid.UUID, string)) {
+}](p *prepared, set schema.Set, rec *schema.Record, recs []T, srv serverStamp, ref func(id uuid.UUID, array string, i int)) {
 	if len(recs) == 0 {
 		return
 	}
@@ -113,7 +113,7 @@ func addChildren[T any, P interface {
 	for i := range recs {
 		r := recs[i] // a copy: the caller's records are not stamped
 		rp := P(&r)
-		ref(rp.SessionRef(), fmt.Sprintf("%s[%d].session_id", rec.Batch, i))
+		ref(rp.SessionRef(), rec.Batch, i)
 		if seen[rp.ID()] {
 			p.dups++
 			continue
@@ -125,8 +125,11 @@ func addChildren[T any, P interface {
 	p.tables = append(p.tables, t.sorted())
 }
 
+// ref is where a batch first names a session id; the path is only spelled
+// out for an error, never per record.
 type ref struct {
-	path  string
+	array string
+	index int
 	order int // position of the first reference in the batch
 }
 
@@ -142,7 +145,8 @@ func (p *prepared) conflict(foreign []uuid.UUID) error {
 			first = id
 		}
 	}
-	return &ConflictError{Path: p.refs[first].path, SessionID: first}
+	r := p.refs[first]
+	return &ConflictError{Path: fmt.Sprintf("%s[%d].session_id", r.array, r.index), SessionID: first}
 }
 
 type serverStamp struct {
