@@ -1,0 +1,54 @@
+package canary_test
+
+import (
+	"testing"
+
+	"github.com/fredcode/fredtel/internal/proof"
+)
+
+// mutants each remove one protection the canary checks guard; the check
+// named must then fail. The server validates too, so a client-side leak
+// may never reach the central database: the spool, the audit log and the
+// user's own database are where these show.
+var mutants = []proof.Mutant{
+	{
+		Name:   "model-name-not-cleaned",
+		Breaks: "the client's cleaning of model names (a sentence becomes the fallback)",
+		File:   "telemetry/session.go",
+		Old:    "Model:          s.clean(fModel, info.Model),",
+		New:    "Model:          info.Model,",
+		Pkg:    "./proof/canary",
+		Run:    "^TestCentral$",
+	},
+	{
+		Name:   "fingerprint-key-not-secret",
+		Breaks: "the per-session random key of the argument fingerprints (HMAC under a zero key)",
+		File:   "telemetry/session.go",
+		Old:    "crand.Read(key)",
+		New:    "_ = crand.Read",
+		Pkg:    "./proof/canary",
+		Run:    "^TestCentral$",
+	},
+	{
+		Name:   "tool-name-not-cleaned",
+		Breaks: "the client's cleaning of tool names, on the self-hosted route",
+		File:   "telemetry/record.go",
+		Old:    "c := s.clean(fToolName, name)",
+		New:    "c := name",
+		Pkg:    "./proof/canary",
+		// On SQLite: PostgreSQL's CHECK constraints refuse the batch
+		// whole, a protection of its own.
+		Run: "^TestSelfHostedText$/^sqlite$",
+	},
+	{
+		Name:   "no-text-ignored",
+		Breaks: "DSC_TELEMETRY_NO_TEXT dropping the text before it is queued",
+		File:   "telemetry/queue.go",
+		Old:    "if s.noText {",
+		New:    "if false && s.noText {",
+		Pkg:    "./proof/canary",
+		Run:    "^TestSelfHostedNoText$",
+	},
+}
+
+func TestMutants(t *testing.T) { proof.RunMutants(t, mutants) }
