@@ -179,12 +179,25 @@ func (s *pgStore) writeOnce(ctx context.Context, p *prepared) (Result, error) {
 	return res, err
 }
 
+// sessionLockClass is the first key of the advisory locks on session ids:
+// the two-key form, a key space apart from the migration lock's.
+const sessionLockClass = 0x66726564 // "fred"
+
 // checkOwners fails with a *ConflictError when the batch names a session id
 // that already belongs to another user.
 func (s *pgStore) checkOwners(ctx context.Context, tx pgx.Tx, p *prepared) error {
 	ids := make([]string, len(p.refIDs))
 	for i, id := range p.refIDs {
 		ids[i] = id.String()
+	}
+	// Batches that name the same session id take turns until commit.
+	// Without it, two keys creating one session at once both pass the
+	// check below (neither sees the other's uncommitted row) and both write
+	// into it. Keys are taken in ascending order, so no two batches wait on
+	// each other in a cycle; the check's own snapshot is taken after.
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SELECT count(pg_advisory_xact_lock(%d, k)) FROM (SELECT DISTINCT hashtext(x) AS k FROM unnest($1::text[]) x ORDER BY 1) s",
+		sessionLockClass), ids); err != nil {
+		return err
 	}
 	rows, err := tx.Query(ctx, "SELECT session_id FROM telemetry_sessions WHERE session_id = ANY($1::uuid[]) AND user_id <> $2",
 		ids, p.userID)
