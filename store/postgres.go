@@ -127,9 +127,19 @@ func (s *pgStore) Write(ctx context.Context, b *Batch) (Result, error) {
 		return Result{}, err
 	}
 	var res Result
+	retry := false // a record of the batch is already stored: go through ON CONFLICT
 	for attempt := 0; ; attempt++ {
-		res, err = s.writeOnce(ctx, p)
-		if err == nil || attempt == 4 || !retryableTx(err) {
+		res, err = s.writeOnce(ctx, p, retry)
+		if err == nil || attempt == 4 {
+			break
+		}
+		if !retry && uniqueViolation(err) {
+			// Only a batch sent before meets its own rows: the whole
+			// transaction was rolled back, and goes again skipping them.
+			retry = true
+			continue
+		}
+		if !retryableTx(err) {
 			break
 		}
 		// Deadlock or serialization failure between writers of overlapping
@@ -151,103 +161,133 @@ func retryableTx(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-func (s *pgStore) writeOnce(ctx context.Context, p *prepared) (Result, error) {
-	res := Result{Duplicates: p.dups - p.endings, Accepted: p.endings}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if s.set == schema.CentralSet && len(p.refIDs) > 0 {
-			if err := s.checkOwners(ctx, tx, p); err != nil {
-				return err
-			}
-		}
-		for i := range p.tables {
-			t := &p.tables[i]
-			var n int64
-			var err error
-			if t.rec == schema.Sessions {
-				n, err = s.upsertSessions(ctx, tx, t)
-			} else {
-				n, err = s.insertNew(ctx, tx, t)
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			res.Accepted += int(n)
-			res.Duplicates += len(t.rows) - int(n)
-		}
-		return nil
-	})
-	return res, err
+func uniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // sessionLockClass is the first key of the advisory locks on session ids:
 // the two-key form, a key space apart from the migration lock's.
 const sessionLockClass = 0x66726564 // "fred"
 
-// checkOwners fails with a *ConflictError when the batch names a session id
-// that already belongs to another user.
-func (s *pgStore) checkOwners(ctx context.Context, tx pgx.Tx, p *prepared) error {
-	ids := make([]string, len(p.refIDs))
-	for i, id := range p.refIDs {
-		ids[i] = id.String()
-	}
-	// Batches that name the same session id take turns until commit.
-	// Without it, two keys creating one session at once both pass the
-	// check below (neither sees the other's uncommitted row) and both write
-	// into it. Keys are taken in ascending order, so no two batches wait on
-	// each other in a cycle; the check's own snapshot is taken after.
-	if _, err := tx.Exec(ctx, fmt.Sprintf("SELECT count(pg_advisory_xact_lock(%d, k)) FROM (SELECT DISTINCT hashtext(x) AS k FROM unnest($1::text[]) x ORDER BY 1) s",
-		sessionLockClass), ids); err != nil {
-		return err
-	}
-	rows, err := tx.Query(ctx, "SELECT session_id FROM telemetry_sessions WHERE session_id = ANY($1::uuid[]) AND user_id <> $2",
-		ids, p.userID)
-	if err != nil {
-		return err
-	}
-	foreign, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return err
-	}
-	return p.conflict(foreign)
+// writeOnce writes p in one transaction, in as few round trips as the
+// protocol allows: BEGIN; one pipeline of the ownership check and the
+// statements that can go by parameters; a COPY per new table; COMMIT.
+//
+// A batch seen for the first time (the common case) is written with COPY,
+// which fails on an id already stored; Write then calls again with retry
+// set, and every table goes by INSERT … ON CONFLICT, in the one pipeline.
+// A savepoint around each COPY would spare that redo, but cost two round
+// trips per table on every batch.
+func (s *pgStore) writeOnce(ctx context.Context, p *prepared, retry bool) (Result, error) {
+	res := Result{Duplicates: p.dups - p.endings, Accepted: p.endings}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var pipe pgx.Batch
+		check := s.set == schema.CentralSet && len(p.refIDs) > 0
+		if check {
+			ids := make([]string, len(p.refIDs))
+			for i, id := range p.refIDs {
+				ids[i] = id.String()
+			}
+			// Batches that name the same session id take turns until
+			// commit. Without it, two keys creating one session at once
+			// both pass the check below (neither sees the other's
+			// uncommitted row) and both write into it. Keys are taken in
+			// ascending order, so no two batches wait on each other in a
+			// cycle; the check, a statement of its own, takes its snapshot
+			// after the locks.
+			pipe.Queue(fmt.Sprintf("SELECT count(pg_advisory_xact_lock(%d, k)) FROM (SELECT DISTINCT hashtext(x) AS k FROM unnest($1::text[]) x ORDER BY 1) s",
+				sessionLockClass), ids)
+			pipe.Queue("SELECT session_id FROM telemetry_sessions WHERE session_id = ANY($1::uuid[]) AND user_id <> $2", ids, p.userID)
+		}
+		var piped, copied []*table
+		for i := range p.tables {
+			t := &p.tables[i]
+			var sql string
+			var args []any
+			switch {
+			case t.rec == schema.Sessions:
+				sql, args = s.upsertSessions(t)
+			case retry:
+				sql, args = unnestInsert(t, fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name))
+			default:
+				copied = append(copied, t)
+				continue
+			}
+			pipe.Queue(sql, args...)
+			piped = append(piped, t)
+		}
+		count := func(t *table, n int64) {
+			res.Accepted += int(n)
+			res.Duplicates += len(t.rows) - int(n)
+		}
+		if pipe.Len() > 0 {
+			if err := s.runPipe(ctx, tx, &pipe, p, check, piped, count); err != nil {
+				return err
+			}
+		}
+		for _, t := range copied {
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.columnNames(), pgx.CopyFromRows(copyRows(t)))
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			count(t, n)
+		}
+		return nil
+	})
+	return res, err
 }
 
-// insertNew writes the rows of t that are not there yet. The common case, a
-// batch seen for the first time, is a plain COPY; a retry (some ids already
-// present) rolls the COPY back and goes through INSERT … ON CONFLICT DO
-// NOTHING, which skips them.
-func (s *pgStore) insertNew(ctx context.Context, tx pgx.Tx, t *table) (int64, error) {
-	if _, err := tx.Exec(ctx, "SAVEPOINT fredtel_copy"); err != nil {
-		return 0, err
+// runPipe sends the pipeline and reads its answers in order: the lock and
+// the ownership check first, when check is set, then one per piped table.
+// A session id owned by another user ends the transaction, whose writes
+// are rolled back with it.
+func (s *pgStore) runPipe(ctx context.Context, tx pgx.Tx, pipe *pgx.Batch, p *prepared, check bool, piped []*table, count func(*table, int64)) (err error) {
+	br := tx.SendBatch(ctx, pipe)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if check {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		foreign, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
+		}
+		if err := p.conflict(foreign); err != nil {
+			return err
+		}
 	}
+	for _, t := range piped {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		count(t, tag.RowsAffected())
+	}
+	return nil
+}
+
+func copyRows(t *table) [][]any {
 	rows := make([][]any, len(t.rows))
 	for i, r := range t.rows {
 		rows[i] = copyValues(t.cols, r)
 	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.columnNames(), pgx.CopyFromRows(rows))
-	if err == nil {
-		_, err = tx.Exec(ctx, "RELEASE SAVEPOINT fredtel_copy")
-		return n, err
-	}
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "23505" {
-		return 0, err
-	}
-	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT fredtel_copy"); err != nil {
-		return 0, err
-	}
-	sql, args := unnestInsert(t, fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name))
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
+	return rows
 }
 
-// upsertSessions inserts new sessions and fills in ended_at of known ones.
-// A conflicting row owned by another user is left alone (the WHERE of the
-// update); checkOwners has already refused such a batch unless the other
-// user's row appeared concurrently, and then it still is not touched.
-func (s *pgStore) upsertSessions(ctx context.Context, tx pgx.Tx, t *table) (int64, error) {
+// upsertSessions is the statement that inserts new sessions and fills in
+// ended_at of known ones. A conflicting row owned by another user is left
+// alone (the WHERE of the update); the ownership check has already refused
+// such a batch, under a lock on the session id.
+func (s *pgStore) upsertSessions(t *table) (string, []any) {
 	var set []string
 	for _, f := range t.cols {
 		if f.Key || f.Scope == schema.Server {
@@ -259,12 +299,7 @@ func (s *pgStore) upsertSessions(ctx context.Context, tx pgx.Tx, t *table) (int6
 	if s.set == schema.CentralSet {
 		where = "t.user_id = EXCLUDED.user_id AND " + where
 	}
-	sql, args := unnestInsert(t, fmt.Sprintf("ON CONFLICT (session_id) DO UPDATE SET %s WHERE %s", strings.Join(set, ", "), where))
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
+	return unnestInsert(t, fmt.Sprintf("ON CONFLICT (session_id) DO UPDATE SET %s WHERE %s", strings.Join(set, ", "), where))
 }
 
 // unnestInsert builds one INSERT of all rows of t from one text array per
