@@ -65,9 +65,12 @@ func (a *audit) flush() {
 			return
 		}
 		f.Chmod(0o600)
-		f.Write(e.body)
-		f.Close()
-		if os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {
+		_, err = f.Write(e.body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		// A payload cut short by a full disk must not be shown as what left.
+		if err != nil || os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {
 			os.Remove(f.Name())
 		}
 	}

@@ -1,0 +1,86 @@
+package faults_test
+
+import (
+	"testing"
+
+	"github.com/fredcode/fredtel/internal/proof"
+)
+
+// mutants each remove one protection these checks stand on; the named
+// check must then fail (FREDTEL_PROOF_MUTANTS=1, or scripts/proof).
+var mutants = []proof.Mutant{
+	{
+		Name:   "server-acks-before-commit",
+		Breaks: "the server answers 200 only after the commit",
+		File:   "server/server.go",
+		Old:    "res, err := s.st.Write(ctx, &batch)",
+		New:    "res, err := store.Result{Accepted: batch.Len()}, error(nil)\n\tgo s.st.Write(context.WithoutCancel(ctx), &batch)",
+		Pkg:    "./proof/faults",
+		Run:    "TestServerKilledAndPostgresRestartedUnderLoad",
+	},
+	{
+		Name:   "store-not-idempotent",
+		Breaks: "ingest is idempotent on record ids (INSERT … ON CONFLICT DO NOTHING after a COPY meets a known id)",
+		File:   "store/postgres.go",
+		Old:    `fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name)`,
+		New:    `fmt.Sprintf("-- no ON CONFLICT (%s)", t.rec.Key().Name)`,
+		Pkg:    "./proof/faults",
+		Run:    "TestServerKilledAndPostgresRestartedUnderLoad",
+	},
+	{
+		Name:   "server-500-when-database-down",
+		Breaks: "a database outage is answered 503 (keep, back off, retry), not another 5xx",
+		File:   "server/server.go",
+		Old:    "WithLabelValues(\"unavailable\").Inc()\n\t\t\ts.retryLater(w, http.StatusServiceUnavailable,",
+		New:    "WithLabelValues(\"unavailable\").Inc()\n\t\t\ts.retryLater(w, http.StatusInternalServerError,",
+		Pkg:    "./proof/faults",
+		Run:    "TestServerKilledAndPostgresRestartedUnderLoad",
+	},
+	{
+		Name:   "close-skips-the-spool",
+		Breaks: "Close spools what the final flush could not deliver",
+		File:   "telemetry/run.go",
+		Old:    "s.spoolOrDrop(ctx, pending)",
+		New:    "s.stats.dropped.Add(int64(pending.n))",
+		Pkg:    "./proof/faults",
+		Run:    "TestSpoolFull",
+	},
+	{
+		Name:   "spool-failure-counted-as-spooled",
+		Breaks: "a batch the spool refused is counted as dropped",
+		File:   "telemetry/run.go",
+		Old:    "if err := sp.Spool(ctx, &b.remote); err == nil {",
+		New:    "if sp.Spool(ctx, &b.remote); ctx.Err() == nil {",
+		Pkg:    "./proof/faults",
+		Run:    "TestSpoolFull|TestSpoolReadOnly",
+	},
+	{
+		Name:   "spool-keeps-partial-files",
+		Breaks: "a spool write cut short by a full disk leaves no file behind",
+		File:   "telemetry/central/spool.go",
+		Old:    "defer os.Remove(f.Name())",
+		New:    "defer f.Name()",
+		Pkg:    "./proof/faults",
+		Run:    "TestSpoolFull",
+	},
+	{
+		Name:   "audit-keeps-partial-payloads",
+		Breaks: "the audit log (fred telemetry show) never shows a payload cut short by a full disk",
+		File:   "telemetry/central/audit.go",
+		Old:    "if err != nil || os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {",
+		New:    "if os.Rename(f.Name(), filepath.Join(a.dir, name)) != nil {",
+		Pkg:    "./proof/faults",
+		Run:    "TestSpoolFull",
+	},
+	{
+		Name:   "rate-limit-shared-by-all-keys",
+		Breaks: "each key has its own rate limit: one user's traffic never throttles another's",
+		File:   "server/server.go",
+		Old:    "s.limits.allow(key.Prefix)",
+		New:    `s.limits.allow("every key")`,
+		Pkg:    "./proof/faults",
+		Run:    "TestLoad",
+	},
+}
+
+func TestMutants(t *testing.T) { proof.RunMutants(t, mutants) }
