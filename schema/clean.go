@@ -28,7 +28,7 @@ func (f *Field) Allows(v string) bool {
 	if f.Enum != nil {
 		return f.enumSet()[v]
 	}
-	return f.Pattern != nil && f.Pattern.Re.MatchString(v)
+	return f.Pattern != nil && f.Pattern.Match(v)
 }
 
 // Clamp bounds v to [Min, Max] of a KindInt field.
@@ -43,7 +43,7 @@ func (f *Field) CleanList(items []string) []string {
 		if len(out) == f.MaxItems {
 			break
 		}
-		if int64(len(it)) <= f.Max && f.Pattern.Re.MatchString(it) && !seen[it] {
+		if int64(len(it)) <= f.Max && f.Pattern.Match(it) && !seen[it] {
 			seen[it] = true
 			out = append(out, it)
 		}

@@ -282,3 +282,24 @@ func TestClassPatternsMatchTheirRegexp(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchIsTheRegexp: Match, which class patterns answer from byte
+// tables, agrees with the regexp of every pattern, on ordinary names, on
+// every single byte, and at the length bound.
+func TestMatchIsTheRegexp(t *testing.T) {
+	for _, p := range []*Pattern{PatModel, PatToolName, PatCommand, PatSemver, PatRuntime, PatUserID, PatKeyPrefix, PatLabel} {
+		inputs := []string{"", "a", "A", "0", "-x", "x-", "read_file", "a b", "é", "fred-flash-2", "x/y@z:1",
+			"user.name@example.com", "a\n", "_x", "1.4.2", "go1.26.8", "fred_live_abcd1234", "mcp.github:search"}
+		if p.MaxLen > 0 {
+			inputs = append(inputs, strings.Repeat("a", p.MaxLen), strings.Repeat("a", p.MaxLen+1))
+		}
+		for c := 0; c < 256; c++ {
+			inputs = append(inputs, string([]byte{byte(c)}), "a"+string([]byte{byte(c)}))
+		}
+		for _, s := range inputs {
+			if got, want := p.Match(s), p.Re.MatchString(s); got != want {
+				t.Errorf("%s: %q: Match says %v, the regexp %v", p.Name, s, got, want)
+			}
+		}
+	}
+}

@@ -44,7 +44,7 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 	}
 	srv := serverStamp{at: schema.TimeOf(recv), offsetMs: b.ClockOffset.Milliseconds()}
 	if set == schema.CentralSet {
-		if !schema.PatUserID.Re.MatchString(b.UserID) {
+		if !schema.PatUserID.Match(b.UserID) {
 			return nil, ErrNoUser
 		}
 		srv.user = b.UserID

@@ -69,7 +69,7 @@ func (k *keyDB) CreateKey(ctx context.Context, key APIKey) error {
 	if err := k.check(); err != nil {
 		return err
 	}
-	if !schema.PatKeyPrefix.Re.MatchString(key.Prefix) || !schema.PatUserID.Re.MatchString(key.UserID) || !schema.PatLabel.Re.MatchString(key.Label) {
+	if !schema.PatKeyPrefix.Match(key.Prefix) || !schema.PatUserID.Match(key.UserID) || !schema.PatLabel.Match(key.Label) {
 		return fmt.Errorf("store: key prefix, user id (%s) or label (%s) is malformed", schema.PatUserID.Doc, schema.PatLabel.Doc)
 	}
 	_, err := k.exec(ctx, fmt.Sprintf("INSERT INTO api_keys (key_hash, key_prefix, user_id, label, created_at) VALUES (%s, %s, %s, %s, %s)",

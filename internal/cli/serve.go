@@ -35,7 +35,12 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	minClient := fs.String("min-client-version", env("FREDTEL_MIN_CLIENT_VERSION"), "refuse clients older than this `VERSION` with 426 (env FREDTEL_MIN_CLIENT_VERSION)")
 	rate := fs.Float64("rate", envFloat(env, "FREDTEL_RATE", 20), "requests per second per key before 429 (env FREDTEL_RATE)")
 	burst := fs.Int("burst", int(envFloat(env, "FREDTEL_BURST", 40)), "requests a key may send at once (env FREDTEL_BURST)")
-	pool := fs.Int("pool", int(envFloat(env, "FREDTEL_DB_POOL", 16)), "PostgreSQL connections; more than the concurrent requests expected only waits (env FREDTEL_DB_POOL)")
+	// A few connections, not one per request: batches beyond them wait in
+	// arrival order, which keeps the tail latency near the median, while
+	// more writers at once only contend inside the database (measured on 2
+	// cores: 16 gave p99 335 ms at 46k records/s, 4 gave 210-250 ms at
+	// 53-55k).
+	pool := fs.Int("pool", int(envFloat(env, "FREDTEL_DB_POOL", 4)), "PostgreSQL connections, so batches written at once; more wait in arrival order. About twice the database's cores (env FREDTEL_DB_POOL)")
 	keyTTL := fs.Duration("key-cache-ttl", envDuration(env, "FREDTEL_KEY_CACHE_TTL", 30*time.Second), "how long a key's status is cached; a revoked key is refused within this (env FREDTEL_KEY_CACHE_TTL)")
 	writeTimeout := fs.Duration("write-timeout", envDuration(env, "FREDTEL_WRITE_TIMEOUT", 10*time.Second), "longest database write before 503 (env FREDTEL_WRITE_TIMEOUT)")
 	logFormat := fs.String("log-format", envDefault(env, "FREDTEL_LOG_FORMAT", "json"), "json or text (env FREDTEL_LOG_FORMAT)")
@@ -62,7 +67,7 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	default:
 		return &usageError{msg: fmt.Sprintf("--log-format %q: want json or text", *logFormat)}
 	}
-	if *minClient != "" && !schema.PatSemver.Re.MatchString(*minClient) {
+	if *minClient != "" && !schema.PatSemver.Match(*minClient) {
 		return &usageError{msg: fmt.Sprintf("--min-client-version %q: want a version such as 1.4.0", *minClient)}
 	}
 	log := slog.New(h)
@@ -160,10 +165,10 @@ func runKeys(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		if fs.NArg() > 0 {
 			return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 		}
-		if !schema.PatUserID.Re.MatchString(*user) {
+		if !schema.PatUserID.Match(*user) {
 			return &usageError{msg: "--user: want " + schema.PatUserID.Doc}
 		}
-		if !schema.PatLabel.Re.MatchString(*label) {
+		if !schema.PatLabel.Match(*label) {
 			return &usageError{msg: "--label: want " + schema.PatLabel.Doc}
 		}
 		st, err := open()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/fredcode/fredtel/internal/jsonesc"
 )
@@ -13,6 +14,11 @@ import (
 // A strict JSON parser for untrusted batches. Unlike encoding/json it
 // rejects duplicate keys and invalid UTF-8, bounds nesting, and keeps
 // numbers as written, so the validator sees exactly what was sent.
+//
+// Strings without escapes are not copied: they point into the body, which
+// the caller must not change while the parsed values or the records made
+// from them are in use (the server reads each body into a buffer of its
+// own and drops it after the write).
 
 type jkind uint8
 
@@ -119,6 +125,14 @@ func parseJSON(b []byte) (*jval, error) {
 	return v, nil
 }
 
+// bytesString is b as a string without a copy; b must not change after.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 func (p *parser) err(msg string) error { return &syntaxError{off: p.i, path: p.pathString(), msg: msg} }
 
 func (p *parser) ws() {
@@ -204,7 +218,7 @@ func (p *parser) num() (*jval, error) {
 			return nil, p.err("invalid number")
 		}
 	}
-	return p.node(jval{kind: jNum, s: string(p.s[start:p.i])}), nil
+	return p.node(jval{kind: jNum, s: bytesString(p.s[start:p.i])}), nil
 }
 
 func (p *parser) str() (string, error) {
@@ -219,7 +233,7 @@ func (p *parser) str() (string, error) {
 				return "", p.err("invalid UTF-8 in a string")
 			}
 			p.i++
-			return string(s), nil
+			return bytesString(s), nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -235,7 +249,7 @@ func (p *parser) str() (string, error) {
 			if !utf8.Valid(buf) {
 				return "", p.err("invalid UTF-8 in a string")
 			}
-			return string(buf), nil
+			return bytesString(buf), nil
 		case c < 0x20:
 			return "", p.err("control character in a string")
 		case c == '\\':

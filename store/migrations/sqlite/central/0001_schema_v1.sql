@@ -49,8 +49,6 @@ CREATE INDEX IF NOT EXISTS telemetry_turns_session_time_idx ON telemetry_turns (
 
 CREATE INDEX IF NOT EXISTS telemetry_turns_time_idx ON telemetry_turns (started_at);
 
-CREATE INDEX IF NOT EXISTS telemetry_turns_user_time_idx ON telemetry_turns (user_id, started_at);
-
 CREATE TABLE IF NOT EXISTS telemetry_tool_calls (
     call_id TEXT PRIMARY KEY CHECK (length(call_id) = 36),
     session_id TEXT NOT NULL CHECK (length(session_id) = 36),
@@ -73,8 +71,6 @@ CREATE INDEX IF NOT EXISTS telemetry_tool_calls_session_time_idx ON telemetry_to
 
 CREATE INDEX IF NOT EXISTS telemetry_tool_calls_time_idx ON telemetry_tool_calls (started_at);
 
-CREATE INDEX IF NOT EXISTS telemetry_tool_calls_user_time_idx ON telemetry_tool_calls (user_id, started_at);
-
 CREATE TABLE IF NOT EXISTS telemetry_events (
     event_id TEXT PRIMARY KEY CHECK (length(event_id) = 36),
     session_id TEXT NOT NULL CHECK (length(session_id) = 36),
@@ -89,8 +85,6 @@ CREATE TABLE IF NOT EXISTS telemetry_events (
 CREATE INDEX IF NOT EXISTS telemetry_events_session_time_idx ON telemetry_events (session_id, ts);
 
 CREATE INDEX IF NOT EXISTS telemetry_events_time_idx ON telemetry_events (ts);
-
-CREATE INDEX IF NOT EXISTS telemetry_events_user_time_idx ON telemetry_events (user_id, ts);
 
 CREATE TABLE IF NOT EXISTS api_keys (
     key_hash TEXT PRIMARY KEY CHECK (length(key_hash) = 64),
