@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/posthog/posthog-go"
 	analytics "gopkg.in/segmentio/analytics-go.v3"
@@ -31,7 +32,7 @@ func TestExitCost(t *testing.T) {
 	endpoints := []struct{ name, url string }{
 		{"healthy", newSink(t, "").URL()},
 		{"refused", refusedURL(t)},
-		{"blackhole", blackholeURL(t)},
+		{"blackhole", testkit.Blackhole(t)},
 	}
 	dir := fredDir(t)
 	type row struct {

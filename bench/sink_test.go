@@ -140,37 +140,6 @@ func refusedURL(tb testing.TB) string {
 	return "http://" + addr
 }
 
-// blackholeURL is a loopback listener that accepts connections and never
-// answers; the connections are closed when the test ends.
-func blackholeURL(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	tb.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 // check fails b unless the sink received exactly b.N records since reset,
 // and adds the request count to the note of client key's last figure.
 func (s *sink) check(b *testing.B, key, what string) {

@@ -1,12 +1,15 @@
 // Package testkit holds the small helpers several packages' tests share:
 // a buffer safe for concurrent writers, a listing of a folder to tell
-// whether anything was written, and waiting on a condition instead of
-// sleeping. It imports only the standard library, so any test can use it.
+// whether anything was written, waiting on a condition instead of
+// sleeping, and loopback listeners that misbehave (a blackhole, a
+// connection dropper). It imports only the standard library, so any test
+// can use it, the bench module's too.
 package testkit
 
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,4 +53,54 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Listener accepts loopback connections and hands each to handle; a nil
+// handle keeps them open and never answers (a blackhole). accepted tells
+// when each connection came. Everything is closed when the test ends.
+func Listener(tb testing.TB, handle func(net.Conn)) (url string, accepted func() []time.Time) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	var times []time.Time
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			times = append(times, time.Now())
+			conns = append(conns, c)
+			mu.Unlock()
+			if handle != nil {
+				handle(c)
+			}
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String(), func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Time(nil), times...)
+	}
+}
+
+// Blackhole is the URL of a loopback listener that accepts connections and
+// never answers.
+func Blackhole(tb testing.TB) string {
+	tb.Helper()
+	url, _ := Listener(tb, nil)
+	return url
 }

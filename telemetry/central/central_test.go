@@ -122,60 +122,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// listener accepts loopback connections and hands each to handle; a nil
-// handle keeps them open and never answers (a blackhole). accepted tells
-// when each connection came.
-func listener(t *testing.T, handle func(net.Conn)) (url string, accepted func() []time.Time) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var times []time.Time
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			times = append(times, time.Now())
-			conns = append(conns, c)
-			mu.Unlock()
-			if handle != nil {
-				handle(c)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return "http://" + ln.Addr().String(), func() []time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]time.Time(nil), times...)
-	}
-}
-
-// blackhole accepts connections and never answers.
-func blackhole(t *testing.T) string {
-	url, _ := listener(t, nil)
-	return url
-}
-
 // TestBlackholeCloseKeepsItsBudget: an endpoint that accepts and never
 // answers costs Close its budget and no more; the records wait in the
 // spool and the next session delivers them.
 func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 	const budget = 100 * time.Millisecond
 	dir := user(t, key)
-	hole, accepted := listener(t, nil)
+	hole, accepted := testkit.Listener(t, nil)
 	var best time.Duration = time.Hour
 	total := 0
 	for attempt := 0; attempt < 3; attempt++ { // the fastest of 3: the machine is shared
@@ -355,13 +308,13 @@ func TestAnswersThatStopOrDrop(t *testing.T) {
 // leave nothing unsent on disk.
 func TestTurnOffDeletesTheSpool(t *testing.T) {
 	dir := user(t, key)
-	s := start(dir, blackhole(t), &testkit.Buffer{}, 300*time.Millisecond)
+	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 300*time.Millisecond)
 	record(s, 2)
 	s.Close(context.Background())
 	if b, _ := central.SpoolSize(dir); b == 0 {
 		t.Fatal("nothing spooled")
 	}
-	s = start(dir, blackhole(t), &testkit.Buffer{}, 50*time.Millisecond)
+	s = start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 50*time.Millisecond)
 	s.HandleSlash("off")
 	s.Close(context.Background())
 	if b, _ := central.SpoolSize(dir); b != 0 {
@@ -372,7 +325,7 @@ func TestTurnOffDeletesTheSpool(t *testing.T) {
 // TestConnectionErrorsBackOff: a server that drops every connection is
 // retried with exponential backoff, not at every flush tick.
 func TestConnectionErrorsBackOff(t *testing.T) {
-	url, accepted := listener(t, func(c net.Conn) { c.Close() })
+	url, accepted := testkit.Listener(t, func(c net.Conn) { c.Close() })
 	s := start(user(t, key), url, &testkit.Buffer{}, 100*time.Millisecond)
 	record(s, 1)
 	time.Sleep(3 * time.Second) // the window measured: 150 flush ticks of 20 ms
@@ -392,7 +345,7 @@ func TestConnectionErrorsBackOff(t *testing.T) {
 // backlog together; each spooled batch is sent exactly once.
 func TestTwoProcessesShareOneSpool(t *testing.T) {
 	dir := user(t, key)
-	hole := blackhole(t)
+	hole := testkit.Blackhole(t)
 	for i := 0; i < 6; i++ {
 		s := start(dir, hole, &testkit.Buffer{}, 300*time.Millisecond)
 		record(s, 2)
