@@ -23,11 +23,7 @@ import (
 // (cli.FredWithInput, the code the fred binary runs) on every route, against
 // the real ingest server, real PostgreSQL and real SQLite files.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	servertest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 // fred runs the fred command in-process with env as its whole environment.
 func fred(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {

@@ -146,7 +146,15 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Cleanup removes the built binary; call it from TestMain after m.Run.
+// Main is the TestMain of a package that starts servers: it runs the tests,
+// then removes the built binary.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// Cleanup removes the built binary.
 func Cleanup() {
 	if binDir != "" {
 		os.RemoveAll(binDir)

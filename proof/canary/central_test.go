@@ -18,11 +18,7 @@ import (
 	"github.com/fredcode/fredtel/telemetry/central"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	servertest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 // loggedIn is a config dir logged in with key that has seen the notice. It
 // lies outside the canary folder, so a path the CLI prints is no false

@@ -1,14 +1,9 @@
 package faults_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/fredcode/fredtel/internal/servertest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	servertest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.Main(m) }

@@ -23,11 +23,7 @@ import (
 	"github.com/fredcode/fredtel/telemetry/central"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	servertest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 // user is a logged-in config dir that has seen the notice.
 func user(t *testing.T, key string) string {
