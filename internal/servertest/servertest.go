@@ -150,12 +150,12 @@ func repoRoot() string {
 // then removes the built binary.
 func Main(m *testing.M) {
 	code := m.Run()
-	Cleanup()
+	cleanup()
 	os.Exit(code)
 }
 
-// Cleanup removes the built binary.
-func Cleanup() {
+// cleanup removes the built binary.
+func cleanup() {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
