@@ -36,6 +36,7 @@ var (
 	EnumPermission = []string{"auto_allowed", "user_allowed", "denied"}
 	EnumOutcome    = []string{"ok", "error"}
 	EnumEventName  = []string{"slash_command", "api_retry", "mode_change", "model_swap"}
+	EnumAgent      = []string{"fred", "claude-code", "codex", "gemini-cli", "other"}
 )
 
 // Bounds: generous for real use, absurd values rejected.
@@ -99,6 +100,9 @@ var Sessions = &Record{
 		{Name: "system_prompt_sha256", Kind: KindHash, Scope: Central, Nullable: true, Max: 64, Since: 1, Doc: "SHA-256 of the system prompt (comparable across users)"},
 		{Name: "tool_catalog", Kind: KindList, Scope: Central, Pattern: PatToolName, MaxItems: maxCatalog, Max: 64, Since: 1, Doc: "names of the tools this build offers"},
 		{Name: "command_catalog", Kind: KindList, Scope: Central, Pattern: PatCommand, MaxItems: maxCatalog, Max: 32, Since: 1, Doc: "slash commands this build offers (dead commands are measured against it)"},
+		{Name: "model_catalog", Kind: KindList, Scope: Central, Nullable: true, Pattern: PatModel, MaxItems: maxCatalog, Max: 100, Since: 2, Doc: "models this build offers (a model name outside it is recorded as custom)"},
+		{Name: "agent", Kind: KindString, Scope: Central, Nullable: true, Enum: EnumAgent, Max: 16, Since: 2, Doc: "the agent CLI the session ran in (null before version 2: fred)"},
+		{Name: "agent_version", Kind: KindString, Scope: Central, Nullable: true, Pattern: PatSemver, Max: 80, Since: 2, Doc: "that agent's version, where it says it (fred: fred_version)"},
 	}, serverFields()...),
 }
 
@@ -144,6 +148,7 @@ var ToolCalls = &Record{
 		{Name: "outcome", Kind: KindString, Scope: Central, Enum: EnumOutcome, Max: 8, Since: 1, Doc: "ok or error"},
 		count("result_bytes", maxBytes, "size of the tool result in bytes"),
 		{Name: "result_is_error", Kind: KindBool, Scope: Central, Since: 1, Doc: "the result text starts with Error:"},
+		{Name: "result_fingerprint", Kind: KindHash, Scope: Central, Nullable: true, Max: 64, Since: 2, Doc: "HMAC-SHA-256 of the result text under the session's key: a repeated call with the same result is stuck, with a changing one polling"},
 	}, serverFields()...),
 }
 
@@ -157,6 +162,7 @@ var Events = &Record{
 		{Name: "ts", Kind: KindTime, Scope: Central, Since: 1, Doc: "when it happened"},
 		{Name: "name", Kind: KindString, Scope: Central, Enum: EnumEventName, Max: 16, Since: 1, Doc: "event name"},
 		{Name: "props", Kind: KindProps, Scope: Central, Since: 1, Doc: "props of the named event (see below)"},
+		{Name: "seq", Kind: KindInt, Scope: Central, Nullable: true, Min: 0, Max: maxSeq, Since: 2, Doc: "order of the event within the session, from 0 (events of one millisecond stay ordered)"},
 	}, serverFields()...),
 	Props: map[string][]*Field{
 		"slash_command": {
@@ -167,6 +173,7 @@ var Events = &Record{
 			{Name: "delay_ms", Kind: KindInt, Scope: Central, Min: 0, Max: 3_600_000, Since: 1, Doc: "delay before the retry"},
 			{Name: "error_type", Kind: KindString, Scope: Central, Enum: EnumAPIError, Max: 16, Since: 1, Doc: "class of the error retried"},
 			{Name: "status", Kind: KindInt, Scope: Central, Min: 0, Max: 599, Since: 1, Doc: "HTTP status, 0 when none"},
+			{Name: "latency_ms", Kind: KindInt, Scope: Central, Min: 0, Max: maxDurationMs, Since: 2, Doc: "how long the failed attempt took"},
 		},
 		"mode_change": {
 			{Name: "from", Kind: KindString, Scope: Central, Enum: EnumMode, Max: 8, Since: 1, Doc: "previous mode"},

@@ -37,7 +37,7 @@ import (
 
 // Version is the current schema version: the newest wire schema_version the
 // client sends and the newest migration the stores apply.
-const Version = 1
+const Version = 2
 
 // Kind is the type of a field's value, independent of the database.
 type Kind int

@@ -198,7 +198,7 @@ func TestPropsConstructors(t *testing.T) {
 		want string
 	}{
 		{SlashCommandProps{Command: "help"}, `{"command":"help"}`},
-		{APIRetryProps{Attempt: 2, DelayMs: 1500, ErrorType: "rate_limit", Status: 0}, `{"attempt":2,"delay_ms":1500,"error_type":"rate_limit","status":0}`},
+		{APIRetryProps{Attempt: 2, DelayMs: 1500, ErrorType: "rate_limit", Status: 0, LatencyMs: 812}, `{"attempt":2,"delay_ms":1500,"error_type":"rate_limit","status":0,"latency_ms":812}`},
 		{ModeChangeProps{From: "plan", To: "act"}, `{"from":"plan","to":"act"}`},
 		{ModelSwapProps{From: "a", To: "b\"c"}, `{"from":"a","to":"b\"c"}`},
 	} {
@@ -224,13 +224,17 @@ func TestPropsConstructors(t *testing.T) {
 func TestDDLCoversEveryColumn(t *testing.T) {
 	for _, d := range Dialects {
 		for _, s := range Sets {
-			sql := strings.Join(DDL(d, s, 1), "\n")
+			var all []string
+			for v := 1; v <= Version; v++ {
+				all = append(all, DDL(d, s, v)...)
+			}
+			sql := strings.Join(all, "\n")
 			for _, r := range Records {
 				if !strings.Contains(sql, "CREATE TABLE IF NOT EXISTS "+s.TableName(r)+" (") {
 					t.Errorf("%s %s: no table %s", d, s, s.TableName(r))
 				}
 				for _, f := range r.Fields {
-					has := strings.Contains(sql, "\n    "+f.Name+" ")
+					has := strings.Contains(sql, "\n    "+f.Name+" ") || strings.Contains(sql, "ADD COLUMN "+f.Name+" ") || strings.Contains(sql, "ADD COLUMN IF NOT EXISTS "+f.Name+" ")
 					if s.Has(f.Scope) && !has {
 						t.Errorf("%s %s: column %s.%s missing", d, s, r.Table, f.Name)
 					}

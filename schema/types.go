@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -333,4 +334,46 @@ func AppendUUID(b []byte, u [16]byte) []byte {
 		b = append(b, hexd[x>>4], hexd[x&0xf])
 	}
 	return append(b, '"')
+}
+
+// OptInt is an integer that may be unknown (JSON null, SQL NULL): a field a
+// version added, which records of older clients do not carry.
+type OptInt struct {
+	V     int64
+	Known bool
+}
+
+// IntOf converts v into an OptInt that is known.
+func IntOf(v int64) OptInt { return OptInt{V: v, Known: true} }
+
+// AppendJSON appends the number, or null.
+func (o OptInt) AppendJSON(b []byte) []byte {
+	if !o.Known {
+		return append(b, "null"...)
+	}
+	return strconv.AppendInt(b, o.V, 10)
+}
+
+// MarshalJSON implements json.Marshaler.
+func (o OptInt) MarshalJSON() ([]byte, error) { return o.AppendJSON(nil), nil }
+
+// UnmarshalJSON accepts null or an integer.
+func (o *OptInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*o = OptInt{}
+		return nil
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("int: %s is not an integer or null", b)
+	}
+	*o = IntOf(v)
+	return nil
+}
+
+func nullInt(o OptInt) any {
+	if !o.Known {
+		return nil
+	}
+	return o.V
 }

@@ -25,6 +25,9 @@ type Session struct {
 	SystemPromptSHA256 Hash      `json:"system_prompt_sha256"` // central: SHA-256 of the system prompt (comparable across users)
 	ToolCatalog        []string  `json:"tool_catalog"`         // central: names of the tools this build offers
 	CommandCatalog     []string  `json:"command_catalog"`      // central: slash commands this build offers (dead commands are measured against it)
+	ModelCatalog       []string  `json:"model_catalog"`        // central: models this build offers (a model name outside it is recorded as custom)
+	Agent              OptString `json:"agent"`                // central: the agent CLI the session ran in (null before version 2: fred)
+	AgentVersion       OptString `json:"agent_version"`        // central: that agent's version, where it says it (fred: fred_version)
 	UserID             string    `json:"user_id"`              // server: owner of the API key that sent the record (never from the payload)
 	ReceivedAt         Time      `json:"received_at"`          // server: server clock when the batch was committed
 	ClockOffsetMs      int64     `json:"clock_offset_ms"`      // server: server clock minus the batch's sent_at, to correct a client clock that is off
@@ -46,6 +49,9 @@ type RemoteSession struct {
 	SystemPromptSHA256 Hash      `json:"system_prompt_sha256"`
 	ToolCatalog        []string  `json:"tool_catalog"`
 	CommandCatalog     []string  `json:"command_catalog"`
+	ModelCatalog       []string  `json:"model_catalog"`
+	Agent              OptString `json:"agent"`
+	AgentVersion       OptString `json:"agent_version"`
 }
 
 // Remote keeps the Central fields of r.
@@ -64,6 +70,9 @@ func (r *Session) Remote() RemoteSession {
 		SystemPromptSHA256: r.SystemPromptSHA256,
 		ToolCatalog:        r.ToolCatalog,
 		CommandCatalog:     r.CommandCatalog,
+		ModelCatalog:       r.ModelCatalog,
+		Agent:              r.Agent,
+		AgentVersion:       r.AgentVersion,
 	}
 }
 
@@ -125,6 +134,31 @@ func (r *RemoteSession) AppendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = append(b, `,"model_catalog":`...)
+	if r.ModelCatalog == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range r.ModelCatalog {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"agent":`...)
+	if r.Agent == "" {
+		b = append(b, "null"...)
+	} else {
+		b = AppendString(b, string(r.Agent))
+	}
+	b = append(b, `,"agent_version":`...)
+	if r.AgentVersion == "" {
+		b = append(b, "null"...)
+	} else {
+		b = AppendString(b, string(r.AgentVersion))
+	}
 	return append(b, '}')
 }
 
@@ -144,6 +178,9 @@ func (r *RemoteSession) Local() Session {
 		SystemPromptSHA256: r.SystemPromptSHA256,
 		ToolCatalog:        r.ToolCatalog,
 		CommandCatalog:     r.CommandCatalog,
+		ModelCatalog:       r.ModelCatalog,
+		Agent:              r.Agent,
+		AgentVersion:       r.AgentVersion,
 	}
 }
 
@@ -221,6 +258,18 @@ func (r *Session) SetValue(name string, v any) bool {
 		x, ok := v.([]string)
 		r.CommandCatalog = x
 		return ok
+	case "model_catalog":
+		x, ok := v.([]string)
+		r.ModelCatalog = x
+		return ok
+	case "agent":
+		x, ok := v.(string)
+		r.Agent = OptString(x)
+		return ok
+	case "agent_version":
+		x, ok := v.(string)
+		r.AgentVersion = OptString(x)
+		return ok
 	case "user_id":
 		x, ok := v.(string)
 		r.UserID = x
@@ -253,6 +302,9 @@ func (r *Session) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, nullHash(r.SystemPromptSHA256))
 	dst = append(dst, r.ToolCatalog)
 	dst = append(dst, r.CommandCatalog)
+	dst = append(dst, r.ModelCatalog)
+	dst = append(dst, nullString(string(r.Agent)))
+	dst = append(dst, nullString(string(r.AgentVersion)))
 	if s == CentralSet {
 		dst = append(dst, r.UserID)
 		dst = append(dst, r.ReceivedAt.Time)
@@ -525,55 +577,58 @@ func (r *Turn) AppendValues(s Set, dst []any) []any {
 // ToolCall is a whole tool_call record: one per tool invocation.
 // Only its [RemoteToolCall] part may leave the machine.
 type ToolCall struct {
-	CallID          uuid.UUID `json:"call_id"`          // central: client-generated UUIDv7
-	SessionID       uuid.UUID `json:"session_id"`       // central: the session this record belongs to
-	TurnID          uuid.UUID `json:"turn_id"`          // central: the turn that asked for the call
-	Seq             int64     `json:"seq"`              // central: order within the session (turns) or the turn (tool calls), from 0
-	StartedAt       Time      `json:"started_at"`       // central: call start
-	ToolName        string    `json:"tool_name"`        // central: tool invoked
-	ArgsFingerprint Hash      `json:"args_fingerprint"` // central: HMAC-SHA-256 of the canonical JSON of the arguments under a per-session key
-	Permission      string    `json:"permission"`       // central: how the call was permitted
-	DurationMs      int64     `json:"duration_ms"`      // central: wall time in milliseconds
-	Outcome         string    `json:"outcome"`          // central: ok or error
-	ResultBytes     int64     `json:"result_bytes"`     // central: size of the tool result in bytes
-	ResultIsError   bool      `json:"result_is_error"`  // central: the result text starts with Error:
-	UserID          string    `json:"user_id"`          // server: owner of the API key that sent the record (never from the payload)
-	ReceivedAt      Time      `json:"received_at"`      // server: server clock when the batch was committed
-	ClockOffsetMs   int64     `json:"clock_offset_ms"`  // server: server clock minus the batch's sent_at, to correct a client clock that is off
+	CallID            uuid.UUID `json:"call_id"`            // central: client-generated UUIDv7
+	SessionID         uuid.UUID `json:"session_id"`         // central: the session this record belongs to
+	TurnID            uuid.UUID `json:"turn_id"`            // central: the turn that asked for the call
+	Seq               int64     `json:"seq"`                // central: order within the session (turns) or the turn (tool calls), from 0
+	StartedAt         Time      `json:"started_at"`         // central: call start
+	ToolName          string    `json:"tool_name"`          // central: tool invoked
+	ArgsFingerprint   Hash      `json:"args_fingerprint"`   // central: HMAC-SHA-256 of the canonical JSON of the arguments under a per-session key
+	Permission        string    `json:"permission"`         // central: how the call was permitted
+	DurationMs        int64     `json:"duration_ms"`        // central: wall time in milliseconds
+	Outcome           string    `json:"outcome"`            // central: ok or error
+	ResultBytes       int64     `json:"result_bytes"`       // central: size of the tool result in bytes
+	ResultIsError     bool      `json:"result_is_error"`    // central: the result text starts with Error:
+	ResultFingerprint Hash      `json:"result_fingerprint"` // central: HMAC-SHA-256 of the result text under the session's key: a repeated call with the same result is stuck, with a changing one polling
+	UserID            string    `json:"user_id"`            // server: owner of the API key that sent the record (never from the payload)
+	ReceivedAt        Time      `json:"received_at"`        // server: server clock when the batch was committed
+	ClockOffsetMs     int64     `json:"clock_offset_ms"`    // server: server clock minus the batch's sent_at, to correct a client clock that is off
 }
 
 // RemoteToolCall is the remote-safe part of a ToolCall: its Central fields and
 // nothing else. It is the only form the client queues, spools or sends.
 type RemoteToolCall struct {
-	CallID          uuid.UUID `json:"call_id"`
-	SessionID       uuid.UUID `json:"session_id"`
-	TurnID          uuid.UUID `json:"turn_id"`
-	Seq             int64     `json:"seq"`
-	StartedAt       Time      `json:"started_at"`
-	ToolName        string    `json:"tool_name"`
-	ArgsFingerprint Hash      `json:"args_fingerprint"`
-	Permission      string    `json:"permission"`
-	DurationMs      int64     `json:"duration_ms"`
-	Outcome         string    `json:"outcome"`
-	ResultBytes     int64     `json:"result_bytes"`
-	ResultIsError   bool      `json:"result_is_error"`
+	CallID            uuid.UUID `json:"call_id"`
+	SessionID         uuid.UUID `json:"session_id"`
+	TurnID            uuid.UUID `json:"turn_id"`
+	Seq               int64     `json:"seq"`
+	StartedAt         Time      `json:"started_at"`
+	ToolName          string    `json:"tool_name"`
+	ArgsFingerprint   Hash      `json:"args_fingerprint"`
+	Permission        string    `json:"permission"`
+	DurationMs        int64     `json:"duration_ms"`
+	Outcome           string    `json:"outcome"`
+	ResultBytes       int64     `json:"result_bytes"`
+	ResultIsError     bool      `json:"result_is_error"`
+	ResultFingerprint Hash      `json:"result_fingerprint"`
 }
 
 // Remote keeps the Central fields of r.
 func (r *ToolCall) Remote() RemoteToolCall {
 	return RemoteToolCall{
-		CallID:          r.CallID,
-		SessionID:       r.SessionID,
-		TurnID:          r.TurnID,
-		Seq:             r.Seq,
-		StartedAt:       r.StartedAt,
-		ToolName:        r.ToolName,
-		ArgsFingerprint: r.ArgsFingerprint,
-		Permission:      r.Permission,
-		DurationMs:      r.DurationMs,
-		Outcome:         r.Outcome,
-		ResultBytes:     r.ResultBytes,
-		ResultIsError:   r.ResultIsError,
+		CallID:            r.CallID,
+		SessionID:         r.SessionID,
+		TurnID:            r.TurnID,
+		Seq:               r.Seq,
+		StartedAt:         r.StartedAt,
+		ToolName:          r.ToolName,
+		ArgsFingerprint:   r.ArgsFingerprint,
+		Permission:        r.Permission,
+		DurationMs:        r.DurationMs,
+		Outcome:           r.Outcome,
+		ResultBytes:       r.ResultBytes,
+		ResultIsError:     r.ResultIsError,
+		ResultFingerprint: r.ResultFingerprint,
 	}
 }
 
@@ -604,24 +659,27 @@ func (r *RemoteToolCall) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, r.ResultBytes, 10)
 	b = append(b, `,"result_is_error":`...)
 	b = strconv.AppendBool(b, r.ResultIsError)
+	b = append(b, `,"result_fingerprint":`...)
+	b = r.ResultFingerprint.AppendJSON(b)
 	return append(b, '}')
 }
 
 // Local makes a whole record of r, with its other fields zero.
 func (r *RemoteToolCall) Local() ToolCall {
 	return ToolCall{
-		CallID:          r.CallID,
-		SessionID:       r.SessionID,
-		TurnID:          r.TurnID,
-		Seq:             r.Seq,
-		StartedAt:       r.StartedAt,
-		ToolName:        r.ToolName,
-		ArgsFingerprint: r.ArgsFingerprint,
-		Permission:      r.Permission,
-		DurationMs:      r.DurationMs,
-		Outcome:         r.Outcome,
-		ResultBytes:     r.ResultBytes,
-		ResultIsError:   r.ResultIsError,
+		CallID:            r.CallID,
+		SessionID:         r.SessionID,
+		TurnID:            r.TurnID,
+		Seq:               r.Seq,
+		StartedAt:         r.StartedAt,
+		ToolName:          r.ToolName,
+		ArgsFingerprint:   r.ArgsFingerprint,
+		Permission:        r.Permission,
+		DurationMs:        r.DurationMs,
+		Outcome:           r.Outcome,
+		ResultBytes:       r.ResultBytes,
+		ResultIsError:     r.ResultIsError,
+		ResultFingerprint: r.ResultFingerprint,
 	}
 }
 
@@ -693,6 +751,10 @@ func (r *ToolCall) SetValue(name string, v any) bool {
 		x, ok := v.(bool)
 		r.ResultIsError = x
 		return ok
+	case "result_fingerprint":
+		x, ok := v.(Hash)
+		r.ResultFingerprint = x
+		return ok
 	case "user_id":
 		x, ok := v.(string)
 		r.UserID = x
@@ -724,6 +786,7 @@ func (r *ToolCall) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, r.Outcome)
 	dst = append(dst, r.ResultBytes)
 	dst = append(dst, r.ResultIsError)
+	dst = append(dst, nullHash(r.ResultFingerprint))
 	if s == CentralSet {
 		dst = append(dst, r.UserID)
 		dst = append(dst, r.ReceivedAt.Time)
@@ -740,6 +803,7 @@ type Event struct {
 	TS            Time      `json:"ts"`              // central: when it happened
 	Name          string    `json:"name"`            // central: event name
 	Props         Props     `json:"props"`           // central: props of the named event (see below)
+	Seq           OptInt    `json:"seq"`             // central: order of the event within the session, from 0 (events of one millisecond stay ordered)
 	UserID        string    `json:"user_id"`         // server: owner of the API key that sent the record (never from the payload)
 	ReceivedAt    Time      `json:"received_at"`     // server: server clock when the batch was committed
 	ClockOffsetMs int64     `json:"clock_offset_ms"` // server: server clock minus the batch's sent_at, to correct a client clock that is off
@@ -753,6 +817,7 @@ type RemoteEvent struct {
 	TS        Time      `json:"ts"`
 	Name      string    `json:"name"`
 	Props     Props     `json:"props"`
+	Seq       OptInt    `json:"seq"`
 }
 
 // Remote keeps the Central fields of r.
@@ -763,6 +828,7 @@ func (r *Event) Remote() RemoteEvent {
 		TS:        r.TS,
 		Name:      r.Name,
 		Props:     r.Props,
+		Seq:       r.Seq,
 	}
 }
 
@@ -783,6 +849,8 @@ func (r *RemoteEvent) AppendJSON(b []byte) []byte {
 	} else {
 		b = append(b, r.Props...)
 	}
+	b = append(b, `,"seq":`...)
+	b = r.Seq.AppendJSON(b)
 	return append(b, '}')
 }
 
@@ -794,6 +862,7 @@ func (r *RemoteEvent) Local() Event {
 		TS:        r.TS,
 		Name:      r.Name,
 		Props:     r.Props,
+		Seq:       r.Seq,
 	}
 }
 
@@ -837,6 +906,12 @@ func (r *Event) SetValue(name string, v any) bool {
 		x, ok := v.(Props)
 		r.Props = x
 		return ok
+	case "seq":
+		x, ok := v.(int64)
+		if ok {
+			r.Seq = IntOf(x)
+		}
+		return ok
 	case "user_id":
 		x, ok := v.(string)
 		r.UserID = x
@@ -861,6 +936,7 @@ func (r *Event) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, r.TS.Time)
 	dst = append(dst, r.Name)
 	dst = append(dst, r.Props)
+	dst = append(dst, nullInt(r.Seq))
 	if s == CentralSet {
 		dst = append(dst, r.UserID)
 		dst = append(dst, r.ReceivedAt.Time)
@@ -875,6 +951,7 @@ type APIRetryProps struct {
 	DelayMs   int64  // delay before the retry
 	ErrorType string // class of the error retried
 	Status    int64  // HTTP status, 0 when none
+	LatencyMs int64  // how long the failed attempt took
 }
 
 // EventName is the event name these props belong to.
@@ -891,6 +968,8 @@ func (p APIRetryProps) Props() Props {
 	b = appendJSONString(b, p.ErrorType)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, p.Status, 10)
+	b = append(b, `,"latency_ms":`...)
+	b = strconv.AppendInt(b, p.LatencyMs, 10)
 	return append(b, '}')
 }
 

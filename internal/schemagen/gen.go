@@ -83,6 +83,9 @@ func goType(f *schema.Field) string {
 	case schema.KindTime:
 		return "Time"
 	case schema.KindInt:
+		if f.Nullable {
+			return "OptInt"
+		}
 		return "int64"
 	case schema.KindBool:
 		if f.Nullable {
@@ -118,6 +121,8 @@ func valueExpr(f *schema.Field) string {
 		return fmt.Sprintf("nullHash(%s)", x)
 	case f.Kind == schema.KindBool && f.Nullable:
 		return fmt.Sprintf("nullBool(%s)", x)
+	case f.Kind == schema.KindInt && f.Nullable:
+		return fmt.Sprintf("nullInt(%s)", x)
 	case f.Kind == schema.KindString && f.Nullable:
 		return fmt.Sprintf("nullString(string(%s))", x)
 	case f.Kind == schema.KindText:
@@ -174,7 +179,7 @@ func goRecords() ([]byte, error) {
 			switch {
 			case f.Kind == schema.KindUUID:
 				p("\tb = AppendUUID(b, %s)\n", x)
-			case f.Kind == schema.KindTime, f.Kind == schema.KindHash:
+			case f.Kind == schema.KindTime, f.Kind == schema.KindHash, f.Kind == schema.KindInt && f.Nullable:
 				p("\tb = %s.AppendJSON(b)\n", x)
 			case f.Kind == schema.KindInt:
 				p("\tb = strconv.AppendInt(b, %s, 10)\n", x)
@@ -216,6 +221,8 @@ func goRecords() ([]byte, error) {
 				p("\t\tx, ok := v.(time.Time)\n\t\tr.%s = TimeOf(x)\n\t\treturn ok\n", g)
 			case f.Kind == schema.KindBool && f.Nullable:
 				p("\t\tx, ok := v.(bool)\n\t\tif ok {\n\t\t\tr.%s = BoolOf(x)\n\t\t}\n\t\treturn ok\n", g)
+			case f.Kind == schema.KindInt && f.Nullable:
+				p("\t\tx, ok := v.(int64)\n\t\tif ok {\n\t\t\tr.%s = IntOf(x)\n\t\t}\n\t\treturn ok\n", g)
 			case f.Kind == schema.KindString && f.Nullable:
 				p("\t\tx, ok := v.(string)\n\t\tr.%s = OptString(x)\n\t\treturn ok\n", g)
 			default:

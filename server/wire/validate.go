@@ -373,7 +373,11 @@ func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema
 	// enums are plain ASCII, so quoting them is JSON.
 	out := make([]byte, 0, 64)
 	out = append(out, '{')
-	for i, f := range decl {
+	first := true
+	for _, f := range decl {
+		if !v.allowed(f) { // a prop a later version added: not in this batch's
+			continue
+		}
 		fl := l
 		fl.key = f.Name
 		fv := p.field(f.Name)
@@ -384,9 +388,10 @@ func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema
 		if rj != nil {
 			return nil, rj
 		}
-		if i > 0 {
+		if !first {
 			out = append(out, ',')
 		}
+		first = false
 		out = strconv.AppendQuote(out, f.Name)
 		out = append(out, ':')
 		switch x := val.(type) {
