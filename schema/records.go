@@ -39,6 +39,17 @@ var (
 	EnumAgent      = []string{"fred", "claude-code", "codex", "gemini-cli", "other"}
 )
 
+// Fixed words a name takes on the central route when it is not in its
+// session's catalogs (tool_catalog, command_catalog, model_catalog: the
+// build's own names): custom for a model the user typed, mcp for a tool the
+// user configured, other for anything else. Catalog or fixed word, nothing
+// else: a pattern alone lets an e-mail address or a path through.
+var (
+	FixedModelNames   = []string{"custom", "other"}
+	FixedToolNames    = []string{"mcp", "other"}
+	FixedCommandNames = []string{"other"}
+)
+
 // Bounds: generous for real use, absurd values rejected.
 const (
 	maxSeq        = 1_000_000
