@@ -10,7 +10,8 @@ import (
 )
 
 // idGen makes UUIDv7 record ids: 48 bits of Unix milliseconds, then random
-// bits from a ChaCha8 stream seeded once from crypto/rand. Ids only need to
+// bits from a ChaCha8 stream seeded once from crypto/rand (or from
+// Options.IDSeed). Ids only need to
 // be unique and time-ordered (they are not secrets), and this way making one
 // costs no allocation and no system call.
 type idGen struct {
@@ -18,7 +19,10 @@ type idGen struct {
 	rng *rand.ChaCha8
 }
 
-func newIDGen() *idGen {
+func newIDGen(fixed *[32]byte) *idGen {
+	if fixed != nil {
+		return &idGen{rng: rand.NewChaCha8(*fixed)}
+	}
 	var seed [32]byte
 	if _, err := crand.Read(seed[:]); err != nil {
 		// crypto/rand does not fail on supported systems; a clock-based seed

@@ -63,6 +63,14 @@ type Options struct {
 	SelfHostedCloseBudget time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// IDSeed, when set, seeds the record ids (UUIDv7: the time from Now, the
+	// rest from this seed) instead of crypto/rand, so that a simulation run
+	// again with the same seed and clock makes the same ids (fredtel
+	// simulate). Ids are not secrets, but two sessions given one seed make
+	// the same ids, and the server refuses a second user's session id: only
+	// simulations and tests set it. The fingerprint key is random whatever
+	// this says.
+	IDSeed *[32]byte
 }
 
 func (o *Options) defaults() {
@@ -185,7 +193,7 @@ type Session struct {
 // On a route that is off, it starts nothing and writes nothing.
 func Start(opts Options, info SessionInfo) *Session {
 	opts.defaults()
-	s := &Session{opts: opts, ids: newIDGen(), stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Session{opts: opts, ids: newIDGen(opts.IDSeed), stop: make(chan struct{}), done: make(chan struct{})}
 	s.dir = ConfigDir(opts.Getenv)
 	in := routeInput{noTelemetryFlag: opts.NoTelemetry, getenv: opts.Getenv}
 	// Preferences and credentials are read only when a rule before them has
