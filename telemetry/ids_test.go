@@ -47,3 +47,23 @@ func TestIDSeedRepeatsIDs(t *testing.T) {
 		t.Error("without a seed, two sessions at one instant made the same id")
 	}
 }
+
+// TestSessionID: ID is the session_id of every record; zero when off.
+func TestSessionID(t *testing.T) {
+	var stderr testkit.Buffer
+	sink := &recSink{}
+	opts := testOptions(configDir(t, true, true), nil, &stderr)
+	opts.Central = sink
+	s := Start(opts, SessionInfo{Model: "fred-flash"})
+	s.BeginTurn("act", "fred-flash").End(TurnResult{FinishReason: "stop"})
+	s.Close(context.Background())
+	b := sink.decoded(t)
+	if s.ID() != b.Sessions[0].SessionID || s.ID() != b.Turns[0].SessionID {
+		t.Errorf("ID %v, records carry %v", s.ID(), b.Sessions[0].SessionID)
+	}
+	off := Start(Options{NoTelemetry: true}, SessionInfo{})
+	defer off.Close(context.Background())
+	if off.ID() != [16]byte{} {
+		t.Errorf("a session that records nothing has id %v", off.ID())
+	}
+}

@@ -375,6 +375,11 @@ func normalizeCommands(cmds []string) []string {
 	return out
 }
 
+// ID is the session's id, the session_id of its records (the zero UUID
+// when the session records nothing). It is a random UUIDv7, sent on the
+// central route anyway: an embedder may log it to find the session's records.
+func (s *Session) ID() uuid.UUID { return s.id }
+
 // Route is the routing decision of this session.
 func (s *Session) Route() Route {
 	s.mu.Lock()
