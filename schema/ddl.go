@@ -161,58 +161,229 @@ func (s Set) Indexes(r *Record) []Index {
 // Equal reports whether the field is named name.
 func (f *Field) Equal(name string) bool { return f.Name == name }
 
+// Declaration is the whole schema at one version. [Current] is this build's;
+// tests make others (a later version with one more enum value) to prove
+// that a database survives the path from one to the next.
+type Declaration struct {
+	Version      int
+	Records      []*Record // the batch records, in write order
+	ServerTables []*Record // central tables that hold no records
+	Retired      []RetiredIndex
+}
+
+// RetiredIndex is an index an earlier build made that this one does not:
+// the migration of Version drops it where it exists.
+type RetiredIndex struct {
+	Version int
+	Set     Set
+	Name    string
+}
+
+// Current is the declaration of this build.
+var Current = &Declaration{Version: Version, Records: Records, ServerTables: ServerTables, Retired: RetiredIndexes}
+
+// RetiredIndexes: early builds of migration 1 indexed the record tables by
+// (user_id, time); a later one of the same migration did not (the index
+// cost 40% of a tool call row's COPY). Migration 2 drops them from the
+// databases those builds made.
+var RetiredIndexes = []RetiredIndex{
+	{2, CentralSet, "telemetry_turns_user_time_idx"},
+	{2, CentralSet, "telemetry_tool_calls_user_time_idx"},
+	{2, CentralSet, "telemetry_events_user_time_idx"},
+}
+
+// Tables lists every table of the set in dc: the record tables, and the
+// server tables in the central set.
+func (dc *Declaration) Tables(s Set) []*Record {
+	if s == CentralSet {
+		return append(append([]*Record(nil), dc.Records...), dc.ServerTables...)
+	}
+	return dc.Records
+}
+
+// ValidateMarker separates, in a PostgreSQL migration, the statements that
+// change the schema from the VALIDATE CONSTRAINT statements that scan the
+// tables: the runner commits the first part before it runs the second, so
+// the scan holds no lock that stops writes.
+const ValidateMarker = "-- fredtel:validate"
+
+// DDL returns the statements of migration version v of the set in dialect d
+// for the current declaration (see [Declaration.DDL]).
+func DDL(d Dialect, s Set, v int) []string { return Current.DDL(d, s, v) }
+
+// MigrationSQL is the text of the migration file for version v of the
+// current declaration.
+func MigrationSQL(d Dialect, s Set, v int) string { return Current.MigrationSQL(d, s, v) }
+
 // DDL returns the statements of migration version v of the set in dialect d:
-// the tables and columns declared with Since == v, and their indexes. Every
-// statement is idempotent (IF NOT EXISTS), so a migration that was applied by
-// hand, or by a racing process, does no harm.
-func DDL(d Dialect, s Set, v int) []string {
-	var out []string
-	for _, r := range s.Tables() {
+// the tables and columns declared with Since == v, the checks of columns
+// whose Changed == v made anew, and the indexes retired in v. On
+// PostgreSQL a check added to an existing table is added NOT VALID and
+// validated after [ValidateMarker]. Every statement can run twice without
+// harm (IF [NOT] EXISTS; SQLite's ADD COLUMN, which has no such clause, is
+// guarded by the migration table and the transaction).
+func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
+	var out, validate []string
+	for _, r := range dc.Tables(s) {
 		t := s.TableName(r)
 		cols := s.Columns(r)
 		if r.Since == v {
-			defs := make([]string, 0, len(cols))
-			for _, f := range cols {
-				if f.Since != v {
-					continue
-				}
-				defs = append(defs, "    "+f.columnDef(d))
-			}
-			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n)", t, strings.Join(defs, ",\n")))
-			for _, ix := range s.Indexes(r) {
-				out = append(out, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", ix.Name, t, strings.Join(ix.Columns, ", ")))
-			}
+			out = append(out, createTable(d, s, r, v))
 			continue
 		}
 		if r.Since > v {
 			continue
 		}
+		rebuild := false
 		for _, f := range cols {
-			if f.Since != v {
+			if f.Since < v && f.Changed == v {
+				rebuild = true
+			}
+		}
+		if rebuild && d == SQLite {
+			// SQLite cannot change a column's CHECK: the table is made
+			// anew with every column of version v and its rows copied.
+			out = append(out, rebuildTable(s, r, v)...)
+			continue
+		}
+		for _, f := range cols {
+			switch {
+			case f.Since == v:
+				if !f.Nullable {
+					panic(fmt.Sprintf("schema: %s.%s added in version %d must be Nullable", r.Name, f.Name, v))
+				}
+				if d == SQLite {
+					out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", t, f.columnDef(d)))
+					continue
+				}
+				out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t, f.Name, f.Kind.SQLType(d)))
+			case f.Since < v && f.Changed == v:
+			default:
 				continue
 			}
-			if !f.Nullable {
-				panic(fmt.Sprintf("schema: %s.%s added in version %d must be Nullable", r.Name, f.Name, v))
+			if d == Postgres {
+				add, val := replaceChecks(t, f, f.Since < v)
+				out = append(out, add...)
+				validate = append(validate, val...)
 			}
-			ine := " IF NOT EXISTS"
-			if d == SQLite {
-				ine = "" // SQLite has no ADD COLUMN IF NOT EXISTS; the migration table guards it
-			}
-			out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN%s %s", t, ine, f.columnDef(d)))
 		}
+	}
+	for _, ri := range dc.Retired {
+		if ri.Version == v && ri.Set == s {
+			out = append(out, "DROP INDEX IF EXISTS "+ri.Name)
+		}
+	}
+	if len(validate) > 0 {
+		out = append(out, ValidateMarker)
+		out = append(out, validate...)
 	}
 	return out
 }
 
+// checkName is the name PostgreSQL gives the i-th CHECK of a column
+// declared inline (t_col_check, t_col_check1, ...): migrations name the
+// checks they add the same way, so a migrated table and one created whole
+// have the same constraints, and a later change finds them by name.
+func checkName(t string, f *Field, i int) string {
+	n := t + "_" + f.Name + "_check"
+	if i > 0 {
+		n += fmt.Sprint(i)
+	}
+	if len(n) > 63 {
+		panic("schema: constraint name " + n + " is longer than PostgreSQL's 63 bytes")
+	}
+	return n
+}
+
+// maxChecks bounds the checks a column ever had, so the names a change
+// drops cover them all.
+const maxChecks = 4
+
+// replaceChecks returns the statements that give f's column its declared
+// checks, NOT VALID, and the statements that validate them. dropOld also
+// drops the checks an earlier version named.
+func replaceChecks(t string, f *Field, dropOld bool) (add, validate []string) {
+	checks := f.checks(Postgres)
+	n := len(checks)
+	if dropOld {
+		n = maxChecks
+	}
+	if len(checks) > maxChecks {
+		panic(fmt.Sprintf("schema: %s has more than %d checks", f.Name, maxChecks))
+	}
+	var parts []string
+	for i := 0; i < n; i++ {
+		parts = append(parts, "DROP CONSTRAINT IF EXISTS "+checkName(t, f, i))
+	}
+	for i, c := range checks {
+		parts = append(parts, fmt.Sprintf("ADD CONSTRAINT %s CHECK (%s) NOT VALID", checkName(t, f, i), c))
+		validate = append(validate, fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", t, checkName(t, f, i)))
+	}
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s\n    %s", t, strings.Join(parts, ",\n    "))}, validate
+}
+
+// createTable is the CREATE TABLE of r with its columns of versions up to v,
+// and its indexes.
+func createTable(d Dialect, s Set, r *Record, v int) string {
+	return strings.Join(append([]string{tableDef(d, s, r, v, s.TableName(r))}, indexDefs(s, r)...), ";\n\n")
+}
+
+func tableDef(d Dialect, s Set, r *Record, v int, name string) string {
+	var defs []string
+	for _, f := range s.Columns(r) {
+		if f.Since <= v {
+			defs = append(defs, "    "+f.columnDef(d))
+		}
+	}
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n)", name, strings.Join(defs, ",\n"))
+}
+
+func indexDefs(s Set, r *Record) []string {
+	var out []string
+	for _, ix := range s.Indexes(r) {
+		out = append(out, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", ix.Name, s.TableName(r), strings.Join(ix.Columns, ", ")))
+	}
+	return out
+}
+
+// rebuildTable makes r's SQLite table anew with the columns and checks of
+// version v, keeping its rows. The indexes go with the old table and are
+// made again on the new one.
+func rebuildTable(s Set, r *Record, v int) []string {
+	t := s.TableName(r)
+	var names []string
+	for _, f := range s.Columns(r) {
+		if f.Since < v { // columns new in v have no rows to copy
+			names = append(names, f.Name)
+		}
+	}
+	cols := strings.Join(names, ", ")
+	out := []string{
+		"DROP TABLE IF EXISTS " + t + "__new",
+		tableDef(SQLite, s, r, v, t+"__new"),
+		fmt.Sprintf("INSERT INTO %s__new (%s) SELECT %s FROM %s", t, cols, cols, t),
+		"DROP TABLE " + t,
+		fmt.Sprintf("ALTER TABLE %s__new RENAME TO %s", t, t),
+	}
+	return append(out, indexDefs(s, r)...)
+}
+
 // MigrationSQL is the text of the migration file for version v.
-func MigrationSQL(d Dialect, s Set, v int) string {
+func (dc *Declaration) MigrationSQL(d Dialect, s Set, v int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- Code generated by go generate ./schema from schema/records.go; DO NOT EDIT.\n")
-	fmt.Fprintf(&b, "-- Schema version %d, %s tables, %s.\n", v, s, d)
-	for _, st := range DDL(d, s, v) {
+	fmt.Fprintf(&b, "-- Schema version %d, %s tables, %s. Frozen once version %d exists: a\n", v, s, d, v+1)
+	fmt.Fprintf(&b, "-- database records this file's checksum and refuses an edited one.\n")
+	for _, st := range dc.DDL(d, s, v) {
 		b.WriteString("\n")
 		b.WriteString(st)
-		b.WriteString(";\n")
+		if st != ValidateMarker {
+			b.WriteString(";")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -107,7 +107,12 @@ type Field struct {
 	Min, Max int64    // bounds of a KindInt; Max is also the length bound of strings and text
 	MaxItems int      // bound of a KindList
 	Since    int      // schema version that introduced the field
-	Doc      string   // one line for docs/schema.md
+	// Changed is the version whose migration last made the field's checks
+	// anew (an enum value added, a bound moved); 0 when they are still
+	// those of Since. Forgetting it leaves databases with the old check:
+	// store's TestMigratedSchemaIsTheDeclaration catches that.
+	Changed int
+	Doc     string // one line for docs/schema.md
 }
 
 // Pattern is a named, anchored regular expression. Names keep error messages

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -62,53 +63,114 @@ func (s *pgStore) Ping(ctx context.Context) error {
 // migrateLockKey is the advisory lock that serialises migrations of one set.
 func migrateLockKey(set schema.Set) int64 { return 0x6672656474656c00 + int64(set) }
 
-func (s *pgStore) Migrate(ctx context.Context) ([]int, error) {
-	all, err := migrations(schema.Postgres, s.set)
+func (s *pgStore) Migrate(ctx context.Context) ([]int, error) { return s.migrateFrom(ctx, migrationFS) }
+
+// migrateFrom applies the migrations of src one transaction each, under a
+// transaction-scoped advisory lock: it works through a transaction-mode
+// pooler and can never be left behind by a crashed migrator. A migration
+// with VALIDATE statements commits its changes first and validates in a
+// second transaction, so the scan of a big table does not stop writes; a
+// crash between the two leaves it unrecorded, and its changes run again
+// harmlessly.
+func (s *pgStore) migrateFrom(ctx context.Context, src fs.FS) ([]int, error) {
+	all, err := migrations(src, schema.Postgres, s.set)
 	if err != nil {
 		return nil, err
 	}
+	mt := migrationsTable(s.set)
 	var applied []int
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// A transaction-scoped lock: it works through a transaction-mode
-		// pooler and can never be left behind by a crashed migrator.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(s.set)); err != nil {
-			return err
-		}
-		mt := migrationsTable(s.set)
-		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+mt+
-			" (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, "SELECT version FROM "+mt)
-		if err != nil {
-			return err
-		}
-		done, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		if err != nil {
-			return err
-		}
-		have := map[int]bool{}
-		for _, v := range done {
-			have[int(v)] = true
-		}
-		for _, m := range all {
-			if have[m.version] {
-				continue
-			}
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
-			}
-			if _, err := tx.Exec(ctx, "INSERT INTO "+mt+" (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+	for {
+		var next *migration
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			pending, adopt, err := s.lockAndPlan(ctx, tx, all)
+			if err != nil {
 				return err
 			}
+			if len(adopt) > 0 {
+				if _, err := tx.Exec(ctx, adopt[0].sql); err != nil {
+					return fmt.Errorf("migration %s (recorded without a checksum): %w", adopt[0].path, err)
+				}
+				_, err := tx.Exec(ctx, "UPDATE "+mt+" SET checksum = $1 WHERE version = $2", adopt[0].checksum, adopt[0].version)
+				next = &adopt[0]
+				return err
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+			m := pending[0]
+			change, validate := m.parts()
+			if _, err := tx.Exec(ctx, change); err != nil {
+				return fmt.Errorf("migration %s: %w", m.path, err)
+			}
+			next = &m
+			if validate != "" {
+				return nil // recorded once validated
+			}
 			applied = append(applied, m.version)
+			return s.record(ctx, tx, m)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classify(err))
 		}
-		return nil
+		if next == nil {
+			return applied, nil
+		}
+		if _, validate := next.parts(); validate == "" {
+			continue
+		}
+		m := *next
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			pending, _, err := s.lockAndPlan(ctx, tx, all)
+			if err != nil || len(pending) == 0 || pending[0].version != m.version {
+				return err // another process finished it
+			}
+			if _, err := tx.Exec(ctx, validatePart(m)); err != nil {
+				return fmt.Errorf("migration %s: %w", m.path, err)
+			}
+			applied = append(applied, m.version)
+			return s.record(ctx, tx, m)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classify(err))
+		}
+	}
+}
+
+func validatePart(m migration) string { _, v := m.parts(); return v }
+
+// lockAndPlan takes the set's migration lock for the transaction, makes the
+// migration table (adding the checksum column a table made by an earlier
+// build lacks) and compares it with all.
+func (s *pgStore) lockAndPlan(ctx context.Context, tx pgx.Tx, all []migration) (pending, adopt []migration, err error) {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(s.set)); err != nil {
+		return nil, nil, err
+	}
+	mt := migrationsTable(s.set)
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+mt+
+		" (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), checksum text);"+
+		"ALTER TABLE "+mt+" ADD COLUMN IF NOT EXISTS checksum text"); err != nil {
+		return nil, nil, err
+	}
+	rows, err := tx.Query(ctx, "SELECT version, coalesce(checksum, '') FROM "+mt)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (applied, error) {
+		var a applied
+		var v int32
+		err := r.Scan(&v, &a.checksum)
+		a.version = int(v)
+		return a, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classify(err))
+		return nil, nil, err
 	}
-	return applied, nil
+	return plan(all, done)
+}
+
+func (s *pgStore) record(ctx context.Context, tx pgx.Tx, m migration) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+migrationsTable(s.set)+" (version, name, checksum) VALUES ($1, $2, $3)", m.version, m.name, m.checksum)
+	return err
 }
 
 func (s *pgStore) Describe(ctx context.Context) (map[string][]string, error) {

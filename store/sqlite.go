@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -91,52 +92,93 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Migrate(ctx context.Context) ([]int, error) {
-	all, err := migrations(schema.SQLite, s.set)
+	return s.migrateFrom(ctx, migrationFS)
+}
+
+// migrateFrom applies the migrations of src, one BEGIN IMMEDIATE
+// transaction each (see pgStore.migrateFrom for the rules).
+func (s *sqliteStore) migrateFrom(ctx context.Context, src fs.FS) ([]int, error) {
+	all, err := migrations(src, schema.SQLite, s.set)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	mt := migrationsTable(s.set)
 	var applied []int
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		mt := migrationsTable(s.set)
-		if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+mt+
-			" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"); err != nil {
-			return err
-		}
-		have := map[int]bool{}
-		rows, err := tx.QueryContext(ctx, "SELECT version FROM "+mt)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var v int
-			if err := rows.Scan(&v); err != nil {
-				rows.Close()
+	for {
+		more := false
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			pending, adopt, err := s.plan(ctx, tx, all)
+			if err != nil {
 				return err
 			}
-			have[v] = true
-		}
-		rows.Close()
-		for _, m := range all {
-			if have[m.version] {
-				continue
+			if len(adopt) > 0 {
+				more = true
+				if _, err := tx.ExecContext(ctx, adopt[0].sql); err != nil {
+					return fmt.Errorf("migration %s (recorded without a checksum): %w", adopt[0].path, err)
+				}
+				_, err := tx.ExecContext(ctx, "UPDATE "+mt+" SET checksum = ? WHERE version = ?", adopt[0].checksum, adopt[0].version)
+				return err
 			}
+			if len(pending) == 0 {
+				return nil
+			}
+			more = true
+			m := pending[0]
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+				return fmt.Errorf("migration %s: %w", m.path, err)
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO "+mt+" (version, name, applied_at) VALUES (?, ?, ?)",
-				m.version, m.name, s.now().UTC().Format(schema.TimeLayout)); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+mt+" (version, name, applied_at, checksum) VALUES (?, ?, ?, ?)",
+				m.version, m.name, s.now().UTC().Format(schema.TimeLayout), m.checksum); err != nil {
 				return err
 			}
 			applied = append(applied, m.version)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classifySQLite(err))
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classifySQLite(err))
+		if !more {
+			return applied, nil
+		}
 	}
-	return applied, nil
+}
+
+// plan makes the migration table (adding the checksum column a table made
+// by an earlier build lacks) and compares it with all.
+func (s *sqliteStore) plan(ctx context.Context, tx *sql.Tx, all []migration) (pending, adopt []migration, err error) {
+	mt := migrationsTable(s.set)
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+mt+
+		" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL, checksum TEXT)"); err != nil {
+		return nil, nil, err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info('"+mt+"') WHERE name = 'checksum'").Scan(&n); err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+mt+" ADD COLUMN checksum TEXT"); err != nil {
+			return nil, nil, err
+		}
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT version, coalesce(checksum, '') FROM "+mt)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var done []applied
+	for rows.Next() {
+		var a applied
+		if err := rows.Scan(&a.version, &a.checksum); err != nil {
+			return nil, nil, err
+		}
+		done = append(done, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return plan(all, done)
 }
 
 func (s *sqliteStore) Describe(ctx context.Context) (map[string][]string, error) {

@@ -2,9 +2,13 @@ package schemagen
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/fredcode/fredtel/schema"
 )
 
 // TestGeneratedFilesAreCurrent fails when a file derived from the schema
@@ -25,12 +29,46 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 			t.Errorf("%s differs from what schema/records.go generates; run go generate ./schema", path)
 		}
 	}
-	// No stray migration that the declaration did not generate.
+	// No stray migration: every file is the newest version's, generated
+	// above, or an earlier one's, frozen.
 	stray, _ := filepath.Glob(filepath.Join("..", "..", "store", "migrations", "*", "*", "*.sql"))
 	for _, p := range stray {
 		rel, _ := filepath.Rel(filepath.Join("..", ".."), p)
-		if _, ok := files[filepath.ToSlash(rel)]; !ok {
-			t.Errorf("%s is not generated from the declaration", rel)
+		if _, ok := files[filepath.ToSlash(rel)]; ok {
+			continue
+		}
+		var v int
+		if _, err := fmt.Sscanf(filepath.Base(p), "%04d_", &v); err != nil || v <= 0 || v >= schema.Version {
+			t.Errorf("%s is neither the newest migration nor a frozen one", rel)
+		}
+	}
+}
+
+// TestFrozenMigrations: a migration file of a version before the newest is
+// never edited or regenerated, since databases applied it and keep its
+// checksum (they would refuse an edited one). Its frozen copy lives in
+// store/testdata/migrations; starting version N+1, copy version N's files
+// there.
+func TestFrozenMigrations(t *testing.T) {
+	for _, d := range schema.Dialects {
+		for _, s := range schema.Sets {
+			for v := 1; v < schema.Version; v++ {
+				path := MigrationPath(d, s, v)
+				got, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+				if err != nil {
+					t.Errorf("%s: %v: a frozen migration is never removed", path, err)
+					continue
+				}
+				frozen := filepath.Join("..", "..", "store", "testdata", strings.TrimPrefix(filepath.ToSlash(path), "store/"))
+				want, err := os.ReadFile(frozen)
+				if err != nil {
+					t.Errorf("%s has no frozen copy (%v): copy it to %s when the next version starts", path, err, frozen)
+					continue
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s was edited after it was frozen: databases that applied it refuse the new text; add a migration instead", path)
+				}
+			}
 		}
 	}
 }
