@@ -325,6 +325,18 @@ func replaceChecks(t string, f *Field, dropOld bool) (add, validate []string) {
 	return []string{fmt.Sprintf("ALTER TABLE %s\n    %s", t, strings.Join(parts, ",\n    "))}, validate
 }
 
+// Whole is the set's tables created in one go at dc.Version, as no
+// database is: the reference a database migrated step by step must equal
+// (store's TestMigratedSchemaIsTheDeclaration).
+func (dc *Declaration) Whole(d Dialect, s Set) []string {
+	var out []string
+	for _, r := range dc.Tables(s) {
+		out = append(out, tableDef(d, s, r, dc.Version, s.TableName(r)))
+		out = append(out, indexDefs(s, r)...)
+	}
+	return out
+}
+
 // createTable is the CREATE TABLE of r with its columns of versions up to v,
 // and its indexes.
 func createTable(d Dialect, s Set, r *Record, v int) string {
