@@ -19,6 +19,7 @@ import (
 	"github.com/fredcode/fredtel/internal/testdb"
 	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/server/wire"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -206,7 +207,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 			}
 			switch c.code {
 			case 422:
-				if a.body["error"] != "schema_version_unsupported" || fmt.Sprint(a.body["supported"]) != "[1]" {
+				if a.body["error"] != "schema_version_unsupported" || fmt.Sprint(a.body["supported"]) != fmt.Sprint(wire.SupportedVersions()) {
 					t.Errorf("422 body %v", a.body)
 				}
 			case 426:
@@ -302,7 +303,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		if c, _ := get("/v1/whoami", "fred_live_nope"); c != 401 {
 			t.Errorf("whoami with a bad key: %d", c)
 		}
-		if c, b := get("/v1/schema", ""); c != 200 || !strings.Contains(b, `"supported":[1]`) || !strings.Contains(b, `"args_fingerprint"`) || strings.Contains(b, "user_input") {
+		if c, b := get("/v1/schema", ""); c != 200 || !strings.Contains(b, `"supported":`+string(wiretest.MustJSON(wire.SupportedVersions()))) || !strings.Contains(b, `"args_fingerprint"`) || strings.Contains(b, "user_input") {
 			t.Errorf("schema: %d %s", c, b)
 		}
 		if c, _ := get("/healthz", ""); c != 200 {

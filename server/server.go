@@ -14,6 +14,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,11 @@ type Config struct {
 	MaxRecords int
 	// MinClientVersion: older clients get 426 (default none).
 	MinClientVersion string
+	// Versions are the wire schema versions accepted, each between 1 and
+	// schema.Version (default wire.SupportedVersions(): the current one and
+	// the one before). A batch of another version gets 422 with this list,
+	// which /v1/schema also publishes.
+	Versions []int
 	// Rate and Burst: each key's token bucket, in requests per second
 	// (default 20/s, burst 40): 429 with Retry-After beyond.
 	Rate  float64
@@ -92,6 +98,9 @@ func (c *Config) defaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if len(c.Versions) == 0 {
+		c.Versions = wire.SupportedVersions()
+	}
 }
 
 // Server is the ingest API. Build it with New; it is an http.Handler.
@@ -111,6 +120,14 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		return nil, fmt.Errorf("server: the store must write the central set")
 	}
 	cfg.defaults()
+	cfg.Versions = slices.Clone(cfg.Versions)
+	slices.Sort(cfg.Versions)
+	cfg.Versions = slices.Compact(cfg.Versions)
+	for _, v := range cfg.Versions {
+		if v < 1 || v > schema.Version {
+			return nil, fmt.Errorf("server: schema version %d: this build declares versions 1 to %d", v, schema.Version)
+		}
+	}
 	s := &Server{cfg: cfg, st: st, keys: newKeyCache(st, cfg.KeyCacheTTL, cfg.Now),
 		limits: newLimiter(cfg.Rate, cfg.Burst, cfg.Now), m: newMetrics(cfg.Registry)}
 	s.mux = http.NewServeMux()
@@ -189,7 +206,7 @@ func (s *Server) refuse(w http.ResponseWriter, rj *wire.Rejection, keyPrefix str
 	}
 	switch rj.Status {
 	case http.StatusUnprocessableEntity:
-		body = map[string]any{"error": "schema_version_unsupported", "supported": wire.SupportedVersions()}
+		body = map[string]any{"error": "schema_version_unsupported", "supported": s.cfg.Versions}
 	case http.StatusUpgradeRequired:
 		body = map[string]any{"error": "client_too_old", "min_version": s.cfg.MinClientVersion}
 	}
@@ -201,19 +218,26 @@ func (s *Server) retryLater(w http.ResponseWriter, code int, wait time.Duration,
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// unauthorized answers 401 with the challenge RFC 9110 requires of it: the
+// scheme the API takes (RFC 6750).
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", "Bearer")
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": msg})
+}
+
 // authenticate returns the key of a request, or answers 401/503 itself.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.APIKey, bool) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !strings.HasPrefix(token, "fred_live_") || len(token) > 200 {
 		s.m.rejected.WithLabelValues("auth").Inc()
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or malformed API key"})
+		unauthorized(w, "missing or malformed API key")
 		return store.APIKey{}, false
 	}
 	k, err := s.keys.lookup(r.Context(), token)
 	switch {
 	case errors.Is(err, store.ErrNoKey):
 		s.m.rejected.WithLabelValues("auth").Inc()
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unknown or revoked API key"})
+		unauthorized(w, "unknown or revoked API key")
 		return store.APIKey{}, false
 	case err != nil:
 		s.cfg.Logger.Warn("key lookup failed", "err", err)
@@ -258,7 +282,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	b, rj := wire.Validate(body, wire.Limits{MaxRecords: s.cfg.MaxRecords, MinClient: s.cfg.MinClientVersion, Now: now, MaxClockSkew: s.cfg.MaxClockSkew})
+	b, rj := wire.Validate(body, wire.Limits{MaxRecords: s.cfg.MaxRecords, Versions: s.cfg.Versions, MinClient: s.cfg.MinClientVersion, Now: now, MaxClockSkew: s.cfg.MaxClockSkew})
 	if rj != nil {
 		s.refuse(w, rj, key.Prefix)
 		return
@@ -425,7 +449,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		return d
 	}
 	versions := map[string]any{}
-	for _, v := range wire.SupportedVersions() {
+	for _, v := range s.cfg.Versions {
 		recs := map[string]any{}
 		for _, rec := range schema.Records {
 			fields := map[string]field{}
@@ -451,7 +475,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		}
 		versions[strconv.Itoa(v)] = recs
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": wire.SupportedVersions(), "versions": versions})
+	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": s.cfg.Versions, "versions": versions})
 }
 
 // NewKey makes a new API key: fred_live_ and 32 random base-62 characters

@@ -39,7 +39,8 @@ type Keys interface {
 	// LookupKey finds a key by the SHA-256 of the whole key.
 	LookupKey(ctx context.Context, hash schema.Hash) (APIKey, error)
 	ListKeys(ctx context.Context) ([]APIKey, error)
-	// RevokeKey revokes the one key whose prefix starts with prefix.
+	// RevokeKey revokes the one key whose prefix starts with prefix, byte
+	// for byte (case matters: the keys are base 62).
 	RevokeKey(ctx context.Context, prefix string, at time.Time) (APIKey, error)
 	// TouchKey records that the key was used at at.
 	TouchKey(ctx context.Context, hash schema.Hash, at time.Time) error
@@ -106,7 +107,10 @@ func (k *keyDB) RevokeKey(ctx context.Context, prefix string, at time.Time) (API
 	if !ok || len(rest) < 4 || strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
 		return APIKey{}, fmt.Errorf("%w: give at least fred_live_ and 4 more characters", ErrNoKey)
 	}
-	keys, err := k.query(ctx, "SELECT "+keyCols+" FROM api_keys WHERE key_prefix LIKE "+k.ph(1), prefix+"%")
+	// The stored prefix starts with exactly these bytes: no LIKE, which
+	// SQLite compares without case (fred_live_abcd would revoke
+	// fred_live_ABCD…) and which would read _ and % as wildcards.
+	keys, err := k.query(ctx, fmt.Sprintf("SELECT %s FROM api_keys WHERE substr(key_prefix, 1, %d) = %s", keyCols, len(prefix), k.ph(1)), prefix)
 	if err != nil {
 		return APIKey{}, err
 	}

@@ -65,3 +65,36 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("self-hosted keys: %v", err)
 	}
 }
+
+// TestRevokeKeyIsExact: a prefix names keys byte for byte on both backends.
+// On main before this test, SQLite compared with LIKE, which ignores case:
+// revoking fred_live_abcd… revoked fred_live_ABCD…, another user's key.
+func TestRevokeKeyIsExact(t *testing.T) {
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			s := openStore(t, be.URL(t), schema.CentralSet)
+			ctx := context.Background()
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			upper := APIKey{Hash: sha256.Sum256([]byte("u")), Prefix: "fred_live_ABCD1234", UserID: "alice", CreatedAt: now}
+			lower := APIKey{Hash: sha256.Sum256([]byte("l")), Prefix: "fred_live_abcd5678", UserID: "bob", CreatedAt: now}
+			for _, k := range []APIKey{upper, lower} {
+				if err := s.CreateKey(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Only alice's key starts with these bytes.
+			r, err := s.RevokeKey(ctx, "fred_live_ABCD", now)
+			if err != nil || r.UserID != "alice" {
+				t.Fatalf("revoke fred_live_ABCD = %+v, %v; want alice's key alone", r, err)
+			}
+			// No key starts with these: bob's differs in case only.
+			if r, err := s.RevokeKey(ctx, "fred_live_ABCD5678", now); !errors.Is(err, ErrNoKey) {
+				t.Fatalf("revoke fred_live_ABCD5678 = %+v, %v; want ErrNoKey", r, err)
+			}
+			if k, err := s.LookupKey(ctx, lower.Hash); err != nil || k.Revoked() {
+				t.Fatalf("bob's key after revoking other prefixes: %+v, %v", k, err)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/server/wire"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -425,7 +426,7 @@ func catalogue() []abuseCase {
 		{name: "number_props_delay_negative", body: set(props(1), "delay_ms", -1), status: 400, field: "events[1].props.delay_ms", reason: "bounds"},
 		{name: "number_props_delay_float", body: rawValue(props(1), "delay_ms", "2000.5"), status: 400, field: "events[1].props.delay_ms", reason: "type"},
 		{name: "number_bool_as_number", body: set(rec("sessions", 0), "git_dirty", 1), status: 400, field: "sessions[0].git_dirty", reason: "type"},
-		{name: "number_schema_version_negative", body: set(top, "schema_version", -1), status: 422, field: "schema_version", reason: "schema_version_unsupported", answerHas: `"supported":[1]`},
+		{name: "number_schema_version_negative", body: set(top, "schema_version", -1), status: 422, field: "schema_version", reason: "schema_version_unsupported", answerHas: `"supported":` + string(wiretest.MustJSON(wire.SupportedVersions()))},
 		{name: "number_schema_version_huge", body: rawValue(top, "schema_version", "1e308"), status: 400, field: "schema_version", reason: "type"},
 		{name: "number_schema_version_float", body: rawValue(top, "schema_version", "1.0"), status: 400, field: "schema_version", reason: "type"},
 
@@ -543,7 +544,7 @@ func catalogue() []abuseCase {
 		{name: "shape_required_null", body: set(rec("turns", 0), "mode", nil), status: 400, field: "turns[0].mode", reason: "type"},
 
 		// Version skew (the server runs with --min-client-version 1.0.0).
-		{name: "version_schema_99", body: set(top, "schema_version", 99), status: 422, field: "schema_version", reason: "schema_version_unsupported", answerHas: `{"error":"schema_version_unsupported","supported":[1]}`},
+		{name: "version_schema_99", body: set(top, "schema_version", 99), status: 422, field: "schema_version", reason: "schema_version_unsupported", answerHas: `{"error":"schema_version_unsupported","supported":` + string(wiretest.MustJSON(wire.SupportedVersions())) + `}`},
 		{name: "version_client_too_old", body: set(client, "fred_version", "0.9.9"), status: 426, field: "client.fred_version", reason: "client_too_old", answerHas: `{"error":"client_too_old","min_version":"1.0.0"}`},
 
 		// Another user's session, from the attacker's key.

@@ -40,6 +40,9 @@ func Reject(status int, reason, field, msg string, a ...any) *Rejection {
 // Limits are the bounds validateBatch applies.
 type Limits struct {
 	MaxRecords int
+	// Versions are the schema versions accepted (default
+	// SupportedVersions()); a batch of any other gets 422.
+	Versions []int
 	// MinClient is the oldest client.fred_version accepted ("" for none).
 	MinClient string
 	// Now is the server clock.
@@ -132,7 +135,11 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 	if rj != nil {
 		return nil, rj
 	}
-	if !slices.Contains(SupportedVersions(), int(ver)) {
+	versions := lim.Versions
+	if versions == nil {
+		versions = SupportedVersions()
+	}
+	if !slices.Contains(versions, int(ver)) {
 		return nil, Reject(http.StatusUnprocessableEntity, "schema_version_unsupported", "schema_version", "schema_version_unsupported")
 	}
 	b := &Batch{SchemaVersion: int(ver)}
