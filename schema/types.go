@@ -377,3 +377,12 @@ func nullInt(o OptInt) any {
 	}
 	return o.V
 }
+
+// nullList is SQL NULL for a list a record does not carry (nil), the list
+// otherwise: an empty catalog and no catalog are not the same answer.
+func nullList(l []string) any {
+	if l == nil {
+		return nil
+	}
+	return l
+}

@@ -302,7 +302,7 @@ func (r *Session) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, nullHash(r.SystemPromptSHA256))
 	dst = append(dst, r.ToolCatalog)
 	dst = append(dst, r.CommandCatalog)
-	dst = append(dst, r.ModelCatalog)
+	dst = append(dst, nullList(r.ModelCatalog))
 	dst = append(dst, nullString(string(r.Agent)))
 	dst = append(dst, nullString(string(r.AgentVersion)))
 	if s == CentralSet {

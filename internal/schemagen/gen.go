@@ -125,6 +125,8 @@ func valueExpr(f *schema.Field) string {
 		return fmt.Sprintf("nullBool(%s)", x)
 	case f.Kind == schema.KindInt && f.Nullable:
 		return fmt.Sprintf("nullInt(%s)", x)
+	case f.Kind == schema.KindList && f.Nullable:
+		return fmt.Sprintf("nullList(%s)", x)
 	case f.Kind == schema.KindString && f.Nullable:
 		return fmt.Sprintf("nullString(string(%s))", x)
 	case f.Kind == schema.KindText:
