@@ -12,7 +12,7 @@ func Fredtel(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		"migrate":  {"create or upgrade the telemetry tables of a database", runMigrate},
 		"serve":    {"run the ingest API", runServe},
 		"keys":     {"create, list and revoke API keys: keys create --user ID | list | revoke PREFIX", runKeys},
-		"insights": {"answer the six questions for a time window", notYet},
+		"insights": {"answer the six questions for a time window", runInsights},
 		"simulate": {"drive a synthetic fleet through the real client", notYet},
 		"demo":     {"collector, fleet, insights and dashboard in one go", notYet},
 	}

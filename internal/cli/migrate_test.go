@@ -61,7 +61,7 @@ func TestMigrateErrors(t *testing.T) {
 		{[]string{"migrate", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"migrate", "--db", "postgres://alice:hunter2@127.0.0.1:1/x?connect_timeout=2"}, 1, "alice:***@127.0.0.1:1"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"insights"}, 1, "not built yet"},
+		{[]string{"insights", "--format", "yaml"}, 2, `--format "yaml": want text or json`},
 		{[]string{"serve", "--log-format", "xml"}, 2, `--log-format "xml"`},
 		{[]string{"keys", "create", "--user", "a b"}, 2, "--user: want"},
 	} {

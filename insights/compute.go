@@ -1,0 +1,853 @@
+package insights
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+)
+
+// Compute opens the database at dbURL (postgres://, postgresql:// or
+// sqlite:PATH), checks that it holds the tables of opts.Tables at the schema
+// version this build reads, and runs the six analyses inside it, in one
+// read-only snapshot. The errors wrap ErrBadOptions, ErrUnreachable,
+// ErrNoTables, ErrSchemaVersion or ErrNoData, or a store.ErrBadURL, and
+// their messages are one line with any password masked.
+func Compute(ctx context.Context, dbURL string, opts Options) (*Report, error) {
+	set, err := opts.normalise()
+	if err != nil {
+		return nil, err
+	}
+	d, err := open(ctx, dbURL, set)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	if err := d.checkVersion(ctx); err != nil {
+		return nil, err
+	}
+	return d.report(ctx, &opts)
+}
+
+// querier is what the analyses run on: the snapshot's transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// run is one report being computed.
+type run struct {
+	d    *db
+	tx   querier
+	o    *Options
+	ws   string // the window CTE
+	args []any
+	r    *Report
+	// unpriced collects the models of priced impacts with no price.
+	unpriced map[string]bool
+}
+
+func (d *db) report(ctx context.Context, o *Options) (*Report, error) {
+	var txo *sql.TxOptions
+	if d.dialect == schema.Postgres {
+		// One snapshot: the six answers describe the same data even while
+		// ingest goes on.
+		txo = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	}
+	tx, err := d.sql.BeginTx(ctx, txo)
+	if err != nil {
+		return nil, d.fail("begin", err)
+	}
+	defer tx.Rollback()
+	if d.dialect == schema.Postgres {
+		// Sorts of a few million rows (the loop and plan analyses) stay in
+		// memory instead of spilling to disk.
+		if _, err := tx.ExecContext(ctx, "SET LOCAL work_mem = '128MB'"); err != nil {
+			return nil, d.fail("settings", err)
+		}
+	}
+	ws, args := d.window(o)
+	rn := &run{d: d, tx: tx, o: o, ws: ws, args: args, unpriced: map[string]bool{}}
+	rn.r = &Report{
+		Window:  Window{From: schema.TimeOf(o.From), To: schema.TimeOf(o.To)},
+		Tables:  o.Tables,
+		Filters: Filters{Model: o.Model, Agent: o.Agent},
+		Counted: "users",
+	}
+	if d.set == schema.SelfHostedSet {
+		rn.r.Counted = "sessions"
+	}
+	if err := rn.timed(ctx, "window", rn.checkData); err != nil {
+		return nil, err
+	}
+	for _, a := range []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"stuck", rn.stuck},
+		{"dead_commands", rn.deadCommands},
+		{"retry_storms", rn.retryStorms},
+		{"permissions", rn.permissions}, // before tool_loops: it counts calls per tool
+		{"tool_loops", rn.toolLoops},
+		{"plan_mode", rn.planMode},
+	} {
+		if err := rn.timed(ctx, a.name, a.fn); err != nil {
+			return nil, err
+		}
+	}
+	rn.problems()
+	if o.Prices != nil {
+		rn.r.Prices = &PriceInfo{Currency: o.Prices.Currency, Unpriced: sortedKeys(rn.unpriced)}
+	}
+	return rn.r, nil
+}
+
+func (rn *run) timed(ctx context.Context, name string, fn func(context.Context) error) error {
+	t0 := time.Now()
+	if err := fn(ctx); err != nil {
+		if errors.Is(err, ErrNoData) {
+			return err
+		}
+		return rn.d.fail(name, err)
+	}
+	rn.r.Timings = append(rn.r.Timings, Timing{Name: name, Duration: time.Since(t0)})
+	return nil
+}
+
+// fail turns a driver error into a one-line error naming the step.
+func (d *db) fail(step string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %s: %w", d.loc.Masked, step, err)
+	}
+	return fmt.Errorf("%s: %s: %w: %s", d.loc.Masked, step, ErrUnreachable, oneLine(err))
+}
+
+// query runs the analysis query body, prefixed with the window CTE, and
+// calls scan for each row.
+func (rn *run) query(ctx context.Context, body string, scan func(*sql.Rows) error) error {
+	rows, err := rn.tx.QueryContext(ctx, rn.d.q("WITH "+rn.ws+", "+body), rn.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// checkData tells an empty database and an empty window apart, and counts
+// the window's sessions and users.
+func (rn *run) checkData(ctx context.Context) error {
+	var n, users int64
+	err := rn.query(ctx, "_x AS (SELECT 1) SELECT count(*), count(DISTINCT uid) FROM ws", func(r *sql.Rows) error {
+		return r.Scan(&n, &users)
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		rn.r.Totals.Sessions, rn.r.Totals.Users = n, users
+		return nil
+	}
+	var all int64
+	var lo, hi sql.NullString
+	q := fmt.Sprintf("SELECT count(*), CAST(min(started_at) AS text), CAST(max(started_at) AS text) FROM %s", rn.d.table("sessions"))
+	if err := rn.tx.QueryRowContext(ctx, q).Scan(&all, &lo, &hi); err != nil {
+		return err
+	}
+	if all == 0 {
+		return fmt.Errorf("%s: %w: the %s tables hold no session", rn.d.loc.Masked, ErrNoData, rn.d.set)
+	}
+	filters := ""
+	if rn.o.Model != "" || rn.o.Agent != "" {
+		filters = " that match --model/--agent"
+	}
+	return fmt.Errorf("%s: %w: no session%s started between %s and %s (the %d sessions there started between %s and %s)",
+		rn.d.loc.Masked, ErrNoData, filters, rn.o.From.Format(schema.TimeLayout), rn.o.To.Format(schema.TimeLayout),
+		all, shortTime(lo.String), shortTime(hi.String))
+}
+
+// shortTime prints a stored timestamp of either dialect as TimeLayout.
+func shortTime(s string) string {
+	for _, l := range []string{schema.TimeLayout, "2006-01-02 15:04:05.999999-07", "2006-01-02 15:04:05.999999-07:00", "2006-01-02 15:04:05-07"} {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC().Format(schema.TimeLayout)
+		}
+	}
+	return s
+}
+
+// ---- 1. stuck -------------------------------------------------------------
+
+func (rn *run) stuck(ctx context.Context) error {
+	o, d := rn.o, rn.d
+	st := &rn.r.Stuck
+	st.Models, st.StuckSessions, st.FastModels = []ModelStats{}, []StuckSession{}, []string{}
+	turns := fmt.Sprintf("t AS (SELECT t.session_id, t.model, t.finish_reason, t.num_tool_calls, t.duration_ms FROM %s t JOIN ws ON ws.session_id = t.session_id) ", d.table("turns"))
+	byModel := map[string]*ModelStats{}
+	err := rn.query(ctx, turns+"SELECT model, count(*), count(DISTINCT session_id) FROM t GROUP BY model ORDER BY count(*) DESC, model", func(r *sql.Rows) error {
+		m := ModelStats{FinishReasons: map[string]int64{}}
+		if err := r.Scan(&m.Model, &m.Turns, &m.Sessions); err != nil {
+			return err
+		}
+		m.Fast = isFast(o, m.Model)
+		if m.Fast {
+			st.FastModels = append(st.FastModels, m.Model)
+		}
+		st.Models = append(st.Models, m)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range st.Models {
+		byModel[st.Models[i].Model] = &st.Models[i]
+		rn.r.Totals.Turns += st.Models[i].Turns
+	}
+	sort.Strings(st.FastModels)
+	err = rn.query(ctx, turns+"SELECT model, finish_reason, count(*) FROM t GROUP BY model, finish_reason", func(r *sql.Rows) error {
+		var m, f string
+		var n int64
+		if err := r.Scan(&m, &f, &n); err != nil {
+			return err
+		}
+		if ms := byModel[m]; ms != nil {
+			ms.FinishReasons[f] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, turns+d.pct("SELECT model AS g, num_tool_calls AS x0, duration_ms AS x1 FROM t", 2, []float64{0.5, 0.95, 0.99}),
+		func(r *sql.Rows) error {
+			var m string
+			var n int64
+			var tc, du Percentiles
+			if err := r.Scan(&m, &n, &tc.P50, &tc.P95, &tc.P99, &du.P50, &du.P95, &du.P99); err != nil {
+				return err
+			}
+			if ms := byModel[m]; ms != nil {
+				ms.ToolCallsPerTurn, ms.DurationMs = tc, du
+			}
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+
+	// Stuck sessions: fast-model turns up to the first swap to a stronger
+	// model; a struggle is a turn that ended in length or error, or asked
+	// for StruggleToolCalls tool calls or more.
+	q := fmt.Sprintf(`sw AS (SELECT e.session_id, min(e.ts) AS swap_at FROM %[1]s e JOIN ws ON ws.session_id = e.session_id
+		WHERE e.name = 'model_swap' AND %[2]s AND NOT %[3]s GROUP BY e.session_id),
+	ft AS (SELECT t.session_id, t.model, t.prompt_tokens, t.completion_tokens, t.duration_ms, sw.swap_at,
+		CASE WHEN t.finish_reason IN ('length', 'error') OR t.num_tool_calls >= %[4]d THEN 1 ELSE 0 END AS struggle
+		FROM %[5]s t JOIN ws ON ws.session_id = t.session_id LEFT JOIN sw ON sw.session_id = t.session_id
+		WHERE %[6]s AND (sw.swap_at IS NULL OR t.started_at < sw.swap_at))
+	SELECT CAST(session_id AS text), max(model), sum(struggle), count(swap_at),
+		sum(prompt_tokens), sum(completion_tokens), sum(duration_ms)
+	FROM ft GROUP BY session_id HAVING sum(struggle) >= %[7]d OR count(swap_at) > 0`,
+		d.table("events"), fast(o, "e.props->>'from'"), fast(o, "e.props->>'to'"), o.StruggleToolCalls,
+		d.table("turns"), fast(o, "t.model"), o.StruggleTurns)
+	err = rn.query(ctx, q, func(r *sql.Rows) error {
+		var s StuckSession
+		var swapped int64
+		if err := r.Scan(&s.SessionID, &s.Model, &s.StruggleTurns, &swapped, &s.Impact.InputTokens, &s.Impact.OutputTokens, &s.Impact.Ms); err != nil {
+			return err
+		}
+		s.Swapped = swapped > 0
+		flagged := s.StruggleTurns >= int64(o.StruggleTurns)
+		if s.Swapped {
+			st.Swapped++
+		}
+		if flagged {
+			st.Flagged++
+			if s.Swapped {
+				st.Caught++
+			}
+			s.Rule = "struggle_turns"
+			s.Impact.Tokens = s.Impact.InputTokens + s.Impact.OutputTokens
+			o.Prices.price(&s.Impact, s.Model, rn.unpriced)
+			st.StuckSessions = append(st.StuckSessions, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(st.StuckSessions, func(i, j int) bool {
+		a, b := st.StuckSessions[i], st.StuckSessions[j]
+		if a.Impact.Tokens != b.Impact.Tokens {
+			return a.Impact.Tokens > b.Impact.Tokens
+		}
+		return a.SessionID < b.SessionID
+	})
+	st.Recall, st.FalseAlarms = ratio(st.Caught, st.Swapped), ratio(st.Flagged-st.Caught, st.Flagged)
+	st.Rule = fmt.Sprintf("%d fast-model turns (before any swap to a stronger model) that end in length or error or ask for ≥ %d tool calls",
+		o.StruggleTurns, o.StruggleToolCalls)
+	st.Recommendation = rn.stuckRecommendation()
+	return nil
+}
+
+func (rn *run) stuckRecommendation() string {
+	st, o := &rn.r.Stuck, rn.o
+	if len(st.FastModels) == 0 {
+		return "no fast model in the window: nothing to recommend"
+	}
+	strong := ""
+	var most int64
+	for _, m := range st.Models {
+		if !m.Fast && m.Turns > most {
+			strong, most = m.Model, m.Turns
+		}
+	}
+	if strong == "" {
+		strong = "a stronger model"
+	}
+	rule := fmt.Sprintf("recommend %s after %d %s turns that end in length/error or make ≥ %d tool calls",
+		strong, o.StruggleTurns, st.FastModels[0], o.StruggleToolCalls)
+	if st.Flagged == 0 {
+		return rule + ": no session of the window meets it"
+	}
+	if st.Swapped == 0 {
+		return fmt.Sprintf("%s: it flags %d sessions; no user swapped to a stronger model, so its accuracy cannot be measured", rule, st.Flagged)
+	}
+	return fmt.Sprintf("%s: would have caught %.0f%% of the %d sessions whose user swapped up, %.0f%% false alarms",
+		rule, 100*st.Recall, st.Swapped, 100*st.FalseAlarms)
+}
+
+// ---- 2. dead commands -----------------------------------------------------
+
+func (rn *run) deadCommands(ctx context.Context) error {
+	d := rn.d
+	dc := &rn.r.DeadCommands
+	dc.Commands, dc.Unused = []CommandUse{}, []string{}
+	used := map[string]bool{}
+	q := fmt.Sprintf(`u AS (SELECT e.props->>'command' AS command, ws.uid FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'slash_command')
+	SELECT command, count(*), count(DISTINCT uid) FROM u GROUP BY command ORDER BY count(*) DESC, command`, d.table("events"))
+	err := rn.query(ctx, q, func(r *sql.Rows) error {
+		var c CommandUse
+		var name sql.NullString
+		if err := r.Scan(&name, &c.Uses, &c.Users); err != nil {
+			return err
+		}
+		c.Command = name.String
+		used[c.Command] = true
+		dc.Commands = append(dc.Commands, c)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Catalogs repeat from session to session (one per build): unnest the
+	// distinct ones only.
+	q = fmt.Sprintf(`k AS (SELECT DISTINCT command_catalog FROM ws)
+	SELECT DISTINCT je.value FROM k, %s`, d.catalogElems("k", "command_catalog"))
+	err = rn.query(ctx, q, func(r *sql.Rows) error {
+		var c string
+		if err := r.Scan(&c); err != nil {
+			return err
+		}
+		if !used[c] {
+			dc.Unused = append(dc.Unused, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(dc.Unused)
+	switch {
+	case len(dc.Unused) > 0:
+		dc.Finding = fmt.Sprintf("%d of the catalog's commands were never used (%s): remove them or make them discoverable", len(dc.Unused), listSome(dc.Unused, 6))
+	default:
+		dc.Finding = "every command in the catalog was used at least once"
+	}
+	return nil
+}
+
+// ---- 3. retry storms ------------------------------------------------------
+
+func (rn *run) retryStorms(ctx context.Context) error {
+	d, o := rn.d, rn.o
+	rs := &rn.r.RetryStorms
+	rs.ErrorTypes, rs.TurnErrors, rs.ByModel, rs.Attempts, rs.StormSessions = []ErrorTypeCount{}, []TurnErrorCount{}, []ModelRetries{}, []AttemptCount{}, []StormSession{}
+	rs.StormThreshold = o.StormRetries
+	retries := fmt.Sprintf(`r AS (SELECT e.session_id, ws.model, e.props->>'error_type' AS et,
+		CAST(e.props->>'delay_ms' AS bigint) AS delay, CAST(e.props->>'latency_ms' AS bigint) AS lat,
+		CAST(e.props->>'attempt' AS bigint) AS attempt
+		FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'api_retry') `, d.table("events"))
+	err := rn.query(ctx, retries+`SELECT coalesce(et, 'other'), count(*), count(DISTINCT session_id) FROM r GROUP BY coalesce(et, 'other') ORDER BY count(*) DESC, 1`, func(r *sql.Rows) error {
+		var e ErrorTypeCount
+		if err := r.Scan(&e.ErrorType, &e.Retries, &e.Sessions); err != nil {
+			return err
+		}
+		rs.ErrorTypes = append(rs.ErrorTypes, e)
+		rs.Retries += e.Retries
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, retries+d.pct("SELECT coalesce(et, 'other') AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.8}), func(r *sql.Rows) error {
+		var g string
+		var n int64
+		var p80 float64
+		if err := r.Scan(&g, &n, &p80); err != nil {
+			return err
+		}
+		for i := range rs.ErrorTypes {
+			if rs.ErrorTypes[i].ErrorType == g {
+				rs.ErrorTypes[i].DelayP80Ms = p80
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.5, 0.95, 0.99}), func(r *sql.Rows) error {
+		var g string
+		var n int64
+		return r.Scan(&g, &n, &rs.DelayMs.P50, &rs.DelayMs.P95, &rs.DelayMs.P99)
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, count(*) AS x0 FROM r GROUP BY session_id", 1, []float64{0.5, 0.95, 0.99}), func(r *sql.Rows) error {
+		var g string
+		p := &rs.RetriesPerSession
+		return r.Scan(&g, &rs.Sessions, &p.P50, &p.P95, &p.P99)
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, retries+`SELECT model, count(*), count(DISTINCT session_id) FROM r GROUP BY model ORDER BY count(*) DESC, model`, func(r *sql.Rows) error {
+		var m ModelRetries
+		if err := r.Scan(&m.Model, &m.Retries, &m.Sessions); err != nil {
+			return err
+		}
+		rs.ByModel = append(rs.ByModel, m)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, retries+`SELECT coalesce(attempt, 0), count(*) FROM r GROUP BY coalesce(attempt, 0) ORDER BY 1`, func(r *sql.Rows) error {
+		var a AttemptCount
+		if err := r.Scan(&a.Attempt, &a.Retries); err != nil {
+			return err
+		}
+		rs.Attempts = append(rs.Attempts, a)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = rn.query(ctx, retries+fmt.Sprintf(`SELECT CAST(session_id AS text), max(model), count(*), coalesce(sum(delay), 0) + coalesce(sum(lat), 0)
+		FROM r GROUP BY session_id HAVING count(*) >= %d`, o.StormRetries), func(r *sql.Rows) error {
+		var s StormSession
+		if err := r.Scan(&s.SessionID, &s.Model, &s.Retries, &s.Impact.Ms); err != nil {
+			return err
+		}
+		o.Prices.price(&s.Impact, s.Model, rn.unpriced)
+		rs.StormSessions = append(rs.StormSessions, s)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(rs.StormSessions, func(i, j int) bool {
+		a, b := rs.StormSessions[i], rs.StormSessions[j]
+		if a.Impact.Ms != b.Impact.Ms {
+			return a.Impact.Ms > b.Impact.Ms
+		}
+		return a.SessionID < b.SessionID
+	})
+	q := fmt.Sprintf(`SELECT t.api_error_type, count(*), count(DISTINCT t.session_id) FROM %s t JOIN ws ON ws.session_id = t.session_id
+		WHERE t.api_error_type IS NOT NULL GROUP BY t.api_error_type ORDER BY count(*) DESC, t.api_error_type`, d.table("turns"))
+	err = rn.query(ctx, "_x AS (SELECT 1) "+q, func(r *sql.Rows) error {
+		var e TurnErrorCount
+		if err := r.Scan(&e.ErrorType, &e.Turns, &e.Sessions); err != nil {
+			return err
+		}
+		rs.TurnErrors = append(rs.TurnErrors, e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rs.Recommendation = rn.retryRecommendation()
+	return nil
+}
+
+func (rn *run) retryRecommendation() string {
+	rs := &rn.r.RetryStorms
+	if rs.Retries == 0 {
+		return "no API retries in the window"
+	}
+	top := rs.ErrorTypes[0]
+	var waited int64
+	for _, s := range rs.StormSessions {
+		waited += s.Impact.Ms
+	}
+	msg := fmt.Sprintf("%d retries in %d sessions, %.0f%% %s (80%% waited ≤ %s)", rs.Retries, rs.Sessions,
+		100*ratio(top.Retries, rs.Retries), top.ErrorType, fmtMs(top.DelayP80Ms))
+	var late, lateN int64
+	for _, a := range rs.Attempts {
+		if a.Attempt >= 4 {
+			late += a.Retries
+			lateN++
+		}
+	}
+	if len(rs.StormSessions) > 0 {
+		msg += fmt.Sprintf("; %d storm sessions (≥ %d retries) waited %s", len(rs.StormSessions), rs.StormThreshold, fmtMs(float64(waited)))
+	}
+	if late > 0 {
+		msg += fmt.Sprintf("; %.0f%% of retries were attempt 4 or later: cap attempts at 4 and start the backoff of %s at %s",
+			100*ratio(late, rs.Retries), top.ErrorType, fmtMs(top.DelayP80Ms))
+	} else {
+		msg += fmt.Sprintf(": a backoff base of %s covers 80%% of %s retries", fmtMs(top.DelayP80Ms), top.ErrorType)
+	}
+	return msg
+}
+
+// ---- 4. tool loops --------------------------------------------------------
+
+func (rn *run) toolLoops(ctx context.Context) error {
+	d, o := rn.d, rn.o
+	tl := &rn.r.ToolLoops
+	tl.MinRepeats, tl.Loops, tl.ByTool, tl.ByModel = o.MinRepeats, []Loop{}, []ToolLoopAgg{}, []ModelLoops{}
+	// Gaps and islands: calls of a session in order (turns by seq, calls by
+	// seq in the turn); a call starts a new run unless it repeats the tool
+	// and args of the call before it; runs of MinRepeats or more are loops.
+	// A run's tokens are those of the turns it spans, each counted once.
+	q := fmt.Sprintf(`c AS (SELECT tc.session_id, tc.turn_id, tc.call_id, tc.tool_name, tc.args_fingerprint, tc.result_fingerprint,
+		tc.duration_ms, t.seq AS tseq, tc.seq AS cseq, t.model, t.prompt_tokens, t.completion_tokens
+		FROM %s tc JOIN ws ON ws.session_id = tc.session_id JOIN %s t ON t.turn_id = tc.turn_id),
+	m AS (SELECT c.*,
+		CASE WHEN lag(tool_name) OVER w = tool_name AND lag(args_fingerprint) OVER w = args_fingerprint THEN 0 ELSE 1 END AS brk,
+		CASE WHEN lag(turn_id) OVER w = turn_id THEN 0 ELSE 1 END AS newturn
+		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY tseq, cseq, call_id)),
+	g AS (SELECT m.*, sum(brk) OVER (PARTITION BY session_id ORDER BY tseq, cseq, call_id ROWS UNBOUNDED PRECEDING) AS run FROM m)
+	SELECT CAST(session_id AS text), min(tool_name), count(*), count(result_fingerprint), count(DISTINCT result_fingerprint),
+		max(model), sum(CASE WHEN brk = 1 OR newturn = 1 THEN 1 ELSE 0 END),
+		sum(CASE WHEN brk = 1 OR newturn = 1 THEN prompt_tokens ELSE 0 END),
+		sum(CASE WHEN brk = 1 OR newturn = 1 THEN completion_tokens ELSE 0 END), sum(duration_ms)
+	FROM g GROUP BY session_id, run HAVING count(*) >= %d`, d.table("tool_calls"), d.table("turns"), o.MinRepeats)
+	err := rn.query(ctx, q, func(r *sql.Rows) error {
+		var l Loop
+		var nfp, nres int64
+		if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &nfp, &nres, &l.Model, &l.Turns,
+			&l.Impact.InputTokens, &l.Impact.OutputTokens, &l.Impact.Ms); err != nil {
+			return err
+		}
+		switch {
+		case nfp < l.Repeats:
+			l.Kind = "unknown"
+			tl.Unknown++
+		case nres == 1:
+			l.Kind = "stuck"
+			tl.Stuck++
+		default:
+			l.Kind = "polling"
+			tl.Polling++
+		}
+		l.Impact.Tokens = l.Impact.InputTokens + l.Impact.OutputTokens
+		o.Prices.price(&l.Impact, l.Model, rn.unpriced)
+		tl.Loops = append(tl.Loops, l)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(tl.Loops, func(i, j int) bool {
+		a, b := tl.Loops[i], tl.Loops[j]
+		if a.Impact.Ms != b.Impact.Ms {
+			return a.Impact.Ms > b.Impact.Ms
+		}
+		if a.SessionID != b.SessionID {
+			return a.SessionID < b.SessionID
+		}
+		return a.ToolName < b.ToolName
+	})
+	calls := map[string]int64{}
+	for _, t := range rn.r.Permissions.Tools {
+		calls[t.ToolName] = t.Calls
+	}
+	byTool, byModel := map[string]*ToolLoopAgg{}, map[string]*ModelLoops{}
+	toolSessions, modelSessions := map[string]map[string]bool{}, map[string]map[string]bool{}
+	for _, l := range tl.Loops {
+		bt := byTool[l.ToolName]
+		if bt == nil {
+			bt = &ToolLoopAgg{ToolName: l.ToolName, Calls: calls[l.ToolName]}
+			byTool[l.ToolName], toolSessions[l.ToolName] = bt, map[string]bool{}
+		}
+		bm := byModel[l.Model]
+		if bm == nil {
+			bm = &ModelLoops{Model: l.Model}
+			byModel[l.Model], modelSessions[l.Model] = bm, map[string]bool{}
+		}
+		bt.Loops++
+		bm.Loops++
+		if l.Kind == "stuck" {
+			bt.Stuck++
+			bm.Stuck++
+		}
+		toolSessions[l.ToolName][l.SessionID] = true
+		modelSessions[l.Model][l.SessionID] = true
+	}
+	for name, bt := range byTool {
+		bt.Sessions = int64(len(toolSessions[name]))
+		if bt.Calls > 0 {
+			bt.Per1000Calls = 1000 * float64(bt.Loops) / float64(bt.Calls)
+		}
+		tl.ByTool = append(tl.ByTool, *bt)
+	}
+	for name, bm := range byModel {
+		bm.Sessions = int64(len(modelSessions[name]))
+		tl.ByModel = append(tl.ByModel, *bm)
+	}
+	sort.Slice(tl.ByTool, func(i, j int) bool {
+		if tl.ByTool[i].Loops != tl.ByTool[j].Loops {
+			return tl.ByTool[i].Loops > tl.ByTool[j].Loops
+		}
+		return tl.ByTool[i].ToolName < tl.ByTool[j].ToolName
+	})
+	sort.Slice(tl.ByModel, func(i, j int) bool {
+		if tl.ByModel[i].Loops != tl.ByModel[j].Loops {
+			return tl.ByModel[i].Loops > tl.ByModel[j].Loops
+		}
+		return tl.ByModel[i].Model < tl.ByModel[j].Model
+	})
+	switch {
+	case len(tl.Loops) == 0:
+		tl.Finding = fmt.Sprintf("no run of %d or more identical calls", o.MinRepeats)
+	case tl.Stuck > 0:
+		top := tl.ByTool[0]
+		tl.Finding = fmt.Sprintf("%d stuck loops (same call, same result, %d+ times in a row), %d polling, %d unknown; most on %s (%.1f per 1,000 calls): tell the agent to break the loop after %d identical results",
+			tl.Stuck, o.MinRepeats, tl.Polling, tl.Unknown, top.ToolName, top.Per1000Calls, o.MinRepeats-1)
+	default:
+		tl.Finding = fmt.Sprintf("%d loops, none proven stuck (%d polling, %d unknown: records without result_fingerprint, schema v1)", len(tl.Loops), tl.Polling, tl.Unknown)
+	}
+	return nil
+}
+
+// ---- 5. plan mode ---------------------------------------------------------
+
+func (rn *run) planMode(ctx context.Context) error {
+	d := rn.d
+	pm := &rn.r.PlanMode
+	// A plan session has a plan-mode turn or a mode_change to plan; it acted
+	// when an act-mode turn started after the first of those. "Back to plan
+	// too early": a stretch of one or two act turns between plan turns.
+	q := fmt.Sprintf(`pt AS (SELECT t.session_id, min(t.started_at) AS fp FROM %[1]s t JOIN ws ON ws.session_id = t.session_id WHERE t.mode = 'plan' GROUP BY t.session_id),
+	pe AS (SELECT e.session_id, min(e.ts) AS fp FROM %[2]s e JOIN ws ON ws.session_id = e.session_id
+		WHERE e.name = 'mode_change' AND e.props->>'to' = 'plan' GROUP BY e.session_id),
+	ps AS (SELECT ws.session_id, CASE WHEN pt.fp IS NULL THEN pe.fp WHEN pe.fp IS NULL OR pt.fp <= pe.fp THEN pt.fp ELSE pe.fp END AS fp
+		FROM ws LEFT JOIN pt ON pt.session_id = ws.session_id LEFT JOIN pe ON pe.session_id = ws.session_id
+		WHERE pt.fp IS NOT NULL OR pe.fp IS NOT NULL),
+	tm AS (SELECT t.session_id, t.seq, t.mode, CASE WHEN lag(t.mode) OVER w = t.mode THEN 0 ELSE 1 END AS brk
+		FROM %[1]s t JOIN pt ON pt.session_id = t.session_id WINDOW w AS (PARTITION BY t.session_id ORDER BY t.seq, t.turn_id)),
+	tr AS (SELECT session_id, mode, sum(brk) OVER (PARTITION BY session_id ORDER BY seq ROWS UNBOUNDED PRECEDING) AS run FROM tm),
+	runs AS (SELECT session_id, run, min(mode) AS mode, count(*) AS n FROM tr GROUP BY session_id, run),
+	early AS (SELECT DISTINCT a.session_id FROM runs a
+		JOIN runs b ON b.session_id = a.session_id AND b.run = a.run - 1 AND b.mode = 'plan'
+		JOIN runs c ON c.session_id = a.session_id AND c.run = a.run + 1 AND c.mode = 'plan'
+		WHERE a.mode = 'act' AND a.n <= 2)
+	SELECT (SELECT count(*) FROM ws), (SELECT count(*) FROM ps),
+		(SELECT count(*) FROM ps WHERE EXISTS (SELECT 1 FROM %[1]s t WHERE t.session_id = ps.session_id AND t.mode = 'act' AND t.started_at > ps.fp)),
+		(SELECT count(*) FROM early)`, d.table("turns"), d.table("events"))
+	err := rn.query(ctx, q, func(r *sql.Rows) error {
+		return r.Scan(&pm.Sessions, &pm.PlanSessions, &pm.PlanToAct, &pm.BackToPlanWithin2Turns)
+	})
+	if err != nil {
+		return err
+	}
+	pm.LeftPlanWithoutActing = pm.PlanSessions - pm.PlanToAct
+	pm.PlanShare = ratio(pm.PlanSessions, pm.Sessions)
+	if pm.PlanSessions == 0 {
+		pm.Finding = "no session used plan mode: make it discoverable (a hint when a request spans several files)"
+	} else {
+		pm.Finding = fmt.Sprintf("%.0f%% of sessions plan; %.0f%% of those never act afterwards and %.0f%% switch back to plan within 2 act turns: look at where plans stall",
+			100*pm.PlanShare, 100*ratio(pm.LeftPlanWithoutActing, pm.PlanSessions), 100*ratio(pm.BackToPlanWithin2Turns, pm.PlanSessions))
+	}
+	return nil
+}
+
+// ---- 6. permissions -------------------------------------------------------
+
+func (rn *run) permissions(ctx context.Context) error {
+	d := rn.d
+	pe := &rn.r.Permissions
+	pe.Tools = []ToolPermissions{}
+	q := fmt.Sprintf(`_x AS (SELECT 1) SELECT tc.tool_name, count(*),
+		count(*) FILTER (WHERE tc.permission = 'auto_allowed'),
+		count(*) FILTER (WHERE tc.permission = 'user_allowed'),
+		count(*) FILTER (WHERE tc.permission = 'denied')
+	FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.tool_name`, d.table("tool_calls"))
+	err := rn.query(ctx, q, func(r *sql.Rows) error {
+		var t ToolPermissions
+		if err := r.Scan(&t.ToolName, &t.Calls, &t.AutoAllowed, &t.UserAllowed, &t.Denied); err != nil {
+			return err
+		}
+		t.DeniedShare = ratio(t.Denied, t.Calls)
+		pe.Tools = append(pe.Tools, t)
+		rn.r.Totals.ToolCalls += t.Calls
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(pe.Tools, func(i, j int) bool {
+		a, b := pe.Tools[i], pe.Tools[j]
+		if a.DeniedShare != b.DeniedShare {
+			return a.DeniedShare > b.DeniedShare
+		}
+		return a.ToolName < b.ToolName
+	})
+	heavy := rn.denialHeavy()
+	switch {
+	case len(pe.Tools) == 0:
+		pe.Finding = "no tool calls in the window"
+	case len(heavy) > 0:
+		pe.Finding = fmt.Sprintf("%s denied in %.0f%% of calls: ask less often or make the tool safer by default", heavy[0].ToolName, 100*heavy[0].DeniedShare)
+	default:
+		pe.Finding = fmt.Sprintf("no tool is denied in %.0f%% of its calls or more (%d calls at least)", 100*denialShare, denialMinCalls)
+	}
+	return nil
+}
+
+// A tool is denial-heavy when at least denialShare of at least
+// denialMinCalls calls were denied.
+const (
+	denialShare    = 0.3
+	denialMinCalls = 20
+)
+
+func (rn *run) denialHeavy() []ToolPermissions {
+	var out []ToolPermissions
+	for _, t := range rn.r.Permissions.Tools {
+		if t.Calls >= denialMinCalls && t.DeniedShare >= denialShare {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// ---- problems -------------------------------------------------------------
+
+func (rn *run) problems() {
+	r := rn.r
+	r.Problems = []Problem{}
+	if n := len(r.Stuck.StuckSessions); n > 0 {
+		p := Problem{Kind: "stuck_sessions", Count: int64(n), Sessions: int64(n), Fix: r.Stuck.Recommendation}
+		for _, s := range r.Stuck.StuckSessions {
+			p.Impact.add(s.Impact)
+		}
+		r.Problems = append(r.Problems, p)
+	}
+	for _, kind := range []string{"stuck", "unknown"} {
+		p := Problem{Kind: "tool_loops", Fix: fmt.Sprintf("hint the agent to break a loop after %d identical calls with identical results", r.ToolLoops.MinRepeats-1)}
+		if kind == "unknown" {
+			p = Problem{Kind: "tool_loops_unverified", Fix: "upgrade clients to schema v2 (result_fingerprint) to tell stuck loops from polling"}
+		}
+		sessions := map[string]bool{}
+		for _, l := range r.ToolLoops.Loops {
+			if l.Kind == kind {
+				p.Count++
+				sessions[l.SessionID] = true
+				p.Impact.add(l.Impact)
+			}
+		}
+		if p.Count > 0 {
+			p.Sessions = int64(len(sessions))
+			r.Problems = append(r.Problems, p)
+		}
+	}
+	if n := len(r.RetryStorms.StormSessions); n > 0 {
+		p := Problem{Kind: "retry_storms", Count: int64(n), Sessions: int64(n), Fix: r.RetryStorms.Recommendation}
+		for _, s := range r.RetryStorms.StormSessions {
+			p.Impact.add(s.Impact)
+		}
+		r.Problems = append(r.Problems, p)
+	}
+	if heavy := rn.denialHeavy(); len(heavy) > 0 {
+		r.Problems = append(r.Problems, Problem{Kind: "denial_heavy_tools", Count: int64(len(heavy)), Fix: r.Permissions.Finding})
+	}
+	if n := len(r.DeadCommands.Unused); n > 0 {
+		r.Problems = append(r.Problems, Problem{Kind: "dead_commands", Count: int64(n), Fix: r.DeadCommands.Finding})
+	}
+	// Ranked by money when every problem is fully priced, else by wall
+	// time, then tokens: a storm spends time, not tokens.
+	byCost := rn.o.Prices != nil
+	for _, p := range r.Problems {
+		if p.Impact.UnpricedTokens > 0 {
+			byCost = false
+		}
+	}
+	sort.SliceStable(r.Problems, func(i, j int) bool {
+		a, b := r.Problems[i].Impact, r.Problems[j].Impact
+		if byCost {
+			ca, cb := costOf(a), costOf(b)
+			if ca != cb {
+				return ca > cb
+			}
+		}
+		if a.Ms != b.Ms {
+			return a.Ms > b.Ms
+		}
+		return a.Tokens > b.Tokens
+	})
+}
+
+func costOf(i Impact) float64 {
+	if i.Cost == nil {
+		return 0
+	}
+	return *i.Cost
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func listSome(xs []string, n int) string {
+	if len(xs) <= n {
+		return "/" + joinSlash(xs)
+	}
+	return "/" + joinSlash(xs[:n]) + fmt.Sprintf(" and %d more", len(xs)-n)
+}
+
+func joinSlash(xs []string) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += ", /"
+		}
+		s += x
+	}
+	return s
+}
+
+func fmtMs(ms float64) string {
+	switch {
+	case ms >= 60_000:
+		return fmt.Sprintf("%.1f min", ms/60_000)
+	case ms >= 1000:
+		return fmt.Sprintf("%.1f s", ms/1000)
+	default:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+}

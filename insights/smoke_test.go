@@ -1,0 +1,88 @@
+package insights
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/schema"
+)
+
+// TestBackendsAgree: the same records give the same report, to the byte, on
+// PostgreSQL and SQLite, for both table sets.
+func TestBackendsAgree(t *testing.T) {
+	for _, set := range schema.Sets {
+		t.Run(set.String(), func(t *testing.T) {
+			t.Parallel()
+			var got [2][]byte
+			for i, be := range testdb.Backends {
+				f := newFx(t)
+				mixedFleet(f, 40)
+				url := be.URL(t)
+				f.write(url, set)
+				r, err := Compute(context.Background(), url, Options{Tables: set.String()})
+				if err != nil {
+					t.Fatalf("%s: %v", be.Name, err)
+				}
+				if got[i], err = json.Marshal(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if string(got[0]) != string(got[1]) {
+				t.Errorf("postgres and sqlite differ:\npostgres %s\nsqlite   %s", got[0], got[1])
+			}
+		})
+	}
+}
+
+// mixedFleet is n varied sessions from a fixed recipe: every analysis has
+// something to say and percentiles interpolate.
+func mixedFleet(f *fx, n int) {
+	users := []string{"alice", "bob", "carol", "dave"}
+	tools := []string{"bash", "read_file", "grep"}
+	finish := []string{"stop", "tool_calls", "length", "error", "stop"}
+	for i := 0; i < n; i++ {
+		model := "fred-flash"
+		if i%3 == 0 {
+			model = "fred-pro"
+		}
+		s := f.session(users[i%len(users)], float64(i*10), model, "help", "plan", "model", "compact")
+		for k := 0; k < 2+i%5; k++ {
+			mode := "act"
+			if (i+k)%4 == 0 {
+				mode = "plan"
+			}
+			tm := model
+			if k > 3 && i%2 == 0 {
+				tm = "fred-pro"
+			}
+			calls := (i * (k + 1)) % 11
+			tid := s.turn(turnSpec{model: tm, mode: mode, finish: finish[(i+k)%len(finish)], calls: int64(calls),
+				in: int64(100 * (i + k + 1)), out: int64(7 * (i + 2*k + 1)), ms: int64(37 * (i*k + 1))})
+			for c := 0; c < calls && c < 5; c++ {
+				args := c % 2
+				if i%4 == 1 {
+					args = 9 // the same call again and again: a loop
+				}
+				res := 1 + (i+c)%3
+				if i%8 == 1 {
+					res = 4 // same result: stuck
+				}
+				s.call(tid, c, tools[(i+c)%3*args%3], args+1, res, []string{"auto_allowed", "user_allowed", "denied"}[(i+c)%3], int64(11*(c+1)))
+			}
+		}
+		if i%5 == 0 {
+			s.event(0.1, schema.SlashCommandProps{Command: []string{"help", "plan"}[i%2]})
+		}
+		for a := 0; a < i%7; a++ {
+			s.event(0.2, schema.APIRetryProps{Attempt: int64(a + 1), DelayMs: int64(250 << (a % 4)), ErrorType: []string{"rate_limit", "overloaded"}[a%2], Status: 429})
+		}
+		if i%6 == 0 {
+			s.event(0.3, schema.ModelSwapProps{From: "fred-flash", To: "fred-pro"})
+		}
+		if i%9 == 0 {
+			s.event(0.4, schema.ModeChangeProps{From: "act", To: "plan"})
+		}
+	}
+}
