@@ -29,7 +29,7 @@ func TestMigrateBothBackends(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
-			for _, want := range []string{"central tables at", "applied migration v1", "telemetry_tool_calls", "dsc_turns", "17 columns"} {
+			for _, want := range []string{"central tables at", "applied migrations v1, v2", "telemetry_tool_calls", "dsc_turns", "17 columns"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
