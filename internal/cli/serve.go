@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
@@ -43,6 +44,7 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	pool := fs.Int("pool", int(envFloat(env, "FREDTEL_DB_POOL", 4)), "PostgreSQL connections, so batches written at once; more wait in arrival order. About twice the database's cores (env FREDTEL_DB_POOL)")
 	keyTTL := fs.Duration("key-cache-ttl", envDuration(env, "FREDTEL_KEY_CACHE_TTL", 30*time.Second), "how long a key's status is cached; a revoked key is refused within this (env FREDTEL_KEY_CACHE_TTL)")
 	writeTimeout := fs.Duration("write-timeout", envDuration(env, "FREDTEL_WRITE_TIMEOUT", 10*time.Second), "longest database write before 503 (env FREDTEL_WRITE_TIMEOUT)")
+	versions := fs.String("schema-versions", env("FREDTEL_SCHEMA_VERSIONS"), "wire schema `VERSIONS` accepted, comma-separated (env FREDTEL_SCHEMA_VERSIONS; default the current and the previous one); others get 422 and stay in the clients' spools")
 	logFormat := fs.String("log-format", envDefault(env, "FREDTEL_LOG_FORMAT", "json"), "json or text (env FREDTEL_LOG_FORMAT)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics).\n"+
@@ -70,6 +72,16 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	if *minClient != "" && !schema.PatSemver.Match(*minClient) {
 		return &usageError{msg: fmt.Sprintf("--min-client-version %q: want a version such as 1.4.0", *minClient)}
 	}
+	var accept []int
+	if *versions != "" {
+		for _, f := range strings.Split(*versions, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || v < 1 || v > schema.Version {
+				return &usageError{msg: fmt.Sprintf("--schema-versions: %q is not a schema version this build knows (1 to %d)", strings.TrimSpace(f), schema.Version)}
+			}
+			accept = append(accept, v)
+		}
+	}
 	log := slog.New(h)
 	if env("GOGC") == "" {
 		// The live heap of an ingest server is small and its garbage is
@@ -93,7 +105,7 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	}
 	defer st.Close()
 	srv, err := server.New(server.Config{MinClientVersion: *minClient, Rate: *rate, Burst: *burst, Logger: log,
-		KeyCacheTTL: *keyTTL, WriteTimeout: *writeTimeout}, st)
+		KeyCacheTTL: *keyTTL, WriteTimeout: *writeTimeout, Versions: accept}, st)
 	if err != nil {
 		return err
 	}
