@@ -36,7 +36,7 @@ func Example() {
 		Name: "read_file", Args: []byte(`{"path": "main.go"}`),
 		Result: "package main…", Permission: "auto_allowed", Duration: 4 * time.Millisecond,
 	})
-	sess.APIRetry(1, 2*time.Second, "rate_limit", 429)
+	sess.APIRetry(telemetry.Retry{Attempt: 1, Delay: 2 * time.Second, Latency: 340 * time.Millisecond, ErrorType: "rate_limit", Status: 429})
 	turn.End(telemetry.TurnResult{
 		PromptTokens: 1200, CompletionTokens: 80, FinishReason: "stop",
 		UserInput: "what does main.go do?", AssistantText: "It starts the server.",

@@ -333,20 +333,35 @@ func (c *canon) object(s []byte, i, depth int) (int, error) {
 // concurrent use; one mutex guards the HMAC state and the scratch space, so
 // a fingerprint allocates nothing.
 type fingerprinter struct {
-	mu sync.Mutex
-	h  hash.Hash
-	c  canon
+	mu    sync.Mutex
+	h     hash.Hash
+	c     canon
+	chunk [512]byte
 }
 
 func newFingerprinter(key []byte) *fingerprinter {
 	return &fingerprinter{h: hmac.New(sha256.New, key), c: canon{out: make([]byte, 0, 1024), sum: make([]byte, 0, sha256.Size)}}
 }
 
-// args returns the fingerprint of tool arguments: the HMAC of their
-// canonical JSON, or of the raw bytes when they are not JSON.
+// call returns the fingerprints of one tool call: of its arguments (the
+// HMAC of their canonical JSON, or of the raw bytes when they are not JSON)
+// and of its result text, under one lock.
+func (f *fingerprinter) call(raw []byte, result string) (args, res schema.Hash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	args = f.argsLocked(raw)
+	res = f.textLocked(result)
+	return args, res
+}
+
+// args returns the fingerprint of tool arguments.
 func (f *fingerprinter) args(raw []byte) schema.Hash {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.argsLocked(raw)
+}
+
+func (f *fingerprinter) argsLocked(raw []byte) schema.Hash {
 	c := &f.c
 	c.out = c.out[:0]
 	msg := raw
@@ -366,8 +381,20 @@ func (f *fingerprinter) args(raw []byte) schema.Hash {
 func (f *fingerprinter) text(s string) schema.Hash {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.textLocked(s)
+}
+
+// textLocked hashes s through a fixed scratch array, a piece at a time:
+// []byte(s) would allocate a copy of the whole text on every call (the
+// hash is an interface, so the conversion escapes), and a tool result can
+// be megabytes.
+func (f *fingerprinter) textLocked(s string) schema.Hash {
 	f.h.Reset()
-	f.h.Write([]byte(s))
+	for len(s) > 0 {
+		n := copy(f.chunk[:], s)
+		f.h.Write(f.chunk[:n])
+		s = s[n:]
+	}
 	f.c.sum = f.h.Sum(f.c.sum[:0])
 	return schema.Hash(f.c.sum)
 }

@@ -89,7 +89,7 @@ func runSession(t *testing.T, x texts) string {
 	tr.ToolCall(ToolCall{Name: x.tool, Args: args, Result: x.result, Permission: x.response})
 	tr.ToolCall(ToolCall{Name: "bash", Args: []byte(x.path), Result: x.agentsMD}) // not JSON at all
 	tr.End(TurnResult{FinishReason: x.response, APIErrorType: x.prompt, Model: x.model, UserInput: x.prompt, AssistantText: x.response})
-	s.APIRetry(2, 0, x.result, 503)
+	s.APIRetry(Retry{Attempt: 2, ErrorType: x.result, Status: 503})
 	s.ModeChange(x.prompt, x.response)
 	s.Close(context.Background())
 	payload, n := sink.all()

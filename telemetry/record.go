@@ -24,8 +24,8 @@ type Turn struct {
 }
 
 // ToolCall is one tool invocation as the agent saw it. Args and Result are
-// raw: the library keeps only a keyed fingerprint of Args and the size and
-// "Error:" prefix of Result.
+// raw: the library keeps only keyed fingerprints of both (under the
+// session's key), the size of Result and whether it starts with "Error:".
 type ToolCall struct {
 	Name string
 	// Args is the raw JSON of the arguments the model asked for.
@@ -92,6 +92,7 @@ func (t *Turn) ToolCall(c ToolCall) {
 	if c.Failed {
 		outcome = "error"
 	}
+	argsFP, resultFP := s.fp.call(c.Args, c.Result)
 	rec := schema.ToolCall{
 		CallID:          s.ids.next(now),
 		SessionID:       s.id,
@@ -99,24 +100,93 @@ func (t *Turn) ToolCall(c ToolCall) {
 		Seq:             fCallSeq.Clamp(seq),
 		StartedAt:       schema.TimeOf(start),
 		ToolName:        s.toolName(c.Name),
-		ArgsFingerprint: s.fp.args(c.Args),
+		ArgsFingerprint: argsFP,
 		Permission:      s.clean(fPermission, c.Permission),
 		DurationMs:      fCallDur.Clamp(c.Duration.Milliseconds()),
 		Outcome:         outcome,
 		ResultBytes:     fResult.Clamp(int64(len(c.Result))),
 		ResultIsError:   strings.HasPrefix(c.Result, "Error:"),
+		// Same arguments and same result again: the agent is stuck; same
+		// arguments and a changing result: it is polling.
+		ResultFingerprint: resultFP,
 	}
 	s.pushToolCall(&rec)
 }
 
-// toolName cleans a tool name once per name and session.
+// toolName is a tool's name as recorded, worked out once per name and
+// session (the hot path only looks it up).
 func (s *Session) toolName(name string) string {
 	if v, ok := s.names.Load(name); ok {
 		return v.(string)
 	}
-	c := s.clean(fToolName, name)
+	c := s.cleanToolName(name)
 	s.names.Store(name, c)
 	return c
+}
+
+// Names on the central route come from closed vocabularies (SPEC §4): a
+// name is one of the build's own (the catalogs of SessionInfo, sent in the
+// session record) or a fixed word of schema.FixedModelNames,
+// FixedToolNames or FixedCommandNames. A pattern alone would let an e-mail
+// address, a URL with credentials, a path or a hyphenated sentence
+// through. The self-hosted route keeps the real names (the user's own
+// database), checked against the patterns only.
+
+// cleanToolName: on the central route a tool of the build's catalog, else
+// "mcp" for a tool of an MCP server the user configured, else "other".
+func (s *Session) cleanToolName(name string) string {
+	if s.kind != Central {
+		return s.clean(fToolName, name)
+	}
+	switch {
+	case s.tools[name]:
+		return name
+	case isMCPName(name):
+		return "mcp"
+	}
+	return "other"
+}
+
+// isMCPName reports whether a tool name is one an agent gives a tool of an
+// MCP server: mcp__server__tool (Claude Code, Fred), server__tool (Codex,
+// Gemini CLI), or an mcp prefix with another separator. The server and tool
+// parts are the user's own words, so such a name is never kept centrally.
+func isMCPName(name string) bool {
+	if strings.Contains(name, "__") {
+		return true
+	}
+	if len(name) > 4 && strings.EqualFold(name[:3], "mcp") {
+		switch name[3] {
+		case '_', '-', '.', ':', '/':
+			return true
+		}
+	}
+	return false
+}
+
+// modelName: on the central route a model of the build's catalog, else
+// "custom" (a model the user typed: /model, FRED_MODEL), or "other" when
+// there is none.
+func (s *Session) modelName(m string) string {
+	if s.kind != Central {
+		return s.clean(fModel, m)
+	}
+	switch {
+	case s.models[m]:
+		return m
+	case strings.TrimSpace(m) == "":
+		return "other"
+	}
+	return "custom"
+}
+
+// commandName: a command of the build's catalog, else "other" on the
+// central route (an empty catalog makes every command other).
+func (s *Session) commandName(c string) string {
+	if s.kind == Central && !s.cmds[c] {
+		return "other"
+	}
+	return s.clean(fCommand, c)
 }
 
 // End records the turn. Calling it again does nothing.
@@ -140,7 +210,7 @@ func (t *Turn) End(r TurnResult) {
 		SessionID:        s.id,
 		Seq:              fTurnSeq.Clamp(t.seq),
 		StartedAt:        schema.TimeOf(t.start),
-		Model:            s.clean(fModel, model),
+		Model:            s.modelName(model),
 		Mode:             s.clean(fMode, t.mode),
 		PromptTokens:     fTokens.Clamp(int64(r.PromptTokens)),
 		CompletionTokens: fTokens.Clamp(int64(r.CompletionTokens)),
@@ -160,9 +230,10 @@ func (t *Turn) End(r TurnResult) {
 }
 
 // SlashCommand records a slash command the user ran, given as typed
-// ("/model fast"): only the command's name is kept, and only when this build
-// offers it (else "other"), so nothing the user typed after it, nor a
-// mistyped word, is recorded.
+// ("/model fast"): only the command's name is kept, never what follows it;
+// on the central route only when this build offers it (else "other"), so a
+// mistyped or made-up word is not recorded either. Every command is
+// recorded this way, /telemetry included.
 func (s *Session) SlashCommand(line string) {
 	if !s.active.Load() {
 		return
@@ -172,25 +243,38 @@ func (s *Session) SlashCommand(line string) {
 	if i := strings.IndexAny(name, " \t\n"); i >= 0 {
 		name = name[:i]
 	}
-	name = strings.ToLower(name)
-	if len(s.cmds) > 0 && !s.cmds[name] {
-		name = "other"
-	}
-	s.event(schema.SlashCommandProps{Command: s.clean(fCommand, name)})
+	s.event(schema.SlashCommandProps{Command: s.commandName(strings.ToLower(name))})
 }
 
-// APIRetry records that a model API call is retried: attempt from 1, the
-// delay before it, the error class and the HTTP status (0 when none).
-func (s *Session) APIRetry(attempt int, delay time.Duration, errorType string, status int) {
+// Retry describes a model API call that failed and is tried again.
+type Retry struct {
+	// Attempt is the retry's number, from 1.
+	Attempt int
+	// Delay is the wait before the retry.
+	Delay time.Duration
+	// Latency is how long the failed attempt took (a timeout after 60 s
+	// and a 429 after 80 ms are different storms).
+	Latency time.Duration
+	// ErrorType is the class of the error: rate_limit, overloaded,
+	// timeout, connection, server_error, auth, bad_request,
+	// context_length, content_filter or other.
+	ErrorType string
+	// Status is the HTTP status, 0 when there was none.
+	Status int
+}
+
+// APIRetry records that a model API call is retried.
+func (s *Session) APIRetry(r Retry) {
 	if !s.active.Load() {
 		return
 	}
 	defer s.recoverPanic()
 	s.event(schema.APIRetryProps{
-		Attempt:   fAttempt.Clamp(int64(attempt)),
-		DelayMs:   fDelay.Clamp(delay.Milliseconds()),
-		ErrorType: s.clean(fRetryError, errorType),
-		Status:    fStatus.Clamp(int64(status)),
+		Attempt:   fAttempt.Clamp(int64(r.Attempt)),
+		DelayMs:   fDelay.Clamp(r.Delay.Milliseconds()),
+		ErrorType: s.clean(fRetryError, r.ErrorType),
+		Status:    fStatus.Clamp(int64(r.Status)),
+		LatencyMs: fLatency.Clamp(r.Latency.Milliseconds()),
 	})
 }
 
@@ -209,7 +293,7 @@ func (s *Session) ModelSwap(from, to string) {
 		return
 	}
 	defer s.recoverPanic()
-	s.event(schema.ModelSwapProps{From: s.clean(fModel, from), To: s.clean(fModel, to)})
+	s.event(schema.ModelSwapProps{From: s.modelName(from), To: s.modelName(to)})
 }
 
 func (s *Session) event(p interface {
@@ -217,7 +301,9 @@ func (s *Session) event(p interface {
 	Props() schema.Props
 }) {
 	now := s.opts.Now()
-	rec := schema.Event{EventID: s.ids.next(now), SessionID: s.id, TS: schema.TimeOf(now), Name: p.EventName(), Props: p.Props()}
+	seq := s.eventSeq.Add(1) - 1
+	rec := schema.Event{EventID: s.ids.next(now), SessionID: s.id, TS: schema.TimeOf(now), Name: p.EventName(), Props: p.Props(),
+		Seq: schema.IntOf(fEventSeq.Clamp(seq))}
 	s.pushEvent(&rec)
 }
 

@@ -135,18 +135,20 @@ func KeyPrefix(key string) string {
 // Passwords are masked.
 func (r Route) Status() string {
 	var s string
-	switch r.Kind {
-	case SelfHosted:
+	switch {
+	case r.Kind == SelfHosted:
 		text := "text included"
 		if r.NoText {
 			text = "no text: DSC_TELEMETRY_NO_TEXT"
 		}
 		s = fmt.Sprintf("self-hosted → %s (%s)", r.MaskedURL, text)
-	case Central:
+	case r.Rule == RuleNoticeUnseen:
+		// The same line whether or not this process could show the notice:
+		// the rule that decides is the notice.
+		s = fmt.Sprintf("off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → %s as %s",
+			maskURL(r.APIURL), KeyPrefix(r.apiKey))
+	case r.Kind == Central:
 		s = fmt.Sprintf("central → %s as %s", maskURL(r.APIURL), KeyPrefix(r.apiKey))
-		if r.Rule == RuleNoticeUnseen {
-			s += " (starts once the telemetry notice has been shown on a terminal)"
-		}
 	default:
 		switch r.Rule {
 		case RuleFlag:
@@ -159,8 +161,6 @@ func (r Route) Status() string {
 			s = "off (the preferences file cannot be read; fred telemetry on|off rewrites it)"
 		case RuleNotLoggedIn:
 			s = "off (not logged in; fred login turns it on)"
-		case RuleNoticeUnseen:
-			s = "off for this session (the telemetry notice has not been shown on a terminal yet; nothing is sent until it has)"
 		case RuleNoSender:
 			s = "off for this session (this build of Fred has no telemetry sender)"
 		case RuleTurnedOff:

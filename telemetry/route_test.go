@@ -1,9 +1,12 @@
 package telemetry
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/fredcode/fredtel/internal/testkit"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -84,8 +87,12 @@ func TestStatusLines(t *testing.T) {
 		{Route{Kind: Off, Rule: RulePreference}, "off (turned off; /telemetry on or fred telemetry on turns it back on)"},
 		{Route{Kind: Off, Rule: RuleNotLoggedIn}, "off (not logged in; fred login turns it on)"},
 		{Route{Kind: Off, Rule: RuleBadPrefs}, "off (the preferences file cannot be read; fred telemetry on|off rewrites it)"},
-		{Route{Kind: Off, Rule: RuleNoticeUnseen}, "off for this session (the telemetry notice has not been shown on a terminal yet; nothing is sent until it has)"},
-		{Route{Kind: Central, Rule: RuleNoticeUnseen, APIURL: "https://u:pw@api.example", apiKey: key}, "central → https://u:***@api.example as fred_live_ab12… (starts once the telemetry notice has been shown on a terminal)"},
+		// The notice decides, whether or not this process could show it:
+		// one line.
+		{Route{Kind: Off, Rule: RuleNoticeUnseen, APIURL: "https://u:pw@api.example", apiKey: key},
+			"off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → https://u:***@api.example as fred_live_ab12…"},
+		{Route{Kind: Central, Rule: RuleNoticeUnseen, APIURL: "https://u:pw@api.example", apiKey: key},
+			"off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → https://u:***@api.example as fred_live_ab12…"},
 	} {
 		if got := c.r.Status(); got != c.want {
 			t.Errorf("status\n got %q\nwant %q", got, c.want)
@@ -103,8 +110,57 @@ func TestResolveKnowsASenderFactory(t *testing.T) {
 	if r := Resolve(Options{Getenv: env}); r.Rule != RuleNoSender {
 		t.Errorf("no sender at all: %q", r.Rule)
 	}
-	r := Resolve(Options{Getenv: env, NewCentral: func(CentralConfig) (CentralSink, error) { return nil, nil }})
-	if r.Kind != Central || r.Rule != RuleNoticeUnseen {
-		t.Errorf("with a sender factory: %v %q, want central waiting for the notice", r.Kind, r.Rule)
+	factory := func(CentralConfig) (CentralSink, error) { return nil, nil }
+	for _, terminal := range []bool{true, false} {
+		r := Resolve(Options{Getenv: env, NewCentral: factory, StderrIsTerminal: func() bool { return terminal }})
+		want := map[bool]RouteKind{true: Central, false: Off}[terminal] // the notice can be shown, or not
+		if r.Kind != want || r.Rule != RuleNoticeUnseen {
+			t.Errorf("with a sender factory, terminal %v: %v %q, want %v waiting for the notice", terminal, r.Kind, r.Rule, want)
+		}
+	}
+}
+
+// TestSlashTelemetrySaysWhatStatusSays: /telemetry in a session (before it
+// records anything) and `fred telemetry status` (Resolve) print the same
+// line on every route, including before the notice has been shown, where
+// the session used to name the wrong rule ("no telemetry sender").
+func TestSlashTelemetrySaysWhatStatusSays(t *testing.T) {
+	factory := func(CentralConfig) (CentralSink, error) { return &recSink{}, nil }
+	for _, c := range []struct {
+		name             string
+		loggedIn, notice bool
+		env              map[string]string
+		flag, noSender   bool
+		prefsOff         bool
+		want             string
+	}{
+		{name: "notice unseen, no terminal", loggedIn: true, want: "the telemetry notice has not been shown on a terminal yet"},
+		{name: "central", loggedIn: true, notice: true, want: "central → https://api.fredcode.net as fred_live_ab12…"},
+		{name: "not logged in", notice: true, want: "not logged in"},
+		{name: "--no-telemetry", loggedIn: true, notice: true, flag: true, want: "--no-telemetry"},
+		{name: "DO_NOT_TRACK", loggedIn: true, notice: true, env: map[string]string{"DO_NOT_TRACK": "1"}, want: "DO_NOT_TRACK"},
+		{name: "preference off", loggedIn: true, notice: true, prefsOff: true, want: "turned off"},
+		{name: "no sender", loggedIn: true, notice: true, noSender: true, want: "no telemetry sender"},
+		{name: "self-hosted", env: map[string]string{"DSC_TELEMETRY_DB_URL": "postgresql://alice:s3cret@db/fred"}, want: "self-hosted → postgresql://alice:***@db/fred"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := configDir(t, c.loggedIn, c.notice)
+			if c.prefsOff {
+				SetTelemetry(dir, false)
+			}
+			opts := testOptions(dir, c.env, &testkit.Buffer{})
+			opts.NoTelemetry = c.flag
+			opts.SelfHosted = func(context.Context, string) (LocalSink, error) { return &memLocal{}, nil }
+			if !c.noSender {
+				opts.NewCentral = factory
+			}
+			want := Resolve(opts).Status()
+			s := Start(opts, SessionInfo{})
+			defer s.Close(context.Background())
+			got := strings.TrimPrefix(s.HandleSlash(""), "telemetry: ")
+			if got != want || !strings.Contains(got, c.want) {
+				t.Errorf("/telemetry says %q\nfred telemetry status says %q\nwant both to say %q", got, want, c.want)
+			}
+		})
 	}
 }

@@ -13,8 +13,13 @@ const writeTimeout = 10 * time.Second
 
 // run is the session's one background goroutine: it opens the self-hosted
 // sink, then writes batches by size or age, retrying failed ones with
-// backoff while the queue's byte bound allows. Close and /telemetry off stop
-// it; it never outlives them by more than the close budget.
+// backoff while the queue's byte bound allows. On the central route it also
+// delivers the spool of earlier sessions: from the start, a few batches at
+// a time between the session's own, and at Close with what the budget has
+// left once the session's own records are delivered, so that a run of short
+// sessions (fred -p, scripts, CI) empties the spool too. Close and
+// /telemetry off stop it; they never wait for it longer than the close
+// budget, even when a sink ignores cancellation.
 func (s *Session) run() {
 	defer s.finish()
 	defer s.recoverPanic()
@@ -34,6 +39,16 @@ func (s *Session) run() {
 	var retryAt time.Time
 	var stopped bool // the sink said: nothing more this session
 	backoff := time.Second
+	// backlog: the central sink may hold earlier sessions' batches still to
+	// deliver. kick asks the loop for the next step without waiting for a
+	// flush tick: the first at once, so that even a session of a few
+	// milliseconds starts on the spool.
+	bl, backlog := s.opts.Central.(Backlogger)
+	backlog = backlog && s.kind == Central
+	kick := make(chan struct{}, 1)
+	if backlog {
+		kick <- struct{}{}
+	}
 	fail := func(what string, err error) {
 		s.stats.failures.Add(1)
 		se := asSendError(err)
@@ -116,6 +131,7 @@ func (s *Session) run() {
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	for {
+		kicked := false
 		select {
 		case <-s.stop:
 			if s.discard.Load() {
@@ -125,39 +141,71 @@ func (s *Session) run() {
 					s.q.release(pending)
 				}
 				s.stats.dropped.Add(int64(s.q.drain()))
-			} else {
-				// The final flush runs until flushBy (Close sets it: three
-				// quarters of the budget on the central route, leaving the
-				// rest for the spool; all of it when self-hosted).
-				fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
-				flush(fctx)
-				fcancel()
-				// What is left goes to the spool when the sink keeps one,
-				// else it is counted as dropped.
-				if pending == nil {
-					pending = s.q.take()
+				s.closeSinks(ctx, local)
+				return
+			}
+			// The final flush runs until flushBy (Close sets it: three
+			// quarters of the budget on the central route, leaving the rest
+			// for the spool; all of it when self-hosted).
+			fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
+			delivered := flush(fctx)
+			fcancel()
+			// What is left goes to the spool when the sink keeps one, else
+			// it is counted as dropped.
+			if pending == nil {
+				pending = s.q.take()
+			}
+			for pending != nil {
+				delivered = false
+				s.spoolOrDrop(ctx, pending)
+				s.q.release(pending)
+				pending = s.q.take()
+			}
+			// The session's own records are delivered: what the budget has
+			// left goes to the spool of earlier sessions. A step cut short
+			// puts its batch back in the spool (the server's idempotence
+			// makes a batch that arrived anyway harmless).
+			if delivered && backlog && !stopped {
+				bctx, bcancel := context.WithDeadline(ctx, s.backlogBy)
+				for bctx.Err() == nil {
+					if done, err := bl.SendBacklog(bctx); done || err != nil {
+						break
+					}
 				}
-				for pending != nil {
-					s.spoolOrDrop(ctx, pending)
-					s.q.release(pending)
-					pending = s.q.take()
-				}
+				bcancel()
 			}
 			s.closeSinks(ctx, local)
 			return
 		case <-tick.C:
 		case <-s.q.wake:
+		case <-kick:
+			kicked = true
 		}
 		if time.Now().Before(retryAt) {
 			continue
 		}
-		if flush(sendCtx) && !stopped && s.kind == Central {
-			if bl, ok := s.opts.Central.(Backlogger); ok {
-				wctx, wcancel := context.WithTimeout(sendCtx, writeTimeout)
-				if err := bl.SendBacklog(wctx); err != nil {
-					fail("cannot deliver earlier sessions' telemetry to "+s.target(), err)
-				}
-				wcancel()
+		// A backlog step does not flush the session's own records: they
+		// go by size or age as always, or at Close, in one batch.
+		if !kicked && !flush(sendCtx) {
+			continue
+		}
+		if !backlog || stopped {
+			continue
+		}
+		wctx, wcancel := context.WithTimeout(sendCtx, writeTimeout)
+		done, err := bl.SendBacklog(wctx)
+		wcancel()
+		switch {
+		case err != nil:
+			if se := asSendError(err); se.Stop || sendCtx.Err() == nil {
+				fail("cannot deliver earlier sessions' telemetry to "+s.target(), err)
+			}
+		case done:
+			backlog = false // until the next session
+		default:
+			select {
+			case kick <- struct{}{}:
+			default:
 			}
 		}
 	}
@@ -193,53 +241,83 @@ func (s *Session) target() string {
 
 // Close ends the session and gives the final write at most the close budget
 // (Options.CloseBudget, default 100 ms), or ctx's deadline if sooner; then it
-// returns, whatever the sink is doing. Calling it again does nothing.
+// returns, whatever the sink is doing: every wait in it is bounded by the
+// budget, even when a sink ignores cancellation. On the central route, three
+// quarters of the budget go to the final send, the rest to spooling what
+// was not delivered; when everything was, to the spool of earlier sessions.
+// Calling it again does nothing.
 func (s *Session) Close(ctx context.Context) {
 	if s.closed.Swap(true) {
 		return
 	}
 	defer s.recoverPanic()
 	s.End()
+	budget := s.opts.CloseBudget
+	if s.kind == SelfHosted {
+		budget = s.opts.SelfHostedCloseBudget
+	}
+	start := time.Now()
+	deadline := start.Add(budget)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	// grace: the end of the budget kept for a goroutine told to stop to
+	// notice it and return.
+	grace := min(budget/10, 10*time.Millisecond)
 	if !s.active.Swap(false) {
-		<-s.done // off: nothing runs (done is already closed)
+		// Off from the start: nothing runs (done is already closed). Turned
+		// off by /telemetry off: the goroutine may still be leaving a sink.
+		s.waitDone(ctx, deadline)
 		return
 	}
-	budget := time.NewTimer(s.opts.CloseBudget)
-	defer budget.Stop()
-	budgetLen := s.opts.CloseBudget
+	s.flushBy = start.Add(budget * 3 / 4)
 	if s.kind == SelfHosted {
-		budgetLen = s.opts.SelfHostedCloseBudget
+		s.flushBy = deadline
 	}
-	budget.Reset(budgetLen)
-	// Central: three quarters for the final flush, the rest for the spool.
-	// Self-hosted: no spool, the whole budget.
-	s.flushBy = time.Now().Add(budgetLen * 3 / 4)
-	if s.kind == SelfHosted {
-		s.flushBy = time.Now().Add(budgetLen)
-	}
-	if d, ok := ctx.Deadline(); ok && d.Before(s.flushBy) {
-		s.flushBy = d
-	}
+	s.flushBy = minTime(s.flushBy, deadline)
+	// The backlog is cut short early enough to put its batch back in the
+	// spool and write the audit log within the budget.
+	s.backlogBy = deadline.Add(-budget / 5)
 	if c := s.cancelSends.Load(); c != nil {
 		t := time.AfterFunc(time.Until(s.flushBy), *c)
 		defer t.Stop()
 	}
 	close(s.stop)
-	select {
-	case <-s.done:
+	if s.waitDone(ctx, deadline.Add(-grace)) {
 		return
-	case <-budget.C:
-	case <-ctx.Done():
 	}
-	// Out of time: cancel the write in flight and give the goroutine a
-	// moment to notice; the CLI exits either way.
+	// Out of time: cancel the write in flight and give the goroutine the
+	// rest of the budget to notice; the CLI exits either way.
 	if c := s.cancelRun.Load(); c != nil {
 		(*c)()
 	}
+	s.waitDone(context.Background(), minTime(deadline, time.Now().Add(grace)))
+}
+
+// waitDone waits for the background goroutine to finish until the time
+// given or until ctx is done, and reports whether it did.
+func (s *Session) waitDone(ctx context.Context, until time.Time) bool {
 	select {
 	case <-s.done:
-	case <-time.After(10 * time.Millisecond):
+		return true
+	default:
 	}
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // TurnOff is /telemetry off: it persists "off", stops this session's flow at
@@ -256,10 +334,10 @@ func (s *Session) TurnOff() error {
 		if c := s.cancelRun.Load(); c != nil {
 			(*c)() // abandon a write in flight
 		}
-		select {
-		case <-s.done:
-		case <-time.After(200 * time.Millisecond):
-		}
+		// A sink that ignores cancellation is left behind after the
+		// budget: the REPL answers at once, and the flow has stopped
+		// (nothing more is queued, nothing queued is sent).
+		s.waitDone(context.Background(), time.Now().Add(s.opts.CloseBudget))
 	}
 	if p, ok := s.opts.Central.(Purger); ok {
 		if perr := p.Purge(); perr != nil && err == nil {
@@ -270,7 +348,10 @@ func (s *Session) TurnOff() error {
 }
 
 // HandleSlash is the REPL's /telemetry command: arg is what followed it
-// ("", "status", "on" or "off"). It returns the text to show.
+// ("", "status", "on" or "off"). It returns the text to show. It does not
+// record the command: the REPL records every slash command it gets with
+// SlashCommand, /telemetry like any other (before this call, so that
+// /telemetry off drops its own record with the rest).
 func (s *Session) HandleSlash(arg string) string {
 	defer s.recoverPanic()
 	switch strings.ToLower(strings.TrimSpace(arg)) {

@@ -127,10 +127,17 @@ type SessionInfo struct {
 	AgentsMD string
 	// SystemPrompt is the system prompt text: recorded as its SHA-256.
 	SystemPrompt string
-	// Tools and Commands are the names of the tools and slash commands
-	// this build offers.
+	// Tools, Commands and Models are the build's own catalogs: the
+	// built-in tools, the slash commands and the models this build offers
+	// (never names the user configured or typed). They are sent in the
+	// session record, and on the central route a name outside them is
+	// recorded as a fixed word: a tool as "mcp" (an MCP server's tool) or
+	// "other", a command as "other", a model as "custom". Names that do
+	// not fit the schema's patterns, and tool names shaped like MCP tools
+	// (mcp__server__tool, server__tool), are left out of the catalogs.
 	Tools    []string
 	Commands []string
+	Models   []string
 }
 
 // NoticeText is printed once, on the first session that starts the central
@@ -165,9 +172,12 @@ type Session struct {
 	ids     *idGen
 	fp      *fingerprinter
 	session schema.Session
-	cmds    map[string]bool
-	names   sync.Map // tool name → cleaned name
-	turnSeq atomic.Int64
+	// The catalogs of the session record, as sets: the names the central
+	// route keeps.
+	cmds, tools, models map[string]bool
+	names               sync.Map // tool name → recorded name
+	turnSeq             atomic.Int64
+	eventSeq            atomic.Int64
 
 	// kind and noText are the route as it was when recording started; they
 	// never change afterwards, so the hot path reads them without a lock.
@@ -184,6 +194,7 @@ type Session struct {
 	mu          sync.Mutex // guards route changes by /telemetry off
 	discard     atomic.Bool
 	flushBy     time.Time // set by Close before it signals stop
+	backlogBy   time.Time // likewise: when delivering the spool stops
 	doneOnce    sync.Once
 	cancelRun   atomic.Pointer[context.CancelFunc]
 	cancelSends atomic.Pointer[context.CancelFunc]
@@ -225,31 +236,24 @@ func (s *Session) begin(info SessionInfo) {
 	case Off:
 		return
 	case Central:
+		s.route = settle(s.route, &s.opts)
+		if s.route.Kind != Central {
+			return
+		}
 		switch {
 		case envFlag(s.opts.Getenv("FRED_TELEMETRY_DEBUG")):
 			s.opts.Central = DebugSink(s.opts.Stderr)
-		case s.opts.Central == nil && s.opts.NewCentral != nil:
-			if s.route.Rule == RuleNoticeUnseen && !s.opts.StderrIsTerminal() {
-				break // decided below: nothing starts before the notice
-			}
+		case s.opts.Central == nil:
 			c, err := s.opts.NewCentral(CentralConfig{APIURL: s.route.APIURL, APIKey: s.route.apiKey, ConfigDir: s.dir,
 				FredVersion: s.opts.FredVersion, Stderr: s.opts.Stderr, Getenv: s.opts.Getenv})
-			if err != nil {
-				s.warn("cannot start the telemetry sender: " + err.Error())
-			} else {
-				s.opts.Central = c
-			}
-		}
-		if s.opts.Central == nil {
-			s.route = Route{Kind: Off, Rule: RuleNoSender}
-			return
-		}
-		if s.route.Rule == RuleNoticeUnseen {
-			if !s.opts.StderrIsTerminal() {
-				// Nobody can read a notice in CI or a pipe: send nothing.
-				s.route = Route{Kind: Off, Rule: RuleNoticeUnseen}
+			if err != nil || c == nil {
+				if err != nil {
+					s.warn("cannot start the telemetry sender: " + err.Error())
+				}
+				s.route = Route{Kind: Off, Rule: RuleNoSender, Detail: "the sender could not start"}
 				return
 			}
+			s.opts.Central = c
 		}
 	case SelfHosted:
 		if s.opts.SelfHosted == nil {
@@ -263,12 +267,8 @@ func (s *Session) begin(info SessionInfo) {
 	s.fp = newFingerprinter(key)
 	now := s.opts.Now()
 	s.id = s.ids.next(now)
-	s.session = s.sessionRecord(info, now)
-	s.cmds = make(map[string]bool, len(s.session.CommandCatalog))
-	for _, c := range s.session.CommandCatalog {
-		s.cmds[c] = true
-	}
 	s.kind, s.noText = s.route.Kind, s.route.NoText
+	s.session = s.sessionRecord(info, now)
 	s.q = newQueue(s.opts.QueueBytes, s.opts.MaxBatch)
 	s.active.Store(true)
 	if s.route.Kind == Central && s.route.Rule == RuleNoticeUnseen {
@@ -294,6 +294,7 @@ var (
 	fShell    = schema.Sessions.Field("shell")
 	fTools    = schema.Sessions.Field("tool_catalog")
 	fCommands = schema.Sessions.Field("command_catalog")
+	fModels   = schema.Sessions.Field("model_catalog")
 
 	fTurnSeq      = schema.Turns.Field("seq")
 	fMode         = schema.Turns.Field("mode")
@@ -310,11 +311,14 @@ var (
 	fCallDur    = schema.ToolCalls.Field("duration_ms")
 	fResult     = schema.ToolCalls.Field("result_bytes")
 
+	fEventSeq = schema.Events.Field("seq")
+
 	fCommand    = schema.Events.Props["slash_command"][0]
 	fAttempt    = schema.Events.Props["api_retry"][0]
 	fDelay      = schema.Events.Props["api_retry"][1]
 	fRetryError = schema.Events.Props["api_retry"][2]
 	fStatus     = schema.Events.Props["api_retry"][3]
+	fLatency    = schema.Events.Props["api_retry"][4]
 )
 
 var goVersion = regexp.MustCompile(`go[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,3})?((rc|beta)[0-9]{1,2})?`)
@@ -340,17 +344,28 @@ func (s *Session) sessionRecord(info SessionInfo, now time.Time) schema.Session 
 	if shell == "" || shell == "." || shell == "/" {
 		shell = "other"
 	}
+	tools := make([]string, 0, len(info.Tools))
+	for _, t := range info.Tools {
+		if !isMCPName(t) {
+			tools = append(tools, t)
+		}
+	}
 	rec := schema.Session{
 		SessionID:      s.id,
 		StartedAt:      schema.TimeOf(now),
-		Model:          s.clean(fModel, info.Model),
 		FredVersion:    s.clean(fVersion, s.opts.FredVersion),
 		RuntimeVersion: s.clean(fRuntime, goVersion.FindString(runtime.Version())),
 		OS:             s.clean(fOS, osName),
 		Shell:          s.clean(fShell, shell),
-		ToolCatalog:    fTools.CleanList(info.Tools),
+		ToolCatalog:    fTools.CleanList(tools),
 		CommandCatalog: fCommands.CleanList(normalizeCommands(info.Commands)),
+		ModelCatalog:   fModels.CleanList(info.Models),
+		// Fred itself; sessions relayed from other agents say which.
+		// agent_version is for those: Fred's is fred_version.
+		Agent: "fred",
 	}
+	s.tools, s.cmds, s.models = set(rec.ToolCatalog), set(rec.CommandCatalog), set(rec.ModelCatalog)
+	rec.Model = s.modelName(info.Model)
 	if info.GitDirty != nil {
 		rec.GitDirty = schema.BoolOf(*info.GitDirty)
 	}
@@ -365,6 +380,14 @@ func (s *Session) sessionRecord(info SessionInfo, now time.Time) schema.Session 
 		}
 	}
 	return rec
+}
+
+func set(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }
 
 func normalizeCommands(cmds []string) []string {

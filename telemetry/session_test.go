@@ -58,7 +58,7 @@ func agentLoop(s *Session, x texts) string {
 			t.ToolCall(ToolCall{Name: name, Args: []byte(args), Result: res, Permission: "auto_allowed", Duration: time.Millisecond})
 			fmt.Fprintf(&out, "tool %d.%d -> %d bytes\n", i, j, len(res))
 		}
-		s.APIRetry(1, 500*time.Millisecond, "rate_limit", 429)
+		s.APIRetry(Retry{Attempt: 1, Delay: 500 * time.Millisecond, Latency: 90 * time.Millisecond, ErrorType: "rate_limit", Status: 429})
 		t.End(TurnResult{PromptTokens: 100, CompletionTokens: 20, FinishReason: "stop", UserInput: x.prompt, AssistantText: x.response})
 		fmt.Fprintf(&out, "turn %d done\n", i)
 	}

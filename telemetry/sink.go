@@ -12,7 +12,10 @@ import (
 // RemoteBatch is what the central route hands to its sink: remote-safe
 // records only. The types have no field that could hold text (they are
 // generated from the Central fields of the declaration), so nothing else can
-// reach the queue, the spool or the network.
+// reach the queue, the spool or the network. The generated Remote methods
+// (schema.Session.Remote and the others), applied to each record before it
+// is queued, are the client's enforcement point of SPEC §4: a field off the
+// central allowlist has nowhere to go.
 type RemoteBatch struct {
 	Sessions  []schema.RemoteSession  `json:"sessions"`
 	Turns     []schema.RemoteTurn     `json:"turns"`
@@ -37,31 +40,6 @@ type LocalBatch struct {
 // Len is the number of records in b.
 func (b *LocalBatch) Len() int {
 	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
-}
-
-// toRemote is the privacy conversion of SPEC §4: it keeps the Central fields
-// of every record and nothing else. The recorder applies the same per-record
-// conversion (the generated Remote methods) before a record is queued.
-func toRemote(b *LocalBatch) *RemoteBatch {
-	out := &RemoteBatch{
-		Sessions:  make([]schema.RemoteSession, len(b.Sessions)),
-		Turns:     make([]schema.RemoteTurn, len(b.Turns)),
-		ToolCalls: make([]schema.RemoteToolCall, len(b.ToolCalls)),
-		Events:    make([]schema.RemoteEvent, len(b.Events)),
-	}
-	for i := range b.Sessions {
-		out.Sessions[i] = b.Sessions[i].Remote()
-	}
-	for i := range b.Turns {
-		out.Turns[i] = b.Turns[i].Remote()
-	}
-	for i := range b.ToolCalls {
-		out.ToolCalls[i] = b.ToolCalls[i].Remote()
-	}
-	for i := range b.Events {
-		out.Events[i] = b.Events[i].Remote()
-	}
-	return out
 }
 
 // CentralSink receives the central route's batches: the central sender
@@ -134,10 +112,14 @@ type Spooler interface {
 }
 
 // Backlogger is implemented by a central sink with batches of earlier
-// sessions to deliver: the session calls SendBacklog in the background, on
-// its flush ticks, whenever nothing stops it.
+// sessions to deliver (its spool). The session calls SendBacklog from its
+// background goroutine, never concurrently with Send: at once when it
+// starts, then step after step between its own batches, and at Close with
+// what the budget has left. One call delivers a few batches and reports
+// done when nothing is left to deliver. A batch it could not deliver (ctx
+// ended, the server failed) stays in the spool.
 type Backlogger interface {
-	SendBacklog(ctx context.Context) error
+	SendBacklog(ctx context.Context) (done bool, err error)
 }
 
 // CentralConfig is what a central sink needs to know about the session.

@@ -222,24 +222,36 @@ func (f *fredCmd) logout(ctx context.Context, args []string, env Getenv, stdout,
 	return nil
 }
 
+// replModels are the models the stand-in agent offers: the model catalog
+// of its sessions. Any other name (FRED_MODEL, /model NAME) is the user's
+// own, recorded centrally as "custom".
+var replModels = []string{"fred-flash-2", "fred-pro-2"}
+
 // repl is a stand-in agent loop, so that the telemetry controls can be tried
 // (and tested) through a real binary: each line is a turn in which the
 // stand-in model reads a file named by the first word; /telemetry,
-// /model NAME, /mode act|plan and /quit work as in Fred.
+// /model NAME, /mode act|plan and /quit work as in Fred. Its sessions
+// describe the working directory as Fred's do: git_dirty from git, and
+// AGENTS.md when there is one.
 func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
 	}
-	model, mode := "fred-flash-2", "act"
+	model, mode := replModels[0], "act"
 	if m := env("FRED_MODEL"); m != "" {
 		model = m
 	}
-	sess := telemetry.Start(f.options(stderr), telemetry.SessionInfo{
+	info := telemetry.SessionInfo{
 		Model:        model,
 		SystemPrompt: "You are Fred, a coding agent (stand-in).",
 		Tools:        []string{"read_file"},
 		Commands:     []string{"help", "model", "mode", "telemetry", "quit"},
-	})
+		Models:       replModels,
+	}
+	if cwd, err := os.Getwd(); err == nil {
+		info.GitDirty, info.AgentsMD = workdir(ctx, cwd)
+	}
+	sess := telemetry.Start(f.options(stderr), info)
 	defer sess.Close(context.Background()) // within the library's close budget
 	in := bufio.NewScanner(f.stdin)
 	in.Buffer(make([]byte, 64<<10), 1<<20)
@@ -251,9 +263,9 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, s
 		if strings.HasPrefix(line, "/") {
 			cmd, arg, _ := strings.Cut(strings.TrimPrefix(line, "/"), " ")
 			arg = strings.TrimSpace(arg)
-			if cmd != "telemetry" {
-				sess.SlashCommand(line)
-			}
+			// Every command is recorded, /telemetry too (before it runs:
+			// /telemetry off then drops its own record with the rest).
+			sess.SlashCommand(line)
 			switch cmd {
 			case "quit", "exit":
 				return nil

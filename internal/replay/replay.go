@@ -322,7 +322,7 @@ func replaySession(ctx context.Context, s *Session, tm timing, o Options, res *R
 			case "slash_command":
 				sess.SlashCommand(e.Line)
 			case "api_retry":
-				sess.APIRetry(e.Attempt, e.Delay, e.ErrorType, e.Status)
+				sess.APIRetry(e.Retry)
 			case "mode_change":
 				sess.ModeChange(e.From, e.To)
 			case "model_swap":

@@ -92,14 +92,12 @@ type Turn struct {
 }
 
 // Event is an event line. Kind is slash_command (Line), api_retry
-// (Attempt, Delay, ErrorType, Status), mode_change or model_swap (From, To).
+// (Retry), mode_change or model_swap (From, To).
 type Event struct {
-	Kind            string
-	Line            string
-	Attempt, Status int
-	Delay           time.Duration
-	ErrorType       string
-	From, To        string
+	Kind     string
+	Line     string
+	Retry    telemetry.Retry
+	From, To string
 }
 
 // Counts are the lines a transcript holds, by type.
@@ -143,6 +141,7 @@ type sessionStartLine struct {
 	Env            map[string]string `json:"env"`
 	Tools          []string          `json:"tools"`
 	Commands       []string          `json:"commands"`
+	Models         []string          `json:"models"`
 }
 
 type turnLine struct {
@@ -184,6 +183,7 @@ type apiRetryLine struct {
 	Kind      string  `json:"kind"`
 	Attempt   int64   `json:"attempt"`
 	DelayMs   int64   `json:"delay_ms"`
+	LatencyMs int64   `json:"latency_ms"`
 	ErrorType string  `json:"error_type"`
 	Status    int64   `json:"status"`
 }
@@ -444,7 +444,7 @@ func (p *parser) sessionStart(line []byte) {
 	// library never receives them.
 	s.Info = telemetry.SessionInfo{
 		Model: l.Model, OS: l.OS, Shell: l.Shell, GitDirty: l.GitDirty,
-		AgentsMD: l.AgentsMD, SystemPrompt: l.SystemPrompt, Tools: l.Tools, Commands: l.Commands,
+		AgentsMD: l.AgentsMD, SystemPrompt: l.SystemPrompt, Tools: l.Tools, Commands: l.Commands, Models: l.Models,
 	}
 	// The library fills an empty OS and shell from the machine it runs on
 	// (runtime.GOOS, $SHELL): a replay must not record those of the
@@ -498,6 +498,7 @@ var (
 	fDelay      = schema.Events.Props["api_retry"][1]
 	fRetryError = schema.Events.Props["api_retry"][2]
 	fStatus     = schema.Events.Props["api_retry"][3]
+	fLatency    = schema.Events.Props["api_retry"][4]
 )
 
 func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
@@ -600,7 +601,9 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			ok = p.bounded("delay_ms", fDelay, l.DelayMs) && ok
 			ok = p.enum("error_type", fRetryError, l.ErrorType) && ok
 			ok = p.bounded("status", fStatus, l.Status) && ok
-			ev.Attempt, ev.Delay, ev.ErrorType, ev.Status = int(l.Attempt), time.Duration(l.DelayMs)*time.Millisecond, l.ErrorType, int(l.Status)
+			ok = p.bounded("latency_ms", fLatency, l.LatencyMs) && ok
+			ev.Retry = telemetry.Retry{Attempt: int(l.Attempt), Delay: time.Duration(l.DelayMs) * time.Millisecond,
+				Latency: time.Duration(l.LatencyMs) * time.Millisecond, ErrorType: l.ErrorType, Status: int(l.Status)}
 		case "mode_change", "model_swap":
 			var l fromToLine
 			if !p.decode(line, &l, kind+" event") {

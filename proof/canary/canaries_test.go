@@ -326,7 +326,7 @@ func (c *canaries) record(s *telemetry.Session) tally {
 		Permission: "denied", Failed: true, Duration: 5 * time.Millisecond})
 	end(tr, telemetry.TurnResult{PromptTokens: 1830, CompletionTokens: 212, CachedTokens: 1024, FinishReason: c.get("finish"),
 		APIErrorType: c.get("apierror"), Model: c.get("model"), UserInput: c.get("prompt"), AssistantText: c.get("response")})
-	s.APIRetry(1, 1500*time.Millisecond, c.get("apierror"), 429)
+	s.APIRetry(telemetry.Retry{Attempt: 1, Delay: 1500 * time.Millisecond, Latency: 80 * time.Millisecond, ErrorType: c.get("apierror"), Status: 429})
 	n.events++
 
 	tr = s.BeginTurn("act", "fred-pro-2")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,8 +114,10 @@ func Show(configDir string, w io.Writer) (int, error) {
 			continue
 		}
 		parts := strings.SplitN(name, "-", 3)
-		var ns int64
-		fmt.Sscan(parts[0], &ns)
+		// The name starts with the time in nanoseconds, zero-padded to
+		// sort: read it as decimal (Sscan would take the leading 0 for
+		// octal, fail on the first 8 or 9, and date the batch 1970).
+		ns, _ := strconv.ParseInt(parts[0], 10, 64)
 		status := "sent"
 		if len(parts) > 1 {
 			status = parts[1]

@@ -71,7 +71,10 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 		stderr = cfg.Stderr
 	}
 	return &Sender{
-		url: strings.TrimRight(cfg.APIURL, "/") + "/v1/batch", key: cfg.APIKey, fredVersion: cfg.FredVersion,
+		url: strings.TrimRight(cfg.APIURL, "/") + "/v1/batch", key: cfg.APIKey,
+		// Cleaned as the batch's client.fred_version is: the version is
+		// the embedder's input, and a header must not carry whatever it is.
+		fredVersion: cleanVersion(cfg.FredVersion),
 		// One client for the session, with timeouts at every stage: an
 		// endpoint that accepts and never answers costs a timeout, not a
 		// hang (and Close cancels the request sooner).
@@ -96,7 +99,6 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 // from the declaration (no reflection, no allocation per record).
 func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	rv, _ := schema.Sessions.Field("runtime_version").Clean(goVersion())
-	fv, _ := schema.Sessions.Field("fred_version").Clean(s.fredVersion)
 	out := s.buf[:0]
 	out = append(out, `{"schema_version":`...)
 	out = strconv.AppendInt(out, schema.Version, 10)
@@ -105,7 +107,7 @@ func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	out = append(out, `,"sent_at":`...)
 	out = schema.TimeOf(s.now()).AppendJSON(out)
 	out = append(out, `,"client":{"fred_version":`...)
-	out = schema.AppendString(out, fv)
+	out = schema.AppendString(out, s.fredVersion)
 	out = append(out, `,"runtime_version":`...)
 	out = schema.AppendString(out, rv)
 	out = append(out, `},"sessions":[`...)
@@ -139,6 +141,13 @@ func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	out = append(out, "]}"...)
 	s.buf = out
 	return out
+}
+
+// cleanVersion is the Fred version the declaration allows (a semantic
+// version), else its fallback.
+func cleanVersion(v string) string {
+	c, _ := schema.Sessions.Field("fred_version").Clean(v)
+	return c
 }
 
 func goVersion() string {
@@ -212,17 +221,25 @@ func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
 	return nil
 }
 
-// SendBacklog delivers a few spooled batches of earlier sessions; the
-// session calls it in the background while it runs.
-func (s *Sender) SendBacklog(ctx context.Context) error { return s.sendSpooled(ctx, spoolPerSend) }
+// SendBacklog delivers a few spooled batches of earlier sessions (a
+// telemetry.Backlogger): the session calls it in the background from its
+// start, and at Close with what the budget has left. done reports that the
+// spool has nothing more this process can send.
+func (s *Sender) SendBacklog(ctx context.Context) (done bool, err error) {
+	return s.sendSpooled(ctx, spoolPerSend)
+}
 
 // sendSpooled posts up to n spooled batches; each delivered or refused one
-// leaves the spool.
-func (s *Sender) sendSpooled(ctx context.Context, n int) error {
+// leaves the spool, any other stays for a later try (a 422 in particular:
+// the server does not take this version yet, and the records wait).
+func (s *Sender) sendSpooled(ctx context.Context, n int) (bool, error) {
 	for i := 0; i < n; i++ {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		f, body, ok := s.spool.claim()
 		if !ok {
-			return nil
+			return true, nil
 		}
 		err := s.post(ctx, refreshSentAt(body, s.now()))
 		var se *telemetry.SendError
@@ -231,9 +248,9 @@ func (s *Sender) sendSpooled(ctx context.Context, n int) error {
 			continue
 		}
 		s.spool.unclaim(f)
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
 // refreshSentAt rewrites sent_at of a spooled body: the server measures a
@@ -307,7 +324,10 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 		})
 		return &telemetry.SendError{Err: fmt.Errorf("%s: client older than %s", resp.Status, v.Min), Stop: true}
 	case code == http.StatusUnprocessableEntity:
-		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not speak schema version %d yet", resp.Status, schema.Version), Stop: true}
+		// schema_version_unsupported: version skew, never the records'
+		// fault. Keep them (the session spools its own at Close, a spooled
+		// batch stays put) and stop sending until a later session.
+		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not take schema version %d yet; the records are kept", resp.Status, schema.Version), Stop: true}
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable, code >= 500:
 		return &telemetry.SendError{Err: fmt.Errorf("%s", resp.Status), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), s.now())}
 	}
