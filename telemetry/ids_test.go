@@ -23,7 +23,7 @@ func TestIDSeedRepeatsIDs(t *testing.T) {
 		tr := s.BeginTurn("act", "fred-flash")
 		tr.ToolCall(ToolCall{Name: "bash", Args: []byte(`{"cmd":"ls"}`), Permission: "auto_allowed"})
 		tr.End(TurnResult{FinishReason: "stop"})
-		s.APIRetry(1, time.Second, "rate_limit", 429)
+		s.APIRetry(Retry{Attempt: 1, Delay: time.Second, ErrorType: "rate_limit", Status: 429})
 		s.Close(context.Background())
 		return sink.decoded(t)
 	}

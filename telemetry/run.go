@@ -128,58 +128,76 @@ func (s *Session) run() {
 	if s.kind == SelfHosted {
 		ready(sendCtx)
 	}
+	// final is the end of the session, once Close or /telemetry off has
+	// signalled stop.
+	final := func() {
+		defer s.closeSinks(ctx, local)
+		if s.discard.Load() {
+			// /telemetry off: drop, do not send.
+			if pending != nil {
+				s.stats.dropped.Add(int64(pending.n))
+				s.q.release(pending)
+			}
+			s.stats.dropped.Add(int64(s.q.drain()))
+			return
+		}
+		// The final flush runs until flushBy (Close sets it: three quarters
+		// of the budget on the central route, leaving the rest for the
+		// spool; all of it when self-hosted).
+		fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
+		delivered := flush(fctx)
+		fcancel()
+		// What is left goes to the spool when the sink keeps one, else it
+		// is counted as dropped.
+		if pending == nil {
+			pending = s.q.take()
+		}
+		for pending != nil {
+			delivered = false
+			s.spoolOrDrop(ctx, pending)
+			s.q.release(pending)
+			pending = s.q.take()
+		}
+		// The session's own records are delivered: what the budget has
+		// left goes to the spool of earlier sessions. A step cut short puts
+		// its batch back in the spool (and if the batch arrived anyway, the
+		// server's idempotence on record ids keeps one row per record).
+		if delivered && backlog && !stopped {
+			bctx, bcancel := context.WithDeadline(ctx, s.backlogBy)
+			for bctx.Err() == nil {
+				if done, err := bl.SendBacklog(bctx); done || err != nil {
+					break
+				}
+			}
+			bcancel()
+		}
+	}
+
+	// Backlog steps while the session runs use their own context, which
+	// Close cancels at once: at the end the session's own records go
+	// first, and the backlog gets what they leave of the budget.
+	backlogCtx, cancelBacklog := context.WithCancel(sendCtx)
+	defer cancelBacklog()
+	s.cancelBacklog.Store(&cancelBacklog)
+
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	for {
 		kicked := false
 		select {
 		case <-s.stop:
-			if s.discard.Load() {
-				// /telemetry off: drop, do not send.
-				if pending != nil {
-					s.stats.dropped.Add(int64(pending.n))
-					s.q.release(pending)
-				}
-				s.stats.dropped.Add(int64(s.q.drain()))
-				s.closeSinks(ctx, local)
-				return
-			}
-			// The final flush runs until flushBy (Close sets it: three
-			// quarters of the budget on the central route, leaving the rest
-			// for the spool; all of it when self-hosted).
-			fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
-			delivered := flush(fctx)
-			fcancel()
-			// What is left goes to the spool when the sink keeps one, else
-			// it is counted as dropped.
-			if pending == nil {
-				pending = s.q.take()
-			}
-			for pending != nil {
-				delivered = false
-				s.spoolOrDrop(ctx, pending)
-				s.q.release(pending)
-				pending = s.q.take()
-			}
-			// The session's own records are delivered: what the budget has
-			// left goes to the spool of earlier sessions. A step cut short
-			// puts its batch back in the spool (the server's idempotence
-			// makes a batch that arrived anyway harmless).
-			if delivered && backlog && !stopped {
-				bctx, bcancel := context.WithDeadline(ctx, s.backlogBy)
-				for bctx.Err() == nil {
-					if done, err := bl.SendBacklog(bctx); done || err != nil {
-						break
-					}
-				}
-				bcancel()
-			}
-			s.closeSinks(ctx, local)
+			final()
 			return
 		case <-tick.C:
 		case <-s.q.wake:
 		case <-kick:
 			kicked = true
+		}
+		select {
+		case <-s.stop: // it comes first when several are ready
+			final()
+			return
+		default:
 		}
 		if time.Now().Before(retryAt) {
 			continue
@@ -192,12 +210,12 @@ func (s *Session) run() {
 		if !backlog || stopped {
 			continue
 		}
-		wctx, wcancel := context.WithTimeout(sendCtx, writeTimeout)
+		wctx, wcancel := context.WithTimeout(backlogCtx, writeTimeout)
 		done, err := bl.SendBacklog(wctx)
 		wcancel()
 		switch {
 		case err != nil:
-			if se := asSendError(err); se.Stop || sendCtx.Err() == nil {
+			if backlogCtx.Err() == nil || asSendError(err).Stop {
 				fail("cannot deliver earlier sessions' telemetry to "+s.target(), err)
 			}
 		case done:
@@ -281,6 +299,9 @@ func (s *Session) Close(ctx context.Context) {
 	if c := s.cancelSends.Load(); c != nil {
 		t := time.AfterFunc(time.Until(s.flushBy), *c)
 		defer t.Stop()
+	}
+	if c := s.cancelBacklog.Load(); c != nil {
+		(*c)() // the session's own records first
 	}
 	close(s.stop)
 	if s.waitDone(ctx, deadline.Add(-grace)) {

@@ -190,14 +190,15 @@ type Session struct {
 	stats struct {
 		recorded, written, dropped, spooled, replaced, failures, panics atomic.Int64
 	}
-	warned      sync.Once
-	mu          sync.Mutex // guards route changes by /telemetry off
-	discard     atomic.Bool
-	flushBy     time.Time // set by Close before it signals stop
-	backlogBy   time.Time // likewise: when delivering the spool stops
-	doneOnce    sync.Once
-	cancelRun   atomic.Pointer[context.CancelFunc]
-	cancelSends atomic.Pointer[context.CancelFunc]
+	warned        sync.Once
+	mu            sync.Mutex // guards route changes by /telemetry off
+	discard       atomic.Bool
+	flushBy       time.Time // set by Close before it signals stop
+	backlogBy     time.Time // likewise: when delivering the spool stops
+	doneOnce      sync.Once
+	cancelRun     atomic.Pointer[context.CancelFunc]
+	cancelSends   atomic.Pointer[context.CancelFunc]
+	cancelBacklog atomic.Pointer[context.CancelFunc]
 }
 
 // Start resolves the routing of SPEC §2 once and starts recording a session.

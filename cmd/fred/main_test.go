@@ -136,7 +136,8 @@ func TestCentralRouteHandsOnlyRemoteSafeRecords(t *testing.T) {
 	if strings.Contains(errs, "CANARY") || strings.Contains(errs, "please look") {
 		t.Fatalf("text reached the central payload:\n%s", errs)
 	}
-	for _, want := range []string{`"command":"model"`, `"to":"plan"`, `"to":"other"`, `"tool_name":"read_file"`, `"result_is_error":true`} {
+	// /model CANARY-model… is a model the user typed: custom, centrally.
+	for _, want := range []string{`"command":"model"`, `"to":"plan"`, `"to":"fred-pro-2"`, `"to":"custom"`, `"tool_name":"read_file"`, `"result_is_error":true`} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("payload lacks %s:\n%s", want, errs)
 		}
@@ -166,7 +167,7 @@ func TestSelfHostedRouteWritesTheUsersDatabase(t *testing.T) {
 					"SELECT count(*) FROM dsc_sessions WHERE ended_at IS NOT NULL": 1,
 					"SELECT count(*) FROM dsc_turns":                               2,
 					"SELECT count(*) FROM dsc_tool_calls":                          2,
-					"SELECT count(*) FROM dsc_events":                              6,
+					"SELECT count(*) FROM dsc_events":                              7, // the script's /telemetry too
 				}
 				for q, want := range counts {
 					if n := testdb.QueryInt(t, url, q); n != want {

@@ -90,10 +90,10 @@ func TestTelemetryOnOffStatusLogout(t *testing.T) {
 	}{
 		{[]string{"telemetry"}, "telemetry: off (not logged in; fred login turns it on)"},
 		{[]string{"login", "--key", goodKey}, "logged in as alice"},
-		{[]string{"telemetry", "status"}, "central → " + env["FRED_API_URL"] + " as fred_live_0123… (starts once the telemetry notice has been shown on a terminal)"},
+		{[]string{"telemetry", "status"}, "off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → " + env["FRED_API_URL"] + " as fred_live_0123…"},
 		{[]string{"telemetry", "off"}, "telemetry: off (saved; unsent batches deleted)\ntelemetry: off (turned off"},
 		{[]string{"--no-telemetry", "telemetry"}, "telemetry: off for this session (--no-telemetry)"},
-		{[]string{"telemetry", "on"}, "telemetry: on (saved)\ntelemetry: central → "},
+		{[]string{"telemetry", "on"}, "telemetry: on (saved)\ntelemetry: off: the telemetry notice has not been shown"},
 		{[]string{"logout"}, "logged out\ntelemetry: off (not logged in"},
 	}
 	for _, s := range steps {

@@ -128,7 +128,9 @@ turns:
 			mode = next
 			o.made[kEvent]++
 		case 2:
-			timed(func() { s.APIRetry(telemetry.Retry{Attempt: 1, Delay: 500 * time.Millisecond, Latency: 80 * time.Millisecond, ErrorType: "rate_limit", Status: 429}) })
+			timed(func() {
+				s.APIRetry(telemetry.Retry{Attempt: 1, Delay: 500 * time.Millisecond, Latency: 80 * time.Millisecond, ErrorType: "rate_limit", Status: 429})
+			})
 			o.made[kEvent]++
 		}
 		pause := cfg.think[0] + time.Duration(c.rng.Int64N(int64(cfg.think[1]-cfg.think[0])+1))
