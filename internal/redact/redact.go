@@ -202,7 +202,9 @@ func maskKeywords(s string) string {
 	return b.String()
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
 
 // Terminal makes text that came from elsewhere (a server's answer, a value
 // stored by another program) safe to print on a terminal: control
