@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/safedir"
 )
 
 // Files in the config dir. All are written 0600 in a 0700 folder, atomically
@@ -25,30 +27,89 @@ const (
 
 // ConfigDir is where Fred keeps preferences and credentials: FRED_CONFIG_DIR,
 // else the OS config folder + "/fred" ($XDG_CONFIG_HOME or ~/.config on Linux,
-// ~/Library/Application Support on macOS, %AppData% on Windows).
+// ~/Library/Application Support on macOS, %AppData% on Windows). With none of
+// them (no home: HOME and XDG_CONFIG_HOME unset, or not absolute paths) it is
+// "": there is no shared fallback folder, and every function of this file
+// refuses "" (telemetry is then off, with one warning line).
 func ConfigDir(getenv func(string) string) string {
 	if d := getenv("FRED_CONFIG_DIR"); d != "" {
 		return d
 	}
+	abs := func(k string) string {
+		if d := getenv(k); filepath.IsAbs(d) {
+			return d
+		}
+		return ""
+	}
 	switch runtime.GOOS {
 	case "windows":
-		if d := getenv("AppData"); d != "" {
+		if d := abs("AppData"); d != "" {
 			return filepath.Join(d, "fred")
 		}
 	case "darwin":
-		if h := getenv("HOME"); h != "" {
+		if h := abs("HOME"); h != "" {
 			return filepath.Join(h, "Library", "Application Support", "fred")
 		}
 	default:
-		if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		if d := abs("XDG_CONFIG_HOME"); d != "" {
 			return filepath.Join(d, "fred")
 		}
-		if h := getenv("HOME"); h != "" {
+		if h := abs("HOME"); h != "" {
 			return filepath.Join(h, ".config", "fred")
 		}
 	}
-	return filepath.Join(os.TempDir(), "fred-config")
+	return ""
 }
+
+// ErrConfigDir is wrapped by the errors that say the config folder cannot
+// be used at all: there is none, or it is not the user's own (a symbolic
+// link, someone else's, writable by others). Telemetry is then off.
+var ErrConfigDir = errors.New("the config folder cannot be used")
+
+var errNoConfigDir = fmt.Errorf("%w: there is none (no home: HOME and XDG_CONFIG_HOME are unset); set FRED_CONFIG_DIR to a folder of your own", ErrConfigDir)
+
+// openConfig opens the config folder, checked to be the user's own (see
+// package internal/safedir). A missing folder is made only with create;
+// without create it is fs.ErrNotExist.
+func openConfig(dir string, create bool) (*safedir.Dir, error) {
+	if dir == "" {
+		return nil, errNoConfigDir
+	}
+	d, err := safedir.Open(dir, create)
+	if errors.Is(err, safedir.ErrUnsafe) {
+		return nil, fmt.Errorf("%w: %v", ErrConfigDir, err)
+	}
+	return d, err
+}
+
+// CheckConfigDir reports whether the config folder can be used: nil when
+// it is the user's own or does not exist yet, else an error wrapping
+// ErrConfigDir.
+func CheckConfigDir(dir string) error {
+	d, err := openConfig(dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+// readConfigFile reads a file of the config folder, never through a
+// symbolic link; a missing folder or file is (nil, fs.ErrNotExist).
+func readConfigFile(dir, name string) ([]byte, error) {
+	d, err := openConfig(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadFile(name, maxConfigFile)
+}
+
+// maxConfigFile bounds the files of the config folder Fred reads: they are
+// a few hundred bytes.
+const maxConfigFile = 64 << 10
 
 // Prefs is the persisted telemetry preference.
 type Prefs struct {
@@ -70,9 +131,12 @@ var errPrefs = errors.New("unreadable telemetry preferences")
 // that cannot be read or parsed, or holds an unknown value, is an error.
 func LoadPrefs(dir string) (Prefs, error) {
 	var p Prefs
-	b, err := os.ReadFile(filepath.Join(dir, prefsFile))
+	b, err := readConfigFile(dir, prefsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
+	}
+	if errors.Is(err, ErrConfigDir) {
+		return p, err
 	}
 	if err != nil {
 		return p, fmt.Errorf("%w: %v", errPrefs, err)
@@ -120,13 +184,28 @@ type Credentials struct {
 	User string `json:"user,omitempty"`
 }
 
+// String shows the key's prefix only; Format and LogValue make every fmt
+// verb and slog show the same, so a stored key never reaches a log line.
+func (c Credentials) String() string {
+	if c.APIKey == "" {
+		return "Credentials{}"
+	}
+	return "Credentials{" + KeyPrefix(c.APIKey) + "}"
+}
+
+// Format prints String whatever the verb.
+func (c Credentials) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// LogValue is how slog logs Credentials: the key's prefix.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
 // KeyPattern is the shape of a Fred API key.
 var KeyPattern = regexp.MustCompile(`^fred_live_[A-Za-z0-9_-]{20,128}$`)
 
 // LoadCredentials reads the stored key; no file is the zero Credentials.
 func LoadCredentials(dir string) (Credentials, error) {
 	var c Credentials
-	b, err := os.ReadFile(filepath.Join(dir, credsFile))
+	b, err := readConfigFile(dir, credsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
 	}
@@ -150,7 +229,15 @@ func SaveCredentials(dir string, c Credentials) error {
 
 // DeleteCredentials forgets the stored key.
 func DeleteCredentials(dir string) error {
-	err := os.Remove(filepath.Join(dir, credsFile))
+	d, err := openConfig(dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	err = d.Remove(credsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -160,8 +247,11 @@ func DeleteCredentials(dir string) error {
 // installKey returns the per-install secret that keys agents_md_hash, making
 // it on first use. It never leaves the machine.
 func installKey(dir string) ([]byte, error) {
-	path := filepath.Join(dir, installFile)
-	if b, err := os.ReadFile(path); err == nil {
+	b, err := readConfigFile(dir, installFile)
+	if errors.Is(err, ErrConfigDir) {
+		return nil, err
+	}
+	if err == nil {
 		k, err := hex.DecodeString(string(bytes.TrimSpace(b)))
 		if err == nil && len(k) == 32 {
 			return k, nil
@@ -177,26 +267,13 @@ func installKey(dir string) ([]byte, error) {
 	return k, nil
 }
 
+// writeFileAtomic writes a file of the config folder, mode 0600, made 0700
+// if missing, atomically (see safedir.Dir.WriteFile).
 func writeFileAtomic(dir, name string, data []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+name+".*")
+	d, err := openConfig(dir, true)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	defer d.Close()
+	return d.WriteFile(name, data)
 }

@@ -1,7 +1,9 @@
 package telemetry
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/fredcode/fredtel/internal/redact"
@@ -41,6 +43,7 @@ const (
 	RuleDoNotTrack   Rule = "DO_NOT_TRACK"
 	RulePreference   Rule = "preference"
 	RuleBadPrefs     Rule = "unreadable preferences"
+	RuleConfigDir    Rule = "config folder unusable"
 	RuleNotLoggedIn  Rule = "not logged in"
 	RuleCentral      Rule = "logged in"
 	RuleNoticeUnseen Rule = "notice not yet shown"
@@ -100,6 +103,12 @@ func resolve(in routeInput) Route {
 			NoText: envFlag(env("DSC_TELEMETRY_NO_TEXT"))}
 	case envFlag(env("DO_NOT_TRACK")):
 		return Route{Kind: Off, Rule: RuleDoNotTrack}
+	case errors.Is(in.prefsErr, ErrConfigDir), errors.Is(in.credsErr, ErrConfigDir):
+		err := in.prefsErr
+		if err == nil {
+			err = in.credsErr
+		}
+		return Route{Kind: Off, Rule: RuleConfigDir, Warning: fmt.Sprintf("telemetry is off: %v", err)}
 	case in.prefsErr != nil:
 		return Route{Kind: Off, Rule: RuleBadPrefs, Warning: fmt.Sprintf("telemetry is off: %v", in.prefsErr)}
 	case in.prefs.Off():
@@ -113,12 +122,33 @@ func resolve(in routeInput) Route {
 	if api == "" {
 		api = DefaultAPIURL
 	}
-	api = strings.TrimRight(api, "/")
+	api = APIURL(api)
 	r := Route{Kind: Central, Rule: RuleCentral, APIURL: api, apiKey: in.creds.APIKey}
 	if in.prefs.NoticeShownAt == "" {
 		r.Rule = RuleNoticeUnseen
 	}
 	return r
+}
+
+// APIURL is the ingest API's base URL as the client uses it: without a
+// trailing slash, and without user-info. Requests authenticate with the
+// key's Bearer header, which takes the place of any user-info, so a
+// user:password@ in FRED_API_URL is never used; dropping it here keeps it
+// out of every message that names the endpoint.
+func APIURL(raw string) string {
+	raw = strings.TrimRight(raw, "/")
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Unusable as a URL (a password holding a "/" makes the host
+		// unparseable): requests fail with a clear error, and nothing
+		// names it but masked.
+		return redact.URL(raw)
+	}
+	if u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }
 
 // KeyPrefix is the part of a key that may be shown: fred_live_ and four
@@ -159,6 +189,8 @@ func (r Route) Status() string {
 			s = "off (turned off; /telemetry on or fred telemetry on turns it back on)"
 		case RuleBadPrefs:
 			s = "off (the preferences file cannot be read; fred telemetry on|off rewrites it)"
+		case RuleConfigDir:
+			s = "off (the config folder is missing or not yours alone; see the warning)"
 		case RuleNotLoggedIn:
 			s = "off (not logged in; fred login turns it on)"
 		case RuleNoSender:

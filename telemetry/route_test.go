@@ -90,9 +90,9 @@ func TestStatusLines(t *testing.T) {
 		// The notice decides, whether or not this process could show it:
 		// one line.
 		{Route{Kind: Off, Rule: RuleNoticeUnseen, APIURL: "https://u:pw@api.example", apiKey: key},
-			"off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → https://u:***@api.example as fred_live_ab12…"},
+			"off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → https://***@api.example as fred_live_ab12…"},
 		{Route{Kind: Central, Rule: RuleNoticeUnseen, APIURL: "https://u:pw@api.example", apiKey: key},
-			"off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → https://u:***@api.example as fred_live_ab12…"},
+			"off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → https://***@api.example as fred_live_ab12…"},
 	} {
 		if got := c.r.Status(); got != c.want {
 			t.Errorf("status\n got %q\nwant %q", got, c.want)

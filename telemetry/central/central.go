@@ -26,6 +26,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/google/uuid"
@@ -60,7 +61,12 @@ type Sender struct {
 }
 
 // New builds the sender for a session (a telemetry NewCentral function).
+// It refuses to start when the config folder, its spool or its audit
+// folder is not the user's own (CheckFolders).
 func New(cfg telemetry.CentralConfig) (telemetry.CentralSink, error) {
+	if err := CheckFolders(cfg.ConfigDir); err != nil {
+		return nil, err
+	}
 	return NewSender(cfg), nil
 }
 
@@ -71,7 +77,7 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 		stderr = cfg.Stderr
 	}
 	return &Sender{
-		url: strings.TrimRight(cfg.APIURL, "/") + "/v1/batch", key: cfg.APIKey,
+		url: telemetry.APIURL(cfg.APIURL) + "/v1/batch", key: cfg.APIKey,
 		// Cleaned as the batch's client.fred_version is: the version is
 		// the embedder's input, and a header must not carry whatever it is.
 		fredVersion: cleanVersion(cfg.FredVersion),
@@ -237,11 +243,11 @@ func (s *Sender) sendSpooled(ctx context.Context, n int) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		f, body, ok := s.spool.claim()
+		f, body, ok := s.spool.claim(s.now())
 		if !ok {
 			return true, nil
 		}
-		err := s.post(ctx, refreshSentAt(body, s.now()))
+		err := s.post(ctx, body)
 		var se *telemetry.SendError
 		if err == nil || (errors.As(err, &se) && se.Drop) {
 			s.spool.done(f)
@@ -302,7 +308,7 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 	req.Header.Set("User-Agent", "fred/"+s.fredVersion)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return &telemetry.SendError{Err: fmt.Errorf("POST %s: %w", s.url, unwrapURL(err))}
+		return &telemetry.SendError{Err: fmt.Errorf("POST %s: %w", redact.URL(s.url), unwrapURL(err))}
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -319,6 +325,7 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 			Min string `json:"min_version"`
 		}
 		json.Unmarshal(answer, &v)
+		v.Min = redact.Terminal(v.Min, 40) // the server's text, on the user's terminal
 		s.noticeOnce.Do(func() {
 			fmt.Fprintf(s.stderr, "fred: this version of Fred is too old to send telemetry; upgrade to %s or later\n", v.Min)
 		})
@@ -348,15 +355,14 @@ func retryAfter(h string, now time.Time) time.Duration {
 	return 0
 }
 
+// firstLine is the first line of a server's answer, safe for a terminal
+// (no control characters) and at most 200 characters.
 func firstLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
+	s := strings.TrimSpace(string(b[:min(len(b), 1024)]))
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
+	return redact.Terminal(s, 200)
 }
 
 // unwrapURL drops the *url.Error wrapper, whose message repeats the URL.
@@ -410,9 +416,5 @@ func PurgeSpool(configDir string) error { return newSpool(configDir, 0).purge() 
 
 // SpoolSize reports the batches and bytes waiting in a config dir's spool.
 func SpoolSize(configDir string) (batches int, bytes int64) {
-	for _, e := range newSpool(configDir, 0).list() {
-		batches++
-		bytes += e.size
-	}
-	return batches, bytes
+	return newSpool(configDir, 0).size()
 }

@@ -4,13 +4,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/safedir"
+	"github.com/fredcode/fredtel/server/wire"
 )
 
 // spool is a folder of undelivered batch bodies, one file each, oldest
@@ -19,19 +23,39 @@ import (
 // send the same file at once (and if both did, the server's idempotence
 // would still keep one row per record). The folder stays under maxBytes:
 // the oldest files go first.
+//
+// The folder and the config folder around it must be the user's own (see
+// internal/safedir): nothing is read, sent or deleted otherwise. Only
+// regular files with the names put writes are read or deleted, never
+// through a symbolic link, and a spooled body is sent only when it is a
+// batch the server's validator accepts (a planted file cannot smuggle a
+// field, or another program's data, to the server).
 type spool struct {
-	dir      string
+	config   string // the config folder
+	dir      string // config/spool, for messages
 	maxBytes int64
 }
 
-const claimTag = ".claimed-"
+const (
+	spoolDir = "spool"
+	auditDir = "audit"
+	claimTag = ".claimed-"
+)
 
 // staleClaim: a claim older than this belongs to a process that died while
 // sending; the file is sent again.
 const staleClaim = 2 * time.Minute
 
+// The names the sender writes: spooled bodies, claimed ones, and temporary
+// files (safedir.TempPrefix, or os.CreateTemp's digits from earlier
+// versions) left by a writer that died.
+var (
+	spoolName = regexp.MustCompile(`^[0-9]{1,20}-[0-9a-f]{12}\.json(\.claimed-[0-9]{1,20})?$`)
+	tempName  = regexp.MustCompile(`^\.tmp-[0-9a-f]{1,32}$`)
+)
+
 func newSpool(configDir string, maxBytes int64) *spool {
-	return &spool{dir: filepath.Join(configDir, "spool"), maxBytes: maxBytes}
+	return &spool{config: configDir, dir: filepath.Join(configDir, spoolDir), maxBytes: maxBytes}
 }
 
 func uniqueName() string {
@@ -40,86 +64,107 @@ func uniqueName() string {
 	return strconv.FormatInt(time.Now().UnixNano(), 10) + "-" + hex.EncodeToString(b[:]) + ".json"
 }
 
+// openSub opens a subfolder of the config folder, both checked to be the
+// user's own.
+func openSub(config, name string, create bool) (*safedir.Dir, error) {
+	if config == "" {
+		return nil, errors.New("no config folder")
+	}
+	c, err := safedir.Open(config, create)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Sub(name, create)
+}
+
+// CheckFolders reports whether the config folder of a sender, its spool
+// and its audit folder can be trusted (those that exist): nil, or an error
+// saying which cannot and why. New refuses to start on one that cannot.
+func CheckFolders(configDir string) error {
+	if configDir == "" {
+		return errors.New("no config folder")
+	}
+	c, err := safedir.Open(configDir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, name := range []string{spoolDir, auditDir} {
+		d, err := c.Sub(name, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		d.Close()
+	}
+	return nil
+}
+
 // put adds a body, dropping the oldest files when over the bound. It
 // returns how many batches were dropped to make room.
 func (s *spool) put(body []byte) (int, error) {
 	if int64(len(body)) > s.maxBytes {
 		return 0, errors.New("batch larger than the spool")
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return 0, err
-	}
-	f, err := os.CreateTemp(s.dir, ".tmp-*")
+	d, err := openSub(s.config, spoolDir, true)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
+	defer d.Close()
+	if err := d.WriteFile(uniqueName(), body); err != nil {
 		return 0, err
 	}
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(s.dir, uniqueName())); err != nil {
-		return 0, err
-	}
-	return s.trim(), nil
+	return s.trim(d), nil
 }
 
-type entry struct {
-	name string
-	size int64
-}
+type entry = safedir.Entry
 
-func (s *spool) list() []entry {
-	des, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil
-	}
-	var out []entry
-	for _, de := range des {
-		if de.IsDir() || strings.HasPrefix(de.Name(), ".") {
-			continue
-		}
-		info, err := de.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, entry{de.Name(), info.Size()})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+// list returns the spooled bodies of d, oldest first.
+func list(d *safedir.Dir) []entry {
+	es, _ := d.List(spoolName.MatchString)
+	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+	return es
 }
 
 // trim drops the oldest files until the spool fits its bound.
-func (s *spool) trim() int {
-	es := s.list()
+func (s *spool) trim(d *safedir.Dir) int {
+	es := list(d)
 	var total int64
 	for _, e := range es {
-		total += e.size
+		total += e.Size
 	}
 	dropped := 0
 	for _, e := range es {
 		if total <= s.maxBytes {
 			break
 		}
-		if os.Remove(filepath.Join(s.dir, e.name)) == nil {
-			total -= e.size
+		if d.Remove(e.Name) == nil {
+			total -= e.Size
 			dropped++
 		}
 	}
 	return dropped
 }
 
-// claim takes the oldest unclaimed body for sending.
-func (s *spool) claim() (string, []byte, bool) {
-	for _, e := range s.list() {
-		name := e.name
+// claim takes the oldest unclaimed body for sending, its sent_at set to
+// now. A body that is not a batch the server would accept is deleted (it
+// could never be delivered, and was not written by this sender); one of a
+// schema version the server's validator does not know yet stays for a
+// later version of Fred.
+func (s *spool) claim(now time.Time) (string, []byte, bool) {
+	d, err := openSub(s.config, spoolDir, false)
+	if err != nil {
+		return "", nil, false
+	}
+	defer d.Close()
+	for _, e := range list(d) {
+		name := e.Name
 		if i := strings.Index(name, claimTag); i >= 0 {
 			ts, _ := strconv.ParseInt(name[i+len(claimTag):], 10, 64)
 			if time.Since(time.Unix(0, ts)) < staleClaim {
@@ -128,12 +173,21 @@ func (s *spool) claim() (string, []byte, bool) {
 			name = name[:i] // a dead process's claim: take it over
 		}
 		claimed := name + claimTag + strconv.FormatInt(time.Now().UnixNano(), 10)
-		if os.Rename(filepath.Join(s.dir, e.name), filepath.Join(s.dir, claimed)) != nil {
+		if d.Rename(e.Name, claimed) != nil {
 			continue // someone else was faster
 		}
-		body, err := os.ReadFile(filepath.Join(s.dir, claimed))
+		body, err := d.ReadFile(claimed, max(s.maxBytes, DefaultSpoolBytes))
 		if err != nil {
-			os.Remove(filepath.Join(s.dir, claimed))
+			d.Remove(claimed)
+			continue
+		}
+		body = refreshSentAt(body, now)
+		if rej := validSpooled(body, now); rej != nil {
+			if rej.Status == 422 {
+				d.Rename(claimed, name) // a newer schema: keep it
+				continue
+			}
+			d.Remove(claimed)
 			continue
 		}
 		return claimed, body, true
@@ -141,8 +195,20 @@ func (s *spool) claim() (string, []byte, bool) {
 	return "", nil, false
 }
 
+// validSpooled validates a spooled body as the server would, with the
+// same declaration: nil when it is a batch the server accepts.
+func validSpooled(body []byte, now time.Time) *wire.Rejection {
+	_, rej := wire.Validate(body, wire.Limits{MaxRecords: MaxRecords, Now: now, MaxClockSkew: time.Minute})
+	return rej
+}
+
 // done removes a delivered (or undeliverable) body.
-func (s *spool) done(claimed string) { os.Remove(filepath.Join(s.dir, claimed)) }
+func (s *spool) done(claimed string) {
+	if d, err := openSub(s.config, spoolDir, false); err == nil {
+		d.Remove(claimed)
+		d.Close()
+	}
+}
 
 // unclaim puts a body back for a later try.
 func (s *spool) unclaim(claimed string) {
@@ -150,14 +216,63 @@ func (s *spool) unclaim(claimed string) {
 	if i := strings.Index(claimed, claimTag); i >= 0 {
 		orig = claimed[:i]
 	}
-	os.Rename(filepath.Join(s.dir, claimed), filepath.Join(s.dir, orig))
+	if d, err := openSub(s.config, spoolDir, false); err == nil {
+		d.Rename(claimed, orig)
+		d.Close()
+	}
 }
 
-// purge deletes every spooled body.
+// purge deletes every spooled body (and the sender's leftover temporary
+// files), then the folder if nothing else is in it. Nothing else is
+// deleted: not a file of another name, not what a symbolic link points to.
 func (s *spool) purge() error {
-	err := os.RemoveAll(s.dir)
+	if s.config == "" {
+		return nil
+	}
+	c, err := safedir.Open(s.config, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	d, err := c.Sub(spoolDir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	es, err := d.List(func(n string) bool { return spoolName.MatchString(n) || tempName.MatchString(n) })
+	if err != nil {
+		d.Close()
+		return err
+	}
+	var first error
+	for _, e := range es {
+		if err := d.Remove(e.Name); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
+			first = err
+		}
+	}
+	d.Close()
+	if first != nil {
+		return fmt.Errorf("%s: %w", s.dir, first)
+	}
+	c.RemoveEmpty(spoolDir) // fails, harmlessly, when something else is there
+	return nil
+}
+
+// size reports the batches and bytes waiting in the spool.
+func (s *spool) size() (batches int, bytes int64) {
+	d, err := openSub(s.config, spoolDir, false)
+	if err != nil {
+		return 0, 0
+	}
+	defer d.Close()
+	for _, e := range list(d) {
+		batches++
+		bytes += e.Size
+	}
+	return batches, bytes
 }
