@@ -152,7 +152,7 @@ func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, 
 	if api == "" {
 		api = telemetry.DefaultAPIURL
 	}
-	api = strings.TrimRight(api, "/")
+	api = telemetry.APIURL(api)
 	creds := telemetry.Credentials{APIKey: k}
 	user, verr := whoami(ctx, api, k)
 	switch {
@@ -164,6 +164,17 @@ func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, 
 		creds.User = user
 	}
 	dir := telemetry.ConfigDir(env)
+	// One user's spooled records are never sent under another's key: the
+	// spool goes unless the stored login is this key, or the same user.
+	old, oerr := telemetry.LoadCredentials(dir)
+	if sameLogin := oerr == nil && (old.APIKey == k || (old.User != "" && old.User == creds.User)); !sameLogin {
+		if n, _ := central.SpoolSize(dir); n > 0 {
+			if err := central.PurgeSpool(dir); err != nil {
+				return fmt.Errorf("cannot delete the unsent telemetry of the previous login in %s (%v); the new key was not stored", dir, err)
+			}
+			fmt.Fprintf(stdout, "deleted %d unsent telemetry %s of the previous login\n", n, plural(n, "batch", "batches"))
+		}
+	}
 	if err := telemetry.SaveCredentials(dir, creds); err != nil {
 		return fmt.Errorf("cannot store the key in %s: %w", dir, err)
 	}
@@ -185,7 +196,8 @@ func whoami(ctx context.Context, api, key string) (string, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/v1/whoami", nil)
 	if err != nil {
-		return "", fmt.Errorf("FRED_API_URL %s: %v", maskedAPI(api), err)
+		// Not err: a *url.Error quotes the URL whole.
+		return "", fmt.Errorf("FRED_API_URL %s is not a URL Fred can use", maskedAPI(api))
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
@@ -201,12 +213,16 @@ func whoami(ctx context.Context, api, key string) (string, error) {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.UserID == "" {
 			return "", fmt.Errorf("%s answered /v1/whoami without a user_id", maskedAPI(api))
 		}
-		return body.UserID, nil
+		// The server's text, stored and printed on the user's terminal.
+		return redact.Terminal(body.UserID, maxUserID), nil
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return "", errKeyRejected
 	}
 	return "", fmt.Errorf("%s answered /v1/whoami with %s", maskedAPI(api), resp.Status)
 }
+
+// maxUserID bounds a user id from the server as it is stored and shown.
+const maxUserID = 64
 
 func maskedAPI(api string) string { return redact.URL(api) }
 
@@ -214,10 +230,15 @@ func (f *fredCmd) logout(ctx context.Context, args []string, env Getenv, stdout,
 	if len(args) > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
 	}
-	if err := telemetry.DeleteCredentials(telemetry.ConfigDir(env)); err != nil {
+	dir := telemetry.ConfigDir(env)
+	if err := telemetry.DeleteCredentials(dir); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "logged out")
+	// What was spooled under the key is never sent under the next one.
+	if err := central.PurgeSpool(dir); err != nil {
+		return fmt.Errorf("logged out, but the unsent telemetry in %s could not be deleted: %w", dir, err)
+	}
+	fmt.Fprintln(stdout, "logged out (unsent telemetry deleted)")
 	fmt.Fprintf(stdout, "telemetry: %s\n", telemetry.Resolve(f.options(stderr)).Status())
 	return nil
 }

@@ -94,7 +94,7 @@ func TestTelemetryOnOffStatusLogout(t *testing.T) {
 		{[]string{"telemetry", "off"}, "telemetry: off (saved; unsent batches deleted)\ntelemetry: off (turned off"},
 		{[]string{"--no-telemetry", "telemetry"}, "telemetry: off for this session (--no-telemetry)"},
 		{[]string{"telemetry", "on"}, "telemetry: on (saved)\ntelemetry: off: the telemetry notice has not been shown"},
-		{[]string{"logout"}, "logged out\ntelemetry: off (not logged in"},
+		{[]string{"logout"}, "logged out (unsent telemetry deleted)\ntelemetry: off (not logged in"},
 	}
 	for _, s := range steps {
 		code, out, errs := fredRun(t, env, "", s.args...)
