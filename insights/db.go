@@ -51,11 +51,11 @@ func open(ctx context.Context, url string, set schema.Set) (*db, error) {
 	d := &db{dialect: loc.Dialect, set: set, loc: loc}
 	switch loc.Dialect {
 	case schema.Postgres:
-		cfg, err := pgx.ParseConfig(loc.Target)
+		cfg, err := pgx.ParseConfig(loc.Target())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w: %s", loc.Masked, ErrUnreachable, oneLine(err))
 		}
-		if !strings.Contains(loc.Target, "default_query_exec_mode") {
+		if !strings.Contains(loc.Target(), "default_query_exec_mode") {
 			cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // poolers: see store
 		}
 		if cfg.ConnectTimeout == 0 {
@@ -67,15 +67,15 @@ func open(ctx context.Context, url string, set schema.Set) (*db, error) {
 		if loc.Memory() {
 			return nil, fmt.Errorf("%s: %w: an in-memory database is empty", loc.Masked, ErrNoTables)
 		}
-		fi, err := os.Stat(loc.Target)
+		fi, err := os.Stat(loc.Target())
 		if err != nil || !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s: %w: no database file there", loc.Masked, ErrUnreachable)
 		}
-		if strings.ContainsAny(loc.Target, "%?#") {
+		if strings.ContainsAny(loc.Target(), "%?#") {
 			return nil, fmt.Errorf("%s: %w: a path with %%, ? or # cannot be opened", loc.Masked, ErrUnreachable)
 		}
 		// query_only: this command never writes, whatever its SQL says.
-		d.sql, err = sql.Open("sqlite", "file:"+loc.Target+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+		d.sql, err = sql.Open("sqlite", "file:"+loc.Target()+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w: %s", loc.Masked, ErrUnreachable, oneLine(err))
 		}

@@ -18,7 +18,7 @@ import (
 const AcceptedForms = "postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?PARAMS], postgresql://…, sqlite:PATH or sqlite::memory:"
 
 // Location is a parsed database URL. It cannot show its secrets: the
-// unmasked target is unexported, and every way of printing or logging a
+// unmasked target is behind a method, and every way of printing or logging a
 // Location (String, GoString, Format for every verb, slog's LogValue,
 // encoding/json, which sees only the exported fields) gives the masked URL.
 type Location struct {
@@ -33,8 +33,9 @@ type Location struct {
 	secret *string
 }
 
-// target is what the driver opens.
-func (l Location) target() string {
+// Target is what the driver opens: for Postgres the URL as given, password
+// included (never print it), for SQLite the file path or ":memory:".
+func (l Location) Target() string {
 	if l.secret == nil {
 		return ""
 	}
@@ -46,7 +47,7 @@ func locationOf(d schema.Dialect, target, masked string) Location {
 }
 
 // Memory reports whether the location is an in-memory SQLite database.
-func (l Location) Memory() bool { return l.Dialect == schema.SQLite && l.target() == ":memory:" }
+func (l Location) Memory() bool { return l.Dialect == schema.SQLite && l.Target() == ":memory:" }
 
 // String is the masked URL.
 func (l Location) String() string { return l.Masked }

@@ -35,7 +35,7 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q): %v", c.in, err)
 			continue
 		}
-		if loc.Dialect != c.dialect || (c.target != "" && loc.target() != c.target) {
+		if loc.Dialect != c.dialect || (c.target != "" && loc.Target() != c.target) {
 			t.Errorf("ParseURL(%q) = %+v", c.in, loc)
 		}
 		want := c.masked
@@ -119,8 +119,8 @@ func TestLocationCannotLeak(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseURL(%q): %v", raw, err)
 		}
-		if loc.target() != raw {
-			t.Fatalf("ParseURL(%q) target %q: the driver would not get the URL", raw, loc.target())
+		if loc.Target() != raw {
+			t.Fatalf("ParseURL(%q) target %q: the driver would not get the URL", raw, loc.Target())
 		}
 		type holder struct {
 			Loc Location

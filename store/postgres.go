@@ -26,7 +26,7 @@ type pgStore struct {
 }
 
 func openPostgres(ctx context.Context, loc Location, opts Options) (*pgStore, error) {
-	cfg, err := pgxpool.ParseConfig(loc.target())
+	cfg, err := pgxpool.ParseConfig(loc.Target())
 	if err != nil {
 		// pgconn redacts the password in its own message.
 		return nil, fmt.Errorf("store: %s: %w", loc.Masked, err)
@@ -35,7 +35,7 @@ func openPostgres(ctx context.Context, loc Location, opts Options) (*pgStore, er
 	// store then works through a transaction-mode pooler (PgBouncer, Neon's
 	// pooled endpoint), where a statement prepared on one server connection
 	// is missing on the next. Every statement here is one round trip anyway.
-	if !strings.Contains(loc.target(), "default_query_exec_mode") {
+	if !strings.Contains(loc.Target(), "default_query_exec_mode") {
 		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
 	cfg.MaxConns = 8

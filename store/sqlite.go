@@ -40,15 +40,15 @@ func openSQLite(ctx context.Context, loc Location, opts Options) (*sqliteStore, 
 	if loc.Memory() {
 		dsn = "file::memory:" + params
 	} else {
-		if strings.Contains(loc.target(), "%") {
+		if strings.Contains(loc.Target(), "%") {
 			return nil, fmt.Errorf("%w: %q: a path with %% cannot be opened; want %s", ErrBadURL, loc.Masked, AcceptedForms)
 		}
-		if dir := filepath.Dir(loc.target()); dir != "." {
+		if dir := filepath.Dir(loc.Target()); dir != "." {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return nil, fmt.Errorf("store: %s: %w", loc.Masked, &kindError{kind: ErrUnavailable, err: err})
 			}
 		}
-		dsn = "file:" + loc.target() + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+		dsn = "file:" + loc.Target() + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
