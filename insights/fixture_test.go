@@ -2,6 +2,7 @@ package insights
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"testing"
@@ -147,3 +148,5 @@ func (f *fx) write(url string, set schema.Set) {
 		}
 	}
 }
+
+func isNoData(err error) bool { return errors.Is(err, ErrNoData) }
