@@ -539,14 +539,14 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY tseq, cseq, call_id)),
 	g AS (SELECT m.*, sum(brk) OVER (PARTITION BY session_id ORDER BY tseq, cseq, call_id ROWS UNBOUNDED PRECEDING) AS run FROM m)
 	SELECT CAST(session_id AS text), min(tool_name), count(*), count(result_fingerprint), count(DISTINCT result_fingerprint),
-		max(model), sum(CASE WHEN brk = 1 OR newturn = 1 THEN 1 ELSE 0 END),
+		max(model), min(tseq), min(CASE WHEN brk = 1 THEN cseq END), sum(CASE WHEN brk = 1 OR newturn = 1 THEN 1 ELSE 0 END),
 		sum(CASE WHEN brk = 1 OR newturn = 1 THEN prompt_tokens ELSE 0 END),
 		sum(CASE WHEN brk = 1 OR newturn = 1 THEN completion_tokens ELSE 0 END), sum(duration_ms)
 	FROM g GROUP BY session_id, run HAVING count(*) >= %d`, d.table("tool_calls"), d.table("turns"), o.MinRepeats)
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var l Loop
 		var nfp, nres int64
-		if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &nfp, &nres, &l.Model, &l.Turns,
+		if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &nfp, &nres, &l.Model, &l.StartTurnSeq, &l.StartCallSeq, &l.Turns,
 			&l.Impact.InputTokens, &l.Impact.OutputTokens, &l.Impact.Ms); err != nil {
 			return err
 		}
@@ -577,7 +577,10 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		if a.SessionID != b.SessionID {
 			return a.SessionID < b.SessionID
 		}
-		return a.ToolName < b.ToolName
+		if a.StartTurnSeq != b.StartTurnSeq {
+			return a.StartTurnSeq < b.StartTurnSeq
+		}
+		return a.StartCallSeq < b.StartCallSeq
 	})
 	calls := map[string]int64{}
 	for _, t := range rn.r.Permissions.Tools {

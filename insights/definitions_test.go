@@ -3,7 +3,6 @@ package insights
 import (
 	"context"
 	"math"
-	"sort"
 	"testing"
 
 	"github.com/fredcode/fredtel/internal/testdb"
@@ -12,16 +11,16 @@ import (
 
 // forEach runs fn on each backend and table set, each on a fresh database
 // filled by build.
-func forEach(t *testing.T, build func(f *fx), fn func(t *testing.T, url string, set schema.Set, f *fx)) {
+func forEach[C any](t *testing.T, build func(f *fx) C, fn func(t *testing.T, url string, set schema.Set, f *fx, c C)) {
 	for _, be := range testdb.Backends {
 		for _, set := range schema.Sets {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				f := newFx(t)
-				build(f)
+				c := build(f)
 				url := be.URL(t)
 				f.write(url, set)
-				fn(t, url, set, f)
+				fn(t, url, set, f, c)
 			})
 		}
 	}
@@ -97,8 +96,7 @@ func buildLoops(f *fx) *loopCases {
 }
 
 func TestLoopDefinition(t *testing.T) {
-	var c *loopCases
-	forEach(t, func(f *fx) { c = buildLoops(f) }, func(t *testing.T, url string, set schema.Set, f *fx) {
+	forEach(t, buildLoops, func(t *testing.T, url string, set schema.Set, f *fx, c *loopCases) {
 		r := compute(t, url, Options{Tables: set.String()})
 		got := map[string]Loop{}
 		for _, l := range r.ToolLoops.Loops {
@@ -113,14 +111,15 @@ func TestLoopDefinition(t *testing.T) {
 			}
 		}
 		want := map[*sess]Loop{
-			c.spansTurns: {ToolName: "bash", Repeats: 3, Kind: "stuck", Turns: 2, Impact: Impact{Tokens: 3300, InputTokens: 3000, OutputTokens: 300, Ms: 21}},
+			c.spansTurns: {ToolName: "bash", Repeats: 3, Kind: "stuck", Turns: 2, StartTurnSeq: 0, StartCallSeq: 1, Impact: Impact{Tokens: 3300, InputTokens: 3000, OutputTokens: 300, Ms: 21}},
 			c.stuck:      {ToolName: "read_file", Repeats: 4, Kind: "stuck", Turns: 1, Impact: Impact{Tokens: 11, InputTokens: 10, OutputTokens: 1, Ms: 400}},
 			c.polling:    {ToolName: "bash", Repeats: 3, Kind: "polling", Turns: 1, Impact: Impact{Ms: 3}},
 			c.unknown:    {ToolName: "bash", Repeats: 3, Kind: "unknown", Turns: 1, Impact: Impact{Ms: 3}},
 		}
 		for s, w := range want {
 			w.SessionID, w.Model = s.id.String(), "fred-pro"
-			if g := got[s.id.String()]; g != w {
+			g := got[s.id.String()]
+			if g != w {
 				t.Errorf("loop of session %s:\n got %+v\nwant %+v", s.id, g, w)
 			}
 		}
@@ -160,7 +159,7 @@ func TestLoopDefinition(t *testing.T) {
 }
 
 func TestDeadCommandsWindow(t *testing.T) {
-	forEach(t, func(f *fx) {
+	forEach(t, func(f *fx) any {
 		// Before the window: uses compact and undo; its catalog has "ancient".
 		old := f.session("u1", -60*24, "fred-pro", "help", "compact", "undo", "ancient")
 		old.event(1, schema.SlashCommandProps{Command: "compact"})
@@ -174,7 +173,8 @@ func TestDeadCommandsWindow(t *testing.T) {
 		b.event(1, schema.SlashCommandProps{Command: "plan"})
 		c := f.session("u2", 20, "fred-pro", "help", "compact", "undo", "plan")
 		c.event(1, schema.SlashCommandProps{Command: "help"})
-	}, func(t *testing.T, url string, set schema.Set, f *fx) {
+		return nil
+	}, func(t *testing.T, url string, set schema.Set, f *fx, _ any) {
 		r := compute(t, url, Options{Tables: set.String(), From: f.base.Add(-1), To: f.base.Add(24 * 3600e9)})
 		helpUsers := int64(2) // u1, u2
 		if set == schema.SelfHostedSet {
@@ -196,20 +196,22 @@ func TestDeadCommandsWindow(t *testing.T) {
 }
 
 func TestRetryStorms(t *testing.T) {
-	var storm, four *sess
-	forEach(t, func(f *fx) {
-		storm = f.session("u1", 0, "fred-flash")
+	type cases struct{ storm, four *sess }
+	forEach(t, func(f *fx) cases {
+		storm := f.session("u1", 0, "fred-flash")
 		for a := 1; a <= 5; a++ {
 			storm.event(0.1, schema.APIRetryProps{Attempt: int64(a), DelayMs: int64(100 * a), ErrorType: "rate_limit", Status: 429, LatencyMs: 10})
 		}
-		four = f.session("u2", 1, "fred-pro")
+		four := f.session("u2", 1, "fred-pro")
 		for a := 1; a <= 4; a++ {
 			four.event(0.1, schema.APIRetryProps{Attempt: int64(a), DelayMs: 1000, ErrorType: "overloaded", Status: 529})
 		}
 		four.turn(turnSpec{apiErr: "overloaded", finish: "error"})
 		quiet := f.session("u2", 2, "fred-pro")
 		quiet.turn(turnSpec{})
-	}, func(t *testing.T, url string, set schema.Set, f *fx) {
+		return cases{storm, four}
+	}, func(t *testing.T, url string, set schema.Set, f *fx, c cases) {
+		storm := c.storm
 		r := compute(t, url, Options{Tables: set.String()})
 		rs := r.RetryStorms
 		if rs.Retries != 9 || rs.Sessions != 2 {
@@ -238,33 +240,35 @@ func TestRetryStorms(t *testing.T) {
 }
 
 func TestStuckRule(t *testing.T) {
-	var three, manyCalls, swapped, two, onPro *sess
-	forEach(t, func(f *fx) {
-		three = f.session("u1", 0, "fred-flash")
+	type cases struct{ three, manyCalls, swapped, two, onPro *sess }
+	forEach(t, func(f *fx) cases {
+		three := f.session("u1", 0, "fred-flash")
 		for _, fin := range []string{"length", "stop", "error", "length"} {
 			three.turn(turnSpec{model: "fred-flash", finish: fin, in: 100, out: 10, ms: 1000})
 		}
-		manyCalls = f.session("u1", 1, "fred-flash")
+		manyCalls := f.session("u1", 1, "fred-flash")
 		for i := 0; i < 3; i++ {
 			manyCalls.turn(turnSpec{model: "fred-flash", calls: 8, in: 1, ms: 1})
 		}
 		// Two struggles, then the user swaps to pro, where more struggles
 		// do not count: not stuck by the rule, but swapped.
-		swapped = f.session("u2", 2, "fred-flash")
+		swapped := f.session("u2", 2, "fred-flash")
 		swapped.turn(turnSpec{model: "fred-flash", finish: "length"})
 		swapped.turn(turnSpec{model: "fred-flash", finish: "length"})
 		swapped.event(2.5, schema.ModelSwapProps{From: "fred-flash", To: "fred-pro"})
 		swapped.turn(turnSpec{model: "fred-pro", finish: "length"})
 		swapped.turn(turnSpec{model: "fred-flash", finish: "length"}) // after the swap
-		two = f.session("u2", 3, "fred-flash")
+		two := f.session("u2", 3, "fred-flash")
 		two.turn(turnSpec{model: "fred-flash", finish: "length"})
 		two.turn(turnSpec{model: "fred-flash", calls: 7})
 		two.turn(turnSpec{model: "fred-flash", finish: "error"})
-		onPro = f.session("u3", 4, "fred-pro")
+		onPro := f.session("u3", 4, "fred-pro")
 		for i := 0; i < 4; i++ {
 			onPro.turn(turnSpec{model: "fred-pro", finish: "length"})
 		}
-	}, func(t *testing.T, url string, set schema.Set, f *fx) {
+		return cases{three, manyCalls, swapped, two, onPro}
+	}, func(t *testing.T, url string, set schema.Set, f *fx, c cases) {
+		three, manyCalls, swapped, two, onPro := c.three, c.manyCalls, c.swapped, c.two, c.onPro
 		r := compute(t, url, Options{Tables: set.String()})
 		st := r.Stuck
 		got := map[string]StuckSession{}
@@ -304,7 +308,7 @@ func TestStuckRule(t *testing.T) {
 }
 
 func TestPlanMode(t *testing.T) {
-	forEach(t, func(f *fx) {
+	forEach(t, func(f *fx) any {
 		// plan → act: acted.
 		a := f.session("u1", 0, "fred-pro")
 		a.turn(turnSpec{mode: "plan"})
@@ -332,7 +336,8 @@ func TestPlanMode(t *testing.T) {
 		// act only: no plan session.
 		g := f.session("u3", 50, "fred-pro")
 		g.turn(turnSpec{mode: "act"})
-	}, func(t *testing.T, url string, set schema.Set, f *fx) {
+		return nil
+	}, func(t *testing.T, url string, set schema.Set, f *fx, _ any) {
 		pm := compute(t, url, Options{Tables: set.String()}).PlanMode
 		want := PlanMode{Sessions: 6, PlanSessions: 5, PlanShare: 5.0 / 6, PlanToAct: 3, LeftPlanWithoutActing: 2, BackToPlanWithin2Turns: 1}
 		pm.Finding = ""
@@ -343,7 +348,7 @@ func TestPlanMode(t *testing.T) {
 }
 
 func TestPermissionsAndFilters(t *testing.T) {
-	forEach(t, func(f *fx) {
+	forEach(t, func(f *fx) any {
 		a := f.session("u1", 0, "fred-pro")
 		ta := a.turn(turnSpec{model: "fred-pro"})
 		for i, p := range []string{"auto_allowed", "user_allowed", "denied", "denied"} {
@@ -353,7 +358,8 @@ func TestPermissionsAndFilters(t *testing.T) {
 		b := f.session("u2", 1, "fred-flash")
 		tb := b.turn(turnSpec{model: "fred-flash"})
 		b.call(tb, 0, "bash", 1, 1, "denied", 1)
-	}, func(t *testing.T, url string, set schema.Set, f *fx) {
+		return nil
+	}, func(t *testing.T, url string, set schema.Set, f *fx, _ any) {
 		r := compute(t, url, Options{Tables: set.String()})
 		want := []ToolPermissions{{"bash", 5, 1, 1, 3, 0.6}, {"grep", 1, 1, 0, 0, 0}}
 		if !equalSlices(r.Permissions.Tools, want) {
@@ -432,4 +438,3 @@ func equalSlices[T comparable](a, b []T) bool {
 	return true
 }
 
-var _ = sort.Strings

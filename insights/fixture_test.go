@@ -2,8 +2,8 @@ package insights
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"testing"
 	"time"

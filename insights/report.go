@@ -262,6 +262,9 @@ type Loop struct {
 	// "unknown" (some call without result_fingerprint: schema v1).
 	Kind  string `json:"kind"`
 	Model string `json:"model"`
+	// StartTurnSeq and StartCallSeq place the run's first call.
+	StartTurnSeq int64 `json:"start_turn_seq"`
+	StartCallSeq int64 `json:"start_call_seq"`
 	// Turns is how many turns the run spans.
 	Turns  int64  `json:"turns"`
 	Impact Impact `json:"impact"`
