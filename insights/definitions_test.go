@@ -437,4 +437,3 @@ func equalSlices[T comparable](a, b []T) bool {
 	}
 	return true
 }
-
