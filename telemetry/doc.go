@@ -9,7 +9,7 @@
 // calls [Session.BeginTurn], [Turn.ToolCall] (with the raw arguments and the
 // raw result), [Turn.End], the event helpers ([Session.SlashCommand],
 // [Session.APIRetry], [Session.ModeChange], [Session.ModelSwap]) and finally
-// [Session.Close]. Every method is safe for concurrent use, never blocks on
+// [Session.Close]. Events carry their order within the session (seq). Every method is safe for concurrent use, never blocks on
 // I/O, never panics into the caller and returns nothing to handle: failures
 // are counted in [Session.Stats] and shown by [Session.Status]. Recording a
 // tool call costs a fingerprint and a queue append (no allocation); the
@@ -19,13 +19,27 @@
 //
 // Nothing here sends text. Tool arguments become an HMAC-SHA-256 of their
 // canonical JSON under a key made per session (repeats within a session stay
-// visible, guesses cannot be checked); AGENTS.md becomes an HMAC under a
-// per-install key kept in the config dir; the system prompt a plain SHA-256;
-// prompt, response and tool result only their sizes. Names (model, tool,
-// slash command) are kept only when they match the tight patterns of the
-// schema declaration, else they become "other"; a slash command must also
-// be one this build offers. The central route queues only the generated
-// Remote* record types, which have no field that could hold text.
+// visible, guesses cannot be checked), tool results an HMAC under the same
+// key (a loop, same arguments and same result, can be told from polling);
+// AGENTS.md becomes an HMAC under a per-install key kept in the config dir;
+// the system prompt a plain SHA-256; prompt, response and tool result
+// otherwise only their sizes.
+//
+// Names come from closed vocabularies on the central route: a model, tool
+// or slash command is recorded only when it is in the build's own catalogs
+// ([SessionInfo] Models, Tools, Commands, sent in the session record), else
+// as a fixed word: "custom" for a model the user typed, "mcp" for a tool of
+// an MCP server the user configured (mcp__server__tool, server__tool),
+// "other" for anything else (schema.FixedModelNames, FixedToolNames,
+// FixedCommandNames). A pattern alone would let an e-mail address, a URL
+// with credentials or a hyphenated sentence through. The self-hosted route
+// keeps the real names that fit the schema's patterns.
+//
+// The client's enforcement point (SPEC §4) is the generated conversion of
+// each record to its remote form (schema.Session.Remote and the others),
+// applied before a record is queued: the central route's queue, spool and
+// audit log hold only the generated Remote* record types, which have no
+// field that could hold text.
 //
 // # Routing (SPEC §2)
 //
@@ -36,7 +50,20 @@
 // file, with a one-line warning) → off; not logged in → off; else central.
 // The central route starts only once the one-time notice has been shown on
 // a terminal. Off means off: no goroutine, no file, nothing sent, and
-// [Session.Env] gives subprocesses DO_NOT_TRACK=1.
+// [Session.Env] gives subprocesses DO_NOT_TRACK=1. [Resolve] makes the same
+// decision without starting a session: `fred telemetry status` and the
+// REPL's /telemetry ([Session.HandleSlash]) print the same line.
+//
+// # Lifecycle
+//
+// A session has one background goroutine. On the central route it first
+// delivers the spool of earlier sessions, a few batches at a time between
+// its own, so a run of short sessions (fred -p, scripts, CI) empties the
+// spool too. [Session.Close] gives the end a budget (Options.CloseBudget,
+// 100 ms): three quarters for the session's own records, the rest to spool
+// what was not delivered, or, when everything was, to the earlier sessions'
+// spool. Every wait in Close and /telemetry off is bounded by the budget,
+// even with a sink that ignores cancellation.
 //
 // # Dependencies
 //

@@ -174,8 +174,8 @@ func (s *Session) run() {
 	}
 
 	// Backlog steps while the session runs use their own context, which
-	// Close cancels at once: at the end the session's own records go
-	// first, and the backlog gets what they leave of the budget.
+	// Close cancels early: at the end the session's own records go first,
+	// and the backlog gets what they leave of the budget.
 	backlogCtx, cancelBacklog := context.WithCancel(sendCtx)
 	defer cancelBacklog()
 	s.cancelBacklog.Store(&cancelBacklog)
@@ -301,7 +301,11 @@ func (s *Session) Close(ctx context.Context) {
 		defer t.Stop()
 	}
 	if c := s.cancelBacklog.Load(); c != nil {
-		(*c)() // the session's own records first
+		// A backlog step in flight gets the first quarter of the budget to
+		// finish (against a healthy server it does, and is not sent twice);
+		// then the session's own records have the floor.
+		t := time.AfterFunc(budget/4, *c)
+		defer t.Stop()
 	}
 	close(s.stop)
 	if s.waitDone(ctx, deadline.Add(-grace)) {

@@ -54,7 +54,9 @@ type Options struct {
 	// FlushInterval is the longest a record waits in the queue (default 2 s).
 	FlushInterval time.Duration
 	// CloseBudget bounds Close on the central route (default 100 ms):
-	// three quarters for the final send, the rest to spool what is left.
+	// three quarters for the final send, the rest to spool what is left,
+	// or, when everything was sent, to deliver earlier sessions' spool.
+	// It also bounds the wait of /telemetry off.
 	CloseBudget time.Duration
 	// SelfHostedCloseBudget bounds Close on the self-hosted route (default
 	// 1 s): there is no spool, and the first session of a new database may
