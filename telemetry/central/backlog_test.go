@@ -283,9 +283,9 @@ func TestShowDatesEachBatch(t *testing.T) {
 	record(s, 1)
 	before := time.Now().UTC().Truncate(time.Second)
 	s.Close(context.Background())
-	after := time.Now().UTC()
 	var out bytes.Buffer
 	n, err := central.Show(dir, &out)
+	after := time.Now().UTC()
 	if err != nil || n == 0 {
 		t.Fatalf("show: %d batches, %v", n, err)
 	}
