@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -114,4 +115,76 @@ func TestUnauthorizedCarriesChallenge(t *testing.T) {
 			t.Errorf("%s: %d, WWW-Authenticate %q; want 401 with Bearer", c.name, code, hdr.Get("WWW-Authenticate"))
 		}
 	}
+}
+
+// TestAdmissionAnswersBusyAtOnce: beyond MaxValidating requests in flight,
+// or beyond ValidateMemory bytes between them, a request is answered 503
+// with Retry-After at once, without its body being read; a client that
+// comes back once there is room is served.
+func TestAdmissionAnswersBusyAtOnce(t *testing.T) {
+	p := startInProcess(t, server.Config{MaxValidating: 2, ValidateMemory: 4 << 20})
+	valid := wiretest.MustJSON(wiretest.ValidBatch(time.Now()))
+
+	// Two requests whose bodies never finish hold both slots.
+	var writers []*io.PipeWriter
+	done := make(chan int, 2)
+	for range 2 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, _ := http.NewRequest("POST", p.url+"/v1/batch", pr)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+p.key)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		pw.Write(valid[:10])
+	}
+	// The server has admitted both once their first bytes arrived.
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	code, hdr, body := p.do(t, "POST", "/v1/batch", p.key, valid, nil)
+	if code != 503 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("a third request with two in flight: %d %v, Retry-After %q; want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the 503 took %v: it must not wait for room", d)
+	}
+	for _, pw := range writers {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	for range 2 {
+		<-done
+	}
+	// The server notices the broken bodies a moment after the client does.
+	served := false
+	for deadline := time.Now().Add(5 * time.Second); !served && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		code, _, _ := p.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil)
+		served = code == 200
+	}
+	if !served {
+		t.Fatal("once the two requests ended, a batch still found no room")
+	}
+
+	// A body whose buffers need more than the budget: 503, not read.
+	big := gzipBytes(bytes.Repeat([]byte(" "), 3<<20))
+	if code, hdr, body := p.do(t, "POST", "/v1/batch", p.key, big, map[string]string{"Content-Encoding": "gzip"}); code != 503 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("a body over the memory budget: %d %v; want 503 with Retry-After", code, body)
+	}
+	if code, _, body := p.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil); code != 200 {
+		t.Fatalf("after the refused body the budget is free again: %d %v", code, body)
+	}
+}
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
 }

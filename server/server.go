@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +37,14 @@ type Config struct {
 	MaxBody, MaxInflated int64
 	// MaxRecords per batch (default 1000): 413 beyond.
 	MaxRecords int
+	// MaxValidating bounds the requests whose bodies are being read and
+	// validated at once (default 4 × GOMAXPROCS, at least 8), and
+	// ValidateMemory the bytes they may hold between them (default 96
+	// MiB: bodies as sent and inflated, twice, for the parse and the
+	// records). A request beyond either is answered 503 with Retry-After
+	// at once: never queued, never read.
+	MaxValidating  int
+	ValidateMemory int64
 	// MinClientVersion: older clients get 426 (default none).
 	MinClientVersion string
 	// Versions are the wire schema versions accepted, each between 1 and
@@ -70,6 +81,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxRecords <= 0 {
 		c.MaxRecords = 1000
+	}
+	if c.MaxValidating <= 0 {
+		c.MaxValidating = max(8, 4*runtime.GOMAXPROCS(0))
+	}
+	if c.ValidateMemory <= 0 {
+		c.ValidateMemory = 96 << 20
 	}
 	if c.Rate <= 0 {
 		c.Rate = 20
@@ -109,6 +126,7 @@ type Server struct {
 	st      store.Store
 	keys    *keyCache
 	limits  *limiter
+	admit   *admission
 	m       *metrics
 	mux     *http.ServeMux
 	touched sync.Map // key hash → last time last_used_at was written
@@ -129,7 +147,8 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, st: st, keys: newKeyCache(st, cfg.KeyCacheTTL, cfg.Now),
-		limits: newLimiter(cfg.Rate, cfg.Burst, cfg.Now), m: newMetrics(cfg.Registry)}
+		limits: newLimiter(cfg.Rate, cfg.Burst, cfg.Now), admit: newAdmission(cfg.MaxValidating, cfg.ValidateMemory),
+		m: newMetrics(cfg.Registry)}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /v1/batch", s.handleBatch)
 	s.mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
@@ -276,13 +295,27 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, wire.Reject(http.StatusUnsupportedMediaType, "content_type", "", "want Content-Type: application/json"), key.Prefix)
 		return
 	}
-	body, rj := s.readBody(w, r)
+	tk, ok := s.admit.admit()
+	if !ok {
+		s.busy(w)
+		return
+	}
+	body, rj := s.readBody(w, r, tk)
+	if rj == errBusy {
+		tk.done()
+		s.busy(w)
+		return
+	}
 	if rj != nil {
+		tk.done()
 		s.refuse(w, rj, key.Prefix)
 		return
 	}
 	now := s.cfg.Now()
 	b, rj := wire.Validate(body, wire.Limits{MaxRecords: s.cfg.MaxRecords, Versions: s.cfg.Versions, MinClient: s.cfg.MinClientVersion, Now: now, MaxClockSkew: s.cfg.MaxClockSkew})
+	// The write that follows is bounded by the pool and WriteTimeout, and
+	// only valid batches of rate-limited keys reach it.
+	tk.done()
 	if rj != nil {
 		s.refuse(w, rj, key.Prefix)
 		return
@@ -321,41 +354,83 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": res.Accepted, "duplicates": res.Duplicates})
 }
 
+// errBusy is readBody's answer when the admission budget cannot hold the
+// body: 503, not a rejection of the batch.
+var errBusy = &wire.Rejection{Status: http.StatusServiceUnavailable, Reason: "busy"}
+
+// busy answers a request the admission has no room for: the client keeps
+// its batch and comes back.
+func (s *Server) busy(w http.ResponseWriter) {
+	s.m.rejected.WithLabelValues("busy").Inc()
+	s.retryLater(w, http.StatusServiceUnavailable, time.Second, "busy: retry later")
+}
+
 // readBody reads the body within the limits, inflating gzip without ever
 // holding more than MaxInflated+1 bytes: a gzip bomb stops at the limit.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *wire.Rejection) {
+// Every buffer is reserved in tk first (errBusy when it cannot be).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tk *ticket) ([]byte, *wire.Rejection) {
 	if r.ContentLength > s.cfg.MaxBody {
 		return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
 	}
-	var in io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	tooLarge := func(err error) *wire.Rejection {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+		}
+		return nil
+	}
+	in := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch enc {
 	case "", "identity":
-	case "gzip":
-		zr, _ := gzipReaders.Get().(*gzip.Reader)
-		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(in)
-		} else {
-			err = zr.Reset(in)
+		body, err := readAll(in, r.ContentLength, s.cfg.MaxBody+1, tk)
+		if err == errNoRoom {
+			return nil, errBusy
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+			if rj := tooLarge(err); rj != nil {
+				return nil, rj
 			}
-			return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid gzip")
+			return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
 		}
-		defer gzipReaders.Put(zr)
-		in = zr
+		return body, nil
+	case "gzip":
 	default:
 		return nil, wire.Reject(http.StatusUnsupportedMediaType, "content_encoding", "", "want Content-Encoding gzip or none")
 	}
-	body, err := readAll(in, r.ContentLength, s.cfg.MaxInflated+1)
+	// The compressed body first (at most MaxBody): its gzip trailer
+	// states the inflated size, so an honest body is inflated into one
+	// buffer of the right size. A trailer that lies only costs the liar
+	// growth within its reservation.
+	zbody, err := readAll(in, r.ContentLength, s.cfg.MaxBody+1, tk)
+	if err == errNoRoom {
+		return nil, errBusy
+	}
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+		if rj := tooLarge(err); rj != nil {
+			return nil, rj
 		}
+		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
+	}
+	hint := int64(-1)
+	if len(zbody) >= 18 {
+		hint = int64(binary.LittleEndian.Uint32(zbody[len(zbody)-4:]))
+	}
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(zbody))
+	} else {
+		err = zr.Reset(bytes.NewReader(zbody))
+	}
+	if err != nil {
+		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid gzip")
+	}
+	defer gzipReaders.Put(zr)
+	body, err := readAll(zr, hint, s.cfg.MaxInflated+1, tk)
+	if err == errNoRoom {
+		return nil, errBusy
+	}
+	if err != nil {
 		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
 	}
 	if int64(len(body)) > s.cfg.MaxInflated {
@@ -368,19 +443,33 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *wire
 // ~40 KiB of tables.
 var gzipReaders sync.Pool
 
-// readAll reads at most limit bytes of in into a buffer sized from the
-// request's compressed length: JSON batches inflate about 6×, so the buffer
-// is rarely grown, where io.ReadAll would grow it a dozen times. The buffer
-// is the request's own (never pooled): the parsed batch points into it.
-func readAll(in io.Reader, contentLength, limit int64) ([]byte, error) {
-	hint := int64(64 << 10)
-	if contentLength > 0 {
-		hint = max(hint, 8*contentLength)
+// errNoRoom: the admission budget cannot hold the buffer.
+var errNoRoom = errors.New("admission budget spent")
+
+// readAll reads at most limit bytes of in into a buffer of the size hint
+// (the body's stated length; -1 when unknown), growing it only when the
+// hint was wrong. Each buffer is reserved in tk, twice (the parse and the
+// decoded records are of its order), before it is made. The buffer is the
+// request's own (never pooled): the parsed batch points into it.
+func readAll(in io.Reader, hint, limit int64, tk *ticket) ([]byte, error) {
+	size := int64(64 << 10)
+	if hint >= 0 {
+		size = hint + 1 // room to read EOF without growing
 	}
-	buf := make([]byte, 0, min(hint, limit))
+	size = min(size, limit)
+	if !tk.reserve(2 * size) {
+		return nil, errNoRoom
+	}
+	buf := make([]byte, 0, size)
 	for int64(len(buf)) < limit {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			next := min(max(2*int64(cap(buf)), 64<<10), limit)
+			if !tk.reserve(2 * next) {
+				return nil, errNoRoom
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
 		}
 		n, err := in.Read(buf[len(buf):min(int64(cap(buf)), limit)])
 		buf = buf[:len(buf)+n]

@@ -89,6 +89,13 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 		// load. 400 trades ~40 MiB of RSS for a sixth of the CPU.
 		debug.SetGCPercent(400)
 	}
+	if env("GOMEMLIMIT") == "" {
+		// GOGC 400 lets the heap grow to five times what is live: under
+		// a flood of worst-case bodies (each admitted one holds up to 8
+		// MiB) that alone would pass 256 MiB. A soft limit makes the
+		// collector work harder only when the heap nears it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	mig := *migrateDB
 	if mig == "" {
@@ -134,6 +141,10 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	fmt.Fprintln(stdout, "fredtel serve: stopped")
 	return nil
 }
+
+// defaultMemoryLimit is the Go runtime's soft memory limit for fredtel
+// serve when GOMEMLIMIT is not set.
+const defaultMemoryLimit = 160 << 20
 
 func envDuration(env Getenv, name string, def time.Duration) time.Duration {
 	if v := env(name); v != "" {

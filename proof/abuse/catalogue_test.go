@@ -296,47 +296,47 @@ func catalogue() []abuseCase {
 		{name: "forbidden_top_user_id", body: set(top, "user_id", S), status: 400, field: "user_id", reason: "unknown_field"},
 		{name: "forbidden_top_user_input", body: set(top, "user_input", S), status: 400, field: "user_input", reason: "unknown_field"},
 		{name: "forbidden_client_user_id", body: set(client, "user_id", "alice"), status: 400, field: "client.user_id", reason: "unknown_field"},
-		{name: "forbidden_client_hostname", body: set(client, "hostname", "alice-laptop"), status: 400, field: "client.hostname", reason: "unknown_field"},
+		{name: "forbidden_client_hostname", body: set(client, "hostname", "alice-laptop"), status: 400, field: "client.<unknown key>", reason: "unknown_field"},
 		{name: "forbidden_session_user_id", body: set(rec("sessions", 0), "user_id", "alice"), status: 400, field: "sessions[0].user_id", reason: "forbidden_field"},
 		{name: "forbidden_session_received_at", body: batch(func(b map[string]any) {
 			rec("sessions", 0)(b)["received_at"] = b["sent_at"]
 		}), status: 400, field: "sessions[0].received_at", reason: "forbidden_field"},
 		{name: "forbidden_session_clock_offset_ms", body: set(rec("sessions", 0), "clock_offset_ms", 0), status: 400, field: "sessions[0].clock_offset_ms", reason: "forbidden_field"},
-		{name: "forbidden_session_hostname", body: set(rec("sessions", 0), "hostname", "alice-laptop"), status: 400, field: "sessions[0].hostname", reason: "unknown_field"},
-		{name: "forbidden_session_cwd", body: set(rec("sessions", 0), "cwd", "/home/alice/SMUGGLED"), status: 400, field: "sessions[0].cwd", reason: "unknown_field"},
-		{name: "forbidden_session_git_sha", body: set(rec("sessions", 0), "git_sha", strings.Repeat("ab", 20)), status: 400, field: "sessions[0].git_sha", reason: "unknown_field"},
-		{name: "forbidden_session_system_prompt", body: set(rec("sessions", 0), "system_prompt", S), status: 400, field: "sessions[0].system_prompt", reason: "unknown_field"},
+		{name: "forbidden_session_hostname", body: set(rec("sessions", 0), "hostname", "alice-laptop"), status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field"},
+		{name: "forbidden_session_cwd", body: set(rec("sessions", 0), "cwd", "/home/alice/SMUGGLED"), status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field"},
+		{name: "forbidden_session_git_sha", body: set(rec("sessions", 0), "git_sha", strings.Repeat("ab", 20)), status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field"},
+		{name: "forbidden_session_system_prompt", body: set(rec("sessions", 0), "system_prompt", S), status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field"},
 		{name: "forbidden_session_user_input", body: set(rec("sessions", 0), "user_input", S), status: 400, field: "sessions[0].user_input", reason: "unknown_field"},
 		{name: "forbidden_turn_user_input", body: set(rec("turns", 0), "user_input", S), status: 400, field: "turns[0].user_input", reason: "forbidden_field"},
 		{name: "forbidden_turn_user_input_null", body: set(rec("turns", 0), "user_input", nil), status: 400, field: "turns[0].user_input", reason: "forbidden_field"},
 		{name: "forbidden_turn_assistant_text", body: set(rec("turns", 0), "assistant_text", S), status: 400, field: "turns[0].assistant_text", reason: "forbidden_field"},
 		{name: "forbidden_turn_user_id", body: set(rec("turns", 0), "user_id", "alice"), status: 400, field: "turns[0].user_id", reason: "forbidden_field"},
-		{name: "forbidden_turn_prompt", body: set(rec("turns", 0), "prompt", S), status: 400, field: "turns[0].prompt", reason: "unknown_field"},
-		{name: "forbidden_tool_call_args", body: set(rec("tool_calls", 0), "args", map[string]any{"path": "/etc/SMUGGLED"}), status: 400, field: "tool_calls[0].args", reason: "unknown_field"},
-		{name: "forbidden_tool_call_result", body: set(rec("tool_calls", 0), "result", S), status: 400, field: "tool_calls[0].result", reason: "unknown_field"},
+		{name: "forbidden_turn_prompt", body: set(rec("turns", 0), "prompt", S), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
+		{name: "forbidden_tool_call_args", body: set(rec("tool_calls", 0), "args", map[string]any{"path": "/etc/SMUGGLED"}), status: 400, field: "tool_calls[0].<unknown key>", reason: "unknown_field"},
+		{name: "forbidden_tool_call_result", body: set(rec("tool_calls", 0), "result", S), status: 400, field: "tool_calls[0].<unknown key>", reason: "unknown_field"},
 		{name: "forbidden_tool_call_user_id", body: set(rec("tool_calls", 0), "user_id", "alice"), status: 400, field: "tool_calls[0].user_id", reason: "forbidden_field"},
 		{name: "forbidden_event_user_id", body: set(rec("events", 0), "user_id", "alice"), status: 400, field: "events[0].user_id", reason: "forbidden_field"},
 		{name: "forbidden_event_received_at", body: batch(func(b map[string]any) {
 			rec("events", 3)(b)["received_at"] = b["sent_at"]
 		}), status: 400, field: "events[3].received_at", reason: "forbidden_field"},
 		{name: "forbidden_props_user_id", body: set(props(0), "user_id", "alice"), status: 400, field: "events[0].props.user_id", reason: "unknown_field"},
-		{name: "forbidden_props_args", body: set(props(0), "args", S), status: 400, field: "events[0].props.args", reason: "unknown_field"},
-		{name: "forbidden_props_api_retry_message", body: set(props(1), "message", S), status: 400, field: "events[1].props.message", reason: "unknown_field"},
+		{name: "forbidden_props_args", body: set(props(0), "args", S), status: 400, field: "events[0].props.<unknown key>", reason: "unknown_field"},
+		{name: "forbidden_props_api_retry_message", body: set(props(1), "message", S), status: 400, field: "events[1].props.<unknown key>", reason: "unknown_field"},
 		{name: "forbidden_props_of_another_event", body: set(props(0), "from", "act"), status: 400, field: "events[0].props.from", reason: "unknown_field"},
 
 		// Text where a name goes; the sentence as a key.
-		{name: "smuggle_sentence_as_key", body: set(rec("turns", 0), S, 1), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field"},
-		{name: "smuggle_sentence_as_top_key", body: set(top, S, 1), status: 400, field: "<unprintable key>", reason: "unknown_field"},
-		{name: "smuggle_sentence_as_props_key", body: set(props(2), S, "act"), status: 400, field: "events[2].props.<unprintable key>", reason: "unknown_field"},
+		{name: "smuggle_sentence_as_key", body: set(rec("turns", 0), S, 1), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
+		{name: "smuggle_sentence_as_top_key", body: set(top, S, 1), status: 400, field: "<unknown key>", reason: "unknown_field"},
+		{name: "smuggle_sentence_as_props_key", body: set(props(2), S, "act"), status: 400, field: "events[2].props.<unknown key>", reason: "unknown_field"},
 		{name: "smuggle_escaped_sentence_model", body: rawValue(rec("turns", 0), "model", escapeAll(S)), status: 400, field: "turns[0].model", reason: "pattern"},
 		{name: "smuggle_sentence_in_event_name", body: set(rec("events", 2), "name", "slash_command "+S), status: 400, field: "events[2].name", reason: "enum"},
 
 		// Oversized strings, keys, lists, numbers and bodies.
-		{name: "oversize_model_101", body: set(rec("turns", 0), "model", strings.Repeat("m", 101)), status: 400, field: "turns[0].model", reason: "pattern"},
+		{name: "oversize_model_101", body: set(rec("turns", 0), "model", strings.Repeat("m", 101)), status: 400, field: "turns[0].model", reason: "bounds"},
 		{name: "oversize_tool_name_65", body: set(rec("tool_calls", 0), "tool_name", strings.Repeat("t", 65)), status: 400, field: "tool_calls[0].tool_name", reason: "pattern"},
 		{name: "oversize_command_33", body: set(props(0), "command", strings.Repeat("c", 33)), status: 400, field: "events[0].props.command", reason: "pattern"},
-		{name: "oversize_model_900kib", body: set(rec("sessions", 0), "model", strings.Repeat("m", 900<<10)), status: 400, field: "sessions[0].model", reason: "pattern"},
-		{name: "oversize_command_5mib_gzip", body: set(props(0), "command", strings.Repeat("c", 5<<20)), gzip: true, status: 400, field: "events[0].props.command", reason: "pattern"},
+		{name: "oversize_model_900kib", body: set(rec("sessions", 0), "model", strings.Repeat("m", 900<<10)), status: 400, field: "sessions[0].model", reason: "bounds"},
+		{name: "oversize_command_5mib_gzip", body: set(props(0), "command", strings.Repeat("c", 5<<20)), gzip: true, status: 400, field: "events[0].props.command", reason: "bounds"},
 		{name: "oversize_catalog_item", body: set(rec("sessions", 0), "tool_catalog", []any{"bash", strings.Repeat("x", 65)}), status: 400, field: "sessions[0].tool_catalog[1]", reason: "pattern"},
 		{name: "oversize_catalog_513_items", body: batch(func(b map[string]any) {
 			items := make([]any, 513)
@@ -345,7 +345,7 @@ func catalogue() []abuseCase {
 			}
 			rec("sessions", 0)(b)["tool_catalog"] = items
 		}), status: 400, field: "sessions[0].tool_catalog", reason: "bounds"},
-		{name: "oversize_key_100kib", body: set(rec("turns", 0), strings.Repeat("k", 100<<10), 1), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field"},
+		{name: "oversize_key_100kib", body: set(rec("turns", 0), strings.Repeat("k", 100<<10), 1), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
 		{name: "oversize_number_100k_digits", body: rawValue(rec("turns", 0), "prompt_tokens", strings.Repeat("9", 100_000)), status: 400, field: "turns[0].prompt_tokens", reason: "bounds"},
 		{name: "oversize_body_over_1mib", body: set(rec("turns", 0), "model", strings.Repeat("m", 1<<20)), status: 413, reason: "too_large"},
 		{name: "oversize_chunked_over_1mib", body: set(rec("turns", 0), "model", strings.Repeat("m", 1<<20)), chunked: true, status: 413, reason: "too_large"},
@@ -370,31 +370,31 @@ func catalogue() []abuseCase {
 			r := rec("turns", 0)(b)
 			delete(r, "mode")
 			r["mоde"] = "act" // Cyrillic о
-		}), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field", secret: []string{"mоde"}},
+		}), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field", secret: []string{"mоde"}},
 		{name: "unicode_homoglyph_key_session_user_id", body: set(rec("sessions", 0), "usеr_id", S), // Cyrillic е
-			status: 400, field: "sessions[0].<unprintable key>", reason: "unknown_field", secret: []string{"usеr_id"}},
+			status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field", secret: []string{"usеr_id"}},
 		{name: "unicode_homoglyph_key_props_command", body: set(props(0), "cοmmand", S), // Greek ο
-			status: 400, field: "events[0].props.<unprintable key>", reason: "unknown_field"},
+			status: 400, field: "events[0].props.<unknown key>", reason: "unknown_field"},
 		{name: "unicode_homoglyph_value_os", body: set(rec("sessions", 0), "os", "lіnux"), status: 400, field: "sessions[0].os", reason: "enum"}, // Ukrainian і
 		{name: "unicode_homoglyph_value_model", body: set(rec("turns", 0), "model", "fred-flаsh-2"), status: 400, field: "turns[0].model", reason: "pattern"},
-		{name: "unicode_fullwidth_key_top", body: set(top, "ｕｓｅｒ＿ｉｄ", "alice"), status: 400, field: "<unprintable key>", reason: "unknown_field", secret: []string{"ｕｓｅｒ"}},
-		{name: "unicode_zero_width_key_escaped", body: member(rec("turns", 0), `"user_\u200binput":`+q(S)), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field"},
-		{name: "unicode_zero_width_key_raw", body: member(rec("turns", 0), "\"user_\u200binput\":"+q(S)), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field"},
+		{name: "unicode_fullwidth_key_top", body: set(top, "ｕｓｅｒ＿ｉｄ", "alice"), status: 400, field: "<unknown key>", reason: "unknown_field", secret: []string{"ｕｓｅｒ"}},
+		{name: "unicode_zero_width_key_escaped", body: member(rec("turns", 0), `"user_\u200binput":`+q(S)), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
+		{name: "unicode_zero_width_key_raw", body: member(rec("turns", 0), "\"user_\u200binput\":"+q(S)), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
 		{name: "unicode_zero_width_value_mode", body: rawValue(rec("turns", 0), "mode", `"act\u200b"`), status: 400, field: "turns[0].mode", reason: "enum"},
 		{name: "unicode_zero_width_value_command", body: rawValue(props(0), "command", `"mo\u200bdel"`), status: 400, field: "events[0].props.command", reason: "pattern"},
-		{name: "unicode_bom_key", body: member(rec("sessions", 0), `"\ufeffuser_id":"alice"`), status: 400, field: "sessions[0].<unprintable key>", reason: "unknown_field"},
-		{name: "unicode_combining_key", body: member(rec("tool_calls", 0), `"args\u0301":`+q(S)), status: 400, field: "tool_calls[0].<unprintable key>", reason: "unknown_field"},
-		{name: "unicode_nul_in_key", body: member(rec("turns", 0), `"user_input\u0000":`+q(S)), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field"},
+		{name: "unicode_bom_key", body: member(rec("sessions", 0), `"\ufeffuser_id":"alice"`), status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field"},
+		{name: "unicode_combining_key", body: member(rec("tool_calls", 0), `"args\u0301":`+q(S)), status: 400, field: "tool_calls[0].<unknown key>", reason: "unknown_field"},
+		{name: "unicode_nul_in_key", body: member(rec("turns", 0), `"user_input\u0000":`+q(S)), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
 		{name: "unicode_nul_in_value", body: rawValue(rec("tool_calls", 0), "tool_name", `"read_file\u0000SMUGGLED"`), status: 400, field: "tool_calls[0].tool_name", reason: "pattern"},
 		{name: "unicode_rtl_override_value", body: rawValue(rec("tool_calls", 0), "tool_name", `"read\u202eelif"`), status: 400, field: "tool_calls[0].tool_name", reason: "pattern"},
-		{name: "unicode_case_variant_key", body: set(rec("sessions", 0), "User_Id", "alice"), status: 400, field: "sessions[0].User_Id", reason: "unknown_field"},
+		{name: "unicode_case_variant_key", body: set(rec("sessions", 0), "User_Id", "alice"), status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field"},
 		{name: "escaped_key_turn_user_input", body: member(rec("turns", 0), `"user\u005finput":`+q(S)), status: 400, field: "turns[0].user_input", reason: "forbidden_field"},
 		{name: "escaped_key_turn_assistant_text", body: member(rec("turns", 0), `"\u0061ssistant_text":`+q(S)), status: 400, field: "turns[0].assistant_text", reason: "forbidden_field"},
 		{name: "escaped_key_session_user_id", body: member(rec("sessions", 0), `"\u0075\u0073\u0065\u0072\u005f\u0069\u0064":"alice"`), status: 400, field: "sessions[0].user_id", reason: "forbidden_field"},
 		{name: "escaped_key_top_user_id", body: member(top, `"user\u005Fid":"alice"`), status: 400, field: "user_id", reason: "unknown_field"},
 		{name: "escaped_key_client_user_id", body: member(client, `"user\u005fid":"alice"`), status: 400, field: "client.user_id", reason: "unknown_field"},
-		{name: "escaped_key_props_args", body: member(props(0), `"\u0061rgs":`+q(S)), status: 400, field: "events[0].props.args", reason: "unknown_field"},
-		{name: "escaped_key_solidus", body: member(rec("tool_calls", 0), `"result\/text":`+q(S)), status: 400, field: "tool_calls[0].<unprintable key>", reason: "unknown_field"},
+		{name: "escaped_key_props_args", body: member(props(0), `"\u0061rgs":`+q(S)), status: 400, field: "events[0].props.<unknown key>", reason: "unknown_field"},
+		{name: "escaped_key_solidus", body: member(rec("tool_calls", 0), `"result\/text":`+q(S)), status: 400, field: "tool_calls[0].<unknown key>", reason: "unknown_field"},
 		{name: "unicode_invalid_utf8_value", body: rawValue(rec("tool_calls", 0), "tool_name", "\"read\xfffile\""), status: 400, reason: "json"},
 		{name: "unicode_overlong_utf8_key", body: member(rec("turns", 0), "\"user\xc1\x9finput\":"+q(S)), status: 400, reason: "json"},
 		{name: "unicode_lone_surrogate", body: rawValue(rec("turns", 0), "model", `"fred\ud800"`), status: 400, reason: "json"},
@@ -445,19 +445,19 @@ func catalogue() []abuseCase {
 		{name: "dup_escaped_key", body: member(rec("turns", 0), `"mo\u0064e":"plan"`), status: 400, field: "turns[0].mode", reason: "duplicate_key"},
 		{name: "dup_after_many_keys", body: batch(func(b map[string]any) {
 			p := props(0)(b)
-			for i := range 20 {
+			for i := range 14 {
 				p[fmt.Sprintf("k%02d", i)] = i
 			}
 		}).then(func(t testing.TB, b []byte) []byte {
-			// Past 16 members the parser looks duplicates up in a set.
-			return replaceOnce(t, b, `"k19":19`, `"k19":19,"k03":3`)
-		}), status: 400, field: "events[0].props.k03", reason: "duplicate_key"},
+			return replaceOnce(t, b, `"k13":13`, `"k13":13,"k03":3`)
+		}), status: 400, field: "events[0].props.<unknown key>", reason: "duplicate_key"},
 
 		// Deep nesting.
 		{name: "nesting_props_array_100", body: rawValue(props(0), "command", nested("[", "]", 100)), status: 400, field: "events[0].props.command", fieldPrefix: true, reason: "nesting"},
-		{name: "nesting_top_object_100k", body: rawValue(top, "extra", nested(`{"a":`, "}", 100_000)), status: 400, field: "extra.a", fieldPrefix: true, reason: "nesting"},
-		{name: "nesting_brackets_500k", body: fixed([]byte(strings.Repeat("[", 500_000))), status: 400, field: "[0]", fieldPrefix: true, reason: "nesting"},
-		{name: "nesting_object_as_prop", body: set(props(0), "command", map[string]any{"name": "help"}), status: 400, field: "events[0].props.command", reason: "type"},
+		{name: "nesting_top_object_100k", body: rawValue(top, "extra", nested(`{"a":`, "}", 100_000)), status: 400, field: "<unknown key>", reason: "unknown_field"},
+		{name: "nesting_record_object_100k", body: rawValue(rec("turns", 0), "extra", nested(`{"a":`, "}", 100_000)), status: 400, field: "turns[0].<unknown key>.<unknown key>.<unknown key>", reason: "nesting"},
+		{name: "nesting_brackets_500k", body: fixed([]byte(strings.Repeat("[", 500_000))), status: 400, reason: "type"},
+		{name: "nesting_object_as_prop", body: set(props(0), "command", map[string]any{"name": "help"}), status: 400, field: "events[0].props.command.name", reason: "nesting"},
 		{name: "nesting_record_in_record", body: batch(func(b map[string]any) {
 			r := rec("turns", 0)(b)
 			inner := map[string]any{}
@@ -465,7 +465,7 @@ func catalogue() []abuseCase {
 				inner[k] = v
 			}
 			r["turn"] = inner
-		}), status: 400, field: "turns[0].turn", reason: "unknown_field"},
+		}), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
 
 		// Gzip: bombs, truncation, lies about the encoding.
 		{name: "gzip_bomb_64mib", body: func(testing.TB, *fixture) []byte { return gzipBomb(64 << 20 / 258) }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 413, reason: "too_large_inflated"},
@@ -505,7 +505,44 @@ func catalogue() []abuseCase {
 		{name: "sql_catalog_item", body: set(rec("sessions", 0), "command_catalog", []any{"help", "x');DROP TABLE telemetry_sessions;--"}), status: 400, field: "sessions[0].command_catalog[1]", reason: "pattern", secret: []string{"DROP TABLE"}},
 		{name: "sql_model_swap_to", body: set(props(3), "to", "fred-pro-2';TRUNCATE telemetry_events;--"), status: 400, field: "events[3].props.to", reason: "pattern", secret: []string{"TRUNCATE"}},
 		{name: "sql_uuid", body: set(rec("turns", 0), "session_id", "00000000-0000-0000-0000-000000000000' OR 1=1 --"), status: 400, field: "turns[0].session_id", reason: "uuid", secret: []string{"OR 1=1"}},
-		{name: "sql_key_name", body: set(rec("turns", 0), "mode = 'plan'; --", "act"), status: 400, field: "turns[0].<unprintable key>", reason: "unknown_field", secret: []string{"mode = "}},
+		{name: "sql_key_name", body: set(rec("turns", 0), "mode = 'plan'; --", "act"), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field", secret: []string{"mode = "}},
+
+		// Paths are built from declared names only (issue 12, item 2): a
+		// key of the payload that the declaration does not know is
+		// <unknown key>, whatever it holds, and a path is short ASCII.
+		{name: "path_bracket_key_duplicated", body: member(rec("turns", 0), q("x[SECRET al]")+`:1,`+q("x[SECRET al]")+`:2`),
+			status: 400, field: "turns[0].<unknown key>", reason: "duplicate_key", secret: []string{"SECRET"}},
+		{name: "path_bracket_long_key_duplicated", body: member(rec("turns", 0), q("x[SECRET TEXT of alice]")+`:1,`+q("x[SECRET TEXT of alice]")+`:2`),
+			status: 400, field: "turns[0].<unknown key>", reason: "unknown_field", secret: []string{"SECRET TEXT", "alice"}},
+		{name: "path_bracket_key_duplicated_top", body: fixed([]byte(`{"x[SECRET TEXT of alice]":1,"x[SECRET TEXT of alice]":2}`)),
+			status: 400, field: "<unknown key>", reason: "unknown_field", secret: []string{"SECRET TEXT", "alice"}},
+		{name: "path_long_bracket_key_duplicated_gzip", body: func(t testing.TB, f *fixture) []byte {
+			k := q("x[" + strings.Repeat("SECRET TEXT ", 300_000)) // twice 3.6 MB, 7 KiB gzipped
+			return member(rec("turns", 0), k+`:1,`+k+`:2`)(t, f)
+		}, gzip: true, status: 400, field: "turns[0].<unknown key>", reason: "unknown_field", secret: []string{"SECRET TEXT"}},
+		{name: "path_plain_identifier_key", body: set(rec("tool_calls", 0), "alice_at_example_com", 1),
+			status: 400, field: "tool_calls[0].<unknown key>", reason: "unknown_field", secret: []string{"alice_at"}},
+		{name: "path_dotted_key", body: set(rec("sessions", 0), "model.SECRET[0]", 1),
+			status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field", secret: []string{"SECRET"}},
+
+		// The parser's work is bounded by the declaration (issue 12, item
+		// 1): each shape is refused at the first bound it meets.
+		{name: "bounds_wide_array_top_8mib_gzip", body: fixed([]byte("[" + strings.Repeat("0,", 4<<20-2) + "0]")), gzip: true, status: 400, reason: "type"},
+		{name: "bounds_wide_array_catalog_gzip", body: func(t testing.TB, f *fixture) []byte {
+			return rawValue(rec("sessions", 0), "tool_catalog", "["+strings.Repeat(`"a",`, 1<<20)+`"a"]`)(t, f)
+		}, gzip: true, status: 400, field: "sessions[0].tool_catalog", reason: "bounds"},
+		{name: "bounds_wide_object_record_gzip", body: func(t testing.TB, f *fixture) []byte {
+			var b strings.Builder
+			for i := range 200_000 {
+				fmt.Fprintf(&b, `"k%d":0,`, i)
+			}
+			return member(rec("turns", 0), strings.TrimSuffix(b.String(), ","))(t, f)
+		}, gzip: true, status: 400, field: "turns[0]", reason: "bounds"},
+		{name: "bounds_empty_records_8mib_gzip", body: func(t testing.TB, f *fixture) []byte {
+			return rawValue(top, "events", "["+strings.Repeat("{},", 2<<20)+"{}]")(t, f)
+		}, gzip: true, status: 413, reason: "too_many_records"},
+		{name: "bounds_long_escaped_string_gzip", body: rawValue(rec("turns", 0), "model", `"`+strings.Repeat(`A`, 1<<20)+`"`), gzip: true,
+			status: 400, field: "turns[0].model", reason: "bounds"},
 
 		// Identifiers and times.
 		{name: "uuid_uppercase", body: batch(func(b map[string]any) {

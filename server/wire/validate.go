@@ -89,49 +89,42 @@ func SupportedVersions() []int {
 
 var topLevel = []string{"schema_version", "batch_id", "sent_at", "client", "sessions", "turns", "tool_calls", "events"}
 
-var simpleKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-
-// safeKey is how an unexpected key appears in a path: as itself when it is
-// a plain identifier, else a placeholder, so a key cannot smuggle text into
-// an answer or a log line.
-func safeKey(k string) string {
-	if simpleKey.MatchString(k) {
-		return k
-	}
-	return "<unprintable key>"
-}
-
 // Validate (the validateBatch of SPEC §4) checks a whole batch against the schema declaration and
 // decodes it. The first problem rejects everything: unknown or forbidden
 // fields at any depth, wrong types, values outside enums, patterns or
 // bounds, times outside the window, duplicate keys. The strings of the
 // batch point into body, which must not change while the batch is in use.
 func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
-	root, err := parseJSON(body)
-	if err != nil {
-		se, _ := err.(*syntaxError)
-		if se != nil && se.msg == "duplicate key" {
-			return nil, Reject(http.StatusBadRequest, "duplicate_key", sanitizePath(se.path), "duplicate key")
-		}
-		if se != nil && se.msg == "nested too deeply" {
-			return nil, Reject(http.StatusBadRequest, "nesting", sanitizePath(se.path), "nested too deeply")
-		}
-		off := 0
-		if se != nil {
-			off = se.off
-		}
-		return nil, Reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
+	maxRecords := lim.MaxRecords
+	if maxRecords <= 0 {
+		maxRecords = DefaultMaxRecords
 	}
-	if root.kind != jObj {
-		return nil, Reject(http.StatusBadRequest, "type", "", "the batch must be a JSON object")
+	// Pass 1: syntax and every bound, over the whole body, allocating
+	// nothing but the records' spans (scan.go).
+	sc, rj := scan(body, maxRecords)
+	if rj != nil {
+		return nil, rj
 	}
-	for _, m := range root.members {
-		if !slices.Contains(topLevel, m.key) {
-			return nil, Reject(http.StatusBadRequest, "unknown_field", safeKey(m.key), "field not allowed")
+	// Pass 2: one value at a time into a small tree, reused.
+	p := &parser{s: body}
+	top := func(name string) (*jval, *Rejection) {
+		sp := sc.top[topIndex(name)]
+		if sp.end == 0 {
+			return nil, nil
 		}
+		p.reset()
+		v, err := p.parseAt(sp, []pstep{{name: name}}, 1)
+		if err != nil {
+			return nil, parseRejection(err)
+		}
+		return v, nil
 	}
 	// The version decides the allowlist, so it is checked first.
-	ver, rj := intOf(root.field("schema_version"), at("schema_version"))
+	sv, rj := top("schema_version")
+	if rj != nil {
+		return nil, rj
+	}
+	ver, rj := intOf(sv, at("schema_version"))
 	if rj != nil {
 		return nil, rj
 	}
@@ -143,13 +136,16 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		return nil, Reject(http.StatusUnprocessableEntity, "schema_version_unsupported", "schema_version", "schema_version_unsupported")
 	}
 	b := &Batch{SchemaVersion: int(ver)}
-	client := root.field("client")
+	client, rj := top("client")
+	if rj != nil {
+		return nil, rj
+	}
 	if client == nil || client.kind != jObj {
 		return nil, Reject(http.StatusBadRequest, "type", "client", "want an object with fred_version and runtime_version")
 	}
 	for _, m := range client.members {
 		if m.key != "fred_version" && m.key != "runtime_version" {
-			return nil, Reject(http.StatusBadRequest, "unknown_field", "client."+safeKey(m.key), "field not allowed")
+			return nil, Reject(http.StatusBadRequest, "unknown_field", "client."+declaredName(m.key), "field not allowed")
 		}
 	}
 	fv, rj := stringOf(client.field("fred_version"), at("client.fred_version"), schema.Sessions.Field("fred_version"))
@@ -163,10 +159,18 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		return nil, Reject(http.StatusUpgradeRequired, "client_too_old", "client.fred_version", "client older than %s", lim.MinClient)
 	}
 	b.FredVersion = fv
-	if b.BatchID, rj = uuidOf(root.field("batch_id"), at("batch_id")); rj != nil {
+	bid, rj := top("batch_id")
+	if rj != nil {
 		return nil, rj
 	}
-	sent, rj := timeOf(root.field("sent_at"), at("sent_at"))
+	if b.BatchID, rj = uuidOf(bid, at("batch_id")); rj != nil {
+		return nil, rj
+	}
+	sa, rj := top("sent_at")
+	if rj != nil {
+		return nil, rj
+	}
+	sent, rj := timeOf(sa, at("sent_at"))
 	if rj != nil {
 		return nil, rj
 	}
@@ -177,29 +181,20 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 	b.ReceivedAt = lim.Now
 	b.ClockOffset = lim.Now.Sub(sent)
 
-	total := 0
-	arrays := map[string]*jval{}
-	for _, r := range schema.Records {
-		a := root.field(r.Batch)
-		if a == nil {
-			continue
-		}
-		if a.kind != jArr {
-			return nil, Reject(http.StatusBadRequest, "type", r.Batch, "want an array, got %s", a.kind)
-		}
-		arrays[r.Batch] = a
-		total += len(a.elems)
-	}
-	if lim.MaxRecords > 0 && total > lim.MaxRecords {
-		return nil, Reject(http.StatusRequestEntityTooLarge, "too_many_records", "", "%d records; at most %d per batch", total, lim.MaxRecords)
-	}
-	v := &validator{version: b.SchemaVersion, sent: sent}
-	for _, r := range schema.Records {
-		a := arrays[r.Batch]
-		if a == nil {
-			continue
-		}
-		for i, e := range a.elems {
+	b.Sessions = make([]schema.Session, 0, len(sc.recs[0]))
+	b.Turns = make([]schema.Turn, 0, len(sc.recs[1]))
+	b.ToolCalls = make([]schema.ToolCall, 0, len(sc.recs[2]))
+	b.Events = make([]schema.Event, 0, len(sc.recs[3]))
+	v := &validator{version: b.SchemaVersion, sent: sent, b: b}
+	base := make([]pstep, 2)
+	for ri, r := range schema.Records {
+		for i, sp := range sc.recs[ri] {
+			p.reset()
+			base[0], base[1] = pstep{name: r.Batch}, pstep{idx: i}
+			e, err := p.parseAt(sp, base, 2)
+			if err != nil {
+				return nil, parseRejection(err)
+			}
 			l := loc{top: r.Batch, idx: i, item: -1}
 			var rj *Rejection
 			switch r {
@@ -232,20 +227,21 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 	return b, nil
 }
 
-func sanitizePath(p string) string {
-	// Paths from the parser carry raw keys: keep plain ones only.
-	parts := strings.Split(p, ".")
-	for i, part := range parts {
-		base, idx, _ := strings.Cut(part, "[")
-		if idx != "" {
-			idx = "[" + idx
-		}
-		if base != "" {
-			base = safeKey(base)
-		}
-		parts[i] = base + idx
+// DefaultMaxRecords bounds a batch when Limits.MaxRecords is not set.
+const DefaultMaxRecords = 1000
+
+// parseRejection turns what the second pass meets (a duplicate key: the
+// scan has checked everything else) into a rejection.
+func parseRejection(err error) *Rejection {
+	se, _ := err.(*syntaxError)
+	if se != nil && se.msg == "duplicate key" {
+		return Reject(http.StatusBadRequest, "duplicate_key", se.path, "duplicate key")
 	}
-	return strings.Join(parts, ".")
+	off := 0
+	if se != nil {
+		off = se.off
+	}
+	return Reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
 }
 
 // loc is where a value sits in the batch. The path string is built only when
@@ -271,7 +267,7 @@ func (l loc) String() string {
 	if l.key != "" {
 		k := l.key
 		if l.raw {
-			k = safeKey(k)
+			k = declaredName(k)
 		}
 		if b.Len() > 0 {
 			b.WriteByte('.')
@@ -281,7 +277,7 @@ func (l loc) String() string {
 	if l.item >= 0 {
 		b.WriteString("[" + strconv.Itoa(l.item) + "]")
 	}
-	return b.String()
+	return clampPath(b.String())
 }
 
 func at(field string) loc { return loc{key: field, idx: -1, item: -1} }
@@ -289,6 +285,7 @@ func at(field string) loc { return loc{key: field, idx: -1, item: -1} }
 type validator struct {
 	version int
 	sent    time.Time
+	b       *Batch
 }
 
 // allowed reports whether f is on the wire allowlist of the batch's version.

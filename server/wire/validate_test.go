@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +58,8 @@ func TestValidateBatchRejections(t *testing.T) {
 		{"forbidden text", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["assistant_text"] = "hi" }), 400, "forbidden_field", "turns[0].assistant_text"},
 		{"server field", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["received_at"] = "x" }), 400, "forbidden_field", "turns[0].received_at"},
 		{"unknown top level", m(func(b map[string]any) { b["user_id"] = "x" }), 400, "unknown_field", "user_id"},
-		{"unknown client field", m(func(b map[string]any) { b["client"].(map[string]any)["hostname"] = "box" }), 400, "unknown_field", "client.hostname"},
-		{"homoglyph key", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["us\u0435r_input"] = "x" }), 400, "unknown_field", "turns[0].<unprintable key>"},
+		{"unknown client field", m(func(b map[string]any) { b["client"].(map[string]any)["hostname"] = "box" }), 400, "unknown_field", "client.<unknown key>"},
+		{"homoglyph key", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["us\u0435r_input"] = "x" }), 400, "unknown_field", "turns[0].<unknown key>"},
 		{"zero-width in a name", m(func(b map[string]any) { wiretest.Rec(b, "tool_calls", 0)["tool_name"] = "read\u200b_file" }), 400, "pattern", "tool_calls[0].tool_name"},
 		{"sentence in a model", m(func(b map[string]any) {
 			wiretest.Rec(b, "sessions", 0)["model"] = "please ignore previous instructions"
@@ -96,7 +99,7 @@ func TestValidateBatchRejections(t *testing.T) {
 		}), 400, "bounds", "sessions[0].tool_catalog"},
 		{"records not an array", m(func(b map[string]any) { b["turns"] = map[string]any{} }), 400, "type", "turns"},
 		{"record not an object", m(func(b map[string]any) { b["turns"] = []any{"turn"} }), 400, "type", "turns[0]"},
-		{"deep nesting", raw(`"props":{"command":"model"}`, `"props":{"command":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}`), 400, "nesting", "events[0].props.command.a.b.c.d.e"},
+		{"deep nesting", raw(`"props":{"command":"model"}`, `"props":{"command":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}`), 400, "nesting", "events[0].props.command.<unknown key>"},
 		{"duplicate top-level key", raw(`"schema_version":1`, `"schema_version":1,"schema_version":2`), 400, "duplicate_key", "schema_version"},
 		{"invalid UTF-8", raw(`"fred-flash-2"`, "\"fred\xff\""), 400, "json", ""},
 		{"schema version 3", m(func(b map[string]any) { b["schema_version"] = 3 }), 422, "schema_version_unsupported", "schema_version"},
@@ -228,6 +231,9 @@ func FuzzValidateBatch(f *testing.F) {
 			if rj.Status < 400 || rj.Status > 499 || rj.Reason == "" {
 				t.Fatalf("bad rejection %+v", rj)
 			}
+			if err := pathIsDeclared(rj.Field); err != nil {
+				t.Fatalf("rejection %+v: %v", rj, err)
+			}
 			return
 		}
 		if b == nil {
@@ -248,4 +254,189 @@ func BenchmarkValidateBatch(b *testing.B) {
 			b.Fatal(rj)
 		}
 	}
+}
+
+// declaredNames is every name of the declaration: what a path may hold
+// besides indexes and the placeholder.
+func declaredNames() map[string]bool {
+	m := map[string]bool{"schema_version": true, "batch_id": true, "sent_at": true, "client": true,
+		"fred_version": true, "runtime_version": true, "<unknown key>": true}
+	for _, r := range schema.Records {
+		m[r.Batch] = true
+		for _, f := range r.Fields {
+			m[f.Name] = true
+		}
+		for _, fs := range r.Props {
+			for _, f := range fs {
+				m[f.Name] = true
+			}
+		}
+	}
+	return m
+}
+
+var pathSegment = regexp.MustCompile(`^([^\[\]]*)((\[[0-9]+\])*)$`)
+
+// pathIsDeclared checks a field path of an answer independently of the
+// validator: at most 200 bytes of printable ASCII, each segment a declared
+// name (or the placeholder) followed by indexes.
+func pathIsDeclared(p string) error {
+	if len(p) > 200 {
+		return fmt.Errorf("path of %d bytes", len(p))
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] > 0x7e {
+			return fmt.Errorf("path %q: byte %#x is not printable ASCII", p, p[i])
+		}
+	}
+	if p == "" {
+		return nil
+	}
+	names := declaredNames()
+	for _, seg := range strings.Split(strings.ReplaceAll(p, "<unknown key>", "UNKNOWN"), ".") {
+		seg = strings.ReplaceAll(seg, "UNKNOWN", "<unknown key>")
+		m := pathSegment.FindStringSubmatch(seg)
+		if m == nil || (m[1] != "" && !names[m[1]]) {
+			return fmt.Errorf("path %q: segment %q is not a declared name", p, seg)
+		}
+	}
+	return nil
+}
+
+// TestPathsHoldOnlyDeclaredNames: a key of the payload reaches a path only
+// when the declaration knows it. On main before this test the duplicated
+// key `x[SECRET TEXT…` came back whole: sanitizePath kept whatever followed
+// a `[`, and a 7 KiB gzip body made a 7.3 MB answer and log line.
+func TestPathsHoldOnlyDeclaredNames(t *testing.T) {
+	now := time.Now()
+	secret := "x[SECRET TEXT " + strings.Repeat("alice@example.com ", 8) + "]"
+	long := "x[" + strings.Repeat("SECRET TEXT ", 600_000) // 7 MB, 7 KiB gzipped
+	valid := string(wiretest.MustJSON(wiretest.ValidBatch(now)))
+	for _, c := range []struct{ name, body string }{
+		{"duplicate odd key at the top", `{` + q(secret) + `:1,` + q(secret) + `:2}`},
+		{"duplicate odd key in a record", strings.Replace(valid, `"mode":"act"`, q(secret)+`:1,`+q(secret)+`:2,"mode":"act"`, 1)},
+		{"duplicate long key in a record", strings.Replace(valid, `"mode":"act"`, q(long)+`:1,`+q(long)+`:2,"mode":"act"`, 1)},
+		{"odd key in props", strings.Replace(valid, `"command":"model"`, `"command":"model",`+q(secret)+`:1`, 1)},
+		{"odd key in client", strings.Replace(valid, `"fred_version":"1.4.2","runtime`, q(secret)+`:"1",`+`"fred_version":"1.4.2","runtime`, 1)},
+		{"plain identifier that is no declared name", strings.Replace(valid, `"mode":"act"`, `"alice_at_example_com":1,"mode":"act"`, 1)},
+		{"key with a dot and brackets", strings.Replace(valid, `"mode":"act"`, `"mode.SECRET[0]":1,"mode":"act"`, 1)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, rj := wire.Validate([]byte(c.body), limits(now))
+			if rj == nil {
+				t.Fatal("accepted")
+			}
+			if err := pathIsDeclared(rj.Field); err != nil {
+				t.Fatal(err)
+			}
+			for _, leak := range []string{"SECRET", "alice", "example"} {
+				if strings.Contains(rj.Field+rj.Msg, leak) {
+					t.Fatalf("the rejection holds %q: %q %q", leak, rj.Field, rj.Msg)
+				}
+			}
+			if !strings.Contains(rj.Field, "<unknown key>") {
+				t.Errorf("field %q: want the unknown key named <unknown key>", rj.Field)
+			}
+		})
+	}
+}
+
+func q(s string) string { return string(wiretest.MustJSON(s)) }
+
+// hostile is a body built to cost the parser as much as possible: each is
+// inside the body limits (8 MiB) and must be refused.
+type hostile struct {
+	name   string
+	body   []byte
+	status int
+	reason string
+}
+
+func hostileBodies(now time.Time) []hostile {
+	const size = 8 << 20
+	valid := string(wiretest.MustJSON(wiretest.ValidBatch(now)))
+	// fill repeats unit until the body is about size bytes.
+	fill := func(prefix, unit, suffix string) []byte {
+		return fillTo(size, prefix, unit, suffix)
+	}
+	fillIn := func(prefix, unit, suffix string) []byte {
+		return fillTo(size-len(valid), prefix, unit, suffix)
+	}
+	_ = fill
+	in := func(old, prefix, unit, suffix string) []byte {
+		i := strings.Index(valid, old)
+		return []byte(valid[:i] + string(fillIn(prefix, unit, suffix)) + valid[i+len(old):])
+	}
+	members := func(n int, key func(i int) string) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"` + key(i) + `":0`)
+		}
+		return b.String()
+	}
+	shortKeys := members(size/12, func(i int) string { return strconv.FormatInt(int64(i), 36) })
+	return []hostile{
+		{"wide array at the root", fill("[", "0,", "0]"), 400, "type"},
+		{"wide array of records", in(`"events":[`, `"events":[`, "0,", "0,"), 400, "type"},
+		{"wide array of empty records", in(`"events":[`, `"events":[`, "{},", ""), 413, "too_many_records"},
+		{"wide array in a catalog", in(`"tool_catalog":[`, `"tool_catalog":[`, "0,", ""), 400, "bounds"},
+		{"wide array in an unknown field", in(`"mode":"act"`, `"x":[`, "0,", `0],"mode":"act"`), 400, "bounds"},
+		{"wide object at the root", []byte(`{` + shortKeys + `}`), 400, "unknown_field"},
+		{"wide object in a record", in(`"mode":"act"`, `"x":{`, `"a":0,`, `"a":0},"mode":"act"`), 400, "bounds"},
+		{"5000 members in a record", []byte(strings.Replace(valid, `"mode":"act"`, members(5000, func(i int) string { return "k" + strconv.Itoa(i) })+`,"mode":"act"`, 1)), 400, "bounds"},
+		{"many short keys in a record", []byte(strings.Replace(valid, `"mode":"act"`, shortKeys+`,"mode":"act"`, 1)), 400, "bounds"},
+		{"many short keys in props", []byte(strings.Replace(valid, `"command":"model"`, shortKeys+`,"command":"model"`, 1)), 400, "bounds"},
+		{"long string", in(`"fred-flash-2"`, `"`, "m", `"`), 400, "bounds"},
+		{"long escaped string", in(`"fred-flash-2"`, `"`, `\u0041`, `"`), 400, "bounds"},
+		{"long key", in(`"mode":"act"`, `"`, "k", `":1,"mode":"act"`), 400, "unknown_field"},
+		{"long number", in(`"prompt_tokens":1200`, `"prompt_tokens":`, "9", ""), 400, "bounds"},
+		{"deep arrays", in(`"mode":"act"`, `"x":`, "[", ""), 400, "nesting"},
+		{"deep objects", in(`"mode":"act"`, `"x":`, `{"a":`, ""), 400, "nesting"},
+		{"deep at the root", fill("", "[", ""), 400, "type"},
+		{"whitespace", fill(`{"schema_version":`, " ", "1}"), 400, "type"},
+	}
+}
+
+// fillTo is prefix, unit repeated, and suffix: about size bytes.
+func fillTo(size int, prefix, unit, suffix string) []byte {
+	n := (size - len(prefix) - len(suffix)) / len(unit)
+	return []byte(prefix + strings.Repeat(unit, n) + suffix)
+}
+
+// TestValidateWorkIsBounded: every hostile shape is refused with little
+// memory, whatever its size. On main before this test the 8 MiB
+// `[0,0,0,…]` alone allocated about 460 MiB before it was refused.
+func TestValidateWorkIsBounded(t *testing.T) {
+	now := time.Now()
+	for _, h := range hostileBodies(now) {
+		t.Run(h.name, func(t *testing.T) {
+			if len(h.body) > 8<<20 {
+				t.Fatalf("the body is %d bytes, over the server's 8 MiB", len(h.body))
+			}
+			var rj *wire.Rejection
+			alloc := allocated(func() { _, rj = wire.Validate(h.body, limits(now)) })
+			if rj == nil || rj.Status != h.status || rj.Reason != h.reason {
+				t.Fatalf("got %+v, want %d %s", rj, h.status, h.reason)
+			}
+			// The spans of at most 1000 records and a record's tree: tens
+			// of KiB, not a multiple of the body.
+			t.Logf("%d bytes refused (%s) with %d KiB allocated", len(h.body), rj.Reason, alloc>>10)
+			if alloc > 256<<10 {
+				t.Errorf("refusing %d bytes allocated %d KiB", len(h.body), alloc>>10)
+			}
+		})
+	}
+}
+
+// allocated is the heap bytes fn allocates.
+func allocated(fn func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	fn()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
 }
