@@ -19,11 +19,15 @@ func (discardSink) Send(context.Context, *RemoteBatch) error { return nil }
 func (discardSink) Close(context.Context) error              { return nil }
 
 func benchSession(b *testing.B, sink CentralSink, queue int) *Session {
+	return benchSessionWith(b, sink, queue, nil)
+}
+
+func benchSessionWith(b *testing.B, sink CentralSink, queue int, onHint func(Hint)) *Session {
 	dir := b.TempDir()
 	SaveCredentials(dir, Credentials{APIKey: testKey})
 	SavePrefs(dir, Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
 	env := map[string]string{"FRED_CONFIG_DIR": dir}
-	s := Start(Options{Getenv: envOf(env), Stderr: &testkit.Buffer{}, Central: sink, QueueBytes: queue, FlushInterval: 50 * time.Millisecond},
+	s := Start(Options{Getenv: envOf(env), Stderr: &testkit.Buffer{}, Central: sink, QueueBytes: queue, FlushInterval: 50 * time.Millisecond, OnHint: onHint},
 		SessionInfo{Model: "fred-flash-2", Tools: []string{"edit"}})
 	if s.Route().Kind != Central {
 		b.Fatal("not central")
@@ -48,6 +52,26 @@ func BenchmarkRecordToolCall(b *testing.B) {
 	b.StopTimer()
 	if s.Stats().Dropped > 0 {
 		b.Logf("%d dropped: the queue filled up", s.Stats().Dropped)
+	}
+}
+
+// BenchmarkRecordToolCallWithHints is BenchmarkRecordToolCall with the
+// live rules on (Options.OnHint): what they add to the hot path. The same
+// call repeated is a loop, told once.
+func BenchmarkRecordToolCallWithHints(b *testing.B) {
+	told := 0
+	s := benchSessionWith(b, discardSink{}, 64<<20, func(Hint) { told++ })
+	defer s.Close(context.Background())
+	t := s.BeginTurn("act", "fred-flash-2")
+	c := ToolCall{Name: "edit", Args: args200, Result: "Applied 1 edit.", Permission: "auto_allowed", Duration: 3 * time.Millisecond}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t.ToolCall(c)
+	}
+	b.StopTimer()
+	if b.N >= 3 && told != 1 {
+		b.Fatalf("the loop was told %d times, want once", told)
 	}
 }
 

@@ -81,3 +81,26 @@ func TestStuckHints(t *testing.T) {
 		t.Fatalf("told after the user swapped to the stronger model: %v", *got)
 	}
 }
+
+// TestHintsOnEveryRoute: the agent is told on the off route (here
+// --no-telemetry) as on the others, and nothing is recorded for it.
+func TestHintsOnEveryRoute(t *testing.T) {
+	got, on := collect()
+	env := map[string]string{"FRED_CONFIG_DIR": t.TempDir()}
+	s := Start(Options{NoTelemetry: true, OnHint: on, Getenv: func(k string) string { return env[k] }},
+		SessionInfo{Model: "fred-flash-2", Models: []string{"fred-flash-2", "fred-pro-2"}, Tools: []string{"bash"}})
+	defer s.Close(t.Context())
+	for i := 0; i < 3; i++ {
+		tr := s.BeginTurn("act", "fred-flash-2")
+		for j := 0; j < 3; j++ {
+			tr.ToolCall(ToolCall{Name: "bash", Args: []byte(`{"cmd":"go test ./..."}`), Result: "FAIL"})
+		}
+		tr.End(TurnResult{FinishReason: "length"})
+	}
+	if len(*got) != 2 || (*got)[0].Kind != HintLoop || (*got)[1].Kind != HintStuck || (*got)[1].Suggest != "fred-pro-2" {
+		t.Fatalf("hints %+v; want a loop, then stuck suggesting fred-pro-2", *got)
+	}
+	if st := s.Stats(); st.Recorded != 0 {
+		t.Fatalf("the off route recorded %d records", st.Recorded)
+	}
+}

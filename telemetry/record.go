@@ -78,7 +78,16 @@ func (s *Session) BeginTurn(mode, model string) *Turn {
 // central route.
 func (t *Turn) ToolCall(c ToolCall) {
 	s := t.s
-	if s == nil || !s.active.Load() {
+	if s == nil {
+		return
+	}
+	if s.hints != nil {
+		s.hints.toolCall(c.Name, c.Args, c.Result)
+	}
+	if !s.active.Load() {
+		if s.hints != nil {
+			t.calls.Add(1) // for the stuck rule's tool-heavy turns
+		}
 		return
 	}
 	defer s.recoverPanic()
@@ -192,7 +201,20 @@ func (s *Session) commandName(c string) string {
 // End records the turn. Calling it again does nothing.
 func (t *Turn) End(r TurnResult) {
 	s := t.s
-	if s == nil || !s.active.Load() || t.ended.Swap(true) {
+	if s == nil || t.ended.Swap(true) {
+		return
+	}
+	if s.hints != nil {
+		model, n := r.Model, int64(r.NumToolCalls)
+		if model == "" {
+			model = t.model
+		}
+		if n == 0 {
+			n = t.calls.Load()
+		}
+		s.hints.turn(model, r.FinishReason, n)
+	}
+	if !s.active.Load() {
 		return
 	}
 	defer s.recoverPanic()
@@ -289,6 +311,9 @@ func (s *Session) ModeChange(from, to string) {
 
 // ModelSwap records a change of model.
 func (s *Session) ModelSwap(from, to string) {
+	if s.hints != nil {
+		s.hints.swap(to)
+	}
 	if !s.active.Load() {
 		return
 	}

@@ -73,6 +73,16 @@ type Options struct {
 	// simulations and tests set it. The fingerprint key is random whatever
 	// this says.
 	IDSeed *[32]byte
+	// OnHint, when set, is told what the live rules find in the session as
+	// it happens (a loop, a fast model that keeps struggling): the rules
+	// and definitions of `fredtel insights`. It runs on every route, off
+	// included, since a hint helps the user and sends nothing; it is
+	// called synchronously from the recording call that completed the
+	// pattern, so it should only hand the hint over.
+	OnHint func(Hint)
+	// FastModels names the fast models for the stuck rule (default: names
+	// containing rules.FastWords).
+	FastModels []string
 }
 
 func (o *Options) defaults() {
@@ -173,6 +183,7 @@ type Session struct {
 	id      uuid.UUID
 	ids     *idGen
 	fp      *fingerprinter
+	hints   *hints // nil without Options.OnHint
 	session schema.Session
 	// The catalogs of the session record, as sets: the names the central
 	// route keeps.
@@ -208,6 +219,9 @@ type Session struct {
 func Start(opts Options, info SessionInfo) *Session {
 	opts.defaults()
 	s := &Session{opts: opts, ids: newIDGen(opts.IDSeed), stop: make(chan struct{}), done: make(chan struct{})}
+	if opts.OnHint != nil {
+		s.hints = newHints(opts.OnHint, opts.FastModels, info.Models)
+	}
 	s.dir = ConfigDir(opts.Getenv)
 	in := routeInput{noTelemetryFlag: opts.NoTelemetry, getenv: opts.Getenv}
 	// Preferences and credentials are read only when a rule before them has

@@ -248,10 +248,15 @@ func (f *fredCmd) logout(ctx context.Context, args []string, env Getenv, stdout,
 // own, recorded centrally as "custom".
 var replModels = []string{"fred-flash-2", "fred-pro-2"}
 
+// replContext is the stand-in model's context: a turn that reads a bigger
+// file ends in "length", a struggle of the stuck rule.
+const replContext = 64 << 10
+
 // repl is a stand-in agent loop, so that the telemetry controls can be tried
 // (and tested) through a real binary: each line is a turn in which the
 // stand-in model reads a file named by the first word; /telemetry,
-// /model NAME, /mode act|plan and /quit work as in Fred. Its sessions
+// /model NAME, /mode act|plan and /quit work as in Fred, and the live
+// hints are printed as "hint: …" lines. Its sessions
 // describe the working directory as Fred's do: git_dirty from git, and
 // AGENTS.md when there is one.
 func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
@@ -272,7 +277,10 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, s
 	if cwd, err := os.Getwd(); err == nil {
 		info.GitDirty, info.AgentsMD = workdir(ctx, cwd)
 	}
-	sess := telemetry.Start(f.options(stderr), info)
+	opts := f.options(stderr)
+	// The live rules tell the user on every route, off included.
+	opts.OnHint = func(h telemetry.Hint) { fmt.Fprintf(stdout, "hint: %s\n", h) }
+	sess := telemetry.Start(opts, info)
 	defer sess.Close(context.Background()) // within the library's close budget
 	in := bufio.NewScanner(f.stdin)
 	in.Buffer(make([]byte, 64<<10), 1<<20)
@@ -326,8 +334,13 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, s
 		if err != nil {
 			answer = fmt.Sprintf("(stand-in model) could not read %s", path)
 		}
+		finish := "stop"
+		if len(body) > replContext {
+			finish = "length"
+			answer += " (cut short: more than the stand-in model's context)"
+		}
 		fmt.Fprintln(stdout, answer)
-		turn.End(telemetry.TurnResult{PromptTokens: len(line), CompletionTokens: len(answer), FinishReason: "stop",
+		turn.End(telemetry.TurnResult{PromptTokens: len(line), CompletionTokens: len(answer), FinishReason: finish,
 			UserInput: line, AssistantText: answer})
 	}
 	return in.Err()

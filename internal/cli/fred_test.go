@@ -135,3 +135,28 @@ func TestReplTelemetryOff(t *testing.T) {
 		t.Fatal("/telemetry off was not saved")
 	}
 }
+
+// TestReplPrintsHints: the stand-in agent prints the live hints, with
+// telemetry off: reading one file three times in a row is a loop, and three
+// turns cut short on the fast model suggest the stronger one.
+func TestReplPrintsHints(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // a prompt starting with / is a command: relative names
+	small, big := "small.go", "big.txt"
+	os.WriteFile(small, []byte("package x\n"), 0o600)
+	os.WriteFile(big, bytes.Repeat([]byte("x"), replContext+1), 0o600)
+	env := map[string]string{"FRED_CONFIG_DIR": filepath.Join(dir, "cfg")}
+	in := strings.Join([]string{small, small, small, big, small, big, big, "/quit"}, "\n") + "\n"
+	code, out, errs := fredRun(t, env, in, "--no-telemetry", "repl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	loop := "hint: read_file ran 3 times in a row with the same arguments and the same result"
+	stuck := "hint: fred-flash-2 struggled 3 turns (cut short, failing or tool-heavy): try /model fred-pro-2"
+	if strings.Count(out, loop) != 1 || strings.Count(out, stuck) != 1 {
+		t.Fatalf("want one loop hint and one stuck hint:\n%s", out)
+	}
+	if strings.Index(out, loop) > strings.Index(out, stuck) {
+		t.Fatalf("hints out of order:\n%s", out)
+	}
+}
