@@ -191,57 +191,57 @@ func (rn *run) stuck(ctx context.Context) error {
 	st := &rn.r.Stuck
 	st.Models, st.StuckSessions, st.FastModels = []ModelStats{}, []StuckSession{}, []string{}
 	turns := fmt.Sprintf("t AS (SELECT t.session_id, t.model, t.finish_reason, t.num_tool_calls, t.duration_ms FROM %s t JOIN ws ON ws.session_id = t.session_id) ", d.table("turns"))
+	// Two passes over the window's turns: finish reasons by model, then
+	// sessions and percentiles by model.
 	byModel := map[string]*ModelStats{}
-	err := rn.query(ctx, turns+"SELECT model, count(*), count(DISTINCT session_id) FROM t GROUP BY model ORDER BY count(*) DESC, model", func(r *sql.Rows) error {
-		m := ModelStats{FinishReasons: map[string]int64{}}
-		if err := r.Scan(&m.Model, &m.Turns, &m.Sessions); err != nil {
-			return err
-		}
-		m.Fast = isFast(o, m.Model)
-		if m.Fast {
-			st.FastModels = append(st.FastModels, m.Model)
-		}
-		st.Models = append(st.Models, m)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := range st.Models {
-		byModel[st.Models[i].Model] = &st.Models[i]
-		rn.r.Totals.Turns += st.Models[i].Turns
-	}
-	sort.Strings(st.FastModels)
-	err = rn.query(ctx, turns+"SELECT model, finish_reason, count(*) FROM t GROUP BY model, finish_reason", func(r *sql.Rows) error {
+	err := rn.query(ctx, turns+"SELECT model, finish_reason, count(*) FROM t GROUP BY model, finish_reason", func(r *sql.Rows) error {
 		var m, f string
 		var n int64
 		if err := r.Scan(&m, &f, &n); err != nil {
 			return err
 		}
-		if ms := byModel[m]; ms != nil {
-			ms.FinishReasons[f] = n
+		ms := byModel[m]
+		if ms == nil {
+			ms = &ModelStats{Model: m, Fast: isFast(o, m), FinishReasons: map[string]int64{}}
+			byModel[m] = ms
 		}
+		ms.FinishReasons[f] = n
+		ms.Turns += n
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, turns+d.pct("SELECT model AS g, num_tool_calls AS x0, duration_ms AS x1 FROM t", 2, []float64{0.5, 0.95, 0.99}),
+	err = rn.query(ctx, turns+d.pct("SELECT model AS g, session_id, num_tool_calls AS x0, duration_ms AS x1 FROM t", 2, []float64{0.5, 0.95, 0.99}, "count(DISTINCT session_id)"),
 		func(r *sql.Rows) error {
 			var m string
-			var n int64
+			var n, sessions int64
 			var tc, du Percentiles
-			if err := r.Scan(&m, &n, &tc.P50, &tc.P95, &tc.P99, &du.P50, &du.P95, &du.P99); err != nil {
+			if err := r.Scan(&m, &n, &sessions, &tc.P50, &tc.P95, &tc.P99, &du.P50, &du.P95, &du.P99); err != nil {
 				return err
 			}
 			if ms := byModel[m]; ms != nil {
-				ms.ToolCallsPerTurn, ms.DurationMs = tc, du
+				ms.Sessions, ms.ToolCallsPerTurn, ms.DurationMs = sessions, tc, du
 			}
 			return nil
 		})
 	if err != nil {
 		return err
 	}
+	for _, ms := range byModel {
+		st.Models = append(st.Models, *ms)
+		rn.r.Totals.Turns += ms.Turns
+		if ms.Fast {
+			st.FastModels = append(st.FastModels, ms.Model)
+		}
+	}
+	sort.Slice(st.Models, func(i, j int) bool {
+		if st.Models[i].Turns != st.Models[j].Turns {
+			return st.Models[i].Turns > st.Models[j].Turns
+		}
+		return st.Models[i].Model < st.Models[j].Model
+	})
+	sort.Strings(st.FastModels)
 
 	// Stuck sessions: fast-model turns up to the first swap to a stronger
 	// model; a struggle is a turn that ended in length or error, or asked
@@ -397,7 +397,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, retries+d.pct("SELECT coalesce(et, 'other') AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.8}), func(r *sql.Rows) error {
+	err = rn.query(ctx, retries+d.pct("SELECT coalesce(et, 'other') AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.8}, ""), func(r *sql.Rows) error {
 		var g string
 		var n int64
 		var p80 float64
@@ -414,7 +414,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.5, 0.95, 0.99}), func(r *sql.Rows) error {
+	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
 		var g string
 		var n int64
 		return r.Scan(&g, &n, &rs.DelayMs.P50, &rs.DelayMs.P95, &rs.DelayMs.P99)
@@ -422,7 +422,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, count(*) AS x0 FROM r GROUP BY session_id", 1, []float64{0.5, 0.95, 0.99}), func(r *sql.Rows) error {
+	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, count(*) AS x0 FROM r GROUP BY session_id", 1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
 		var g string
 		p := &rs.RetriesPerSession
 		return r.Scan(&g, &rs.Sessions, &p.P50, &p.P95, &p.P99)
@@ -526,35 +526,44 @@ func (rn *run) toolLoops(ctx context.Context) error {
 	d, o := rn.d, rn.o
 	tl := &rn.r.ToolLoops
 	tl.MinRepeats, tl.Loops, tl.ByTool, tl.ByModel = o.MinRepeats, []Loop{}, []ToolLoopAgg{}, []ModelLoops{}
-	// Gaps and islands: calls of a session in order (turns by seq, calls by
-	// seq in the turn); a call starts a new run unless it repeats the tool
-	// and args of the call before it; runs of MinRepeats or more are loops.
-	// A run's tokens are those of the turns it spans, each counted once.
-	q := fmt.Sprintf(`c AS (SELECT tc.session_id, tc.turn_id, tc.call_id, tc.tool_name, tc.args_fingerprint, tc.result_fingerprint,
-		tc.duration_ms, t.seq AS tseq, tc.seq AS cseq, t.model, t.prompt_tokens, t.completion_tokens
-		FROM %s tc JOIN ws ON ws.session_id = tc.session_id JOIN %s t ON t.turn_id = tc.turn_id),
-	m AS (SELECT c.*,
-		CASE WHEN lag(tool_name) OVER w = tool_name AND lag(args_fingerprint) OVER w = args_fingerprint THEN 0 ELSE 1 END AS brk,
-		CASE WHEN lag(turn_id) OVER w = turn_id THEN 0 ELSE 1 END AS newturn
-		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY tseq, cseq, call_id)),
-	g AS (SELECT m.*, sum(brk) OVER (PARTITION BY session_id ORDER BY tseq, cseq, call_id ROWS UNBOUNDED PRECEDING) AS run FROM m)
-	SELECT CAST(session_id AS text), min(tool_name), count(*), count(result_fingerprint), count(DISTINCT result_fingerprint),
-		max(model), min(tseq), min(CASE WHEN brk = 1 THEN cseq END), sum(CASE WHEN brk = 1 OR newturn = 1 THEN 1 ELSE 0 END),
-		sum(CASE WHEN brk = 1 OR newturn = 1 THEN prompt_tokens ELSE 0 END),
-		sum(CASE WHEN brk = 1 OR newturn = 1 THEN completion_tokens ELSE 0 END), sum(duration_ms)
-	FROM g GROUP BY session_id, run HAVING count(*) >= %d`, d.table("tool_calls"), d.table("turns"), o.MinRepeats)
+	// Calls of a session in order (turns by seq, calls by seq in the turn).
+	// A continuation is a call with the tool and args of the call before it;
+	// continuations are rare, so after the one sort of the window only they
+	// go on: consecutive continuations (an island) plus the call before
+	// them make a run, and runs of MinRepeats or more are loops. Only then
+	// are the spanned turns read, for their tokens. The sort carries the
+	// first 64 bits of the fingerprints (a false match is ~2^-64 per pair).
+	q := fmt.Sprintf(`c AS (SELECT tc.session_id, t.seq AS tseq, tc.seq AS cseq, tc.tool_name,
+		substr(tc.args_fingerprint, 1, 16) AS a, substr(tc.result_fingerprint, 1, 16) AS res, tc.duration_ms AS dur
+		FROM %[1]s tc JOIN ws ON ws.session_id = tc.session_id JOIN %[2]s t ON t.turn_id = tc.turn_id),
+	o AS (SELECT c.*, row_number() OVER w AS pos, lag(tool_name) OVER w AS ptool, lag(a) OVER w AS pa, lag(res) OVER w AS pres,
+		lag(dur) OVER w AS pdur, lag(tseq) OVER w AS ptseq, lag(cseq) OVER w AS pcseq
+		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY tseq, cseq)),
+	k AS (SELECT o.*, pos - row_number() OVER (PARTITION BY session_id ORDER BY pos) AS grp FROM o WHERE ptool = tool_name AND pa = a),
+	i AS (SELECT k.*, first_value(ptseq) OVER v AS stseq, first_value(pcseq) OVER v AS scseq, first_value(pdur) OVER v AS sdur
+		FROM k WINDOW v AS (PARTITION BY session_id, grp ORDER BY pos)),
+	runs AS (SELECT session_id, grp, min(tool_name) AS tool_name, count(*) + 1 AS repeats,
+		sum(CASE WHEN res IS NULL OR pres IS NULL THEN 1 ELSE 0 END) AS unknown,
+		sum(CASE WHEN res <> pres THEN 1 ELSE 0 END) AS changed,
+		min(stseq) AS stseq, min(scseq) AS scseq, max(tseq) AS etseq, sum(dur) + min(sdur) AS dur
+		FROM i GROUP BY session_id, grp HAVING count(*) + 1 >= %[3]d)
+	SELECT CAST(r.session_id AS text), r.tool_name, r.repeats, r.unknown, r.changed, max(t.model), r.stseq, r.scseq,
+		count(*), sum(t.prompt_tokens), sum(t.completion_tokens), r.dur
+	FROM runs r JOIN %[2]s t ON t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq
+	GROUP BY r.session_id, r.grp, r.tool_name, r.repeats, r.unknown, r.changed, r.stseq, r.scseq, r.dur`,
+		d.table("tool_calls"), d.table("turns"), o.MinRepeats)
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var l Loop
-		var nfp, nres int64
-		if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &nfp, &nres, &l.Model, &l.StartTurnSeq, &l.StartCallSeq, &l.Turns,
+		var unknown, changed int64
+		if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &unknown, &changed, &l.Model, &l.StartTurnSeq, &l.StartCallSeq, &l.Turns,
 			&l.Impact.InputTokens, &l.Impact.OutputTokens, &l.Impact.Ms); err != nil {
 			return err
 		}
 		switch {
-		case nfp < l.Repeats:
+		case unknown > 0:
 			l.Kind = "unknown"
 			tl.Unknown++
-		case nres == 1:
+		case changed == 0:
 			l.Kind = "stuck"
 			tl.Stuck++
 		default:

@@ -100,18 +100,22 @@ func (d *db) catalogElems(k, col string) string {
 }
 
 // pct returns a query over src, a SELECT of a column g and columns x0 …
-// x(nx-1), that yields g, the row count of g, then for each x its
-// percentiles ps, grouped and ordered by g.
+// x(nx-1), that yields g, the row count of g, the aggregates extra (over
+// src's columns, "" for none), then for each x its percentiles ps, grouped
+// and ordered by g.
 //
 // PostgreSQL: percentile_cont. SQLite has no percentile_cont; the
 // equivalent computes the same number the same way: with the values of a
 // group sorted ascending and numbered from 0, h = p·(n−1), the result is
 // v[floor(h)] + (h − floor(h))·(v[floor(h)+1] − v[floor(h)]), in double
 // precision, as PostgreSQL's percentile_cont_final_common does.
-func (d *db) pct(src string, nx int, ps []float64) string {
+func (d *db) pct(src string, nx int, ps []float64, extra string) string {
 	var b strings.Builder
+	if extra != "" {
+		extra = ", " + extra
+	}
 	if d.dialect == schema.Postgres {
-		b.WriteString("SELECT g, count(*)")
+		b.WriteString("SELECT g, count(*)" + extra)
 		for j := 0; j < nx; j++ {
 			for _, p := range ps {
 				fmt.Fprintf(&b, ", percentile_cont(%s) WITHIN GROUP (ORDER BY x%d)", ftoa(p), j)
@@ -120,7 +124,7 @@ func (d *db) pct(src string, nx int, ps []float64) string {
 		fmt.Fprintf(&b, " FROM (%s) q GROUP BY g ORDER BY g", src)
 		return b.String()
 	}
-	b.WriteString("SELECT g, max(n)")
+	b.WriteString("SELECT g, max(n)" + extra)
 	for j := 0; j < nx; j++ {
 		for _, p := range ps {
 			h := fmt.Sprintf("(%s * (max(n) - 1))", ftoa(p))

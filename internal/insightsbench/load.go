@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/store"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// load migrates the central tables at dbURL and fills them from g with
+// COPY, one table after the other, then VACUUM ANALYZE: the visibility map
+// and statistics a production database has after autovacuum.
+func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) error {
+	s, err := store.Open(ctx, dbURL, store.Options{Set: schema.CentralSet, Migrate: true})
+	if err != nil {
+		return err
+	}
+	s.Close()
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	set := schema.CentralSet
+	copyTable := func(r *schema.Record, fill func(emit func(row []any))) error {
+		t0 := time.Now()
+		rows := make(chan []any, 4096)
+		done := make(chan struct{})
+		// The generator runs beside COPY; it stops when COPY does.
+		go func() {
+			defer close(rows)
+			fill(func(row []any) {
+				select {
+				case rows <- row:
+				case <-done:
+				}
+			})
+		}()
+		var cols []string
+		for _, f := range set.Columns(r) {
+			cols = append(cols, f.Name)
+		}
+		n, err := c.CopyFrom(ctx, pgx.Identifier{set.TableName(r)}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+			row, ok := <-rows
+			if !ok {
+				return nil, nil
+			}
+			return row, nil
+		}))
+		close(done)
+		for range rows { // let the generator finish
+		}
+		if err != nil {
+			return fmt.Errorf("COPY %s: %w", set.TableName(r), err)
+		}
+		logf("COPY %s: %d rows in %v", set.TableName(r), n, time.Since(t0).Round(time.Millisecond))
+		return nil
+	}
+	err = copyTable(schema.Sessions, func(emit func([]any)) {
+		for i := 0; i < g.sessions; i++ {
+			se := g.session(g.plan(i))
+			emit(copyValues(se.AppendValues(set, nil)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	err = copyTable(schema.Turns, func(emit func([]any)) {
+		for i := 0; i < g.sessions; i++ {
+			g.turns(g.plan(i), func(t *schema.Turn, _ []schema.ToolCall) { emit(copyValues(t.AppendValues(set, nil))) })
+		}
+	})
+	if err != nil {
+		return err
+	}
+	err = copyTable(schema.ToolCalls, func(emit func([]any)) {
+		for i := 0; i < g.sessions; i++ {
+			g.turns(g.plan(i), func(_ *schema.Turn, calls []schema.ToolCall) {
+				for k := range calls {
+					emit(copyValues(calls[k].AppendValues(set, nil)))
+				}
+			})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	err = copyTable(schema.Events, func(emit func([]any)) {
+		for i := 0; i < g.sessions; i++ {
+			g.events(g.plan(i), func(e *schema.Event) { emit(copyValues(e.AppendValues(set, nil))) })
+		}
+	})
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	for _, r := range schema.Records {
+		if _, err := c.Exec(ctx, "VACUUM ANALYZE "+set.TableName(r)); err != nil {
+			return err
+		}
+	}
+	logf("VACUUM ANALYZE in %v", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// copyValues converts canonical values into what pgx's binary COPY
+// encodes (as the store does).
+func copyValues(row []any) []any {
+	for i, v := range row {
+		switch x := v.(type) {
+		case uuid.UUID:
+			row[i] = pgtype.UUID{Bytes: x, Valid: true}
+		case []string:
+			b, _ := json.Marshal(x)
+			row[i] = string(b)
+		case schema.Props:
+			row[i] = string(x)
+		}
+	}
+	return row
+}
