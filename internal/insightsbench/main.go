@@ -197,8 +197,8 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(stdout, "fredtel insights over %d sessions, %d turns, %d tool calls, %d events (scale %g)\n",
-		rows["telemetry_sessions"], rows["telemetry_turns"], rows["telemetry_tool_calls"], rows["telemetry_events"], cfg.scale)
+	fmt.Fprintf(stdout, "fredtel insights over %d sessions, %d turns, %d tool calls, %d events\n",
+		rows["telemetry_sessions"], rows["telemetry_turns"], rows["telemetry_tool_calls"], rows["telemetry_events"])
 	if res.LoadS > 0 {
 		fmt.Fprintf(stdout, "loaded with COPY in %.1f s\n", res.LoadS)
 	}
