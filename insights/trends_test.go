@@ -55,7 +55,7 @@ func TestTrends(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tr.StepMs != (15 * time.Minute).Milliseconds() || len(tr.T) != 27 || tr.T[0] != f.base.Unix() {
+				if tr.StepMs != (15*time.Minute).Milliseconds() || len(tr.T) != 27 || tr.T[0] != f.base.Unix() {
 					t.Fatalf("%s: step %d ms, %d buckets from %d; want 15 min, 27, %d", be.Name, tr.StepMs, len(tr.T), tr.T[0], f.base.Unix())
 				}
 				for name, c := range map[string][2]int64{
