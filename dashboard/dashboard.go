@@ -332,7 +332,7 @@ func (l *limiter) allow() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refill()
-	return l.used < float64(l.burst)
+	return l.used+1 <= float64(l.burst)
 }
 
 func (l *limiter) fail() {

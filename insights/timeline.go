@@ -149,10 +149,14 @@ type TimelineLoop struct {
 	ToolName string `json:"tool_name"`
 	Repeats  int64  `json:"repeats"`
 	// Kind: "stuck", "polling" or "unknown", as Loop.Kind.
-	Kind       string `json:"kind"`
-	Turns      int64  `json:"turns"`
-	FirstCall  string `json:"first_call"`
-	DurationMs int64  `json:"duration_ms"`
+	Kind  string `json:"kind"`
+	Turns int64  `json:"turns"`
+	// FirstCall is the call_id of the run's first call; StartTurnSeq and
+	// StartCallSeq place it (as Loop's of the report).
+	FirstCall    string `json:"first_call"`
+	StartTurnSeq int64  `json:"start_turn_seq"`
+	StartCallSeq int64  `json:"start_call_seq"`
+	DurationMs   int64  `json:"duration_ms"`
 }
 
 // Timeline reads one session of the database at dbURL: its turns, tool
@@ -395,7 +399,8 @@ func (d *db) timeline(ctx context.Context, tx *sql.Tx, id string, tl *SessionTim
 			j++
 		}
 		if n := j - i; n >= tl.MinRepeats {
-			l := TimelineLoop{ToolName: first.ToolName, Repeats: int64(n), FirstCall: first.CallID}
+			l := TimelineLoop{ToolName: first.ToolName, Repeats: int64(n), FirstCall: first.CallID,
+				StartTurnSeq: tl.Turns[order[i].turn].Seq, StartCallSeq: first.Seq}
 			idx := len(tl.Loops)
 			distinct, missing := map[string]bool{}, false
 			lastTurn := -1

@@ -119,6 +119,9 @@ func TestTimeline(t *testing.T) {
 				if l0.ToolName != "read_file" || l0.Repeats != 4 || l0.Kind != "stuck" || l0.Turns != 2 || l0.DurationMs != 126 {
 					t.Errorf("loop 0 = %+v", l0)
 				}
+				if l0.StartTurnSeq != 0 || l0.StartCallSeq != 1 || l1.StartTurnSeq != 2 || l1.StartCallSeq != 4 {
+					t.Errorf("loop starts: %+v %+v", l0, l1)
+				}
 				if l1.ToolName != "bash" || l1.Repeats != 3 || l1.Kind != "polling" || l1.Turns != 2 {
 					t.Errorf("loop 1 = %+v", l1)
 				}

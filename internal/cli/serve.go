@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fredcode/fredtel/dashboard"
+	"github.com/fredcode/fredtel/insights"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/server"
 	"github.com/fredcode/fredtel/store"
@@ -45,9 +47,11 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	keyTTL := fs.Duration("key-cache-ttl", envDuration(env, "FREDTEL_KEY_CACHE_TTL", 30*time.Second), "how long a key's status is cached; a revoked key is refused within this (env FREDTEL_KEY_CACHE_TTL)")
 	writeTimeout := fs.Duration("write-timeout", envDuration(env, "FREDTEL_WRITE_TIMEOUT", 10*time.Second), "longest database write before 503 (env FREDTEL_WRITE_TIMEOUT)")
 	versions := fs.String("schema-versions", env("FREDTEL_SCHEMA_VERSIONS"), "wire schema `VERSIONS` accepted, comma-separated (env FREDTEL_SCHEMA_VERSIONS; default the current and the previous one); others get 422 and stay in the clients' spools")
+	dashToken := dashboardTokenFlag(fs)
 	logFormat := fs.String("log-format", envDefault(env, "FREDTEL_LOG_FORMAT", "json"), "json or text (env FREDTEL_LOG_FORMAT)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics).\n"+
+		fmt.Fprintf(stderr, "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics)\n"+
+			"and the dashboard at /dashboard/ (with a token, or on a loopback address).\n"+
 			"Migrates the database on start; stops gracefully on SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -120,10 +124,16 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	handler, dashSay, err := withDashboard(srv, ln, dashboard.Config{DBURL: *db, Tables: insights.TablesCentral,
+		Token: dashboardToken(*dashToken, env), IngestURL: "http://" + ln.Addr().String(), Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 	log.Info("listening", "addr", ln.Addr().String(), "db", st.Location().Masked)
-	fmt.Fprintf(stdout, "fredtel serve: listening on http://%s (database %s)\n", ln.Addr(), st.Location())
+	fmt.Fprintf(stdout, "fredtel serve: listening on http://%s (database %s)\n%s\n", ln.Addr(), st.Location(), dashSay)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
