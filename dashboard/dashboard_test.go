@@ -135,8 +135,8 @@ func TestAccessWithToken(t *testing.T) {
 	for _, hdr := range [][]string{
 		nil,
 		{"Authorization", "Bearer fred_live_0123456789abcdef0123456789abcdef"}, // an ingest API key
-		{"Authorization", "Bearer " + testToken},                              // the token, but not through the form
-		{"Cookie", CookieName + "=" + testToken},                              // the token itself as the cookie
+		{"Authorization", "Bearer " + testToken},                               // the token, but not through the form
+		{"Cookie", CookieName + "=" + testToken},                               // the token itself as the cookie
 		{"Cookie", CookieName + "=" + strings.Repeat("0", 64)},
 	} {
 		r, body := get(t, c, srv.URL+"/dashboard/api/report?since=all", hdr...)

@@ -64,9 +64,11 @@ var funcs = template.FuncMap{
 	"cost":  cost,
 	"when":  func(t schema.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 	"since": offset,
+	// short is the end of a session id: UUIDv7 ids of one minute share
+	// their first digits (the clock), not their last (random).
 	"short": func(s string) string {
-		if len(s) > 8 {
-			return s[:8]
+		if len(s) > 12 {
+			return "…" + s[len(s)-12:]
 		}
 		return s
 	},

@@ -78,7 +78,7 @@
         };
       })),
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
-      axes: [axis(), axis({ values: function (u, vs) { return vs.map(function (v) { return num(v) + (o.unit || ""); }); }, size: 60 })],
+      axes: [axis(), axis({ values: function (u, vs) { return vs.map(function (v) { return num(v) + (o.unit || ""); }); }, size: o.unit ? 84 : 60 })],
       bands: (o.bands || []).map(function (b) { return { series: b, fill: "rgba(0,114,178,0.12)" }; }),
     };
     if (o.bars) {
@@ -192,8 +192,15 @@
       publish("finish-reasons", labels, s);
       barChart(el, labels, s);
     },
-    "duration-hist": function (el, tr) { hist(el, "duration-hist", tr, tr.duration_edges_ms, "duration", function (e) { return e >= 1000 ? e / 1000 + " s" : e + " ms"; }); },
-    "toolcall-hist": function (el, tr) { hist(el, "toolcall-hist", tr, tr.tool_call_edges, "tool_calls", String); },
+    "duration-hist": function (el, tr) {
+      var s = function (e) { return e >= 1000 ? e / 1000 + " s" : e + " ms"; };
+      hist(el, "duration-hist", tr, tr.duration_edges_ms, "duration", function (e, next) { return next == null ? "≥ " + s(e) : s(e) + "–" + s(next); });
+    },
+    "toolcall-hist": function (el, tr) {
+      hist(el, "toolcall-hist", tr, tr.tool_call_edges, "tool_calls", function (e, next) {
+        return next == null ? "≥ " + e : next - e === 1 ? String(e) : e + "–" + (next - 1);
+      });
+    },
     // ---- commands ----
     "command-uses": function (el, r) {
       var cs = r.dead_commands.commands;
@@ -287,7 +294,7 @@
 
   // hist stacks the models' histograms over the bins of edges.
   function hist(el, kind, tr, edges, field, fmt) {
-    var labels = edges.map(function (e, i) { return i + 1 < edges.length ? fmt(e) + "–" : "≥ " + fmt(e); });
+    var labels = edges.map(function (e, i) { return fmt(e, i + 1 < edges.length ? edges[i + 1] : null); });
     var s = tr.models.map(function (m, i) {
       return { key: m.model, label: m.model, values: m[field], color: palette[i % palette.length] };
     });
