@@ -258,7 +258,7 @@ func (d *db) trends(ctx context.Context, tx *sql.Tx, o *Options, maxBuckets int)
 		return nil, err
 	}
 	err = query(wb+d.pct(fmt.Sprintf("SELECT wb.b AS g, t.duration_ms AS x0 FROM %s t JOIN wb ON wb.session_id = t.session_id", d.table("turns")),
-		1, []float64{0.5, 0.95, 0.99}), func(r *sql.Rows) error {
+		1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
 		var b, c int64
 		var p50, p95, p99 float64
 		if err := r.Scan(&b, &c, &p50, &p95, &p99); err != nil {
