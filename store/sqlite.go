@@ -48,6 +48,15 @@ func openSQLite(ctx context.Context, loc Location, opts Options) (*sqliteStore, 
 				return nil, fmt.Errorf("store: %s: %w", loc.Masked, &kindError{kind: ErrUnavailable, err: err})
 			}
 		}
+		// A new database file is the owner's alone: it may hold prompt
+		// text (the self-hosted set). SQLite gives its -wal and -shm files
+		// the database file's mode. An existing file keeps the mode its
+		// owner chose.
+		if f, err := os.OpenFile(loc.Target(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		} else if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("store: %s: %w", loc.Masked, &kindError{kind: ErrUnavailable, err: err})
+		}
 		dsn = "file:" + loc.Target() + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	}
 	db, err := sql.Open("sqlite", dsn)

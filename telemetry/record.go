@@ -242,8 +242,8 @@ func (t *Turn) End(r TurnResult) {
 		NumToolCalls:     fNumCalls.Clamp(n),
 		PromptChars:      fChars.Clamp(int64(utf8.RuneCountInString(r.UserInput))),
 		ResponseChars:    fChars.Clamp(int64(utf8.RuneCountInString(r.AssistantText))),
-		UserInput:        r.UserInput,
-		AssistantText:    r.AssistantText,
+		UserInput:        s.storedText(r.UserInput),
+		AssistantText:    s.storedText(r.AssistantText),
 	}
 	if r.APIErrorType != "" {
 		rec.APIErrorType = schema.OptString(s.clean(fAPIError, r.APIErrorType))

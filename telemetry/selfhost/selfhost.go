@@ -8,6 +8,7 @@ package selfhost
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
@@ -33,8 +34,20 @@ func Open(ctx context.Context, url string) (telemetry.LocalSink, error) {
 
 type sink struct{ s store.Store }
 
+// Write stores b. Text a database refuses (a NUL, invalid UTF-8) is made
+// storable first, whoever built the batch (a Session already did, and
+// counted it); a batch the database still refuses (a CHECK constraint) can
+// never be stored, and is dropped rather than retried forever.
 func (k *sink) Write(ctx context.Context, b *telemetry.LocalBatch) error {
+	for i := range b.Turns {
+		t := &b.Turns[i]
+		t.UserInput = telemetry.StorableText(t.UserInput)
+		t.AssistantText = telemetry.StorableText(t.AssistantText)
+	}
 	_, err := k.s.Write(ctx, &store.Batch{Sessions: b.Sessions, Turns: b.Turns, ToolCalls: b.ToolCalls, Events: b.Events})
+	if errors.Is(err, store.ErrRejected) {
+		return &telemetry.SendError{Err: err, Drop: true}
+	}
 	return err
 }
 
