@@ -69,7 +69,7 @@ func newRecorder(t *testing.T, code int) (*recorder, string) {
 func spooledBatch(t *testing.T) []byte {
 	t.Helper()
 	dir := user(t, key)
-	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 100*time.Millisecond)
+	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 600*time.Millisecond) // the last quarter spools
 	record(s, 1)
 	s.Close(context.Background())
 	des, err := os.ReadDir(filepath.Join(dir, "spool"))
@@ -290,7 +290,7 @@ func TestForeignConfigFolderIsRefused(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := user(t, key)
-			s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 100*time.Millisecond)
+			s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 600*time.Millisecond) // the last quarter spools
 			record(s, 1)
 			s.Close(context.Background()) // a spool to be sent, or deleted
 			spooled, _ := central.SpoolSize(dir)
