@@ -213,8 +213,13 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("ol.timeline"))))
 	loc = run(t, bctx, chromedp.Location())
 	marked := run(t, bctx, chromedp.Evaluate[[]map[string]string](`Array.from(document.querySelectorAll("li.call.loop")).map(e => ({tool: e.dataset.tool, loop: e.dataset.loop, pos: e.dataset.pos}))`))
-	if !strings.Contains(loc, "/dashboard/session/"+top.SessionID) {
-		t.Errorf("the loop link led to %s, want session %s", loc, top.SessionID)
+	if want := fmt.Sprintf("/dashboard/session/%s#call-%d-%d", top.SessionID, top.StartTurnSeq, top.StartCallSeq); !strings.HasSuffix(loc, want) {
+		t.Errorf("the loop link led to %s, want %s", loc, want)
+	}
+	// The call the link names is the first of a marked run of this tool.
+	target := run(t, bctx, chromedp.Evaluate[map[string]string](`(e => e ? {cls: e.className, tool: e.dataset.tool, pos: e.dataset.pos || ""} : {})(document.getElementById(location.hash.slice(1)))`))
+	if target["cls"] != "call loop" || target["tool"] != top.ToolName || target["pos"] != "1" {
+		t.Errorf("the linked call is %v, want the first call of a %s loop", target, top.ToolName)
 	}
 	tl, err := insights.Timeline(ctx, db, insights.TimelineOptions{SessionID: top.SessionID})
 	if err != nil {
