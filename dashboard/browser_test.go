@@ -213,7 +213,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("ol.timeline"))))
 	loc = run(t, bctx, chromedp.Location())
 	marked := run(t, bctx, chromedp.Evaluate[[]map[string]string](`Array.from(document.querySelectorAll("li.call.loop")).map(e => ({tool: e.dataset.tool, loop: e.dataset.loop, pos: e.dataset.pos}))`))
-	if want := fmt.Sprintf("/dashboard/session/%s#call-%d-%d", top.SessionID, top.StartTurnSeq, top.StartCallSeq); !strings.HasSuffix(loc, want) {
+	if want := fmt.Sprintf("/dashboard/session/%s?since=all#call-%d-%d", top.SessionID, top.StartTurnSeq, top.StartCallSeq); !strings.HasSuffix(loc, want) {
 		t.Errorf("the loop link led to %s, want %s", loc, want)
 	}
 	// The call the link names is the first of a marked run of this tool.
@@ -260,6 +260,14 @@ func TestBrowser(t *testing.T) {
 	focused := run(t, bctx, chromedp.Evaluate[string](`document.activeElement.className + ":" + document.activeElement.getAttribute("href")`))
 	if focused != "skip:#main" {
 		t.Errorf("first Tab focuses %q, want the skip link", focused)
+	}
+	// The navigation keeps the window and model of the page.
+	must(t, chromedp.Do(bctx,
+		chromedp.Navigate(base+"/dashboard/?since=30d&model=fred-pro"),
+		chromedp.Click(chromedp.CSS(`nav a[href^="/dashboard/retries"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#storms"))))
+	if loc = run(t, bctx, chromedp.Location()); !strings.HasSuffix(loc, "/dashboard/retries?model=fred-pro&since=30d") {
+		t.Errorf("the nav link led to %s", loc)
 	}
 	// A narrow window: no sideways scrolling of the page, charts fit.
 	must(t, chromedp.Do(bctx,

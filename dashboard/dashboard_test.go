@@ -339,6 +339,17 @@ func TestPages(t *testing.T) {
 				if strings.TrimSpace(body) != string(wmb) || wm.Totals.Sessions == want.Totals.Sessions {
 					t.Errorf("filtered api/report differs from insights.Compute")
 				}
+				// A date as the end includes its day.
+				wd, err := insights.Compute(ctx, db, insights.Options{Tables: set.String(),
+					From: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, body = get(t, c, srv.URL+"/dashboard/api/report?from=2026-11-30&to=2026-11-30")
+				wdb, _ := json.Marshal(wd)
+				if strings.TrimSpace(body) != string(wdb) || wd.Totals.Sessions == 0 {
+					t.Errorf("from=to=a date is not that day")
+				}
 				// since=7d counts back from the clock, rounded up to the minute.
 				w7, err := insights.Compute(ctx, db, insights.Options{Tables: set.String(), From: testNow.Add(time.Minute - 7*24*time.Hour), To: testNow.Add(time.Minute)})
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"sort"
@@ -61,6 +62,10 @@ func (f filter) Encode() string {
 	return v.Encode()
 }
 
+// Query is Encode for a template: a URL part html/template keeps as it is
+// (it would escape a string's "=" and "&" after the "?").
+func (f filter) Query() template.URL { return template.URL(f.Encode()) }
+
 // ReportSrc and TrendsSrc are the JSON endpoints of the filter.
 func (f filter) ReportSrc() string { return "/dashboard/api/report?" + f.Encode() }
 func (f filter) TrendsSrc() string { return "/dashboard/api/trends?" + f.Encode() }
@@ -96,6 +101,10 @@ func (h *handler) filter(r *http.Request) (filter, error) {
 			t, err := parseWhen(f.To)
 			if err != nil {
 				return f, errFilter("The window's end (to) is not a date (2026-11-30) or an RFC 3339 time.")
+			}
+			if len(f.To) == len("2006-01-02") {
+				// A date picked as the end includes its day.
+				t = t.Add(24 * time.Hour)
 			}
 			f.opts.To = t
 		}
