@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fredcode/fredtel/rules"
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -41,8 +42,8 @@ type Options struct {
 }
 
 // DefaultFastWords mark a model name as a fast (cheap, weaker) model when
-// Options.FastModels is empty.
-var DefaultFastWords = []string{"flash", "mini", "haiku", "lite", "nano", "fast"}
+// Options.FastModels is empty: the live hints' words (package rules).
+var DefaultFastWords = rules.FastWords
 
 // Table sets as Options.Tables spells them.
 const (
@@ -65,19 +66,21 @@ func (o *Options) normalise() (schema.Set, error) {
 		return 0, fmt.Errorf("%w: tables %q: want central or self-hosted", ErrBadOptions, o.Tables)
 	}
 	if o.MinRepeats == 0 {
-		o.MinRepeats = 3
+		o.MinRepeats = rules.MinRepeats
 	}
 	if o.MinRepeats < 2 || o.MinRepeats > 1000 {
 		return 0, fmt.Errorf("%w: min-repeats %d: want 2 to 1000", ErrBadOptions, o.MinRepeats)
 	}
+	// The defaults are the live hints' (package rules): a loop or a stuck
+	// session means the same in the report and in the agent.
 	if o.StormRetries == 0 {
-		o.StormRetries = 5
+		o.StormRetries = rules.StormRetries
 	}
 	if o.StruggleTurns == 0 {
-		o.StruggleTurns = 3
+		o.StruggleTurns = rules.StruggleTurns
 	}
 	if o.StruggleToolCalls == 0 {
-		o.StruggleToolCalls = 8
+		o.StruggleToolCalls = rules.StruggleToolCalls
 	}
 	if o.StormRetries < 1 || o.StruggleTurns < 1 || o.StruggleToolCalls < 1 {
 		return 0, fmt.Errorf("%w: thresholds must be positive", ErrBadOptions)

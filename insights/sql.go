@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fredcode/fredtel/rules"
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -76,19 +77,8 @@ func fast(o *Options, col string) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
-// isFast is fast in Go.
-func isFast(o *Options, model string) bool {
-	if len(o.FastModels) > 0 {
-		return contains(o.FastModels, model)
-	}
-	m := strings.ToLower(model)
-	for _, w := range DefaultFastWords {
-		if strings.Contains(m, w) {
-			return true
-		}
-	}
-	return false
-}
+// isFast is fast in Go: the live hints' rule.
+func isFast(o *Options, model string) bool { return rules.IsFast(model, o.FastModels) }
 
 // catalogElems is a FROM item listing the elements of the JSON array column
 // col of the relation k as a column named v.
