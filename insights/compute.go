@@ -380,8 +380,9 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	d, o := rn.d, rn.o
 	rs := &rn.r.RetryStorms
 	rs.ErrorTypes, rs.TurnErrors, rs.ByModel, rs.Attempts, rs.StormSessions = []ErrorTypeCount{}, []TurnErrorCount{}, []ModelRetries{}, []AttemptCount{}, []StormSession{}
+	rs.BeforeStormRetries = []ToolRetries{}
 	rs.StormThreshold = o.StormRetries
-	retries := fmt.Sprintf(`r AS (SELECT e.session_id, ws.model, e.props->>'error_type' AS et,
+	retries := fmt.Sprintf(`r AS (SELECT e.session_id, ws.model, e.ts, e.props->>'error_type' AS et,
 		CAST(e.props->>'delay_ms' AS bigint) AS delay, CAST(e.props->>'latency_ms' AS bigint) AS lat,
 		CAST(e.props->>'attempt' AS bigint) AS attempt
 		FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'api_retry') `, d.table("events"))
@@ -480,6 +481,44 @@ func (rn *run) retryStorms(ctx context.Context) error {
 			return err
 		}
 		rs.TurnErrors = append(rs.TurnErrors, e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Who hits storms: the tool called just before each of their retries
+	// (an index probe per retry of a storm session only), and how long
+	// storm sessions last against all sessions.
+	storms := fmt.Sprintf(`st AS (SELECT session_id FROM r GROUP BY session_id HAVING count(*) >= %d) `, o.StormRetries)
+	q = retries + ", " + storms + fmt.Sprintf(`SELECT coalesce((SELECT tc.tool_name FROM %s tc WHERE tc.session_id = r.session_id AND tc.started_at <= r.ts
+		ORDER BY tc.started_at DESC, tc.seq DESC LIMIT 1), '(none)') AS tool, count(*)
+		FROM r JOIN st ON st.session_id = r.session_id GROUP BY 1 ORDER BY 2 DESC, 1`, d.table("tool_calls"))
+	err = rn.query(ctx, q, func(r *sql.Rows) error {
+		var t ToolRetries
+		if err := r.Scan(&t.ToolName, &t.Retries); err != nil {
+			return err
+		}
+		rs.BeforeStormRetries = append(rs.BeforeStormRetries, t)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	dur := d.durationMs("ws.started_at", "ws.ended_at")
+	src := fmt.Sprintf(`SELECT 'all' AS g, %[1]s AS x0 FROM ws WHERE ws.ended_at IS NOT NULL
+		UNION ALL SELECT 'storm' AS g, %[1]s AS x0 FROM ws JOIN st ON st.session_id = ws.session_id WHERE ws.ended_at IS NOT NULL`, dur)
+	err = rn.query(ctx, retries+", "+storms+d.pct(src, 1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
+		var g string
+		var n int64
+		var p Percentiles
+		if err := r.Scan(&g, &n, &p.P50, &p.P95, &p.P99); err != nil {
+			return err
+		}
+		if g == "storm" {
+			rs.SessionDurationMs.Storm = p
+		} else {
+			rs.SessionDurationMs.All = p
+		}
 		return nil
 	})
 	if err != nil {

@@ -199,10 +199,14 @@ func TestRetryStorms(t *testing.T) {
 	type cases struct{ storm, four *sess }
 	forEach(t, func(f *fx) cases {
 		storm := f.session("u1", 0, "fred-flash")
+		storm.end(10)
+		st := storm.turn(turnSpec{model: "fred-flash"})
+		storm.call(st, 0, "web_fetch", 1, 1, "", 5)
 		for a := 1; a <= 5; a++ {
 			storm.event(0.1, schema.APIRetryProps{Attempt: int64(a), DelayMs: int64(100 * a), ErrorType: "rate_limit", Status: 429, LatencyMs: 10})
 		}
 		four := f.session("u2", 1, "fred-pro")
+		four.end(2.5)
 		for a := 1; a <= 4; a++ {
 			four.event(0.1, schema.APIRetryProps{Attempt: int64(a), DelayMs: 1000, ErrorType: "overloaded", Status: 529})
 		}
@@ -232,6 +236,13 @@ func TestRetryStorms(t *testing.T) {
 		want := []StormSession{{SessionID: storm.id.String(), Model: "fred-flash", Retries: 5, Impact: Impact{Ms: 1500 + 50}}}
 		if !equalSlices(rs.StormSessions, want) {
 			t.Errorf("storms %+v, want %+v", rs.StormSessions, want)
+		}
+		if w := []ToolRetries{{"web_fetch", 5}}; !equalSlices(rs.BeforeStormRetries, w) {
+			t.Errorf("tools before storm retries %+v, want %+v", rs.BeforeStormRetries, w)
+		}
+		// Ended sessions last 10 and 2.5 minutes; the storm one 10.
+		if d := rs.SessionDurationMs; d.All.P50 != 375000 || d.Storm != (Percentiles{600000, 600000, 600000}) {
+			t.Errorf("session durations %+v", d)
 		}
 		if len(rs.Attempts) != 5 || rs.Attempts[3] != (AttemptCount{4, 2}) {
 			t.Errorf("attempts %+v", rs.Attempts)

@@ -150,3 +150,13 @@ func (f *fx) write(url string, set schema.Set) {
 }
 
 func isNoData(err error) bool { return errors.Is(err, ErrNoData) }
+
+// end sets the session's ended_at to minute m after its start.
+func (s *sess) end(m float64) {
+	b := s.f.batch(s.user)
+	for i := range b.Sessions {
+		if b.Sessions[i].SessionID == s.id {
+			b.Sessions[i].EndedAt = s.f.at(s.start + m)
+		}
+	}
+}

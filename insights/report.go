@@ -198,6 +198,12 @@ type RetryStorms struct {
 	// StormThreshold is the retries that make a session a storm.
 	StormThreshold int            `json:"storm_threshold"`
 	StormSessions  []StormSession `json:"storm_sessions"`
+	// BeforeStormRetries: for each retry of a storm session, the tool of
+	// the session's last call started at or before it.
+	BeforeStormRetries []ToolRetries `json:"tools_before_storm_retries"`
+	// SessionDurationMs compares the sessions that ended: all of them and
+	// the storm sessions.
+	SessionDurationMs SessionDurations `json:"session_duration_ms"`
 	Recommendation string         `json:"recommendation"`
 }
 
@@ -215,6 +221,19 @@ type TurnErrorCount struct {
 	ErrorType string `json:"error_type"`
 	Turns     int64  `json:"turns"`
 	Sessions  int64  `json:"sessions"`
+}
+
+// ToolRetries counts retries by the tool called just before them.
+type ToolRetries struct {
+	ToolName string `json:"tool_name"`
+	Retries  int64  `json:"retries"`
+}
+
+// SessionDurations are percentiles of session durations (ended_at −
+// started_at), of the sessions that ended.
+type SessionDurations struct {
+	All   Percentiles `json:"all"`
+	Storm Percentiles `json:"storm"`
 }
 
 // ModelRetries counts retries by the session's model.

@@ -46,7 +46,7 @@ func (d *db) window(o *Options) (string, []any) {
 	}
 	args := []any{d.timeArg(o.From), d.timeArg(o.To)}
 	var b strings.Builder
-	fmt.Fprintf(&b, `ws AS (SELECT s.session_id, s.model, s.started_at, %s AS uid, s.command_catalog
+	fmt.Fprintf(&b, `ws AS (SELECT s.session_id, s.model, s.started_at, s.ended_at, %s AS uid, s.command_catalog
 	FROM %s s WHERE s.started_at >= $1 AND s.started_at < $2`, uid, d.table("sessions"))
 	if o.Model != "" {
 		args = append(args, o.Model)
@@ -59,6 +59,15 @@ func (d *db) window(o *Options) (string, []any) {
 	}
 	b.WriteString(")")
 	return b.String(), args
+}
+
+// durationMs is the SQL for the whole milliseconds from timestamp column a
+// to b.
+func (d *db) durationMs(a, b string) string {
+	if d.dialect == schema.SQLite {
+		return fmt.Sprintf("CAST(round((unixepoch(%s, 'subsec') - unixepoch(%s, 'subsec')) * 1000) AS INTEGER)", b, a)
+	}
+	return fmt.Sprintf("CAST(round(EXTRACT(EPOCH FROM (%s - %s)) * 1000) AS bigint)", b, a)
 }
 
 // fast is the SQL predicate "col names a fast model".

@@ -192,6 +192,16 @@ func (r *Report) textRetries(p *printer) {
 		}
 		p.table("session\tmodel\tretries\twaited", rows)
 		more(p, len(rs.StormSessions))
+		if len(rs.BeforeStormRetries) > 0 {
+			var parts []string
+			for _, t := range rs.BeforeStormRetries {
+				parts = append(parts, fmt.Sprintf("%s %s", t.ToolName, num(t.Retries)))
+			}
+			p.f("  tool called just before a storm's retries: %s\n", strings.Join(parts, ", "))
+		}
+		d := rs.SessionDurationMs
+		p.f("  session duration p50/p95: storm sessions %s / %s, all sessions %s / %s\n",
+			dur(int64(d.Storm.P50)), dur(int64(d.Storm.P95)), dur(int64(d.All.P50)), dur(int64(d.All.P95)))
 	}
 	p.finding(rs.Recommendation)
 }

@@ -48,6 +48,9 @@ func mixedFleet(f *fx, n int) {
 			model = "fred-pro"
 		}
 		s := f.session(users[i%len(users)], float64(i*10), model, "help", "plan", "model", "compact")
+		if i%3 != 2 {
+			s.end(float64(i) * 1.3337)
+		}
 		for k := 0; k < 2+i%5; k++ {
 			mode := "act"
 			if (i+k)%4 == 0 {
