@@ -204,7 +204,7 @@ type RetryStorms struct {
 	// SessionDurationMs compares the sessions that ended: all of them and
 	// the storm sessions.
 	SessionDurationMs SessionDurations `json:"session_duration_ms"`
-	Recommendation string         `json:"recommendation"`
+	Recommendation    string           `json:"recommendation"`
 }
 
 // ErrorTypeCount counts the retries of one error type.
