@@ -33,6 +33,10 @@ func Compute(ctx context.Context, dbURL string, opts Options) (*Report, error) {
 	return d.report(ctx, &opts)
 }
 
+// jit is PostgreSQL's JIT setting for the report (a variable for the
+// benchmark's comparison).
+var jit = "off"
+
 // querier is what the analyses run on: the snapshot's transaction.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -67,6 +71,9 @@ func (d *db) report(ctx context.Context, o *Options) (*Report, error) {
 		// Sorts of a few million rows (the loop and plan analyses) stay in
 		// memory instead of spilling to disk.
 		if _, err := tx.ExecContext(ctx, "SET LOCAL work_mem = '128MB'"); err != nil {
+			return nil, d.fail("settings", err)
+		}
+		if _, err := tx.ExecContext(ctx, "SET LOCAL jit = "+jit); err != nil {
 			return nil, d.fail("settings", err)
 		}
 	}
@@ -570,27 +577,29 @@ func (rn *run) toolLoops(ctx context.Context) error {
 	// continuations are rare, so after the one sort of the window only they
 	// go on: consecutive continuations (an island) plus the call before
 	// them make a run, and runs of MinRepeats or more are loops. Only then
-	// are the spanned turns read, for their tokens. The sort carries the
-	// first 64 bits of the fingerprints (a false match is ~2^-64 per pair).
-	q := fmt.Sprintf(`c AS (SELECT tc.session_id, t.seq AS tseq, tc.seq AS cseq, tc.tool_name,
-		substr(tc.args_fingerprint, 1, 16) AS a, substr(tc.result_fingerprint, 1, 16) AS res, tc.duration_ms AS dur
+	// are the spanned turns read, for their tokens. The sort carries 64-bit
+	// keys of the fingerprints (key64).
+	// ord packs (turn seq, call seq) into one bigint (each is at most
+	// 1,000,000 < 2^20): one sort key, one lag for the run's first call.
+	q := fmt.Sprintf(`c AS (SELECT tc.session_id, t.seq * 1048576 + tc.seq AS ord, tc.tool_name,
+		%[4]s AS k, %[5]s AS res, tc.duration_ms AS dur
 		FROM %[1]s tc JOIN ws ON ws.session_id = tc.session_id JOIN %[2]s t ON t.turn_id = tc.turn_id),
-	o AS (SELECT c.*, row_number() OVER w AS pos, lag(tool_name) OVER w AS ptool, lag(a) OVER w AS pa, lag(res) OVER w AS pres,
-		lag(dur) OVER w AS pdur, lag(tseq) OVER w AS ptseq, lag(cseq) OVER w AS pcseq
-		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY tseq, cseq)),
-	k AS (SELECT o.*, pos - row_number() OVER (PARTITION BY session_id ORDER BY pos) AS grp FROM o WHERE ptool = tool_name AND pa = a),
-	i AS (SELECT k.*, first_value(ptseq) OVER v AS stseq, first_value(pcseq) OVER v AS scseq, first_value(pdur) OVER v AS sdur
-		FROM k WINDOW v AS (PARTITION BY session_id, grp ORDER BY pos)),
+	o AS (SELECT c.*, row_number() OVER w AS pos, lag(k) OVER w AS pk, lag(res) OVER w AS pres,
+		lag(dur) OVER w AS pdur, lag(ord) OVER w AS pord
+		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY ord)),
+	ks AS (SELECT o.*, pos - row_number() OVER (PARTITION BY session_id ORDER BY pos) AS grp FROM o WHERE pk = k),
+	i AS (SELECT ks.*, first_value(pord) OVER v AS sord, first_value(pdur) OVER v AS sdur
+		FROM ks WINDOW v AS (PARTITION BY session_id, grp ORDER BY pos)),
 	runs AS (SELECT session_id, grp, min(tool_name) AS tool_name, count(*) + 1 AS repeats,
 		sum(CASE WHEN res IS NULL OR pres IS NULL THEN 1 ELSE 0 END) AS unknown,
 		sum(CASE WHEN res <> pres THEN 1 ELSE 0 END) AS changed,
-		min(stseq) AS stseq, min(scseq) AS scseq, max(tseq) AS etseq, sum(dur) + min(sdur) AS dur
+		min(sord) / 1048576 AS stseq, min(sord) %% 1048576 AS scseq, max(ord) / 1048576 AS etseq, sum(dur) + min(sdur) AS dur
 		FROM i GROUP BY session_id, grp HAVING count(*) + 1 >= %[3]d)
 	SELECT CAST(r.session_id AS text), r.tool_name, r.repeats, r.unknown, r.changed, max(t.model), r.stseq, r.scseq,
 		count(*), sum(t.prompt_tokens), sum(t.completion_tokens), r.dur
 	FROM runs r JOIN %[2]s t ON t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq
 	GROUP BY r.session_id, r.grp, r.tool_name, r.repeats, r.unknown, r.changed, r.stseq, r.scseq, r.dur`,
-		d.table("tool_calls"), d.table("turns"), o.MinRepeats)
+		d.table("tool_calls"), d.table("turns"), o.MinRepeats, d.key64("tc.tool_name || ':' || tc.args_fingerprint"), d.key64("tc.result_fingerprint"))
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var l Loop
 		var unknown, changed int64

@@ -61,6 +61,18 @@ func (d *db) window(o *Options) (string, []any) {
 	return b.String(), args
 }
 
+// key64 is a 64-bit key of the text expression e for equality tests in a
+// big sort: PostgreSQL's hashtextextended (a bigint: narrower to sort and
+// compare than the text); SQLite keeps e (it sorts in its own way). Null
+// stays null. Two different values share a key with a probability of
+// about 2^-64.
+func (d *db) key64(e string) string {
+	if d.dialect == schema.SQLite {
+		return e
+	}
+	return "hashtextextended(" + e + ", 0)"
+}
+
 // durationMs is the SQL for the whole milliseconds from timestamp column a
 // to b.
 func (d *db) durationMs(a, b string) string {
