@@ -28,26 +28,44 @@ type inProcess struct {
 
 func startInProcess(t *testing.T, cfg server.Config) *inProcess {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, testdb.SQLite(t), store.Options{Set: schema.CentralSet, Migrate: true})
+	return startOn(t, openCentral(t, testdb.SQLite(t)), cfg)
+}
+
+func openCentral(t *testing.T, url string) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), url, store.Options{Set: schema.CentralSet, Migrate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key, rec, err := server.NewKey("alice", "", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateKey(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
+	return st
+}
+
+// startOn serves st in process, with a new key of alice's.
+func startOn(t *testing.T, st store.Store, cfg server.Config) *inProcess {
+	t.Helper()
+	p := &inProcess{st: st}
+	p.key = p.newKey(t, "alice")
 	srv, err := server.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &inProcess{url: hs.URL, key: key, st: st}
+	p.url = hs.URL
+	return p
+}
+
+func (p *inProcess) newKey(t *testing.T, user string) string {
+	t.Helper()
+	key, rec, err := server.NewKey(user, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.st.CreateKey(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // do sends a request and decodes a JSON answer.
@@ -131,6 +149,8 @@ func TestAdmissionAnswersBusyAtOnce(t *testing.T) {
 	for range 2 {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
+		// Before the server's own cleanup, which waits for its requests.
+		t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
 		req, _ := http.NewRequest("POST", p.url+"/v1/batch", pr)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+p.key)

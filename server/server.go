@@ -45,6 +45,11 @@ type Config struct {
 	// at once: never queued, never read.
 	MaxValidating  int
 	ValidateMemory int64
+	// SessionCacheBytes bounds the cache of recent sessions' catalogs,
+	// which a batch of schema version 2 or later is checked against
+	// (default 32 MiB; equal catalogs are held once, so about 200,000
+	// sessions of a few builds).
+	SessionCacheBytes int
 	// MinClientVersion: older clients get 426 (default none).
 	MinClientVersion string
 	// Versions are the wire schema versions accepted, each between 1 and
@@ -88,6 +93,9 @@ func (c *Config) defaults() {
 	if c.ValidateMemory <= 0 {
 		c.ValidateMemory = 96 << 20
 	}
+	if c.SessionCacheBytes <= 0 {
+		c.SessionCacheBytes = 32 << 20
+	}
 	if c.Rate <= 0 {
 		c.Rate = 20
 	}
@@ -122,14 +130,15 @@ func (c *Config) defaults() {
 
 // Server is the ingest API. Build it with New; it is an http.Handler.
 type Server struct {
-	cfg     Config
-	st      store.Store
-	keys    *keyCache
-	limits  *limiter
-	admit   *admission
-	m       *metrics
-	mux     *http.ServeMux
-	touched sync.Map // key hash → last time last_used_at was written
+	cfg      Config
+	st       store.Store
+	keys     *keyCache
+	limits   *limiter
+	admit    *admission
+	catalogs *catalogCache
+	m        *metrics
+	mux      *http.ServeMux
+	touched  sync.Map // key hash → last time last_used_at was written
 }
 
 // New returns the ingest API over a central store.
@@ -148,7 +157,8 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, st: st, keys: newKeyCache(st, cfg.KeyCacheTTL, cfg.Now),
 		limits: newLimiter(cfg.Rate, cfg.Burst, cfg.Now), admit: newAdmission(cfg.MaxValidating, cfg.ValidateMemory),
-		m: newMetrics(cfg.Registry)}
+		catalogs: newCatalogCache(cfg.SessionCacheBytes),
+		m:        newMetrics(cfg.Registry)}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /v1/batch", s.handleBatch)
 	s.mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
@@ -276,9 +286,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.API
 //	 "sessions": [], "turns": [], "tool_calls": [], "events": []}
 //
 // Answers: 200 {"accepted", "duplicates"} only after the commit; 400
-// {"error", "field"} with nothing written; 401 unknown or revoked key; 413;
+// {"error", "field"} with nothing written (from schema version 2 on, also a
+// model, tool or command name in neither its session's catalog nor the
+// fixed words); 401 unknown or revoked key; 413;
 // 415; 422 {"error": "schema_version_unsupported", "supported"}; 426
-// {"min_version"}; 429 and 503 with Retry-After. user_id comes from the key,
+// {"min_version"}; 429 and 503 with Retry-After (503 also when the server
+// validates as many bodies as it takes at once). user_id comes from the key,
 // never from the payload. No IP address is kept.
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	key, ok := s.authenticate(w, r)
@@ -320,6 +333,21 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, rj, key.Prefix)
 		return
 	}
+	if b.SchemaVersion >= 2 {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+		rj, err := s.checkNames(ctx, b, key.UserID)
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Warn("session catalog lookup failed", "key", key.Prefix, "err", err)
+			s.m.rejected.WithLabelValues("unavailable").Inc()
+			s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable")
+			return
+		}
+		if rj != nil {
+			s.refuse(w, rj, key.Prefix)
+			return
+		}
+	}
 	// The owner is the key's, whatever the payload says (and the validator
 	// refuses a payload that says anything).
 	batch := store.Batch{UserID: key.UserID, ReceivedAt: b.ReceivedAt, ClockOffset: b.ClockOffset,
@@ -347,6 +375,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable")
 		}
 		return
+	}
+	if b.SchemaVersion >= 2 {
+		s.rememberCatalogs(b, key.UserID)
 	}
 	s.m.records.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.m.records.WithLabelValues("duplicate").Add(float64(res.Duplicates))

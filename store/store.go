@@ -65,6 +65,10 @@ type Store interface {
 	// Keys manage the ingest server's API keys (central set only; the
 	// self-hosted set answers ErrCentralOnly).
 	Keys
+	// SessionCatalogs returns the catalogs of the sessions among ids that
+	// belong to userID, in one round trip (central set only). A session
+	// that is absent, or another user's, is not in the map.
+	SessionCatalogs(ctx context.Context, userID string, ids []uuid.UUID) (map[uuid.UUID]Catalogs, error)
 	Close() error
 }
 

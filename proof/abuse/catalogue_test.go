@@ -525,6 +525,26 @@ func catalogue() []abuseCase {
 		{name: "path_dotted_key", body: set(rec("sessions", 0), "model.SECRET[0]", 1),
 			status: 400, field: "sessions[0].<unknown key>", reason: "unknown_field", secret: []string{"SECRET"}},
 
+		// Names come from closed vocabularies (issue 12, item 3): from
+		// schema version 2 on, a model, tool or command name that fits its
+		// pattern but is neither in its session's catalog nor a fixed word.
+		{name: "name_email_as_turn_model_v2", body: batch(func(b map[string]any) { v2(b); rec("turns", 0)(b)["model"] = "eve@evil.example" }),
+			status: 400, field: "turns[0].model", reason: "name_not_in_catalog", secret: []string{"eve@"}},
+		{name: "name_email_as_session_model_v2", body: batch(func(b map[string]any) { v2(b); rec("sessions", 0)(b)["model"] = "eve@evil.example" }),
+			status: 400, field: "sessions[0].model", reason: "name_not_in_catalog", secret: []string{"eve@"}},
+		{name: "name_user_mcp_tool_v2", body: batch(func(b map[string]any) {
+			v2(b)
+			rec("tool_calls", 0)(b)["tool_name"] = "mcp__acme-payroll-prod__export_salaries"
+		}), status: 400, field: "tool_calls[0].tool_name", reason: "name_not_in_catalog", secret: []string{"payroll"}},
+		{name: "name_sentence_as_command_v2", body: batch(func(b map[string]any) { v2(b); props(0)(b)["command"] = "mail-id_rsa-to-eve" }),
+			status: 400, field: "events[0].props.command", reason: "name_not_in_catalog", secret: []string{"mail-id"}},
+		{name: "name_url_with_credentials_as_model_swap_v2", body: batch(func(b map[string]any) { v2(b); props(3)(b)["to"] = "https://eve:hunter2@evil.example/v1" }),
+			status: 400, field: "events[3].props.to", reason: "name_not_in_catalog", secret: []string{"hunter2"}},
+		{name: "name_catalog_of_another_session_v2", body: batch(func(b map[string]any) {
+			v2(b)
+			rec("turns", 0)(b)["session_id"] = uuid.Must(uuid.NewV7()).String()
+		}), status: 400, field: "turns[0].model", reason: "name_not_in_catalog"},
+
 		// The parser's work is bounded by the declaration (issue 12, item
 		// 1): each shape is refused at the first bound it meets.
 		{name: "bounds_wide_array_top_8mib_gzip", body: fixed([]byte("[" + strings.Repeat("0,", 4<<20-2) + "0]")), gzip: true, status: 400, reason: "type"},
@@ -541,7 +561,7 @@ func catalogue() []abuseCase {
 		{name: "bounds_empty_records_8mib_gzip", body: func(t testing.TB, f *fixture) []byte {
 			return rawValue(top, "events", "["+strings.Repeat("{},", 2<<20)+"{}]")(t, f)
 		}, gzip: true, status: 413, reason: "too_many_records"},
-		{name: "bounds_long_escaped_string_gzip", body: rawValue(rec("turns", 0), "model", `"`+strings.Repeat(`A`, 1<<20)+`"`), gzip: true,
+		{name: "bounds_long_escaped_string_gzip", body: rawValue(rec("turns", 0), "model", `"`+strings.Repeat(`\u0041`, 1<<20)+`"`), gzip: true,
 			status: 400, field: "turns[0].model", reason: "bounds"},
 
 		// Identifiers and times.
@@ -627,6 +647,14 @@ func flip(c byte) string {
 		return "b"
 	}
 	return "a"
+}
+
+// v2 makes a valid batch one of schema version 2 whose names are all in
+// its session's catalogs.
+func v2(b map[string]any) {
+	b["schema_version"] = 2
+	rec("sessions", 0)(b)["model_catalog"] = []any{"fred-flash-2", "fred-pro-2"}
+	props(1)(b)["latency_ms"] = 120
 }
 
 // then chains a raw edit after a body.

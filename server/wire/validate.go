@@ -75,6 +75,10 @@ type Batch struct {
 	Turns     []schema.Turn
 	ToolCalls []schema.ToolCall
 	Events    []schema.Event
+
+	// Names are the model, tool and command names of a batch of version 2
+	// or later, which CheckNames checks against their sessions' catalogs.
+	Names []NameRef
 }
 
 // SupportedVersions are the wire schema versions accepted: the current one
@@ -222,6 +226,24 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			if rj != nil {
 				return nil, rj
 			}
+			if len(v.names) > 0 {
+				var sid uuid.UUID
+				switch r {
+				case schema.Sessions:
+					sid = b.Sessions[len(b.Sessions)-1].SessionID
+				case schema.Turns:
+					sid = b.Turns[len(b.Turns)-1].SessionID
+				case schema.ToolCalls:
+					sid = b.ToolCalls[len(b.ToolCalls)-1].SessionID
+				case schema.Events:
+					sid = b.Events[len(b.Events)-1].SessionID
+				}
+				for _, n := range v.names {
+					n.Session = sid
+					b.Names = append(b.Names, n)
+				}
+				v.names = v.names[:0]
+			}
 		}
 	}
 	return b, nil
@@ -286,6 +308,7 @@ type validator struct {
 	version int
 	sent    time.Time
 	b       *Batch
+	names   []NameRef // of the record being checked (version 2 on)
 }
 
 // allowed reports whether f is on the wire allowlist of the batch's version.
@@ -429,7 +452,13 @@ func (v *validator) value(f *schema.Field, j *jval, l loc) (any, *Rejection) {
 		}
 		return t, nil
 	case schema.KindString:
-		return stringOf(j, l, f)
+		s, rj := stringOf(j, l, f)
+		if rj == nil && v.version >= 2 {
+			if k, ok := kindOf(f); ok {
+				v.names = append(v.names, NameRef{Kind: k, Name: s, at: l})
+			}
+		}
+		return s, rj
 	case schema.KindInt:
 		n, rj := intOf(j, l)
 		if rj != nil {
