@@ -410,12 +410,15 @@ func expectedCharts(r *insights.Report, tr *insights.Trends) map[string]*chartDa
 	}
 	fl := func(p []*float64) []any { return col(p, func(x *float64) any { return x }) }
 	e := map[string]*chartData{
-		"activity": {T: ts, Series: series("sessions", ints(tr.Sessions), "users", ints(tr.Users))},
+		"activity": {T: ts, Series: series("sessions", ints(tr.Sessions))},
 		"volume":   {T: ts, Series: series("turns", ints(tr.Turns), "tool_calls", ints(tr.ToolCalls))},
 		"rates": {T: ts, Series: series("turn_error_pct", pcts(tr.TurnErrors, tr.Turns), "tool_error_pct", pcts(tr.ToolErrors, tr.ToolCalls),
 			"retries_per_100_turns", pcts(tr.Retries, tr.Turns), "denied_pct", pcts(tr.Denied, tr.ToolCalls))},
 		"duration-bands": {T: ts, Series: series("p50", fl(tr.DurationP50), "p95", fl(tr.DurationP95), "p99", fl(tr.DurationP99))},
 		"retries-time":   {T: ts, Series: series("retries", ints(tr.Retries), "turn_errors", ints(tr.TurnErrors))},
+	}
+	if tr.Counted == "users" {
+		e["activity"].Series["users"] = ints(tr.Users)
 	}
 	bins := func(edges []int64, f func(x int64, next *int64) string) []any {
 		out := make([]any, len(edges))

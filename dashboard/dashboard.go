@@ -67,7 +67,6 @@ var staticFS embed.FS
 type handler struct {
 	cfg     Config
 	log     *slog.Logger
-	mux     *http.ServeMux
 	pages   map[string]*template.Template
 	session []byte // the cookie value that opens the dashboard
 	cache   *cache
@@ -135,7 +134,6 @@ func New(cfg Config) (http.Handler, error) {
 		h.fail(w, r, http.StatusNotFound, "No such page.", "")
 	})
 	mux.Handle("/dashboard/", h.guard(guarded))
-	h.mux = mux
 	return headers(http.NewCrossOriginProtection().Handler(mux)), nil
 }
 

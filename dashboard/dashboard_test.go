@@ -372,6 +372,9 @@ func TestPages(t *testing.T) {
 						t.Errorf("problem %d: %s, report %s", i, k[1], want.Problems[i].Kind)
 					}
 				}
+				if cap := map[schema.Set]string{schema.CentralSet: "Sessions and users, by session start", schema.SelfHostedSet: "Sessions, by session start"}[set]; !strings.Contains(body, "<figcaption>"+cap+"</figcaption>") {
+					t.Errorf("activity caption is not %q", cap)
+				}
 				if !strings.Contains(body, `href="/dashboard/loops?since=all#loops"`) {
 					t.Errorf("no link from the loop problem to its evidence")
 				}

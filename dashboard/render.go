@@ -72,8 +72,7 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"add":     func(a, b int) int { return a + b },
-	"problem": func(kind string) string { return problemInfo[kind].label },
+	"add": func(a, b int) int { return a + b },
 	"sortedReasons": func(m map[string]int64) []kv {
 		var out []kv
 		for k, v := range m {
@@ -92,11 +91,7 @@ var funcs = template.FuncMap{
 	"prop":   func(m map[string]any, k string) string { return fmt.Sprint(m[k]) },
 	"derefi": func(i *int) int { return *i },
 	"loopOf": func(tl *insights.SessionTimeline, i *int) insights.TimelineLoop { return tl.Loops[*i] },
-	"retries": func(r *insights.Report) int64 {
-		return r.RetryStorms.Retries
-	},
-	"lower": strings.ToLower,
-	"chart": func(kind, src, caption string) chartRef { return chartRef{kind, src, caption} },
+	"chart":  func(kind, src, caption string) chartRef { return chartRef{kind, src, caption} },
 }
 
 // chartRef is a chart of a page: its kind (app.js draws it), its data.

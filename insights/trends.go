@@ -19,6 +19,9 @@ import (
 // Columns are parallel: T[i] is the start of bucket i.
 type Trends struct {
 	Window Window `json:"window"`
+	// Counted is what Users counts: "users" on the central tables,
+	// "sessions" on the self-hosted ones (no user_id there), as Report's.
+	Counted string `json:"counted"`
 	// StepMs is the bucket width; T the bucket starts in Unix seconds.
 	StepMs int64   `json:"step_ms"`
 	T      []int64 `json:"t"`
@@ -176,8 +179,11 @@ func (d *db) trends(ctx context.Context, tx *sql.Tx, o *Options, maxBuckets int)
 		from = max(from-from%sm, o.From.UnixMilli())
 	}
 	n := int((to - from + sm - 1) / sm)
-	tr := &Trends{Window: Window{From: schema.TimeOf(o.From), To: schema.TimeOf(o.To)}, StepMs: sm,
+	tr := &Trends{Window: Window{From: schema.TimeOf(o.From), To: schema.TimeOf(o.To)}, StepMs: sm, Counted: "users",
 		DurationEdges: DurationEdges, ToolCallEdges: ToolCallEdges, ModelHistogram: []ModelHistogram{}}
+	if d.set == schema.SelfHostedSet {
+		tr.Counted = "sessions"
+	}
 	cols := []*[]int64{&tr.T, &tr.Sessions, &tr.Users, &tr.Turns, &tr.ToolCalls, &tr.Tokens, &tr.TurnErrors, &tr.ToolErrors, &tr.Denied, &tr.Retries}
 	for _, c := range cols {
 		*c = make([]int64, n)

@@ -145,10 +145,9 @@
   var draw = {
     // ---- overview (trends) ----
     activity: function (el, tr) {
-      var s = [
-        { key: "sessions", label: "sessions", values: tr.sessions, color: C.blue },
-        { key: "users", label: "users", values: tr.users, color: C.orange, dash: [6, 3] },
-      ];
+      var s = [{ key: "sessions", label: "sessions", values: tr.sessions, color: C.blue }];
+      // Self-hosted tables have no user id: "users" would only repeat sessions.
+      if (tr.counted === "users") s.push({ key: "users", label: "users", values: tr.users, color: C.orange, dash: [6, 3] });
       publish("activity", tr.t, s, true);
       timeChart(el, tr.t, s);
     },
