@@ -5,11 +5,12 @@
 // report several times and prints the time of each analysis and of the
 // whole, against the goals: each analysis ≤ 1 s, the report ≤ 3 s.
 //
-//	scripts/bench-insights [--scale 1] [--runs 3] [--keep] [--reuse URL] [--json]
+//	scripts/bench-insights [--scale 1] [--runs 3] [--keep] [--reuse URL] [--ddl SQL]... [--json]
 //
 // --scale 0.01 builds 1/100 of the data (a minute on a laptop); --keep
 // leaves the database and prints its URL, --reuse URL times a database
-// kept before (after adding an index, say) without loading again. It exits
+// kept before without loading again, and --ddl runs a statement first (a
+// candidate index, say: what it would buy, before the schema has it). It exits
 // 0 whenever it measured, goals met or not; 1 when the run failed; 2 on a bad
 // command line.
 package main
@@ -50,6 +51,7 @@ type config struct {
 	adminURL string
 	json     bool
 	seed     uint64
+	ddl      []string
 }
 
 func main() {
@@ -85,6 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.adminURL, "admin-url", admin, "PostgreSQL `URL` allowed to CREATE DATABASE (env DATABASE_URL)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "fleet seed")
+	fs.Func("ddl", "a statement run on the database before timing, e.g. a candidate index (repeatable): what it buys, before the schema gets it", func(s string) error {
+		cfg.ddl = append(cfg.ddl, s)
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: insightsbench [flags]\n\nLoads a synthetic fleet into a fresh PostgreSQL database with COPY and times each\n"+
 			"analysis of fredtel insights over it (goals: each ≤ 1 s, the whole report ≤ 3 s).\n\nFlags:\n")
@@ -151,6 +157,9 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	} else {
 		// A kept database: its whole span.
 		from, to = time.Time{}, time.Time{}
+	}
+	if err := runDDL(ctx, dbURL, cfg.ddl, logf); err != nil {
+		return err
 	}
 	rows, err := countRows(ctx, dbURL)
 	if err != nil {
@@ -262,6 +271,26 @@ func createDB(ctx context.Context, admin string) (string, func(), error) {
 		}
 	}
 	return u.String(), drop, nil
+}
+
+// runDDL runs the --ddl statements, then ANALYZE so the planner knows them.
+func runDDL(ctx context.Context, dbURL string, stmts []string, logf func(string, ...any)) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	for _, s := range append(stmts, "ANALYZE") {
+		t0 := time.Now()
+		if _, err := c.Exec(ctx, s); err != nil {
+			return fmt.Errorf("--ddl %q: %w", s, err)
+		}
+		logf("%s: %v", s, time.Since(t0).Round(time.Millisecond))
+	}
+	return nil
 }
 
 func countRows(ctx context.Context, dbURL string) (map[string]int64, error) {
