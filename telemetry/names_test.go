@@ -138,9 +138,10 @@ func TestCentralNamesComeFromClosedVocabularies(t *testing.T) {
 		t.Errorf("models recorded as %s", got)
 	}
 
-	// Self-hosted: the user's own database keeps the names that fit the
-	// patterns (a tool name has no @ or /, a model does not start with /:
-	// those become other).
+	// Self-hosted: the user's own database keeps the model and tool names
+	// that fit the patterns (a tool name has no @ or /, a model does not
+	// start with /: those become other). A command outside the catalog is a
+	// typed word, not a name: other there too.
 	opts = testOptions(configDir(t, false, false), map[string]string{"DSC_TELEMETRY_DB_URL": "sqlite:/x.db"}, &testkit.Buffer{})
 	local := &memLocal{}
 	opts.SelfHosted = func(context.Context, string) (LocalSink, error) { return local, nil }
@@ -149,10 +150,13 @@ func TestCentralNamesComeFromClosedVocabularies(t *testing.T) {
 	s.Close(context.Background())
 	js, _ := json.Marshal(local.batches)
 	for _, want := range []string{`"tool_name":"` + mcpTool, `"tool_name":"` + codexMCPTool, `"tool_name":"` + sentence,
-		`"model":"` + email, `"model":"` + credsURL, `"model":"` + sentence, `"command":"` + sentence} {
+		`"model":"` + email, `"model":"` + credsURL, `"model":"` + sentence, `"command":"other"`} {
 		if !strings.Contains(string(js), want) {
 			t.Errorf("self-hosted lost the real name %s", want)
 		}
+	}
+	if strings.Contains(string(js), `"command":"`+sentence) {
+		t.Error("self-hosted recorded a typed command outside the catalog")
 	}
 }
 

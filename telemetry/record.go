@@ -138,8 +138,10 @@ func (s *Session) toolName(name string) string {
 // session record) or a fixed word of schema.FixedModelNames,
 // FixedToolNames or FixedCommandNames. A pattern alone would let an e-mail
 // address, a URL with credentials, a path or a hyphenated sentence
-// through. The self-hosted route keeps the real names (the user's own
-// database), checked against the patterns only.
+// through. The self-hosted route keeps the real model and tool names (the
+// user's own database), checked against the patterns only; a slash command
+// outside the catalog is a typed word, not a name, on every route. A name
+// replaced by a fixed word counts in Stats.Replaced.
 
 // cleanToolName: on the central route a tool of the build's catalog, else
 // "mcp" for a tool of an MCP server the user configured, else "other".
@@ -147,10 +149,11 @@ func (s *Session) cleanToolName(name string) string {
 	if s.kind != Central {
 		return s.clean(fToolName, name)
 	}
-	switch {
-	case s.tools[name]:
+	if s.tools[name] {
 		return name
-	case isMCPName(name):
+	}
+	s.stats.replaced.Add(1) // once per name: the result is cached
+	if isMCPName(name) {
 		return "mcp"
 	}
 	return "other"
@@ -180,22 +183,25 @@ func (s *Session) modelName(m string) string {
 	if s.kind != Central {
 		return s.clean(fModel, m)
 	}
-	switch {
-	case s.models[m]:
+	if s.models[m] {
 		return m
-	case strings.TrimSpace(m) == "":
+	}
+	s.stats.replaced.Add(1)
+	if strings.TrimSpace(m) == "" {
 		return "other"
 	}
 	return "custom"
 }
 
-// commandName: a command of the build's catalog, else "other" on the
-// central route (an empty catalog makes every command other).
+// commandName: a command of the build's catalog, else "other", on every
+// route: a command the build does not offer is a word the user typed, not
+// a name (an empty catalog makes every command other).
 func (s *Session) commandName(c string) string {
-	if s.kind == Central && !s.cmds[c] {
+	if !s.cmds[c] {
+		s.stats.replaced.Add(1)
 		return "other"
 	}
-	return s.clean(fCommand, c)
+	return c
 }
 
 // End records the turn. Calling it again does nothing.
@@ -252,10 +258,10 @@ func (t *Turn) End(r TurnResult) {
 }
 
 // SlashCommand records a slash command the user ran, given as typed
-// ("/model fast"): only the command's name is kept, never what follows it;
-// on the central route only when this build offers it (else "other"), so a
-// mistyped or made-up word is not recorded either. Every command is
-// recorded this way, /telemetry included.
+// ("/model fast"): only the command's name is kept, never what follows it,
+// and only when this build offers it (SessionInfo.Commands; else "other"),
+// so a mistyped or made-up word is not recorded either, on any route.
+// Every command is recorded this way, /telemetry included.
 func (s *Session) SlashCommand(line string) {
 	if !s.active.Load() {
 		return

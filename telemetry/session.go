@@ -163,7 +163,7 @@ type Stats struct {
 	Written  int64 // records handed to the sink successfully
 	Dropped  int64 // records dropped: queue full, refused by the server, discarded by /telemetry off, or unsent at exit without a spool
 	Spooled  int64 // records kept on disk at exit for the next session
-	Replaced int64 // values outside the declaration replaced by a fallback
+	Replaced int64 // values outside the declaration, or names outside the session's catalogs, replaced by a fallback
 	Failures int64 // failed writes (each retried while the queue allows)
 	Panics   int64 // panics recovered inside the library
 }

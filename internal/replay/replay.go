@@ -422,7 +422,7 @@ func (r Result) Summary(name string) string {
 		fmt.Fprintf(&b, ", %d dropped", st.Dropped)
 	}
 	if st.Replaced > 0 {
-		fmt.Fprintf(&b, "; %d %s outside the schema recorded as their fallback (other)", st.Replaced, plural(int(st.Replaced), "value", "values"))
+		fmt.Fprintf(&b, "; %d %s outside the schema or the session's catalogs recorded as a fixed word (other, custom, mcp)", st.Replaced, plural(int(st.Replaced), "value", "values"))
 	}
 	return b.String()
 }

@@ -476,7 +476,7 @@ func TestNoTextLeavesTheMachine(t *testing.T) {
 	noMarker(t, "the spool", spool)
 
 	code, out, errs = fred(t, map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + p.URL}, "", "telemetry", "replay", file)
-	if code != 0 || !strings.HasSuffix(out, ": 9 records written\n") {
+	if code != 0 || !strings.Contains(out, ": 9 records written") {
 		t.Fatalf("real API: exit %d\n%s\n%s", code, out, errs)
 	}
 	// The spooled session goes too, however short the replay's session:

@@ -12,11 +12,11 @@ import (
 // user's own database are where these show.
 var mutants = []proof.Mutant{
 	{
-		Name:   "model-name-not-cleaned",
-		Breaks: "the client's cleaning of model names (a sentence becomes the fallback)",
-		File:   "telemetry/session.go",
-		Old:    "Model:          s.clean(fModel, info.Model),",
-		New:    "Model:          info.Model,",
+		Name:   "model-name-not-from-the-catalog",
+		Breaks: "the central route's closed vocabulary of model names (a model the build does not offer becomes custom)",
+		File:   "telemetry/record.go",
+		Old:    `return "custom"`,
+		New:    "return m",
 		Pkg:    "./proof/canary",
 		Run:    "^TestCentral$",
 	},
@@ -33,8 +33,8 @@ var mutants = []proof.Mutant{
 		Name:   "tool-name-not-cleaned",
 		Breaks: "the client's cleaning of tool names, on the self-hosted route",
 		File:   "telemetry/record.go",
-		Old:    "c := s.clean(fToolName, name)",
-		New:    "c := name",
+		Old:    "return s.clean(fToolName, name)",
+		New:    "return name",
 		Pkg:    "./proof/canary",
 		// On SQLite: PostgreSQL's CHECK constraints refuse the batch
 		// whole, a protection of its own.
