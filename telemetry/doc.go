@@ -60,7 +60,7 @@
 // delivers the spool of earlier sessions, a few batches at a time between
 // its own, so a run of short sessions (fred -p, scripts, CI) empties the
 // spool too. [Session.Close] gives the end a budget (Options.CloseBudget,
-// 100 ms): three quarters for the session's own records, the rest to spool
+// 100 ms): two thirds for the session's own records, the rest to spool
 // what was not delivered, or, when everything was, to the earlier sessions'
 // spool. Every wait in Close and /telemetry off is bounded by the budget,
 // even with a sink that ignores cancellation.

@@ -141,20 +141,27 @@ func (s *Session) run() {
 			s.stats.dropped.Add(int64(s.q.drain()))
 			return
 		}
-		// The final flush runs until flushBy (Close sets it: three quarters
-		// of the budget on the central route, leaving the rest for the
-		// spool; all of it when self-hosted).
-		fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
-		delivered := flush(fctx)
-		fcancel()
+		// The final flush runs until flushBy (Close sets it: two thirds of
+		// the budget on the central route, leaving the rest for the spool;
+		// all of it when self-hosted).
+		delivered := false
+		if time.Now().Before(s.flushBy) { // else straight to the spool
+			fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
+			delivered = flush(fctx)
+			fcancel()
+		}
 		// What is left goes to the spool when the sink keeps one, else it
-		// is counted as dropped.
+		// is counted as dropped. Writing the spool is local and quick: it
+		// has until closeBy whatever happens to ctx (a caller's ctx
+		// cancelled early must not cost the records their spool).
+		sctx, scancel := context.WithDeadline(context.WithoutCancel(ctx), s.closeBy)
+		defer scancel()
 		if pending == nil {
 			pending = s.q.take()
 		}
 		for pending != nil {
 			delivered = false
-			s.spoolOrDrop(ctx, pending)
+			s.spoolOrDrop(sctx, pending)
 			s.q.release(pending)
 			pending = s.q.take()
 		}
@@ -260,9 +267,9 @@ func (s *Session) target() string {
 // Close ends the session and gives the final write at most the close budget
 // (Options.CloseBudget, default 100 ms), or ctx's deadline if sooner; then it
 // returns, whatever the sink is doing: every wait in it is bounded by the
-// budget, even when a sink ignores cancellation. On the central route, three
-// quarters of the budget go to the final send, the rest to spooling what
-// was not delivered; when everything was, to the spool of earlier sessions.
+// budget, even when a sink ignores cancellation. On the central route, two
+// thirds of the budget go to the final send, the rest to spooling what was
+// not delivered; when everything was, to the spool of earlier sessions.
 // Calling it again does nothing.
 func (s *Session) Close(ctx context.Context) {
 	if s.closed.Swap(true) {
@@ -288,7 +295,9 @@ func (s *Session) Close(ctx context.Context) {
 		s.waitDone(ctx, deadline)
 		return
 	}
-	s.flushBy = start.Add(budget * 3 / 4)
+	// Two thirds for the final send: a send slow to notice its deadline
+	// on a loaded machine still leaves the spool its time.
+	s.flushBy = start.Add(budget * 2 / 3)
 	if s.kind == SelfHosted {
 		s.flushBy = deadline
 	}
@@ -296,6 +305,9 @@ func (s *Session) Close(ctx context.Context) {
 	// The backlog is cut short early enough to put its batch back in the
 	// spool and write the audit log within the budget.
 	s.backlogBy = deadline.Add(-budget / 5)
+	// Writing the spool stops there too: what runs after it (a spool file
+	// being written, the audit log) has the grace to finish in.
+	s.closeBy = deadline.Add(-grace)
 	if c := s.cancelSends.Load(); c != nil {
 		t := time.AfterFunc(time.Until(s.flushBy), *c)
 		defer t.Stop()
@@ -312,11 +324,12 @@ func (s *Session) Close(ctx context.Context) {
 		return
 	}
 	// Out of time: cancel the write in flight and give the goroutine the
-	// rest of the budget to notice; the CLI exits either way.
+	// rest of the budget to notice (and to finish writing the spool); the
+	// CLI exits either way.
 	if c := s.cancelRun.Load(); c != nil {
 		(*c)()
 	}
-	s.waitDone(context.Background(), minTime(deadline, time.Now().Add(grace)))
+	s.waitDone(context.Background(), deadline)
 }
 
 // waitDone waits for the background goroutine to finish until the time

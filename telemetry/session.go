@@ -54,7 +54,7 @@ type Options struct {
 	// FlushInterval is the longest a record waits in the queue (default 2 s).
 	FlushInterval time.Duration
 	// CloseBudget bounds Close on the central route (default 100 ms):
-	// three quarters for the final send, the rest to spool what is left,
+	// two thirds for the final send, the rest to spool what is left,
 	// or, when everything was sent, to deliver earlier sessions' spool.
 	// It also bounds the wait of /telemetry off.
 	CloseBudget time.Duration
@@ -208,6 +208,7 @@ type Session struct {
 	discard       atomic.Bool
 	flushBy       time.Time // set by Close before it signals stop
 	backlogBy     time.Time // likewise: when delivering the spool stops
+	closeBy       time.Time // likewise: the end of the budget
 	doneOnce      sync.Once
 	cancelRun     atomic.Pointer[context.CancelFunc]
 	cancelSends   atomic.Pointer[context.CancelFunc]
