@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -70,49 +71,79 @@ func countingProxy(t *testing.T, target string) (*counting, string) {
 
 // TestShortSessionDeliversTheSpool is issue 11's acceptance: a session
 // against a blackhole spools its records; the next session, shorter than
-// the close budget (100 ms, the default), against a healthy server,
-// delivers them: every spooled record stored once, the spool empty,
-// nothing sent twice. (It used to leave them in the spool until a session
-// outlived the first flush interval.)
+// its first flush interval (2 s, the default) and than the close budget
+// (100 ms, the default), against a healthy server, delivers them: every
+// spooled record stored once, the spool empty, nothing sent twice. (It used
+// to leave them in the spool until a session outlived the first flush
+// interval.) The machine is shared: a server that takes longer than the
+// budget to answer is not the healthy server of the scenario, so an
+// attempt where the session's own records missed the budget is repeated,
+// up to 3 times, each on a fresh database and config dir.
 func TestShortSessionDeliversTheSpool(t *testing.T) {
+	for attempt := 1; ; attempt++ {
+		slow, failure := shortSessionAfterBlackhole(t)
+		if !slow {
+			if failure != "" {
+				t.Fatal(failure)
+			}
+			return
+		}
+		t.Logf("attempt %d: the server did not answer within the budget (machine busy): %s", attempt, failure)
+		if attempt == 3 {
+			t.Fatalf("3 attempts, the server never answered within the budget")
+		}
+	}
+}
+
+// shortSessionAfterBlackhole runs the scenario once: slow reports that the
+// server did not take the short session's own records in time.
+func shortSessionAfterBlackhole(t *testing.T) (slow bool, failure string) {
 	const budget = 100 * time.Millisecond
 	dir := user(t, key)
 	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, budget)
 	spooled := record(s, 3) + 2 // and the session, at its start and end
 	s.Close(context.Background())
 	if st := s.Stats(); st.Spooled != int64(spooled) || st.Dropped != 0 {
-		t.Fatalf("blackholed session: %+v, want all %d records spooled", st, spooled)
+		return false, fmt.Sprintf("blackholed session: %+v, want all %d records spooled", st, spooled)
 	}
 	if b, _ := central.SpoolSize(dir); b == 0 {
-		t.Fatal("nothing in the spool")
+		return false, "nothing in the spool"
 	}
 
 	db := testdb.Postgres(t)
 	p := servertest.StartServer(t, db, "")
 	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: servertest.CreateKey(t, db, "alice")})
 	proxy, url := countingProxy(t, "http://"+p.URL)
+	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": url}
 	t0 := time.Now()
-	s = start(dir, url, &testkit.Buffer{}, budget) // FlushInterval 20 ms: flushes by age, as a longer session would
+	s = telemetry.Start(telemetry.Options{FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{},
+		NewCentral: central.New}, telemetry.SessionInfo{Model: "fred-flash-2", Tools: []string{"read_file"}, Commands: []string{"help"}})
 	own := record(s, 1) + 2
 	s.Close(context.Background())
-	t.Logf("the short session lasted %v (close budget %v)", time.Since(t0), budget)
+	t.Logf("the short session lasted %v (default close budget %v)", time.Since(t0), budget)
 
-	if st := s.Stats(); st.Written != int64(own) || st.Spooled != 0 || st.Dropped != 0 {
-		t.Errorf("short session: %+v, want its %d records written", st, own)
+	var fails []string
+	st := s.Stats()
+	if st.Written != int64(own) || st.Spooled != 0 || st.Dropped != 0 {
+		if st.Spooled == int64(own) && st.Dropped == 0 {
+			return true, fmt.Sprintf("stats %+v", st)
+		}
+		fails = append(fails, fmt.Sprintf("short session: %+v, want its %d records written", st, own))
 	}
 	if b, _ := central.SpoolSize(dir); b != 0 {
-		t.Errorf("%d batches still in the spool", b)
+		fails = append(fails, fmt.Sprintf("%d batches still in the spool", b))
 	}
 	// Each session's start and end are one row.
 	if got, want := rows(t, db), spooled-1+own-1; got != want {
-		t.Errorf("%d rows stored, want %d (the %d spooled records and the session's own %d)", got, want, spooled, own)
+		fails = append(fails, fmt.Sprintf("%d rows stored, want %d (the %d spooled records and the session's own %d)", got, want, spooled, own))
 	}
 	proxy.mu.Lock()
 	defer proxy.mu.Unlock()
 	if proxy.duplicates != 0 || proxy.accepted != spooled+own {
-		t.Errorf("the server accepted %d records and had %d of them already; want %d, none twice (statuses %v)",
-			proxy.accepted, proxy.duplicates, spooled+own, proxy.statuses)
+		fails = append(fails, fmt.Sprintf("the server accepted %d records and had %d of them already; want %d, none twice (statuses %v)",
+			proxy.accepted, proxy.duplicates, spooled+own, proxy.statuses))
 	}
+	return false, strings.Join(fails, "\n")
 }
 
 // TestBacklogKeptOn422: a server that does not take this client's schema
