@@ -33,6 +33,14 @@
     return Math.abs(v) >= 100 ? Math.round(v).toLocaleString("en-US") : String(Math.round(v * 10) / 10);
   }
 
+  // ms prints milliseconds in the unit that reads best.
+  function ms(v) {
+    if (v == null || isNaN(v)) return "–";
+    if (v >= 60000) return num(v / 60000) + " min";
+    if (v >= 1000) return num(v / 1000) + " s";
+    return num(v) + " ms";
+  }
+
   function size(el) {
     var w = Math.max(260, el.clientWidth || 600);
     return { width: w, height: w < 500 ? 200 : 240 };
@@ -74,11 +82,11 @@
         return {
           label: s.label, stroke: s.color, width: 2, dash: s.dash, spanGaps: false,
           fill: s.fill, points: { show: t.length < 40, size: 5 },
-          value: function (u, v) { return num(v) + (o.unit || ""); },
+          value: function (u, v) { return o.unit === " ms" ? ms(v) : num(v) + (o.unit || ""); },
         };
       })),
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
-      axes: [axis(), axis({ values: function (u, vs) { return vs.map(function (v) { return num(v) + (o.unit || ""); }); }, size: o.unit ? 84 : 60 })],
+      axes: [axis(), axis({ values: function (u, vs) { return vs.map(function (v) { return o.unit === " ms" ? ms(v) : num(v) + (o.unit || ""); }); }, size: 70 })],
       bands: (o.bands || []).map(function (b) { return { series: b, fill: "rgba(0,114,178,0.12)" }; }),
     };
     if (o.bars) {
