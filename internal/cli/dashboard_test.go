@@ -14,20 +14,20 @@ import (
 	"github.com/fredcode/fredtel/internal/testdb"
 )
 
-// syncBuffer is a bytes.Buffer a running command writes while the test
+// dashBuffer is a bytes.Buffer a running command writes while the test
 // reads it.
-type syncBuffer struct {
+type dashBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *dashBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *dashBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -35,10 +35,10 @@ func (s *syncBuffer) String() string {
 
 // start runs fredtel with args until the test ends and returns the
 // address it listens on.
-func start(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer) {
+func dashStart(t *testing.T, env map[string]string, args ...string) (string, *dashBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb dashBuffer
 	done := make(chan int, 1)
 	go func() { done <- Fredtel(ctx, args, func(k string) string { return env[k] }, &out, &errb) }()
 	t.Cleanup(func() {
@@ -67,7 +67,7 @@ func start(t *testing.T, env map[string]string, args ...string) (string, *syncBu
 	return "", nil
 }
 
-func fetch(t *testing.T, u string) (*http.Response, string) {
+func dashFetch(t *testing.T, u string) (*http.Response, string) {
 	t.Helper()
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 30 * time.Second}
 	r, err := c.Get(u)
@@ -84,15 +84,15 @@ func TestDashboardCommand(t *testing.T) {
 	if code, _, errs := run(t, fredtel, nil, "migrate", "--db", db, "--set", "self-hosted"); code != 0 {
 		t.Fatal(errs)
 	}
-	addr, out := start(t, nil, "dashboard", "--db", db, "--tables", "self-hosted", "--addr", "127.0.0.1:0")
+	addr, out := dashStart(t, nil, "dashboard", "--db", db, "--tables", "self-hosted", "--addr", "127.0.0.1:0")
 	if !strings.Contains(out.String(), "dashboard: http://"+addr+"/dashboard/ (loopback only, no token)") {
 		t.Errorf("output: %s", out.String())
 	}
-	r, _ := fetch(t, "http://"+addr+"/")
+	r, _ := dashFetch(t, "http://"+addr+"/")
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/dashboard/" {
 		t.Errorf("/: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
-	r, body := fetch(t, "http://"+addr+"/dashboard/")
+	r, body := dashFetch(t, "http://"+addr+"/dashboard/")
 	if r.StatusCode != 200 || !strings.Contains(body, "fredtel simulate --db DATABASE_URL --sessions 300 --seed 1") || !strings.Contains(body, "self-hosted tables") {
 		t.Errorf("empty self-hosted dashboard: %d\n%s", r.StatusCode, body)
 	}
@@ -103,14 +103,14 @@ func TestDashboardCommand(t *testing.T) {
 func TestServeMountsDashboard(t *testing.T) {
 	const tok = "serve-dashboard-token-0123456789"
 	db := testdb.SQLite(t)
-	addr, out := start(t, map[string]string{"FREDTEL_DASHBOARD_TOKEN": tok}, "serve", "--db", db, "--addr", "127.0.0.1:0")
+	addr, out := dashStart(t, map[string]string{"FREDTEL_DASHBOARD_TOKEN": tok}, "serve", "--db", db, "--addr", "127.0.0.1:0")
 	if !strings.Contains(out.String(), "dashboard: http://"+addr+"/dashboard/ (log in with the dashboard token)") {
 		t.Errorf("output: %s", out.String())
 	}
-	if r, _ := fetch(t, "http://"+addr+"/healthz"); r.StatusCode != 200 {
+	if r, _ := dashFetch(t, "http://"+addr+"/healthz"); r.StatusCode != 200 {
 		t.Errorf("healthz: %d", r.StatusCode)
 	}
-	r, _ := fetch(t, "http://"+addr+"/dashboard/")
+	r, _ := dashFetch(t, "http://"+addr+"/dashboard/")
 	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/dashboard/login") {
 		t.Errorf("dashboard without the cookie: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
