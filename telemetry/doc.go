@@ -46,8 +46,20 @@
 // In order, the first that applies: --no-telemetry (Options.NoTelemetry) →
 // off for this session; DSC_TELEMETRY_DB_URL → the user's own database
 // (Options.SelfHosted, see package telemetry/selfhost), never the central
-// service; DO_NOT_TRACK → off; preference off (or an unreadable preferences
-// file, with a one-line warning) → off; not logged in → off; else central.
+// service; DO_NOT_TRACK → off; no config folder, or one that is not the
+// user's own ([ErrConfigDir], with a one-line warning) → off; preference off
+// (or an unreadable preferences file, with a one-line warning) → off; not
+// logged in → off; else central.
+//
+// # The config folder
+//
+// [ConfigDir] has no shared fallback: without FRED_CONFIG_DIR,
+// XDG_CONFIG_HOME or HOME there is none. The folder must be a folder (not a
+// symbolic link), owned by the user and not writable by group or others
+// (package internal/safedir); files in it are read with O_NOFOLLOW and
+// written atomically, 0600. Values that hold a secret (a [Route], the
+// [Credentials], a [CentralConfig]) print masked with every fmt verb and
+// through slog.
 // The central route starts only once the one-time notice has been shown on
 // a terminal. Off means off: no goroutine, no file, nothing sent, and
 // [Session.Env] gives subprocesses DO_NOT_TRACK=1. [Resolve] makes the same
