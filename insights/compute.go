@@ -325,10 +325,10 @@ func (rn *run) stuckRecommendation() string {
 		return rule + ": no session of the window meets it"
 	}
 	if st.Swapped == 0 {
-		return fmt.Sprintf("%s: it flags %d sessions; no user swapped to a stronger model, so its accuracy cannot be measured", rule, st.Flagged)
+		return fmt.Sprintf("%s: it flags %s sessions; no user swapped to a stronger model, so its accuracy cannot be measured", rule, num(st.Flagged))
 	}
-	return fmt.Sprintf("%s: would have caught %.0f%% of the %d sessions whose user swapped up, %.0f%% false alarms",
-		rule, 100*st.Recall, st.Swapped, 100*st.FalseAlarms)
+	return fmt.Sprintf("%s: would have caught %.0f%% of the %s sessions whose user swapped up, %.0f%% false alarms",
+		rule, 100*st.Recall, num(st.Swapped), 100*st.FalseAlarms)
 }
 
 // ---- 2. dead commands -----------------------------------------------------
@@ -545,7 +545,7 @@ func (rn *run) retryRecommendation() string {
 	for _, s := range rs.StormSessions {
 		waited += s.Impact.Ms
 	}
-	msg := fmt.Sprintf("%d retries in %d sessions, %.0f%% %s (80%% waited ≤ %s)", rs.Retries, rs.Sessions,
+	msg := fmt.Sprintf("%s retries in %s sessions, %.0f%% %s (80%% waited ≤ %s)", num(rs.Retries), num(rs.Sessions),
 		100*ratio(top.Retries, rs.Retries), top.ErrorType, fmtMs(top.DelayP80Ms))
 	var late, lateN int64
 	for _, a := range rs.Attempts {
@@ -555,7 +555,7 @@ func (rn *run) retryRecommendation() string {
 		}
 	}
 	if len(rs.StormSessions) > 0 {
-		msg += fmt.Sprintf("; %d storm sessions (≥ %d retries) waited %s", len(rs.StormSessions), rs.StormThreshold, fmtMs(float64(waited)))
+		msg += fmt.Sprintf("; %s storm sessions (≥ %d retries) waited %s", num(int64(len(rs.StormSessions))), rs.StormThreshold, fmtMs(float64(waited)))
 	}
 	if late > 0 {
 		msg += fmt.Sprintf("; %.0f%% of retries were attempt 4 or later: cap attempts at 4 and start the backoff of %s at %s",
@@ -693,8 +693,8 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		tl.Finding = fmt.Sprintf("no run of %d or more identical calls", o.MinRepeats)
 	case tl.Stuck > 0:
 		top := tl.ByTool[0]
-		tl.Finding = fmt.Sprintf("%d stuck loops (same call, same result, %d+ times in a row), %d polling, %d unknown; most on %s (%.1f per 1,000 calls): tell the agent to break the loop after %d identical results",
-			tl.Stuck, o.MinRepeats, tl.Polling, tl.Unknown, top.ToolName, top.Per1000Calls, o.MinRepeats-1)
+		tl.Finding = fmt.Sprintf("%s stuck loops (same call, same result, %d+ times in a row), %s polling, %s unknown; most on %s (%.1f per 1,000 calls): tell the agent to break the loop after %d identical results",
+			num(tl.Stuck), o.MinRepeats, num(tl.Polling), num(tl.Unknown), top.ToolName, top.Per1000Calls, o.MinRepeats-1)
 	default:
 		tl.Finding = fmt.Sprintf("%d loops, none proven stuck (%d polling, %d unknown: records without result_fingerprint, schema v1)", len(tl.Loops), tl.Polling, tl.Unknown)
 	}

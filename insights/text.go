@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // textTop is how many items of a long list (stuck sessions, loops, storm
@@ -34,12 +35,20 @@ type printer struct{ w io.Writer }
 
 func (p *printer) f(format string, a ...any) { fmt.Fprintf(p.w, format, a...) }
 
-// table writes rows of tab-separated cells, aligned, indented by two.
+// table writes rows of tab-separated cells, indented by two: the first
+// column (names) aligned left, the others (numbers) right.
 func (p *printer) table(head string, rows []string) {
+	all := append([]string{head}, rows...)
+	w := 0
+	for _, r := range all {
+		first, _, _ := strings.Cut(r, "\t")
+		w = max(w, utf8.RuneCountInString(first))
+	}
 	tw := tabwriter.NewWriter(p.w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\t"+head+"\t")
-	for _, r := range rows {
-		fmt.Fprintln(tw, "\t"+r+"\t")
+	for _, r := range all {
+		first, rest, _ := strings.Cut(r, "\t")
+		first += strings.Repeat(" ", w-utf8.RuneCountInString(first))
+		fmt.Fprintln(tw, "\t"+first+"\t"+rest+"\t")
 	}
 	tw.Flush()
 }
@@ -66,6 +75,9 @@ func (r *Report) header(p *printer) {
 func (r *Report) cost(i Impact) string {
 	if r.Prices == nil {
 		return ""
+	}
+	if i.Tokens == 0 && i.Ms == 0 {
+		return "\t-"
 	}
 	if i.Cost == nil {
 		return "\tunpriced"
