@@ -40,6 +40,37 @@ var mutants = []proof.Mutant{
 		// whole, a protection of its own.
 		Run: "^TestSelfHostedText$/^sqlite$",
 	},
+	// Issue 12's names (an MCP tool named by the user's configuration, an
+	// e-mail address, a URL with credentials, a hyphenated sentence) fit
+	// the patterns: only the closed vocabularies keep them off the central
+	// route. Each mutant lets pattern-valid names through one of them.
+	{
+		Name:   "tool-name-by-pattern-only",
+		Breaks: "the central route's closed vocabulary of tool names (a tool the build does not ship becomes mcp or other)",
+		File:   "telemetry/record.go",
+		Old:    "if s.tools[name] {",
+		New:    "if s.tools[name] || fToolName.Allows(name) {",
+		Pkg:    "./telemetry/central",
+		Run:    "^TestEncodedPayloadCarriesNoName$",
+	},
+	{
+		Name:   "model-name-by-pattern-only",
+		Breaks: "the central route's closed vocabulary of model names (a model the build does not offer becomes custom)",
+		File:   "telemetry/record.go",
+		Old:    "if s.models[m] {",
+		New:    "if s.models[m] || fModel.Allows(m) {",
+		Pkg:    "./telemetry/central",
+		Run:    "^TestEncodedPayloadCarriesNoName$",
+	},
+	{
+		Name:   "command-by-pattern-only",
+		Breaks: "the closed vocabulary of slash commands (a command the build does not offer becomes other)",
+		File:   "telemetry/record.go",
+		Old:    "if !s.cmds[c] {",
+		New:    "if !s.cmds[c] && !fCommand.Allows(c) {",
+		Pkg:    "./telemetry/central",
+		Run:    "^TestEncodedPayloadCarriesNoName$",
+	},
 	{
 		Name:   "no-text-ignored",
 		Breaks: "DSC_TELEMETRY_NO_TEXT dropping the text before it is queued",

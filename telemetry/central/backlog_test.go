@@ -293,15 +293,15 @@ func TestEncodedPayloadCarriesNoName(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	payload := posted.String()
-	if !strings.Contains(payload, `"tool_name":"read_file"`) || !strings.Contains(payload, `"tool_name":"mcp"`) || !strings.Contains(payload, `"model":"custom"`) ||
-		!strings.Contains(payload, `"command":"other"`) || !strings.Contains(payload, `"command":"model"`) {
-		t.Fatalf("the payload lacks the catalog names and fixed words:\n%s", payload)
-	}
 	for _, n := range append(names, "acme", "alice", "hunter2", "secret-plan", "delete") {
 		q, _ := json.Marshal(n)
 		if strings.Contains(payload, n) || strings.Contains(payload, string(q[1:len(q)-1])) {
 			t.Errorf("%q reached the posted payload:\n%s", n, payload)
 		}
+	}
+	if !strings.Contains(payload, `"tool_name":"read_file"`) || !strings.Contains(payload, `"tool_name":"mcp"`) || !strings.Contains(payload, `"model":"custom"`) ||
+		!strings.Contains(payload, `"command":"other"`) || !strings.Contains(payload, `"command":"model"`) {
+		t.Fatalf("the payload lacks the catalog names and fixed words:\n%s", payload)
 	}
 }
 
