@@ -195,3 +195,30 @@ func TestInsightsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestInsightsBadInputPostgres: the cases whose detection differs by
+// driver, on PostgreSQL.
+func TestInsightsBadInputPostgres(t *testing.T) {
+	pg := testdb.Backends[0]
+	bare := pg.URL(t) // no tables at all
+	full := fillDB(t, pg, schema.CentralSet, 2)
+	newer := fillDB(t, pg, schema.CentralSet, 1)
+	execDB(t, newer, "INSERT INTO telemetry_schema_migrations (version, name) VALUES (99, '0099_future.sql')")
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no tables", []string{"--db", bare}, "no telemetry tables of the central set (telemetry_schema_migrations is missing): run fredtel migrate --set central"},
+		{"other set", []string{"--db", full, "--tables", "self-hosted"}, "no telemetry tables of the self-hosted set"},
+		{"newer schema", []string{"--db", newer}, "schema version 99, newer than this fredtel reads (2)"},
+		{"window without data", []string{"--db", full, "--from", "2020-01-01", "--to", "2020-02-01"}, "no data: no session started between"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := run(t, fredtel, nil, append([]string{"insights"}, c.args...)...)
+			if code != 1 || !strings.Contains(errs, c.want) || out != "" || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", code, out, errs, c.want)
+			}
+		})
+	}
+}
