@@ -32,6 +32,10 @@ type ToolCall struct {
 	Args []byte
 	// Result is the raw text the tool returned.
 	Result string
+	// ResultBytes is the size of a result known only by its size (a
+	// relayed CLI's): used when Result is empty, and then no result
+	// fingerprint is recorded.
+	ResultBytes int64
 	// Permission is auto_allowed, user_allowed or denied.
 	Permission string
 	// Failed: the tool could not run or reported a failure.
@@ -58,6 +62,10 @@ type TurnResult struct {
 	Model         string
 	UserInput     string
 	AssistantText string
+	// PromptChars and ResponseChars are the lengths of a text known only
+	// by its length (a relayed CLI that does not send it): used when
+	// UserInput or AssistantText is empty.
+	PromptChars, ResponseChars int
 }
 
 // BeginTurn starts a turn in mode (act or plan) with model.
@@ -102,6 +110,10 @@ func (t *Turn) ToolCall(c ToolCall) {
 		outcome = "error"
 	}
 	argsFP, resultFP := s.fp.call(c.Args, c.Result)
+	resultBytes := int64(len(c.Result))
+	if c.Result == "" && c.ResultBytes > 0 {
+		resultBytes, resultFP = c.ResultBytes, schema.Hash{}
+	}
 	rec := schema.ToolCall{
 		CallID:          s.ids.next(now),
 		SessionID:       s.id,
@@ -113,7 +125,7 @@ func (t *Turn) ToolCall(c ToolCall) {
 		Permission:      s.clean(fPermission, c.Permission),
 		DurationMs:      fCallDur.Clamp(c.Duration.Milliseconds()),
 		Outcome:         outcome,
-		ResultBytes:     fResult.Clamp(int64(len(c.Result))),
+		ResultBytes:     fResult.Clamp(resultBytes),
 		ResultIsError:   strings.HasPrefix(c.Result, "Error:"),
 		// Same arguments and same result again: the agent is stuck; same
 		// arguments and a changing result: it is polling.
@@ -246,8 +258,8 @@ func (t *Turn) End(r TurnResult) {
 		FinishReason:     s.clean(fFinish, r.FinishReason),
 		DurationMs:       fTurnDuration.Clamp(now.Sub(t.start).Milliseconds()),
 		NumToolCalls:     fNumCalls.Clamp(n),
-		PromptChars:      fChars.Clamp(int64(utf8.RuneCountInString(r.UserInput))),
-		ResponseChars:    fChars.Clamp(int64(utf8.RuneCountInString(r.AssistantText))),
+		PromptChars:      fChars.Clamp(textChars(r.UserInput, r.PromptChars)),
+		ResponseChars:    fChars.Clamp(textChars(r.AssistantText, r.ResponseChars)),
 		UserInput:        s.storedText(r.UserInput),
 		AssistantText:    s.storedText(r.AssistantText),
 	}
@@ -255,6 +267,14 @@ func (t *Turn) End(r TurnResult) {
 		rec.APIErrorType = schema.OptString(s.clean(fAPIError, r.APIErrorType))
 	}
 	s.pushTurn(&rec)
+}
+
+// textChars is the length of text, or n when the text is not known.
+func textChars(text string, n int) int64 {
+	if text == "" {
+		return int64(n)
+	}
+	return int64(utf8.RuneCountInString(text))
 }
 
 // SlashCommand records a slash command the user ran, given as typed

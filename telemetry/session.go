@@ -150,6 +150,13 @@ type SessionInfo struct {
 	Tools    []string
 	Commands []string
 	Models   []string
+	// Agent is the agent CLI the session ran in when it is not Fred (the
+	// OTLP relay records Claude Code, Codex and Gemini CLI sessions): one
+	// of schema.EnumAgent, else "other". Default "fred".
+	Agent string
+	// AgentVersion is that agent's version where it says it (semver; else
+	// null). Fred's own is fred_version.
+	AgentVersion string
 }
 
 // NoticeText is printed once, on the first session that starts the central
@@ -313,6 +320,9 @@ var (
 	fTools    = schema.Sessions.Field("tool_catalog")
 	fCommands = schema.Sessions.Field("command_catalog")
 	fModels   = schema.Sessions.Field("model_catalog")
+	fAgent    = schema.Sessions.Field("agent")
+
+	fAgentVersion = schema.Sessions.Field("agent_version")
 
 	fTurnSeq      = schema.Turns.Field("seq")
 	fMode         = schema.Turns.Field("mode")
@@ -378,9 +388,15 @@ func (s *Session) sessionRecord(info SessionInfo, now time.Time) schema.Session 
 		ToolCatalog:    fTools.CleanList(tools),
 		CommandCatalog: fCommands.CleanList(normalizeCommands(info.Commands)),
 		ModelCatalog:   fModels.CleanList(info.Models),
-		// Fred itself; sessions relayed from other agents say which.
+		// Fred itself unless the embedder says which agent (the relay);
 		// agent_version is for those: Fred's is fred_version.
 		Agent: "fred",
+	}
+	if info.Agent != "" {
+		rec.Agent = schema.OptString(s.clean(fAgent, info.Agent))
+		if v, ok := fAgentVersion.Clean(info.AgentVersion); ok && info.AgentVersion != "" {
+			rec.AgentVersion = schema.OptString(v)
+		}
 	}
 	s.tools, s.cmds, s.models = set(rec.ToolCatalog), set(rec.CommandCatalog), set(rec.ModelCatalog)
 	rec.Model = s.modelName(info.Model)
