@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -391,6 +392,32 @@ func checkHeaders(t *testing.T, path string, r *http.Response) {
 	}
 	if r.Header.Get("X-Frame-Options") != "DENY" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("%s: X-Frame-Options %q, X-Content-Type-Options %q", path, r.Header.Get("X-Frame-Options"), r.Header.Get("X-Content-Type-Options"))
+	}
+}
+
+// TestPrices: with a price table the problems say what they cost.
+func TestPrices(t *testing.T) {
+	db := testdb.SQLite(t)
+	fleet(t, db, schema.CentralSet, 30, testNow)
+	p, err := insights.ParsePrices(strings.NewReader("# currency EUR\nfred-flash 0.10 0.40\nfred-pro 1.25 10.00\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := insights.Compute(context.Background(), db, insights.Options{Prices: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := newServer(t, Config{DBURL: db, Loopback: true, Prices: p})
+	_, body := get(t, client(t), srv.URL+"/dashboard/?since=all")
+	for _, pr := range want.Problems {
+		if pr.Impact.Cost != nil {
+			if s := strconv.FormatFloat(*pr.Impact.Cost, 'f', 2, 64) + " EUR"; !strings.Contains(body, s) {
+				t.Errorf("%s: cost %s not shown", pr.Kind, s)
+			}
+		}
+	}
+	if !strings.Contains(body, " EUR") {
+		t.Errorf("no cost shown")
 	}
 }
 

@@ -48,6 +48,7 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	writeTimeout := fs.Duration("write-timeout", envDuration(env, "FREDTEL_WRITE_TIMEOUT", 10*time.Second), "longest database write before 503 (env FREDTEL_WRITE_TIMEOUT)")
 	versions := fs.String("schema-versions", env("FREDTEL_SCHEMA_VERSIONS"), "wire schema `VERSIONS` accepted, comma-separated (env FREDTEL_SCHEMA_VERSIONS; default the current and the previous one); others get 422 and stay in the clients' spools")
 	dashToken := dashboardTokenFlag(fs)
+	dashPrices := fs.String("dashboard-prices", env("FREDTEL_DASHBOARD_PRICES"), "price table `FILE` (docs/insights.md) the dashboard shows costs with (env FREDTEL_DASHBOARD_PRICES); none: no money shown")
 	logFormat := fs.String("log-format", envDefault(env, "FREDTEL_LOG_FORMAT", "json"), "json or text (env FREDTEL_LOG_FORMAT)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics)\n"+
@@ -124,8 +125,15 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	handler, dashSay, err := withDashboard(srv, ln, dashboard.Config{DBURL: *db, Tables: insights.TablesCentral,
-		Token: dashboardToken(*dashToken, env), IngestURL: "http://" + ln.Addr().String(), Logger: log})
+	dcfg := dashboard.Config{DBURL: *db, Tables: insights.TablesCentral,
+		Token: dashboardToken(*dashToken, env), IngestURL: "http://" + ln.Addr().String(), Logger: log}
+	if *dashPrices != "" {
+		if dcfg.Prices, err = insights.LoadPrices(*dashPrices); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	handler, dashSay, err := withDashboard(srv, ln, dcfg)
 	if err != nil {
 		ln.Close()
 		return err
