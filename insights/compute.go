@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
@@ -198,38 +199,36 @@ func (rn *run) stuck(ctx context.Context) error {
 	st := &rn.r.Stuck
 	st.Models, st.StuckSessions, st.FastModels = []ModelStats{}, []StuckSession{}, []string{}
 	turns := fmt.Sprintf("t AS (SELECT t.session_id, t.model, t.finish_reason, t.num_tool_calls, t.duration_ms FROM %s t JOIN ws ON ws.session_id = t.session_id) ", d.table("turns"))
-	// Two passes over the window's turns: finish reasons by model, then
-	// sessions and percentiles by model.
+	// One pass over the window's turns: by model, the turns, sessions,
+	// finish reasons (the declaration's closed enum, so one FILTER count
+	// each) and the six percentiles.
 	byModel := map[string]*ModelStats{}
-	err := rn.query(ctx, turns+"SELECT model, finish_reason, count(*) FROM t GROUP BY model, finish_reason", func(r *sql.Rows) error {
-		var m, f string
-		var n int64
-		if err := r.Scan(&m, &f, &n); err != nil {
-			return err
-		}
-		ms := byModel[m]
-		if ms == nil {
-			ms = &ModelStats{Model: m, Fast: isFast(o, m), FinishReasons: map[string]int64{}}
-			byModel[m] = ms
-		}
-		ms.FinishReasons[f] = n
-		ms.Turns += n
-		return nil
-	})
-	if err != nil {
-		return err
+	var extra []string
+	extra = append(extra, "count(DISTINCT session_id)")
+	for _, f := range schema.EnumFinishReason {
+		extra = append(extra, fmt.Sprintf("count(*) FILTER (WHERE finish_reason = '%s')", f))
 	}
-	err = rn.query(ctx, turns+d.pct("SELECT model AS g, session_id, num_tool_calls AS x0, duration_ms AS x1 FROM t", 2, []float64{0.5, 0.95, 0.99}, "count(DISTINCT session_id)"),
+	src := "SELECT model AS g, session_id, finish_reason, num_tool_calls AS x0, duration_ms AS x1 FROM t"
+	err := rn.query(ctx, turns+d.pct(src, 2, []float64{0.5, 0.95, 0.99}, strings.Join(extra, ", ")),
 		func(r *sql.Rows) error {
-			var m string
-			var n, sessions int64
-			var tc, du Percentiles
-			if err := r.Scan(&m, &n, &sessions, &tc.P50, &tc.P95, &tc.P99, &du.P50, &du.P95, &du.P99); err != nil {
+			ms := &ModelStats{FinishReasons: map[string]int64{}}
+			reasons := make([]int64, len(schema.EnumFinishReason))
+			dst := []any{&ms.Model, &ms.Turns, &ms.Sessions}
+			for i := range reasons {
+				dst = append(dst, &reasons[i])
+			}
+			tc, du := &ms.ToolCallsPerTurn, &ms.DurationMs
+			dst = append(dst, &tc.P50, &tc.P95, &tc.P99, &du.P50, &du.P95, &du.P99)
+			if err := r.Scan(dst...); err != nil {
 				return err
 			}
-			if ms := byModel[m]; ms != nil {
-				ms.Sessions, ms.ToolCallsPerTurn, ms.DurationMs = sessions, tc, du
+			for i, n := range reasons {
+				if n > 0 {
+					ms.FinishReasons[schema.EnumFinishReason[i]] = n
+				}
 			}
+			ms.Fast = isFast(o, ms.Model)
+			byModel[ms.Model] = ms
 			return nil
 		})
 	if err != nil {
