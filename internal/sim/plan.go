@@ -65,16 +65,19 @@ var DenialHeavy = []string{"bash", "web_fetch"}
 // Thresholds of the injected pathologies, chosen so that no plausible rule
 // of an analysis confuses them with normal traffic.
 const (
-	// A stuck session has at least StuckRun consecutive flash turns that end
-	// in length or ask for StuckCalls or more tool calls; normal flash turns
-	// never ask for more than maxNormalCalls and never end in length twice
-	// in a row.
+	// A stuck session has at least StuckRun flash turns, before any switch
+	// to pro, that struggle: end in length or error, or ask for StuckCalls
+	// or more tool calls (they come in a row, then the user usually
+	// switches). Other sessions have at most 2: normal turns never ask for
+	// more than maxNormalCalls, end in length at most once a session, and a
+	// storm fails at most one turn.
 	StuckRun       = 3
 	StuckCalls     = 8
 	maxNormalCalls = 6
-	// A storm session has at least StormRetries api_retry events; other
-	// sessions at most maxNormalRetries.
-	StormRetries     = 10
+	// A storm session has at least minStorm api_retry events (StormRetries
+	// and more is a storm); other sessions at most maxNormalRetries.
+	StormRetries     = 5
+	minStorm         = 10
 	maxNormalRetries = 3
 )
 
@@ -519,18 +522,19 @@ func (g *gen) storm(its []*iter) []*iter {
 		its = append(its[:len(its)-1], &iter{finish: "tool_calls", calls: make([]*telemetry.ToolCall, 1)}, its[len(its)-1])
 	}
 	n := 0
-	for n < StormRetries {
+	for n < minStorm {
+		n = 0
+		failed := false
 		for _, it := range its {
 			it.errType = et
 			it.retries = 2 + r.IntN(4)
-			if r.Float64() < 0.25 {
-				// Gives up after 6 attempts: the turn fails.
-				it.retries, it.finish, it.apiErr, it.calls = 6, "error", et, nil
+			if !failed && r.Float64() < 0.3 {
+				// Gives up after 6 attempts: the turn fails (once a
+				// session, so a storm alone never looks like a stuck
+				// session).
+				it.retries, it.finish, it.apiErr, it.calls, failed = 6, "error", et, nil, true
 			}
 			n += it.retries
-		}
-		if n < StormRetries {
-			n = 0
 		}
 	}
 	g.s.retryTotal += n

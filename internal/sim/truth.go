@@ -65,12 +65,12 @@ type StuckTruth struct {
 	Sessions []StuckSession `json:"stuck_sessions"`
 }
 
-// StuckSession is one stuck session; SwitchedToPro: the user then ran
-// /model fred-pro (else gave up).
+// StuckSession is one stuck session: its struggling flash turns, and
+// whether the user then switched to pro (else gave up).
 type StuckSession struct {
 	SessionID     uuid.UUID `json:"session_id"`
 	Model         string    `json:"model"`
-	StuckTurns    int       `json:"stuck_turns"`
+	StruggleTurns int       `json:"struggle_turns"`
 	SwitchedToPro bool      `json:"switched_to_pro"`
 }
 
@@ -90,7 +90,7 @@ type CommandUse struct {
 
 // StormTruth is the retries by error type and the storm sessions.
 type StormTruth struct {
-	MinRetries    int              `json:"min_retries"`
+	StormThreshold int             `json:"storm_threshold"`
 	ErrorTypes    []ErrorTypeCount `json:"error_types"`
 	StormSessions []StormSession   `json:"storm_sessions"`
 }
@@ -103,7 +103,7 @@ type ErrorTypeCount struct {
 	Sessions  int    `json:"sessions"`
 }
 
-// StormSession is a session with at least MinRetries retries.
+// StormSession is a session with at least StormThreshold retries.
 type StormSession struct {
 	SessionID uuid.UUID `json:"session_id"`
 	Retries   int       `json:"retries"`
@@ -137,13 +137,14 @@ type NearMiss struct {
 type PlanTruth struct {
 	Sessions     int `json:"sessions"`
 	PlanSessions int `json:"plan_sessions"`
-	// PlanToAct counts mode_change events from plan to act.
-	PlanToAct int `json:"plan_to_act"`
-	// LeftPlanWithoutActing counts plan sessions with no act turn after
-	// their first plan turn or mode_change to plan.
+	// PlanToAct counts plan sessions with an act turn after their first
+	// plan turn or mode_change to plan; LeftPlanWithoutActing the others.
+	PlanToAct             int `json:"plan_to_act"`
 	LeftPlanWithoutActing int `json:"left_plan_without_acting"`
-	// BackToPlanWithin2Turns counts sessions that switched from act back to
-	// plan at most 2 act turns after switching from plan to act.
+	// PlanModeChanges counts mode_change events from plan to act.
+	PlanModeChanges int `json:"plan_to_act_mode_changes"`
+	// BackToPlanWithin2Turns counts sessions with a stretch of 1 or 2 act
+	// turns between plan turns (by turn seq).
 	BackToPlanWithin2Turns int `json:"back_to_plan_within_2_turns"`
 }
 
@@ -181,14 +182,15 @@ type SessionTruth struct {
 var planNames = map[planKind]string{planNormal: "plan_then_act", planDropOff: "drop_off", planBackEarly: "back_to_plan_early", planStart: "starts_in_plan"}
 
 // StuckRule describes the stuck sessions.
-var StuckRule = fmt.Sprintf("%d or more consecutive %s turns that end in length or ask for %d or more tool calls", StuckRun, Flash, StuckCalls)
+var StuckRule = fmt.Sprintf("%d or more %s turns, before any switch to %s, that end in length or error or ask for %d or more tool calls",
+	StuckRun, Flash, Pro, StuckCalls)
 
 // truth computes the ground truth of sessions whose ids are ids (same
 // order), run as users, from when they start at base.
 func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users []string, base time.Time) *Truth {
 	t := &Truth{Seed: seed, Route: route, Users: users}
 	t.Stuck.Rule = StuckRule
-	t.RetryStorms.MinRetries = StormRetries
+	t.RetryStorms.StormThreshold = StormRetries
 	t.ToolLoops.MinRepeats = 3
 	t.Permissions.DenialHeavy = DenialHeavy
 	cmdUses := map[string]int{}
@@ -246,26 +248,24 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 			}
 			run = run[:0]
 		}
-		stuckRun, maxStuck := 0, 0
+		struggles := 0
+		swapped := false // to pro, from flash
 		turnCalls := -1
 		var turnModel, turnFinish string
 		endTurn := func() {
 			if turnCalls < 0 {
 				return
 			}
-			if turnModel == Flash && (turnFinish == "length" || turnCalls >= StuckCalls) {
-				stuckRun++
-				maxStuck = max(maxStuck, stuckRun)
-			} else {
-				stuckRun = 0
+			if !swapped && turnModel == Flash && (turnFinish == "length" || turnFinish == "error" || turnCalls >= StuckCalls) {
+				struggles++
 			}
 			turnCalls = -1
 		}
-		mode := "act"
 		inPlan := false
 		actAfterPlan := false
-		actTurnsSinceAct := -1 // act turns since the last plan→act switch; -1: none pending
-		backEarly := false
+		// Runs of turns by mode, for "back to plan within 2 act turns".
+		var modeRuns []string
+		var runLen []int
 		for _, s := range p.steps {
 			switch s.kind {
 			case stepTurn:
@@ -273,16 +273,15 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 				st.Turns++
 				turnCalls, turnModel, turnFinish = 0, s.model, s.res.FinishReason
 				model(s.model).Turns++
-				mode = s.mode
-				if mode == "plan" {
+				if s.mode == "plan" {
 					inPlan = true
+				} else if inPlan {
+					actAfterPlan = true
+				}
+				if n := len(modeRuns); n > 0 && modeRuns[n-1] == s.mode {
+					runLen[n-1]++
 				} else {
-					if inPlan {
-						actAfterPlan = true
-					}
-					if actTurnsSinceAct >= 0 {
-						actTurnsSinceAct++
-					}
+					modeRuns, runLen = append(modeRuns, s.mode), append(runLen, 1)
 				}
 			case stepCall:
 				turnCalls++
@@ -329,14 +328,14 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 				case stepMode:
 					if s.to == "plan" {
 						inPlan = true
-						if actTurnsSinceAct >= 0 && actTurnsSinceAct <= 2 {
-							backEarly = true
-						}
-						actTurnsSinceAct = -1
 					}
 					if s.from == "plan" && s.to == "act" {
-						t.PlanMode.PlanToAct++
-						actTurnsSinceAct = 0
+						t.PlanMode.PlanModeChanges++
+					}
+				case stepSwap:
+					if s.from == Flash && s.to == Pro {
+						endTurn()
+						swapped = true
 					}
 				}
 			}
@@ -348,8 +347,14 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 				t.ToolLoops.NearMisses = append(t.ToolLoops.NearMisses, NearMiss{SessionID: id, Pattern: in.kind, Calls: in.repeats})
 			}
 		}
-		if maxStuck >= StuckRun {
-			t.Stuck.Sessions = append(t.Stuck.Sessions, StuckSession{SessionID: id, Model: Flash, StuckTurns: maxStuck, SwitchedToPro: p.swapped})
+		if struggles >= StuckRun {
+			t.Stuck.Sessions = append(t.Stuck.Sessions, StuckSession{SessionID: id, Model: Flash, StruggleTurns: struggles, SwitchedToPro: p.swapped})
+		}
+		backEarly := false
+		for k := 1; k+1 < len(modeRuns); k++ {
+			if modeRuns[k] == "act" && runLen[k] <= 2 && modeRuns[k-1] == "plan" && modeRuns[k+1] == "plan" {
+				backEarly = true
+			}
 		}
 		if st.Retries >= StormRetries {
 			t.RetryStorms.StormSessions = append(t.RetryStorms.StormSessions, StormSession{SessionID: id, Retries: st.Retries})
@@ -357,7 +362,9 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 		t.PlanMode.Sessions++
 		if inPlan {
 			t.PlanMode.PlanSessions++
-			if !actAfterPlan {
+			if actAfterPlan {
+				t.PlanMode.PlanToAct++
+			} else {
 				t.PlanMode.LeftPlanWithoutActing++
 			}
 		}
