@@ -13,9 +13,9 @@ func Fredtel(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		"serve":     {"run the ingest API", runServe},
 		"keys":      {"create, list and revoke API keys: keys create --user ID | list | revoke PREFIX", runKeys},
 		"insights":  {"answer the six questions for a time window", runInsights},
-		"simulate":  {"drive a synthetic fleet through the real client", notYet},
+		"simulate":  {"drive a synthetic fleet through the real client", runSimulate},
 		"dashboard": {"serve the insights as web pages, down to one session's timeline", runDashboard},
-		"demo":      {"collector, fleet, insights and dashboard in one go", notYet},
+		"demo":      {"collector, fleet, insights and dashboard in one go", runDemo},
 	}
 	return dispatch(ctx, "fredtel", "fredtel: the operator side of Fred telemetry.", cmds, args, env, stdout, stderr)
 }
