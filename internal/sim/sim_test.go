@@ -126,7 +126,7 @@ type report struct {
 			Kind      string `json:"kind"`
 		} `json:"loops"`
 	} `json:"tool_loops"`
-	PlanMode sim.PlanTruth `json:"plan_mode"`
+	PlanMode    sim.PlanTruth `json:"plan_mode"`
 	Permissions struct {
 		Tools []sim.ToolPermissions `json:"tools"`
 	} `json:"permissions"`

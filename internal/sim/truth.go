@@ -90,9 +90,9 @@ type CommandUse struct {
 
 // StormTruth is the retries by error type and the storm sessions.
 type StormTruth struct {
-	StormThreshold int             `json:"storm_threshold"`
-	ErrorTypes    []ErrorTypeCount `json:"error_types"`
-	StormSessions []StormSession   `json:"storm_sessions"`
+	StormThreshold int              `json:"storm_threshold"`
+	ErrorTypes     []ErrorTypeCount `json:"error_types"`
+	StormSessions  []StormSession   `json:"storm_sessions"`
 }
 
 // ErrorTypeCount counts the retries of one error type and the sessions
