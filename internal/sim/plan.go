@@ -115,7 +115,7 @@ type step struct {
 	line string
 	// api_retry
 	attempt, status int
-	delay           time.Duration
+	delay, latency  time.Duration
 	errType         string
 	// mode_change, model_swap
 	from, to string
@@ -254,6 +254,7 @@ func planSession(seed uint64, i, users int) *session {
 		SystemPrompt: "You are Fred, a coding agent. Build " + s.version + ".",
 		Tools:        Tools,
 		Commands:     Commands,
+		Models:       Models,
 	}
 	g.ctx = 2500
 
@@ -688,14 +689,18 @@ func (g *gen) turn(it *iter, input string) {
 	g.add(step{kind: stepTurn, at: g.t, mode: g.mode, model: g.model})
 	// Retries while waiting for the model.
 	for a := 1; a <= it.retries; a++ {
-		g.t += ms(g.logn(300, 0.8)) // the failed attempt
+		latency := ms(g.logn(300, 0.8)) // the failed attempt
+		if it.errType == "timeout" {
+			latency = 60 * time.Second
+		}
+		g.t += latency
 		base := 500.0
 		if it.errType == "overloaded" {
 			base = 1000
 		}
 		delay := ms(math.Min(base*math.Pow(2, float64(a-1))*(0.5+r.Float64()), 30000))
 		status := map[string]int{"rate_limit": 429, "overloaded": 529, "server_error": 500, "timeout": 0, "connection": 0}[it.errType]
-		g.add(step{kind: stepRetry, at: g.t, attempt: a, delay: delay, errType: it.errType, status: status})
+		g.add(step{kind: stepRetry, at: g.t, attempt: a, delay: delay, latency: latency, errType: it.errType, status: status})
 		g.t += delay
 	}
 	// The answer.

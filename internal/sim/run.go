@@ -411,7 +411,7 @@ func record(sess *telemetry.Session, clk *clock, start time.Time, p *session) {
 			turn.ToolCall(c)
 		case stepRetry:
 			clk.set(at)
-			sess.APIRetry(s.attempt, s.delay, s.errType, s.status)
+			sess.APIRetry(telemetry.Retry{Attempt: s.attempt, Delay: s.delay, Latency: s.latency, ErrorType: s.errType, Status: s.status})
 		case stepCommand:
 			endTurn()
 			clk.set(at)
