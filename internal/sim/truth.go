@@ -309,8 +309,8 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 				switch s.kind {
 				case stepCommand:
 					name := strings.ToLower(strings.Fields(strings.TrimPrefix(s.line, "/"))[0])
-					if !catalog[name] {
-						name = "other"
+					if !catalog[name] && route == "central" {
+						name = "other" // self-hosted keeps the name as typed
 					}
 					cmdUses[name]++
 					if cmdUsers[name] == nil {
