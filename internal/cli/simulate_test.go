@@ -235,3 +235,10 @@ func TestDemoServesUntilStopped(t *testing.T) {
 		t.Errorf("--dir: the database is not kept: %v", err)
 	}
 }
+
+func TestSimulateRefusesAMemoryDatabase(t *testing.T) {
+	code, _, errs := run(t, fredtel, nil, "simulate", "--db", "sqlite::memory:", "--sessions", "2")
+	if code != 1 || !strings.Contains(errs, "give a file (sqlite:PATH)") {
+		t.Errorf("exit %d: %s", code, errs)
+	}
+}

@@ -159,6 +159,17 @@ func Run(ctx context.Context, cfg Config, target Target) (*Truth, error) {
 		if err != nil {
 			return nil, err
 		}
+		if st.Location().Memory() {
+			st.Close()
+			return nil, errors.New("an in-memory SQLite database lives only as long as one session's connection: give a file (sqlite:PATH)")
+		}
+		if st.Location().Dialect == schema.SQLite {
+			// Each session opens the file for itself and SQLite takes one
+			// writer at a time: more sessions at once only queue for the
+			// lock, and a write that waits past the library's write timeout
+			// is lost.
+			cfg.Concurrency = min(cfg.Concurrency, 2)
+		}
 		st.Close()
 	} else {
 		target.APIURL = strings.TrimRight(target.APIURL, "/")
