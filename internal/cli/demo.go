@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fredcode/fredtel/dashboard"
 	"github.com/fredcode/fredtel/insights"
 	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/schema"
@@ -78,7 +79,8 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 	defer logFile.Close()
 	// The fleet is the only client and runs as fast as it can: no rate
 	// limit worth the name.
-	srv, err := server.New(server.Config{Rate: 1e6, Burst: 1e6, Logger: slog.New(slog.NewTextHandler(logFile, nil))}, st)
+	log := slog.New(slog.NewTextHandler(logFile, nil))
+	srv, err := server.New(server.Config{Rate: 1e6, Burst: 1e6, Logger: log}, st)
 	if err != nil {
 		return err
 	}
@@ -86,7 +88,15 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("--addr %s: %w", *addr, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	url := "http://" + ln.Addr().String()
+	// The dashboard, as fredtel serve mounts it: without a token, on a
+	// loopback address only.
+	handler, dashSay, err := withDashboard(srv, ln, dashboard.Config{DBURL: dbURL, Tables: insights.TablesCentral, IngestURL: url, Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	defer func() {
@@ -95,7 +105,6 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		hs.Shutdown(sctx)
 		<-served
 	}()
-	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "fredtel demo: ingest API on %s, embedded database %s (server log: %s)\n",
 		url, filepath.Join(folder, "central.db"), filepath.Join(folder, "server.log"))
 
@@ -130,7 +139,8 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		return nil
 	}
 	fmt.Fprintf(stdout, "fredtel demo: try `fredtel insights --db %s --format json` in another terminal; send your own sessions with FRED_API_URL=%s\n", dbURL, url)
-	fmt.Fprintf(stdout, "fredtel demo: serving %s until Ctrl-C (the dashboard will be at %s/dashboard/)\n", url, url)
+	fmt.Fprintf(stdout, "fredtel demo: %s\n", dashSay)
+	fmt.Fprintf(stdout, "fredtel demo: serving %s until Ctrl-C; the dashboard: %s/dashboard/\n", url, url)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stderr, "fredtel demo: stopped")

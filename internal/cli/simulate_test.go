@@ -1,16 +1,15 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -173,15 +172,6 @@ func TestDemoExit(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the command and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestDemoServesUntilStopped: without --exit the API keeps answering after
 // the report, the last line names its URL, and a stop (Ctrl-C) ends it.
 func TestDemoServesUntilStopped(t *testing.T) {
@@ -219,6 +209,15 @@ func TestDemoServesUntilStopped(t *testing.T) {
 		t.Fatalf("healthz while serving: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	resp, err = http.Get(url + "/dashboard/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "stuck") {
+		t.Errorf("dashboard while serving: %d\n%.500s", resp.StatusCode, page)
+	}
 	cancel()
 	select {
 	case code := <-done:
