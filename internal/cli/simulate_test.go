@@ -15,6 +15,7 @@ import (
 
 	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/server"
 	"github.com/fredcode/fredtel/store"
@@ -178,7 +179,7 @@ func TestDemoServesUntilStopped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "demo")
-	var out, errs syncBuffer
+	var out, errs testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Fredtel(ctx, []string{"demo", "--sessions", "30", "--users", "2", "--dir", dir}, func(string) string { return "" }, &out, &errs)
