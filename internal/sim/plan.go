@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,6 +150,7 @@ type session struct {
 	injected   []injection
 	swapped    bool // a stuck session whose user switched to pro
 	records    int  // records the session makes (its start and end count as two)
+	outside    int  // values it records outside the catalogs (mistyped commands)
 	retryTotal int
 }
 
@@ -391,6 +393,10 @@ func (g *gen) add(st step) {
 
 // command records a slash command as typed.
 func (g *gen) command(line string) {
+	name := strings.Fields(strings.TrimPrefix(line, "/"))[0]
+	if !slices.Contains(Commands, name) {
+		g.s.outside++ // the library records it as other, and counts a replacement
+	}
 	g.add(step{kind: stepCommand, at: g.t, line: line})
 	g.t += time.Millisecond
 }

@@ -384,9 +384,9 @@ func runSession(ctx context.Context, p *session, base time.Time, ln *lane, apiUR
 	clk.set(start.Add(p.length))
 	sess.Close(ctx)
 	st := sess.Stats()
-	if st.Recorded != int64(p.records) || st.Written != st.Recorded || st.Replaced > 0 || st.Panics > 0 {
-		msg := fmt.Sprintf("%d records planned, %d recorded, %d written, %d dropped, %d spooled, %d replaced", p.records,
-			st.Recorded, st.Written, st.Dropped, st.Spooled, st.Replaced)
+	if st.Recorded != int64(p.records) || st.Written != st.Recorded || st.Replaced != int64(p.outside) || st.Panics > 0 {
+		msg := fmt.Sprintf("%d records planned, %d recorded, %d written, %d dropped, %d spooled, %d values replaced (%d planned)", p.records,
+			st.Recorded, st.Written, st.Dropped, st.Spooled, st.Replaced, p.outside)
 		if w := strings.TrimSpace(warnings.String()); w != "" {
 			msg += ": " + strings.SplitN(w, "\n", 2)[0]
 		}

@@ -309,8 +309,8 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 				switch s.kind {
 				case stepCommand:
 					name := strings.ToLower(strings.Fields(strings.TrimPrefix(s.line, "/"))[0])
-					if !catalog[name] && route == "central" {
-						name = "other" // self-hosted keeps the name as typed
+					if !catalog[name] {
+						name = "other" // a word the user typed, not a name: on every route
 					}
 					cmdUses[name]++
 					if cmdUsers[name] == nil {
