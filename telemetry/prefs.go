@@ -82,9 +82,14 @@ func openConfig(dir string, create bool) (*safedir.Dir, error) {
 	return d, err
 }
 
+// senderFolders are the central sender's folders in the config folder
+// (package telemetry/central): checked with it, so that routing, and the
+// status line, already say off when one of them cannot be trusted.
+var senderFolders = []string{"spool", "audit"}
+
 // CheckConfigDir reports whether the config folder can be used: nil when
-// it is the user's own or does not exist yet, else an error wrapping
-// ErrConfigDir.
+// it, and the sender's spool/ and audit/ in it, are the user's own or do
+// not exist yet, else an error wrapping ErrConfigDir.
 func CheckConfigDir(dir string) error {
 	d, err := openConfig(dir, false)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -93,7 +98,18 @@ func CheckConfigDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	return d.Close()
+	defer d.Close()
+	for _, name := range senderFolders {
+		sub, err := d.Sub(name, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfigDir, err)
+		}
+		sub.Close()
+	}
+	return nil
 }
 
 // readConfigFile reads a file of the config folder, never through a
@@ -129,8 +145,14 @@ var errPrefs = errors.New("unreadable telemetry preferences")
 
 // LoadPrefs reads the preferences. A missing file is the zero Prefs; a file
 // that cannot be read or parsed, or holds an unknown value, is an error.
+//
+// The config folder is checked first (CheckConfigDir): an error wrapping
+// ErrConfigDir says it cannot be used.
 func LoadPrefs(dir string) (Prefs, error) {
 	var p Prefs
+	if err := CheckConfigDir(dir); err != nil {
+		return p, err
+	}
 	b, err := readConfigFile(dir, prefsFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil

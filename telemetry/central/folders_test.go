@@ -149,8 +149,12 @@ func TestSymlinkedSpoolIsNeverFollowed(t *testing.T) {
 	s := start(dir, url, &stderr, time.Second)
 	record(s, 2)
 	s.Close(context.Background())
-	if r := s.Route(); r.Kind != telemetry.Off {
-		t.Errorf("route %v with a symlinked spool, want off", r)
+	if r := s.Route(); r.Kind != telemetry.Off || r.Rule != telemetry.RuleConfigDir {
+		t.Errorf("route %v (%s) with a symlinked spool, want off: %s", r, r.Rule, telemetry.RuleConfigDir)
+	}
+	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": url}
+	if r := telemetry.Resolve(telemetry.Options{Getenv: func(k string) string { return env[k] }, NewCentral: central.New}); r.Rule != telemetry.RuleConfigDir {
+		t.Errorf("the status line says %q, want off: the config folder", r.Status())
 	}
 	if w := stderr.String(); strings.Count(w, "\n") != 1 || !strings.Contains(w, "symbolic link") {
 		t.Errorf("want one warning line naming the symbolic link, got %q", w)
