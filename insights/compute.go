@@ -371,6 +371,14 @@ func (rn *run) deadCommands(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(dc.Unused)
+	// Ties in Go, byte order: the same on every database collation.
+	sort.Slice(dc.Commands, func(i, j int) bool {
+		a, b := dc.Commands[i], dc.Commands[j]
+		if a.Uses != b.Uses {
+			return a.Uses > b.Uses
+		}
+		return a.Command < b.Command
+	})
 	switch {
 	case len(dc.Unused) > 0:
 		dc.Finding = fmt.Sprintf("%d of the catalog's commands were never used (%s): remove them or make them discoverable", len(dc.Unused), listSome(dc.Unused, 6))
@@ -530,6 +538,23 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Ties in Go, byte order: the same on every database collation.
+	sort.Slice(rs.ErrorTypes, func(i, j int) bool {
+		a, b := rs.ErrorTypes[i], rs.ErrorTypes[j]
+		return a.Retries > b.Retries || a.Retries == b.Retries && a.ErrorType < b.ErrorType
+	})
+	sort.Slice(rs.TurnErrors, func(i, j int) bool {
+		a, b := rs.TurnErrors[i], rs.TurnErrors[j]
+		return a.Turns > b.Turns || a.Turns == b.Turns && a.ErrorType < b.ErrorType
+	})
+	sort.Slice(rs.ByModel, func(i, j int) bool {
+		a, b := rs.ByModel[i], rs.ByModel[j]
+		return a.Retries > b.Retries || a.Retries == b.Retries && a.Model < b.Model
+	})
+	sort.Slice(rs.BeforeStormRetries, func(i, j int) bool {
+		a, b := rs.BeforeStormRetries[i], rs.BeforeStormRetries[j]
+		return a.Retries > b.Retries || a.Retries == b.Retries && a.ToolName < b.ToolName
+	})
 	rs.Recommendation = rn.retryRecommendation()
 	return nil
 }
