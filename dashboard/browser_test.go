@@ -22,8 +22,8 @@ import (
 
 	"github.com/fredcode/fredtel/insights"
 	"github.com/fredcode/fredtel/internal/servertest"
+	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/schema"
 )
 
 func TestMain(m *testing.M) { servertest.Main(m) }
@@ -70,21 +70,31 @@ func artifacts(t *testing.T) string {
 	return dir
 }
 
-// TestBrowser drives the dashboard of a real fredtel serve, filled through
-// the store with a fleet of every problem, in real headless Chromium: the
-// login, every page without a console error, the charts' numbers against
-// the insights, a loop's drill-down to its session, a narrow window and the
-// keyboard; screenshots of each page as artifacts.
+// TestBrowser drives the dashboard of a real fredtel serve, filled by the
+// simulator (a fleet recorded through the real client library and sent to
+// the server's ingest API with its users' keys), in real headless Chromium:
+// the login, every page without a console error, the charts' numbers
+// against the insights, a loop's drill-down to its session, a narrow
+// window and the keyboard; screenshots of each page as artifacts.
 func TestBrowser(t *testing.T) {
 	chrome := chromium(t)
 	shots := artifacts(t)
 	db := testdb.SQLite(t)
-	now := time.Now().UTC()
-	fleet(t, db, schema.CentralSet, 120, now)
 	srv := servertest.StartServer(t, db, "", "--dashboard-token", testToken, "--log-format", "text")
 	base := "http://" + srv.URL
 
 	ctx := context.Background()
+	var keys []sim.UserKey
+	for i := range 6 {
+		keys = append(keys, sim.UserKey{Key: servertest.CreateKey(t, db, fmt.Sprintf("user-%02d", i+1))})
+	}
+	filled := time.Now()
+	truth, err := sim.Run(ctx, sim.Config{Sessions: 150, Seed: 14, TempDir: t.TempDir()}, sim.Target{APIURL: base, Keys: keys})
+	if err != nil {
+		t.Fatalf("simulate: %v", err)
+	}
+	t.Logf("simulated %d sessions, %d turns, %d tool calls through the server in %v",
+		truth.Totals.Sessions, truth.Totals.Turns, truth.Totals.ToolCalls, time.Since(filled))
 	want, err := insights.Compute(ctx, db, insights.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +168,7 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(loc, "/dashboard/login?next=") {
 		t.Errorf("without the token: at %s, want the login form", loc)
 	}
-	key := servertest.CreateKey(t, db, "alice")
+	key := keys[0].Key
 	for _, auth := range []string{"", "Bearer " + key} {
 		req, _ := http.NewRequest("GET", base+"/dashboard/api/report?since=all", nil)
 		if auth != "" {
@@ -227,6 +237,13 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("ol.timeline"))))
 	loc = run(t, bctx, chromedp.Location())
 	marked := run(t, bctx, chromedp.Evaluate[[]map[string]string](`Array.from(document.querySelectorAll("li.call.loop")).map(e => ({tool: e.dataset.tool, loop: e.dataset.loop, pos: e.dataset.pos}))`))
+	injected := false
+	for _, l := range truth.ToolLoops.Loops {
+		injected = injected || l.SessionID.String() == top.SessionID && l.ToolName == top.ToolName
+	}
+	if !injected {
+		t.Errorf("the costliest loop (%s in %s) is not one the simulator injected", top.ToolName, top.SessionID)
+	}
 	if want := fmt.Sprintf("/dashboard/session/%s?since=all#call-%d-%d", top.SessionID, top.StartTurnSeq, top.StartCallSeq); !strings.HasSuffix(loc, want) {
 		t.Errorf("the loop link led to %s, want %s", loc, want)
 	}
