@@ -45,10 +45,11 @@ func FredWithInput(ctx context.Context, args []string, env Getenv, stdin io.Read
 			map[string]command{"replay": {"replay [--keep-times] FILE|-  |  replay --example", f.replay}}, rest[1:], env, stdout, stderr)
 	}
 	cmds := map[string]command{
-		"telemetry": {"telemetry [status|on|off|show|replay FILE]: where your telemetry goes, the switch, and replaying a transcript", f.telemetry},
-		"login":     {"login [--key KEY]: store your Fred API key (or paste it on stdin)", f.login},
-		"logout":    {"forget the stored API key", f.logout},
-		"repl":      {"a stand-in agent loop: each line is a turn; /telemetry works as in Fred", f.repl},
+		"telemetry":  {"telemetry [status|on|off|show|replay FILE]: where your telemetry goes, the switch, and replaying a transcript", f.telemetry},
+		"login":      {"login [--key KEY]: store your Fred API key (or paste it on stdin)", f.login},
+		"logout":     {"forget the stored API key", f.logout},
+		"repl":       {"a stand-in agent loop: each line is a turn; /telemetry works as in Fred", f.repl},
+		"otel-relay": {"otel-relay [--addr 127.0.0.1:4318]: record Claude Code, Codex and Gemini CLI sessions from their OpenTelemetry export", f.otelRelay},
 	}
 	intro := "fred: the telemetry controls of the Fred CLI.\n\nGlobal flag: --no-telemetry  telemetry off for this run (the saved preference is untouched)"
 	return dispatch(ctx, "fred", intro, cmds, rest, env, stdout, stderr)

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fredcode/fredtel/relay"
+	"github.com/fredcode/fredtel/telemetry"
+)
+
+// otelRelay runs the local OTLP relay (docs/relay.md): Claude Code, Codex
+// and Gemini CLI export their OpenTelemetry to it, and their sessions are
+// recorded through the telemetry library with this command's routing.
+func (f *fredCmd) otelRelay(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fred otel-relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:4318", "address to listen on: loopback only, unless --allow-non-loopback")
+	anyAddr := fs.Bool("allow-non-loopback", false, "allow an address other machines can reach (the CLIs' exports carry prompts and paths)")
+	idle := fs.Duration("idle", 10*time.Minute, "close a CLI session that sent nothing for this long")
+	settle := fs.Duration("settle", 10*time.Second, "how long an event waits for the CLI's other exports before it is recorded")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &usageError{}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := loopbackOnly(*addr, *anyAddr); err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", *addr, err)
+	}
+	opts := f.options(stderr)
+	r := relay.New(relay.Options{Telemetry: opts, Stderr: stderr, Idle: *idle, Settle: *settle})
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	fmt.Fprintf(stdout, "fred otel-relay: listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "fred otel-relay: telemetry: %s\n", telemetry.Resolve(opts).Status())
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }() // stopped by Shutdown below
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err == nil {
+		<-served
+	}
+	r.Close(sctx)
+	st := r.Stats()
+	fmt.Fprintf(stdout, "fred otel-relay: stopped: %d requests, %d CLI sessions recorded, %d events mapped, %d skipped (unknown service %d, unknown event %d, incomplete %d), %d requests refused\n",
+		st.Requests, st.Sessions, st.Facts, st.UnknownService+st.UnknownEvent+st.Incomplete+st.NoSession+st.Overflow,
+		st.UnknownService, st.UnknownEvent, st.Incomplete, st.Refused)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loopbackOnly refuses an address other machines could reach, unless
+// allowed: an IP that is not loopback, a host name other than localhost,
+// or no host at all (every interface).
+func loopbackOnly(addr string, allowed bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q is not host:port", addr)
+	}
+	if allowed {
+		return nil
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--addr %s is not a loopback address: other machines could send to the relay and read nothing back but fill your records; use 127.0.0.1 or [::1], or say --allow-non-loopback", addr)
+}

@@ -1,0 +1,120 @@
+package relay
+
+import (
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
+	colmetrics "go.opentelemetry.io/proto/slim/otlp/collector/metrics/v1"
+	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// fixturesDir holds real exports of Claude Code, Codex and Gemini CLI
+// (FRED_OTLP_FIXTURES overrides it).
+func fixturesDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("FRED_OTLP_FIXTURES")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "otlp-fixtures")
+		if _, err := os.Stat(dir); err != nil {
+			dir = "/work/shared/otlp-fixtures"
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		t.Fatalf("the OTLP fixtures are not at %s (set FRED_OTLP_FIXTURES): %v", dir, err)
+	}
+	return dir
+}
+
+// request is one export of a fixture folder, as the CLI sent it.
+type request struct {
+	name        string
+	path        string // /v1/logs …
+	contentType string
+	body        []byte
+}
+
+// fixtureRequests reads a folder's requests in the order they were sent:
+// the file names' numbers (index.log's order). A .json body is sent as
+// it is; a .decoded.json (the protojson copy of a protobuf body) is sent
+// as protobuf again.
+func fixtureRequests(t testing.TB, folder string) []request {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(folder, "[0-9][0-9][0-9][0-9]_v1_*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no requests in %s: %v", folder, err)
+	}
+	sort.Strings(files)
+	var out []request
+	for _, f := range files {
+		base := filepath.Base(f)
+		if strings.HasSuffix(base, ".meta.json") {
+			continue
+		}
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := strings.TrimSuffix(strings.TrimSuffix(strings.SplitN(base, "_v1_", 2)[1], ".json"), ".decoded")
+		req := request{name: base, path: "/v1/" + sig, contentType: "application/json", body: body}
+		if strings.HasSuffix(base, ".decoded.json") {
+			var m proto.Message
+			switch sig {
+			case "logs":
+				m = &collogs.ExportLogsServiceRequest{}
+			case "traces":
+				m = &coltrace.ExportTraceServiceRequest{}
+			default:
+				m = &colmetrics.ExportMetricsServiceRequest{}
+			}
+			if err := protojson.Unmarshal(body, m); err != nil {
+				t.Fatalf("%s: %v", base, err)
+			}
+			if req.body, err = proto.Marshal(m); err != nil {
+				t.Fatal(err)
+			}
+			req.contentType = "application/x-protobuf"
+		}
+		out = append(out, req)
+	}
+	return out
+}
+
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// send posts one request to the relay's handler (gzipped when gz) and
+// returns the status.
+func send(t testing.TB, h http.Handler, rq request, gz bool) int {
+	t.Helper()
+	body := rq.body
+	req := httptest.NewRequest(http.MethodPost, rq.path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", rq.contentType)
+	if gz {
+		req.Body = httpBody(gzipped(body))
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w.Code
+}
+
+func httpBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
+
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
