@@ -219,7 +219,8 @@ func whoami(ctx context.Context, api, key string) (string, error) {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return "", errKeyRejected
 	}
-	return "", fmt.Errorf("%s answered /v1/whoami with %s", maskedAPI(api), resp.Status)
+	// The code, not resp.Status: its reason phrase is the server's text.
+	return "", fmt.Errorf("%s answered /v1/whoami with %d %s", maskedAPI(api), resp.StatusCode, http.StatusText(resp.StatusCode))
 }
 
 // maxUserID bounds a user id from the server as it is stored and shown.

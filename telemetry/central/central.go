@@ -321,9 +321,9 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 		s.keep(body, "sent")
 		return nil
 	case code == http.StatusBadRequest, code == http.StatusRequestEntityTooLarge, code == http.StatusUnsupportedMediaType:
-		return &telemetry.SendError{Err: fmt.Errorf("%s: %s", resp.Status, firstLine(answer)), Drop: true}
+		return &telemetry.SendError{Err: fmt.Errorf("%s: %s", statusLine(resp.StatusCode), firstLine(answer)), Drop: true}
 	case code == http.StatusUnauthorized, code == http.StatusForbidden:
-		return &telemetry.SendError{Err: fmt.Errorf("%s: the API key is unknown or revoked (fred login)", resp.Status), Stop: true}
+		return &telemetry.SendError{Err: fmt.Errorf("%s: the API key is unknown or revoked (fred login)", statusLine(resp.StatusCode)), Stop: true}
 	case code == http.StatusUpgradeRequired:
 		var v struct {
 			Min string `json:"min_version"`
@@ -333,16 +333,16 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 		s.noticeOnce.Do(func() {
 			fmt.Fprintf(s.stderr, "fred: this version of Fred is too old to send telemetry; upgrade to %s or later\n", v.Min)
 		})
-		return &telemetry.SendError{Err: fmt.Errorf("%s: client older than %s", resp.Status, v.Min), Stop: true}
+		return &telemetry.SendError{Err: fmt.Errorf("%s: client older than %s", statusLine(resp.StatusCode), v.Min), Stop: true}
 	case code == http.StatusUnprocessableEntity:
 		// schema_version_unsupported: version skew, never the records'
 		// fault. Keep them (the session spools its own at Close, a spooled
 		// batch stays put) and stop sending until a later session.
-		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not take schema version %d yet; the records are kept", resp.Status, schema.Version), Stop: true}
+		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not take schema version %d yet; the records are kept", statusLine(resp.StatusCode), schema.Version), Stop: true}
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable, code >= 500:
-		return &telemetry.SendError{Err: fmt.Errorf("%s", resp.Status), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), s.now())}
+		return &telemetry.SendError{Err: fmt.Errorf("%s", statusLine(resp.StatusCode)), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), s.now())}
 	}
-	return &telemetry.SendError{Err: fmt.Errorf("%s: %s", resp.Status, firstLine(answer)), Drop: true}
+	return &telemetry.SendError{Err: fmt.Errorf("%s: %s", statusLine(resp.StatusCode), firstLine(answer)), Drop: true}
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.
@@ -357,6 +357,12 @@ func retryAfter(h string, now time.Time) time.Duration {
 		return min(max(t.Sub(now), 0), time.Hour)
 	}
 	return 0
+}
+
+// statusLine names an answer by its code: "429 Too Many Requests". Not
+// resp.Status, whose reason phrase the server chooses.
+func statusLine(code int) string {
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
 // firstLine is the first line of a server's answer, safe for a terminal

@@ -1,7 +1,10 @@
 package central_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -41,5 +44,35 @@ func TestServerTextReachesTheTerminalClean(t *testing.T) {
 				t.Errorf("%d: a line of %d characters: %.100q…", c.code, utf8.RuneCountInString(line), line)
 			}
 		}
+	}
+}
+
+// TestReasonPhraseNeverShown: a status line's reason phrase is the
+// server's text too; messages name the answer by its code.
+func TestReasonPhraseNeverShown(t *testing.T) {
+	url, _ := testkit.Listener(t, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				c.Write([]byte("HTTP/1.1 401 \x1b]0;pwned\x07\x1b[2JUnauthorized\r\nContent-Length: 0\r\n\r\n"))
+			}
+		}()
+	})
+	var stderr testkit.Buffer
+	s := start(user(t, key), url, &stderr, time.Second)
+	record(s, 1)
+	s.Close(context.Background())
+	out := stderr.String()
+	if !strings.Contains(out, "401 Unauthorized") {
+		t.Fatalf("the 401 was not reported: %q", out)
+	}
+	if strings.ContainsAny(out, "\x1b\x07") || strings.Contains(out, "pwned") {
+		t.Errorf("the reason phrase reached the terminal: %q", out)
 	}
 }
