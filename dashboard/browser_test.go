@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,59 +105,20 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	alloc, cancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
+	bctx, cancel := browser(t, chrome)
 	defer cancel()
-	bctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	bctx, cancel = context.WithTimeout(bctx, 4*time.Minute)
-	defer cancel()
-
+	takeErrs := consoleErrors(t, bctx)
 	var mu sync.Mutex
-	var consoleErrs, urls []string
+	var urls []string
 	err = chromedp.Listen(bctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeAssert {
-				var parts []string
-				for _, a := range e.Args {
-					parts = append(parts, string(a.Value)+a.Description)
-				}
-				consoleErrs = append(consoleErrs, "console.error: "+strings.Join(parts, " "))
-			}
-		case *runtime.EventExceptionThrown:
-			consoleErrs = append(consoleErrs, "exception: "+e.ExceptionDetails.Text+" "+exceptionDesc(e.ExceptionDetails))
-		case *cdplog.EventEntryAdded:
-			if e.Entry.Level == cdplog.EntryLevelError {
-				consoleErrs = append(consoleErrs, "log: "+e.Entry.Text+" "+e.Entry.URL)
-			}
-		case *network.EventRequestWillBeSent:
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+			mu.Lock()
 			urls = append(urls, e.Request.URL)
+			mu.Unlock()
 		}
 	})
 	if err != nil {
-		t.Fatalf("starting %s: %v", chrome, err)
-	}
-	takeErrs := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		out := consoleErrs
-		consoleErrs = nil
-		return out
+		t.Fatal(err)
 	}
 
 	// Without the cookie: the login form; the data refused, also with an
@@ -325,6 +287,115 @@ func TestBrowser(t *testing.T) {
 	mu.Unlock()
 	if strings.Contains(srv.Stderr(), testToken) {
 		t.Errorf("the token is in the server's log")
+	}
+}
+
+// TestBrowserSelfHosted: the dashboard over a self-hoster's own tables,
+// filled by the simulator through the self-hosted writer (text kept),
+// served without a token on loopback as `fredtel dashboard` serves it: the
+// pages load without a console error, and a session's timeline shows its
+// text.
+func TestBrowserSelfHosted(t *testing.T) {
+	chrome := chromium(t)
+	shots := artifacts(t)
+	db := testdb.SQLite(t)
+	ctx := context.Background()
+	if _, err := sim.Run(ctx, sim.Config{Sessions: 40, Seed: 3, TempDir: t.TempDir()}, sim.Target{DBURL: db}); err != nil {
+		t.Fatalf("simulate: %v", err)
+	}
+	h, err := New(Config{DBURL: db, Tables: "self-hosted", Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	want, err := insights.Compute(ctx, db, insights.Options{Tables: "self-hosted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, cancel := browser(t, chrome)
+	defer cancel()
+	errs := consoleErrors(t, bctx)
+	charts, _ := load(t, bctx, srv.URL+"/dashboard/?since=all")
+	if got := charts["activity"]; got == nil || got.Series["users"] != nil || len(got.Series["sessions"]) == 0 {
+		t.Errorf("self-hosted activity chart: %+v (no user ids there: sessions only)", got)
+	}
+	shot(t, bctx, shots, "self-hosted-overview")
+	if len(want.ToolLoops.Loops) == 0 {
+		t.Fatal("the self-hosted fleet has no loop")
+	}
+	id := want.ToolLoops.Loops[0].SessionID
+	load(t, bctx, srv.URL+"/dashboard/session/"+id+"?since=all")
+	must(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("li.turn details summary"))))
+	text := run(t, bctx, chromedp.Evaluate[string](`(document.querySelector("li.turn details pre") || {}).textContent || ""`))
+	if strings.TrimSpace(text) == "" {
+		t.Errorf("the self-hosted timeline shows no text")
+	}
+	shot(t, bctx, shots, "self-hosted-session")
+	if e := errs(); len(e) > 0 {
+		t.Errorf("console errors: %v", e)
+	}
+}
+
+// browser starts headless Chromium with the flags of the test machines
+// and a fresh profile.
+func browser(t *testing.T, chrome string) (context.Context, context.CancelFunc) {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chrome),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	bctx, cancelCtx := chromedp.NewContext(alloc)
+	bctx, cancelTimeout := context.WithTimeout(bctx, 4*time.Minute)
+	return bctx, func() { cancelTimeout(); cancelCtx(); cancelAlloc() }
+}
+
+// consoleErrors collects the page's console errors, uncaught exceptions
+// and error log entries (failed loads, CSP violations); the func returned
+// takes what came so far.
+func consoleErrors(t *testing.T, bctx context.Context) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var errs []string
+	err := chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError || e.Type == runtime.ConsoleAPICalledTypeAssert {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, string(a.Value)+a.Description)
+				}
+				errs = append(errs, "console.error: "+strings.Join(parts, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			errs = append(errs, "exception: "+e.ExceptionDetails.Text+" "+exceptionDesc(e.ExceptionDetails))
+		case *cdplog.EventEntryAdded:
+			if e.Entry.Level == cdplog.EntryLevelError {
+				errs = append(errs, "log: "+e.Entry.Text+" "+e.Entry.URL)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("starting the browser: %v", err)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := errs
+		errs = nil
+		return out
 	}
 }
 

@@ -110,7 +110,9 @@
     });
     // The top of the stack is drawn first; each lower segment paints over.
     var order = series.map(function (_, i) { return i; }).reverse();
-    var many = n > 6 || labels.some(function (l) { return String(l).length > 10; });
+    // Labels turn when they would not fit side by side (about 7 px a letter).
+    var letters = labels.reduce(function (a, l) { return a + String(l).length + 2; }, 0);
+    var many = letters * 7 > size(el).width - 80;
     var opts = {
       series: [{ label: o.xLabel || "", value: function (u, v) { return v == null ? "" : labels[v]; } }].concat(order.map(function (i) {
         var s = series[i];
