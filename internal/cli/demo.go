@@ -117,6 +117,10 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 	tr, err := sim.Run(ctx, sim.Config{Sessions: *sessions, Seed: *seed, Rate: -1, TempDir: folder, Progress: bar.add},
 		sim.Target{APIURL: url, Keys: keys})
 	bar.finish()
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "fredtel demo: stopped")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -146,6 +146,10 @@ func TestSimulateFailures(t *testing.T) {
 	if _, err := os.Stat(truth); err == nil {
 		t.Error("a failed run left a truth file")
 	}
+	code, _, errs = run(t, fredtel, nil, "simulate", "--url", api, "--server-db", testdb.SQLite(t), "--sessions", "3")
+	if code != 1 || !strings.Contains(errs, "is the key's database the server's?") {
+		t.Errorf("keys made in another database: exit %d: %s", code, errs)
+	}
 	code, _, errs = run(t, fredtel, nil, "simulate", "--db", "postgres://nobody:s3cret@127.0.0.1:1/x", "--sessions", "3")
 	if code != 1 || strings.Contains(errs, "s3cret") {
 		t.Errorf("unreachable database: exit %d: %s", code, errs)

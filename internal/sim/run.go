@@ -174,9 +174,15 @@ func Run(ctx context.Context, cfg Config, target Target) (*Truth, error) {
 	} else {
 		target.APIURL = strings.TrimRight(target.APIURL, "/")
 		for i := range target.Keys {
-			if target.Keys[i].User == "" {
+			// The first key is always asked about: a wrong URL, or keys
+			// created in another database than the server's, fail here
+			// with one clear line rather than in every session.
+			if target.Keys[i].User == "" || i == 0 {
 				u, err := whoami(ctx, target.APIURL, target.Keys[i].Key)
 				if err != nil {
+					if target.Keys[i].User != "" {
+						err = fmt.Errorf("%w; is the key's database the server's?", err)
+					}
 					return nil, err
 				}
 				target.Keys[i].User = u
@@ -194,8 +200,10 @@ func Run(ctx context.Context, cfg Config, target Target) (*Truth, error) {
 	}
 	defer os.RemoveAll(root)
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var done atomic.Int64
 	var (
 		firstErr error
 		errOnce  sync.Once
@@ -233,6 +241,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Truth, error) {
 					continue
 				}
 				ids[i] = id
+				done.Add(1)
 				if cfg.Progress != nil {
 					cfg.Progress()
 				}
@@ -249,11 +258,12 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	if parent.Err() != nil {
+		// Stopped (Ctrl-C): the sessions cut short say nothing more.
+		return nil, fmt.Errorf("interrupted after %d of %d sessions", done.Load(), len(plans))
+	}
 	if firstErr != nil {
 		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
 	}
 	return truth(cfg.Seed, route, plans, ids, users, base), nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,5 +285,25 @@ func checkRecovered(t *testing.T, db, tables string, tr *sim.Truth) {
 	wp.PlanModeChanges = 0
 	if r.PlanMode != wp {
 		t.Errorf("plan mode %+v, truth says %+v", r.PlanMode, wp)
+	}
+}
+
+// TestRunInterrupted: a stop (Ctrl-C) ends the run promptly, with how far
+// it got.
+func TestRunInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int64
+	start := time.Now()
+	_, err := sim.Run(ctx, sim.Config{Sessions: 5000, Seed: 1, TempDir: t.TempDir(), Progress: func() {
+		if n.Add(1) == 5 {
+			cancel()
+		}
+	}}, sim.Target{DBURL: testdb.SQLite(t)})
+	if err == nil || !strings.Contains(err.Error(), "interrupted after") {
+		t.Fatalf("err %v, want interrupted", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("took %v to stop", d)
 	}
 }
