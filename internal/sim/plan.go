@@ -22,13 +22,13 @@ const (
 )
 
 var (
-	// Models are the models the simulated build offers.
-	Models = []string{Flash, Pro}
-	// Tools is the tool catalog.
-	Tools = []string{"read_file", "grep", "glob", "list_dir", "edit_file", "write_file", "bash", "web_fetch", "todo_write"}
-	// Commands is the slash-command catalog. Nobody in the fleet ever runs
-	// bug, doctor, export, share or vim: the dead commands.
-	Commands = []string{"act", "bug", "clear", "compact", "config", "cost", "diff", "doctor", "export", "help",
+	// catalogModels are the models the simulated build offers.
+	catalogModels = []string{Flash, Pro}
+	// catalogTools is the tool catalog.
+	catalogTools = []string{"read_file", "grep", "glob", "list_dir", "edit_file", "write_file", "bash", "web_fetch", "todo_write"}
+	// catalogCommands is the slash-command catalog. Nobody in the fleet
+	// ever runs bug, doctor, export, share or vim: the dead commands.
+	catalogCommands = []string{"act", "bug", "clear", "compact", "config", "cost", "diff", "doctor", "export", "help",
 		"init", "memory", "model", "plan", "resume", "review", "share", "telemetry", "undo", "vim"}
 )
 
@@ -60,8 +60,8 @@ var shapes = map[string]toolShape{
 	"todo_write": {3, 1.00, 0.00, 3, 0.4, 80, 0.3, 0.00},
 }
 
-// DenialHeavy are the tools whose calls users deny most (by construction).
-var DenialHeavy = []string{"bash", "web_fetch"}
+// denialHeavy are the tools whose calls users deny most (by construction).
+var denialHeavy = []string{"bash", "web_fetch"}
 
 // Thresholds of the injected pathologies, chosen so that no plausible rule
 // of an analysis confuses them with normal traffic.
@@ -229,9 +229,10 @@ func planSession(seed uint64, i, users int) *session {
 	g := &gen{r: r, s: s, mode: "act"}
 	// A few users run most sessions (Zipf-like weights).
 	s.user = g.pickUser(users)
-	s.version = []string{"1.4.2", "1.5.0", "1.5.1"}[(s.user*7+i%3)%3]
-	if r.Float64() < 0.8 {
-		s.version = []string{"1.4.2", "1.5.0", "1.5.1"}[s.user%3] // users mostly keep one version
+	versions := []string{"1.4.2", "1.5.0", "1.5.1"}
+	s.version = versions[s.user%3] // users mostly keep one version
+	if r.Float64() < 0.2 {
+		s.version = versions[r.IntN(3)]
 	}
 	dirty := r.IntN(3)
 	var gitDirty *bool
@@ -254,9 +255,9 @@ func planSession(seed uint64, i, users int) *session {
 		GitDirty:     gitDirty,
 		AgentsMD:     agents,
 		SystemPrompt: "You are Fred, a coding agent. Build " + s.version + ".",
-		Tools:        Tools,
-		Commands:     Commands,
-		Models:       Models,
+		Tools:        catalogTools,
+		Commands:     catalogCommands,
+		Models:       catalogModels,
 	}
 	g.ctx = 2500
 
@@ -296,7 +297,6 @@ func planSession(seed uint64, i, users int) *session {
 	}
 
 	exchanges := 1 + min(int(g.logn(3.5, 0.8)), 40)
-	// Where the injections go: distinct exchanges where possible.
 	if r.Float64() < 0.05 {
 		g.command("/resume")
 	}
@@ -344,6 +344,8 @@ func planSession(seed uint64, i, users int) *session {
 	if s.stuck {
 		stuckAt = r.IntN(min(exchanges, 3))
 	}
+	// Each injection gets an exchange of its own, before the exchange it
+	// is drawn for (exchanges: after the last one).
 	injAt := make([]int, len(inj))
 	for k := range inj {
 		injAt[k] = r.IntN(exchanges + 1) // exchanges+1: after the last normal one
@@ -394,7 +396,7 @@ func (g *gen) add(st step) {
 // command records a slash command as typed.
 func (g *gen) command(line string) {
 	name := strings.Fields(strings.TrimPrefix(line, "/"))[0]
-	if !slices.Contains(Commands, name) {
+	if !slices.Contains(catalogCommands, name) {
 		g.s.outside++ // the library records it as other, and counts a replacement
 	}
 	g.add(step{kind: stepCommand, at: g.t, line: line})
@@ -768,7 +770,7 @@ func (g *gen) toolCall(c *telemetry.ToolCall) telemetry.ToolCall {
 		g.n++
 		return call
 	}
-	tools := Tools
+	tools := catalogTools
 	if g.mode == "plan" {
 		tools = readOnly
 	}

@@ -29,11 +29,11 @@ func fakeUsers(n int) []string {
 // TestPlanIsDeterministic: the same seed plans the same fleet; another seed
 // another one.
 func TestPlanIsDeterministic(t *testing.T) {
-	a, b := Plan(7, 50, 4, DefaultSpan), Plan(7, 50, 4, DefaultSpan)
+	a, b := planFleet(7, 50, 4, DefaultSpan), planFleet(7, 50, 4, DefaultSpan)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("two plans from seed 7 differ")
 	}
-	c := Plan(8, 50, 4, DefaultSpan)
+	c := planFleet(8, 50, 4, DefaultSpan)
 	if reflect.DeepEqual(a[0].steps, c[0].steps) {
 		t.Fatal("seeds 7 and 8 planned the same first session")
 	}
@@ -43,7 +43,7 @@ func TestPlanIsDeterministic(t *testing.T) {
 // find in the records, and normal traffic never looks like a pathology.
 func TestPlanPathologies(t *testing.T) {
 	const n = 3000
-	plans := Plan(1, n, 30, DefaultSpan)
+	plans := planFleet(1, n, 30, DefaultSpan)
 	ids := fakeIDs(n)
 	tr := truth(1, "central", plans, ids, fakeUsers(30), time.Unix(0, 0))
 	index := map[uuid.UUID]int{}

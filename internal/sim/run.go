@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg Config, target Target) (*Truth, error) {
 		}
 	}
 
-	plans := Plan(cfg.Seed, cfg.Sessions, len(users), cfg.Span)
+	plans := planFleet(cfg.Seed, cfg.Sessions, len(users), cfg.Span)
 	base := cfg.End.Add(-cfg.Span)
 
 	root, err := os.MkdirTemp(cfg.TempDir, "fredtel-sim-")
@@ -268,8 +268,8 @@ feed:
 	return truth(cfg.Seed, route, plans, ids, users, base), nil
 }
 
-// Plan decides the sessions of a fleet: the same arguments, the same plans.
-func Plan(seed uint64, sessions, users int, span time.Duration) []*session {
+// planFleet decides the sessions of a fleet: the same arguments, the same plans.
+func planFleet(seed uint64, sessions, users int, span time.Duration) []*session {
 	plans := make([]*session, sessions)
 	for i := range plans {
 		p := planSession(seed, i, users)

@@ -192,7 +192,7 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 	t.Stuck.Rule = StuckRule
 	t.RetryStorms.StormThreshold = StormRetries
 	t.ToolLoops.MinRepeats = 3
-	t.Permissions.DenialHeavy = DenialHeavy
+	t.Permissions.DenialHeavy = denialHeavy
 	cmdUses := map[string]int{}
 	cmdUsers := map[string]map[string]bool{}
 	cmdSessions := map[string]map[uuid.UUID]bool{}
@@ -207,7 +207,7 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 		return models[m]
 	}
 	catalog := map[string]bool{}
-	for _, c := range Commands {
+	for _, c := range catalogCommands {
 		catalog[c] = true
 	}
 	for i, p := range plans {
@@ -389,7 +389,7 @@ func truth(seed uint64, route string, plans []*session, ids []uuid.UUID, users [
 		return a.Command < b.Command
 	})
 	t.Commands.Unused = []string{}
-	for _, c := range Commands {
+	for _, c := range catalogCommands {
 		if cmdUses[c] == 0 {
 			t.Commands.Unused = append(t.Commands.Unused, c)
 		}
