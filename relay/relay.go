@@ -576,3 +576,20 @@ func (r *Relay) Close(ctx context.Context) {
 	}
 	wg.Wait()
 }
+
+// heldBytes and heldSessions are what the relay holds now (tests).
+func (r *Relay) heldBytes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.sessions {
+		n += s.bytes
+	}
+	return n
+}
+
+func (r *Relay) heldSessions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}

@@ -1,0 +1,212 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/telemetry"
+)
+
+// memSink is a central sink that keeps the JSON of every batch.
+type memSink struct {
+	mu   sync.Mutex
+	json bytes.Buffer
+	n    int
+}
+
+func (m *memSink) Send(_ context.Context, b *telemetry.RemoteBatch) error {
+	js, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.json.Write(js)
+	m.n += b.Len()
+	return nil
+}
+func (m *memSink) Close(context.Context) error { return nil }
+func (m *memSink) String() string              { m.mu.Lock(); defer m.mu.Unlock(); return m.json.String() }
+
+// centralTo is the options of a central route, logged in, whose batches
+// go to sink.
+func centralTo(t testing.TB, sink telemetry.CentralSink, stderr *testkit.Buffer) telemetry.Options {
+	dir := t.TempDir()
+	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: "fred_live_ab12cd34ef56gh78ij90kl"})
+	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-02T03:04:05Z"})
+	env := map[string]string{"FRED_CONFIG_DIR": dir}
+	return telemetry.Options{Getenv: func(k string) string { return env[k] }, Stderr: stderr, Central: sink,
+		FlushInterval: 10 * time.Millisecond, CloseBudget: 5 * time.Second}
+}
+
+const canary = "SECRET-PROMPT-CANARY-42"
+
+// logsJSON is an OTLP/JSON logs request of service with one record.
+func logsJSON(service string, attrs map[string]any) []byte {
+	var kv []string
+	for k, v := range attrs {
+		switch x := v.(type) {
+		case string:
+			kv = append(kv, fmt.Sprintf(`{"key":%q,"value":{"stringValue":%q}}`, k, x))
+		case int:
+			kv = append(kv, fmt.Sprintf(`{"key":%q,"value":{"intValue":"%d"}}`, k, x))
+		}
+	}
+	return []byte(fmt.Sprintf(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}},
+		{"key":"service.version","value":{"stringValue":"2.1.197"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"%d",
+		"body":{"stringValue":%q},"attributes":[%s]}]}]}]}`, service, time.Now().UnixNano(), canary, strings.Join(kv, ",")))
+}
+
+func post(h http.Handler, path, ct, enc string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	if enc != "" {
+		req.Header.Set("Content-Encoding", enc)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+// TestBadInput: malformed OTLP, bodies too large (gzip bombs too),
+// unknown services and events of a CLI version whose attributes were
+// renamed are refused or counted and skipped, with one warning line per
+// kind, never a crash, and never any of their text in a record or a
+// message.
+func TestBadInput(t *testing.T) {
+	sink := &memSink{}
+	var stderr testkit.Buffer
+	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, MaxBody: 64 << 10, MaxDecoded: 256 << 10})
+	bomb := gzipped(bytes.Repeat([]byte(" "), 1<<20)) // 1 KiB that inflates to 1 MiB
+	for _, tc := range []struct {
+		name, path, ct, enc string
+		body                []byte
+		code                int
+	}{
+		{"malformed JSON", "/v1/logs", "application/json", "", []byte(`{"resourceLogs":[{"scopeLogs":` + canary), 400},
+		{"JSON of another shape", "/v1/logs", "application/json", "", []byte(`{"resourceLogs":"` + canary + `"}`), 400},
+		{"malformed protobuf", "/v1/traces", "application/x-protobuf", "", []byte("\x0a\xff\xff\xff\xff\x0f" + canary), 400},
+		{"not gzip", "/v1/logs", "application/json", "gzip", []byte(canary), 400},
+		{"truncated gzip", "/v1/logs", "application/json", "gzip", gzipped(logsJSON("claude-code", nil))[:40], 400},
+		{"gzip bomb", "/v1/logs", "application/json", "gzip", bomb, 413},
+		{"too large", "/v1/metrics", "application/json", "", bytes.Repeat([]byte(" "), 65<<10), 413},
+		{"another type", "/v1/logs", "text/plain", "", []byte(canary), 415},
+		{"another encoding", "/v1/logs", "application/json", "br", []byte(canary), 415},
+		{"another path", "/v1/profiles", "application/json", "", []byte(`{}`), 404},
+		{"an empty request", "/v1/logs", "application/json", "", []byte(`{}`), 200},
+		{"unknown service", "/v1/logs", "application/json", "", logsJSON("evil-cli", map[string]any{"session.id": "s1", "event.name": "user_prompt", "prompt": canary}), 200},
+		{"unknown service's metrics", "/v1/metrics", "application/json", "", []byte(`{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"x"}}]},"scopeMetrics":[{"metrics":[{"name":"` + canary + `"}]}]}]}`), 200},
+		{"renamed attribute", "/v1/logs", "application/json", "", logsJSON("claude-code", map[string]any{"session.id": "s1", "event.name": "api_request",
+			"model_name": "claude-opus-4-8", "duration_ms": 5, "input_tokens": 3, "prompt": canary}), 200},
+		{"renamed event", "/v1/logs", "application/json", "", logsJSON("claude-code", map[string]any{"session.id": "s1", "event.name": "tool_outcome",
+			"tool_name": canary, "duration_ms": 5}), 200},
+		{"no session id", "/v1/logs", "application/json", "", logsJSON("gemini-cli", map[string]any{"event.name": "gemini_cli.user_prompt", "prompt": canary, "prompt_length": 23}), 200},
+		{"wrong value types", "/v1/logs", "application/json", "", logsJSON("gemini-cli", map[string]any{"session.id": "s2", "event.name": "gemini_cli.tool_call",
+			"function_name": "read_file", "duration_ms": canary, "decision": "accept"}), 200},
+	} {
+		w := post(r, tc.path, tc.ct, tc.enc, tc.body)
+		if w.Code != tc.code {
+			t.Errorf("%s: %d, want %d (%s)", tc.name, w.Code, tc.code, w.Body.String())
+		}
+		if strings.Contains(w.Body.String(), canary) {
+			t.Errorf("%s: the answer quotes the request: %s", tc.name, w.Body.String())
+		}
+	}
+	if w := httptest.NewRecorder(); true {
+		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/logs", nil))
+		if w.Code != http.StatusMethodNotAllowed {
+			t.Errorf("GET: %d", w.Code)
+		}
+	}
+	r.Close(context.Background())
+	st := r.Stats()
+	if st.Refused != 9 || st.UnknownService != 2 || st.Incomplete != 2 || st.UnknownEvent != 1 || st.NoSession != 1 || st.Facts != 0 || st.Sessions != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	out := stderr.String()
+	for _, line := range []string{
+		"fred otel-relay: refused a request: malformed OTLP/JSON logs request (counted and skipped; this is said once)",
+		"fred otel-relay: records of a service that is not Claude Code, Codex or Gemini CLI (counted and skipped; this is said once)",
+		"fred otel-relay: events of claude-code without an attribute the mapping needs (a version that renamed it?) (counted and skipped; this is said once)",
+		"fred otel-relay: events of claude-code the relay does not know (a newer version?) (counted and skipped; this is said once)",
+	} {
+		if strings.Count(out, line) != 1 {
+			t.Errorf("want once: %q in\n%s", line, out)
+		}
+	}
+	if strings.Contains(out, canary) || strings.Contains(sink.String(), canary) || strings.Contains(out, "evil-cli") {
+		t.Errorf("the text of bad input came out:\n%s\n%s", out, sink.String())
+	}
+	if sink.n != 0 {
+		t.Errorf("%d records sent from bad input: %s", sink.n, sink.String())
+	}
+}
+
+// TestBounds: a CLI that exports in bursts holds at most twice
+// SessionBytes before its events are recorded or dropped (counted), and
+// sessions beyond MaxSessions close the longest idle one.
+func TestBounds(t *testing.T) {
+	sink := &memSink{}
+	var stderr testkit.Buffer
+	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, SessionBytes: 8 << 10, MaxSessions: 3, Tick: time.Hour})
+	defer r.Close(context.Background())
+	prompt := strings.Repeat("x", 1000)
+	for i := 0; i < 100; i++ {
+		body := logsJSON("codex_exec", map[string]any{"conversation.id": "burst", "event.name": "codex.user_prompt", "prompt": prompt, "prompt_length": 1000})
+		if w := post(r, "/v1/logs", "application/json", "", body); w.Code != 200 {
+			t.Fatal(w.Code)
+		}
+		if held := r.heldBytes(); held > 2*(8<<10) {
+			t.Fatalf("after %d requests the relay holds %d bytes", i+1, held)
+		}
+	}
+	if st := r.Stats(); st.Overflow == 0 {
+		t.Fatalf("a burst over the bound dropped nothing: %+v", st)
+	}
+	for i := 0; i < 5; i++ {
+		post(r, "/v1/logs", "application/json", "", logsJSON("codex_exec", map[string]any{"conversation.id": fmt.Sprint("s", i), "event.name": "codex.user_prompt", "prompt_length": 3}))
+	}
+	if n, st := r.heldSessions(), r.Stats(); n != 3 || st.Evicted != 3 {
+		t.Fatalf("%d sessions held, %+v", n, st)
+	}
+}
+
+// TestConcurrentExports: CLIs exporting at once while the worker records
+// (run with -race).
+func TestConcurrentExports(t *testing.T) {
+	sink := &memSink{}
+	var stderr testkit.Buffer
+	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: time.Millisecond, Settle: time.Millisecond})
+	reqs := fixtureRequests(t, fixturesDir(t)+"/gemini-full")
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				for _, rq := range reqs {
+					if c := send(t, r, rq, i%2 == 0); c != 200 {
+						t.Errorf("%s: %d", rq.name, c)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.Close(context.Background())
+	if st := r.Stats(); st.Sessions == 0 || st.Closed != st.Sessions {
+		t.Fatalf("%+v", st)
+	}
+	if !strings.Contains(sink.String(), `"agent":"gemini-cli"`) {
+		t.Fatal("nothing recorded")
+	}
+}
