@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/telemetry"
+)
+
+// fred otel-relay listens on loopback only unless told otherwise.
+func TestOtelRelayRefusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:4318", ":4318", "192.168.1.5:4318", "[::]:4318", "example.com:4318"} {
+		code, out, errs := fredRun(t, map[string]string{"FRED_CONFIG_DIR": t.TempDir()}, "", "otel-relay", "--addr", addr)
+		if code != 2 || out != "" || !strings.Contains(errs, "is not a loopback address") || !strings.Contains(errs, "--allow-non-loopback") {
+			t.Errorf("--addr %s: exit %d\n%s\n%s", addr, code, out, errs)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:4318", "[::1]:4318", "localhost:4318", "127.0.0.2:1"} {
+		if err := loopbackOnly(addr, false); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	if err := loopbackOnly("0.0.0.0:4318", true); err != nil {
+		t.Errorf("--allow-non-loopback: %v", err)
+	}
+	if err := loopbackOnly("4318", false); err == nil || !strings.Contains(err.Error(), "not host:port") {
+		t.Errorf("no host: %v", err)
+	}
+}
+
+// fred otel-relay records a Claude Code export on the command's route
+// (FRED_TELEMETRY_DEBUG: printed, not sent) and stops on its context,
+// saying what it did.
+func TestOtelRelayCommand(t *testing.T) {
+	body, err := os.ReadFile("/work/shared/otlp-fixtures/claude-full/0007_v1_logs.json")
+	if v := os.Getenv("FRED_OTLP_FIXTURES"); v != "" {
+		body, err = os.ReadFile(v + "/claude-full/0007_v1_logs.json")
+	}
+	if err != nil {
+		t.Fatalf("the OTLP fixtures (FRED_OTLP_FIXTURES): %v", err)
+	}
+	dir := t.TempDir()
+	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: "fred_live_ab12cd34ef56gh78ij90kl"})
+	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-02T03:04:05Z"})
+	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs testkit.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Fred(ctx, []string{"otel-relay", "--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, &out, &errs)
+	}()
+	var url string
+	testkit.WaitFor(t, 10*time.Second, "the relay's address", func() bool {
+		_, rest, ok := strings.Cut(out.String(), "listening on ")
+		url, _, _ = strings.Cut(rest, "\n")
+		return ok && strings.Contains(rest, "\n")
+	})
+	resp, err := http.Post(url+"/v1/logs", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out.String(), errs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the relay did not stop")
+	}
+	if !strings.Contains(out.String(), "telemetry: central → http://127.0.0.1:1 as fred_live_ab12") ||
+		!strings.Contains(out.String(), "stopped: 1 requests, 1 CLI sessions recorded") {
+		t.Fatalf("stdout:\n%s", out.String())
+	}
+	if !strings.Contains(errs.String(), `"agent":"claude-code"`) || strings.Contains(errs.String()+out.String(), "SECRET-PROMPT-CANARY-42") {
+		t.Fatalf("stderr:\n%s", errs.String())
+	}
+}
