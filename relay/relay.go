@@ -42,7 +42,7 @@ type Options struct {
 	// one beyond it closes the longest idle.
 	MaxSessions int
 	// SessionBytes bounds the events a session holds before they are
-	// recorded (default 1 MiB): past it they are recorded at once, past
+	// recorded (default 256 KiB): past it they are recorded at once, past
 	// twice it they are dropped and counted.
 	SessionBytes int
 	// MaxBody bounds a request body as sent (default 8 MiB), MaxDecoded
@@ -77,7 +77,7 @@ func (o *Options) defaults() {
 		o.MaxSessions = 32
 	}
 	if o.SessionBytes <= 0 {
-		o.SessionBytes = 1 << 20
+		o.SessionBytes = 256 << 10
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 8 << 20
