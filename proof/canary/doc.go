@@ -7,6 +7,14 @@
 // prints, the user's own database column by column, and the raw bytes of
 // its SQLite file.
 //
-// The package holds tests only; mutants_test.go names the protections whose
-// removal these tests catch.
+// hardening_test.go adds issue 12's classes: the config folder attacks (a
+// symlinked spool/ or audit/ pointing at a private folder, a folder that is
+// 0777 or another user's holding their key, no home, a planted spool file
+// with a field off the allowlist) send nothing and read, show or delete
+// nothing of the private folder; a password in every form is printed by no
+// command.
+//
+// The package holds tests only; mutants_test.go and
+// hardening_mutants_test.go name the protections whose removal these tests
+// (and a few of the packages' own) catch.
 package canary
