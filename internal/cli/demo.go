@@ -37,7 +37,8 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		fmt.Fprintf(stderr, "Usage: fredtel demo [--exit] [--sessions N] [--users N] [--seed S] [--addr HOST:PORT] [--dir FOLDER]\n\n"+
 			"Everything in one command, nothing to install or configure: the ingest API on the embedded SQLite store\n"+
 			"in a temporary folder, on a free loopback port; API keys for a few users; a simulated fleet of sessions\n"+
-			"recorded through the real client library; the insights report. Then it keeps serving until Ctrl-C.\n\nFlags:\n")
+			"recorded through the real client library; the insights report. Then it keeps serving the API and the\n"+
+			"dashboard (/dashboard/) until Ctrl-C.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

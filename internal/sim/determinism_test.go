@@ -46,6 +46,16 @@ func TestSameSeedSameData(t *testing.T) {
 		t.Errorf("seed 3 twice: the truths differ")
 	}
 	compareRows(t, dbA, dbB, "telemetry_")
+	// The fleet's text (prompts, answers, paths and commands in the tool
+	// arguments, results) never reaches the central tables.
+	for _, tb := range []string{"sessions", "turns", "tool_calls", "events"} {
+		all := strings.Join(dumpRows(t, dbA, "telemetry_"+tb, "1"), "\n")
+		for _, text := range []string{"fix the failing", "internal/auth", "go build", "lorem ipsum", "refreshToken", "AGENTS.md", "You are Fred"} {
+			if strings.Contains(all, text) {
+				t.Errorf("telemetry_%s holds %q", tb, text)
+			}
+		}
+	}
 	_, trC := central(4)
 	if string(trC) == string(trA) {
 		t.Error("seeds 3 and 4 made the same truth")
