@@ -210,3 +210,53 @@ func TestConcurrentExports(t *testing.T) {
 		t.Fatal("nothing recorded")
 	}
 }
+
+// TestOffRecordsNothing: with telemetry off (DO_NOT_TRACK here; the
+// same for --no-telemetry and the saved preference) the relay still
+// answers the CLIs, and records nothing, writes nothing.
+func TestOffRecordsNothing(t *testing.T) {
+	sink := &memSink{}
+	var stderr testkit.Buffer
+	opts := centralTo(t, sink, &stderr)
+	getenv := opts.Getenv
+	opts.Getenv = func(k string) string {
+		if k == "DO_NOT_TRACK" {
+			return "1"
+		}
+		return getenv(k)
+	}
+	dir := getenv("FRED_CONFIG_DIR")
+	before := testkit.Tree(dir)
+	r := New(Options{Telemetry: opts, Stderr: &stderr})
+	for _, rq := range fixtureRequests(t, fixturesDir(t)+"/claude-full") {
+		if c := send(t, r, rq, false); c != 200 {
+			t.Fatalf("%s: %d", rq.name, c)
+		}
+	}
+	r.Close(context.Background())
+	if st := r.Stats(); st.Sessions != 0 || st.Facts == 0 || sink.n != 0 || testkit.Tree(dir) != before {
+		t.Fatalf("off: %+v, %d records sent, files changed: %v", st, sink.n, testkit.Tree(dir) != before)
+	}
+}
+
+// TestSessionsEnd: the worker closes a session that went idle, and one
+// whose CLI said it ended (Gemini's /quit) as soon as its events settled.
+func TestSessionsEnd(t *testing.T) {
+	for _, tc := range []struct {
+		folder string
+		idle   time.Duration
+	}{{"gemini-full", 50 * time.Millisecond}, {"gemini-interactive", time.Hour}} {
+		sink := &memSink{}
+		var stderr testkit.Buffer
+		r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: 5 * time.Millisecond,
+			Settle: 20 * time.Millisecond, Idle: tc.idle})
+		for _, rq := range fixtureRequests(t, fixturesDir(t)+"/"+tc.folder) {
+			send(t, r, rq, false)
+		}
+		testkit.WaitFor(t, 10*time.Second, tc.folder+"'s session closed by the worker", func() bool { return r.Stats().Closed == 1 })
+		if !strings.Contains(sink.String(), `"ended_at":"`) {
+			t.Errorf("%s: no end recorded", tc.folder)
+		}
+		r.Close(context.Background())
+	}
+}

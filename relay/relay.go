@@ -16,7 +16,6 @@ import (
 	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/slim/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
-	metricspb "go.opentelemetry.io/proto/slim/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -385,8 +384,6 @@ func (r *Relay) accept(msg proto.Message) {
 	}
 }
 
-var _ = metricspb.Metric{}
-
 func (r *Relay) newBatch(a *agent, version string, now time.Time) *batch {
 	return &batch{r: r, agent: a, version: version, now: now, facts: map[string][]fact{}, sizes: map[string]int{}}
 }
@@ -468,14 +465,15 @@ func (r *Relay) step(force bool) {
 	defer r.proc.Unlock()
 	now := r.o.Now()
 	type work struct {
-		s     *cliSession
-		fs    []fact
-		close bool
+		s       *cliSession
+		fs      []fact
+		version string
+		close   bool
 	}
 	var todo []work
 	r.mu.Lock()
 	for _, s := range r.closing {
-		todo = append(todo, work{s: s, fs: takeAll(s), close: true})
+		todo = append(todo, work{s: s, fs: takeAll(s), version: s.version, close: true})
 	}
 	r.closing = nil
 	keys := make([]string, 0, len(r.sessions))
@@ -497,23 +495,20 @@ func (r *Relay) step(force bool) {
 			delete(r.sessions, k)
 		}
 		if len(fs) > 0 || idle {
-			todo = append(todo, work{s: s, fs: fs, close: idle})
+			todo = append(todo, work{s: s, fs: fs, version: s.version, close: idle})
 		}
 	}
 	r.mu.Unlock()
 	for _, w := range todo {
-		w.s.record(r.o.Telemetry, w.fs, now, &r.st)
-		if w.s.ended && !w.close {
-			// Ended (/quit): closed once what follows has settled.
-		}
+		w.s.record(r.o.Telemetry, w.fs, w.version, now, &r.st)
 		if w.close {
-			r.closeSession(w.s, now)
+			r.closeSession(context.Background(), w.s, now)
 		}
 	}
 }
 
-func (r *Relay) closeSession(s *cliSession, now time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.o.CloseBudget+time.Second)
+func (r *Relay) closeSession(ctx context.Context, s *cliSession, now time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, r.o.CloseBudget+time.Second)
 	defer cancel()
 	s.close(ctx, now)
 	if s.sess != nil {
@@ -561,17 +556,18 @@ func (r *Relay) Close(ctx context.Context) {
 	}
 	r.sessions, r.closing = map[string]*cliSession{}, nil
 	var fss [][]fact
+	var versions []string
 	for _, s := range all {
-		fss = append(fss, takeAll(s))
+		fss, versions = append(fss, takeAll(s)), append(versions, s.version)
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for i, s := range all {
-		s.record(r.o.Telemetry, fss[i], now, &r.st)
+		s.record(r.o.Telemetry, fss[i], versions[i], now, &r.st)
 		wg.Add(1)
 		go func() { // owned by Close, which waits for it
 			defer wg.Done()
-			r.closeSession(s, now)
+			r.closeSession(ctx, s, now)
 		}()
 	}
 	wg.Wait()

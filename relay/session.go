@@ -18,8 +18,8 @@ type held struct {
 
 // cliSession is one CLI session: the facts it sent that wait to be
 // settled, and the state that turns settled facts into the telemetry
-// library's calls. Its fields are guarded by the relay's session lock
-// (mu of Relay.sessions' owner) for the buffer, and by proc for the rest.
+// library's calls. The buffer (and version) are guarded by Relay.mu, the
+// rest by Relay.proc: only the worker, Flush and Close record.
 type cliSession struct {
 	key     string
 	agent   *agent
@@ -158,7 +158,7 @@ func absDur(d time.Duration) time.Duration {
 }
 
 // start begins the telemetry session at the first settled fact.
-func (s *cliSession) start(opts telemetry.Options, fs []fact, now time.Time) {
+func (s *cliSession) start(opts telemetry.Options, fs []fact, version string, now time.Time) {
 	model := ""
 	for _, f := range fs {
 		if (f.kind == kCall && !f.aux) || f.kind == kCallStart {
@@ -170,13 +170,13 @@ func (s *cliSession) start(opts telemetry.Options, fs []fact, now time.Time) {
 	opts.Now = s.clk.now
 	s.sess = telemetry.Start(opts, telemetry.SessionInfo{
 		Model: model, Tools: s.agent.tools, Commands: s.agent.commands, Models: s.agent.models,
-		Agent: s.agent.name, AgentVersion: s.version,
+		Agent: s.agent.name, AgentVersion: version,
 		Shell: "other", // the CLI's shell is not known; the relay's is not it
 	})
 }
 
 // record hands settled facts to the telemetry library, in order.
-func (s *cliSession) record(opts telemetry.Options, fs []fact, now time.Time, st *counters) {
+func (s *cliSession) record(opts telemetry.Options, fs []fact, version string, now time.Time, st *counters) {
 	if len(fs) == 0 {
 		return
 	}
@@ -185,7 +185,7 @@ func (s *cliSession) record(opts telemetry.Options, fs []fact, now time.Time, st
 		return
 	}
 	if s.sess == nil {
-		s.start(opts, fs, now)
+		s.start(opts, fs, version, now)
 		st.sessions.Add(1)
 	}
 	for i := range fs {
