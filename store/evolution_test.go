@@ -118,6 +118,40 @@ func insertAsVersion(t *testing.T, s Store, b *Batch, v int) {
 	}
 }
 
+// strings1 runs a query of one text column on the store's connection.
+func strings1(t *testing.T, s Store, q string) []string {
+	t.Helper()
+	var out []string
+	switch x := s.(type) {
+	case *pgStore:
+		rs, err := x.pool.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err = pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+	case *sqliteStore:
+		rs, err := x.db.QueryContext(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var v string
+			if err := rs.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		if err := rs.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 // dump is every row of every record table of the set, the columns of
 // version 1 as text, in key order: what must survive a migration.
 func dump(t *testing.T, s Store) []string {
@@ -136,31 +170,7 @@ func dump(t *testing.T, s Store) []string {
 		}
 		sep := " || '|' || "
 		q := "SELECT " + strings.Join(cols, sep) + " FROM " + s.Set().TableName(r) + " ORDER BY " + r.Key().Name
-		var rows []string
-		switch x := s.(type) {
-		case *pgStore:
-			rs, err := x.pool.Query(context.Background(), q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err = pgx.CollectRows(rs, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-		case *sqliteStore:
-			rs, err := x.db.QueryContext(context.Background(), q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rs.Next() {
-				var v string
-				if err := rs.Scan(&v); err != nil {
-					t.Fatal(err)
-				}
-				rows = append(rows, v)
-			}
-			rs.Close()
-		}
+		rows := strings1(t, s, q)
 		for _, row := range rows {
 			out = append(out, r.Table+": "+row)
 		}
@@ -390,31 +400,7 @@ func catalog(t *testing.T, s Store) []string {
 	}
 	var out []string
 	for _, q := range qs {
-		switch x := s.(type) {
-		case *pgStore:
-			rs, err := x.pool.Query(context.Background(), q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := pgx.CollectRows(rs, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, rows...)
-		case *sqliteStore:
-			rs, err := x.db.QueryContext(context.Background(), q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rs.Next() {
-				var v string
-				if err := rs.Scan(&v); err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, v)
-			}
-			rs.Close()
-		}
+		out = append(out, strings1(t, s, q)...)
 	}
 	slices.Sort(out)
 	return out
