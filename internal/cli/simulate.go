@@ -130,7 +130,7 @@ func runSimulate(ctx context.Context, args []string, env Getenv, stdout, stderr 
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "simulated %d sessions of %d %s (seed %d) in %.1fs: %d turns, %d tool calls, %d events → %s\n",
+	fmt.Fprintf(stdout, "simulated %d sessions of %d %s (seed %d) in %.1fs: %d turns, %d tool calls, %d events; %s\n",
 		tr.Totals.Sessions, len(tr.Users), plural(len(tr.Users), "user", "users"), *seed, time.Since(start).Seconds(),
 		tr.Totals.Turns, tr.Totals.ToolCalls, tr.Totals.Events, where)
 	fmt.Fprintf(stdout, "injected: %d stuck flash sessions, %d retry storms, %d tool loops (and %d near misses), %d dead commands, %d plan sessions that never act\n",
