@@ -258,12 +258,24 @@ func TestInsightsSeeACLILoop(t *testing.T) {
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + srv.URL}
 	var stderr testkit.Buffer
 	folder := filepath.Join(fixturesDir(t), "codex-full-json")
-	st := replay(t, telemetry.Options{Getenv: func(k string) string { return env[k] }, Stderr: &stderr, NewCentral: central.New,
-		CloseBudget: 10 * time.Second}, &stderr, folder, repeatedToolResult(t, folder, 3))
+	opts := telemetry.Options{Getenv: func(k string) string { return env[k] }, Stderr: &stderr, NewCentral: central.New,
+		CloseBudget: 10 * time.Second}
+	st := replay(t, opts, &stderr, folder, repeatedToolResult(t, folder, "0006_v1_logs.json", "codex.tool_result", 3))
 	if st.Sessions != 1 {
 		t.Fatalf("%+v", st)
 	}
-	rep, err := insights.Compute(context.Background(), db, insights.Options{Tables: "central", Agent: "codex"})
+	// Claude Code without OTEL_LOG_TOOL_DETAILS sends no arguments: the
+	// same tool four times is not taken for a loop.
+	claude := filepath.Join(fixturesDir(t), "claude-default")
+	replay(t, opts, &stderr, claude, repeatedToolResult(t, claude, "0006_v1_logs.json", "tool_result", 3))
+	rep, err := insights.Compute(context.Background(), db, insights.Options{Tables: "central", Agent: "claude-code"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.ToolCalls != 4 || len(rep.ToolLoops.Loops) != 0 {
+		t.Fatalf("Claude Code's calls without arguments: %d calls, loops %+v", rep.Totals.ToolCalls, rep.ToolLoops.Loops)
+	}
+	rep, err = insights.Compute(context.Background(), db, insights.Options{Tables: "central", Agent: "codex"})
 	if err != nil {
 		t.Fatalf("%v; sessions: %d of codex", err, testdb.QueryInt(t, db, `SELECT count(*) FROM telemetry_sessions WHERE agent = 'codex'`))
 	}
@@ -276,11 +288,11 @@ func TestInsightsSeeACLILoop(t *testing.T) {
 	}
 }
 
-// repeatedToolResult is a logs request with the folder's codex.tool_result
-// n more times, same arguments and output, 200 ms apart.
-func repeatedToolResult(t *testing.T, folder string, n int) request {
+// repeatedToolResult is a logs request with the event of file n more
+// times, same arguments and output, 200 ms apart after the file's last.
+func repeatedToolResult(t *testing.T, folder, file, event string, n int) request {
 	t.Helper()
-	body, err := os.ReadFile(filepath.Join(folder, "0006_v1_logs.json"))
+	body, err := os.ReadFile(filepath.Join(folder, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,19 +305,22 @@ func repeatedToolResult(t *testing.T, folder string, n int) request {
 	var last uint64
 	for _, sl := range rl.ScopeLogs {
 		for _, lr := range sl.LogRecords {
-			if str(lr.Attributes, "event.name") == "codex.tool_result" {
+			if str(lr.Attributes, "event.name") == event {
 				tool = lr
 			}
-			last = max(last, lr.ObservedTimeUnixNano)
+			last = max(last, lr.ObservedTimeUnixNano, lr.TimeUnixNano)
 		}
 	}
 	if tool == nil {
-		t.Fatal("no codex.tool_result in the fixture")
+		t.Fatalf("no %s in %s", event, file)
 	}
 	var recs []*logspb.LogRecord
 	for i := 1; i <= n; i++ {
 		c := proto.Clone(tool).(*logspb.LogRecord)
 		c.ObservedTimeUnixNano = last + uint64(i)*uint64(200*time.Millisecond)
+		if c.TimeUnixNano != 0 {
+			c.TimeUnixNano = c.ObservedTimeUnixNano
+		}
 		recs = append(recs, c)
 	}
 	rl.ScopeLogs = rl.ScopeLogs[:1]

@@ -93,5 +93,5 @@ func loopbackOnly(addr string, allowed bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--addr %s is not a loopback address: other machines could send to the relay and read nothing back but fill your records; use 127.0.0.1 or [::1], or say --allow-non-loopback", addr)
+	return fmt.Errorf("--addr %s is not a loopback address: other machines could send the relay events that would be recorded as yours; use 127.0.0.1, [::1] or localhost, or say --allow-non-loopback", addr)
 }
