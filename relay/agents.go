@@ -168,7 +168,8 @@ func claudeLog(x *batch, r *logspb.LogRecord) {
 		attempt, _ := integer(a, "attempt")
 		status, _ := integer(a, "status_code")
 		dur, _ := integer(a, "duration_ms")
-		x.add(sid, fact{kind: kRetry, at: t, attempt: max(attempt, 1), status: status, latency: ms(dur), errType: errorClass(status, "")})
+		x.add(sid, fact{kind: kFail, at: t, attempt: max(attempt, 1), status: status, latency: ms(dur), errType: errorClass(status, ""),
+			model: claudeModel(str(a, "model"))})
 	default:
 		x.unknown(sid)
 	}
@@ -298,10 +299,13 @@ func geminiLog(x *batch, r *logspb.LogRecord) {
 			x.add(sid, fact{kind: kText, at: t, text: text})
 		}
 	case "gemini_cli.api_error":
-		// Kept for the retry that follows: its status and latency.
+		// The retry event that follows says it is retried; it takes
+		// this one's status and latency.
 		status, _ := integer(a, "status_code")
 		dur, _ := integer(a, "duration_ms")
-		x.add(sid, fact{kind: kRetry, at: t, status: status, latency: ms(dur), attempt: -1, errType: errorClass(status, str(a, "error.type"))})
+		role := str(a, "role")
+		x.add(sid, fact{kind: kFail, at: t, status: status, latency: ms(dur), errType: errorClass(status, str(a, "error.type")),
+			model: str(a, "model"), waits: true, aux: role != "" && role != "main"})
 	case "gemini_cli.network_retry_attempt", "gemini_cli.retry_attempt":
 		attempt, ok := integer(a, "attempt")
 		if !ok {
@@ -412,7 +416,8 @@ func codexLog(x *batch, r *logspb.LogRecord) {
 		status, _ := integer(a, "http.response.status_code")
 		attempt, _ := integer(a, "attempt")
 		if status < 200 || status >= 300 {
-			x.add(sid, fact{kind: kRetry, at: t, attempt: attempt + 1, status: status, latency: ms(dur), errType: errorClass(status, str(a, "error.message"))})
+			x.add(sid, fact{kind: kFail, at: t, attempt: attempt + 1, status: status, latency: ms(dur), errType: errorClass(status, ""),
+				model: str(a, "model")})
 			return
 		}
 		x.add(sid, fact{kind: kCallStart, at: t.Add(-ms(dur)), model: str(a, "model")})

@@ -22,6 +22,7 @@ const (
 	kDecision                  // a tool call's permission, before it runs
 	kTool                      // a tool call, complete
 	kRetry                     // a model API call failed and is tried again
+	kFail                      // a model API call failed: a retry if another attempt follows, else the turn's error
 	kFinish                    // a finish reason for the call ending at "at" (Claude's traces)
 	kEnd                       // the CLI ended the session (/quit)
 )
@@ -59,6 +60,7 @@ type fact struct {
 	args, result       string
 	resultBytes        int64
 	failed             bool
+	waits              bool // a failure whose retry the CLI reports by an event of its own (Gemini)
 	command, from, to  string
 }
 

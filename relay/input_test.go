@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -258,5 +259,53 @@ func TestSessionsEnd(t *testing.T) {
 			t.Errorf("%s: no end recorded", tc.folder)
 		}
 		r.Close(context.Background())
+	}
+}
+
+// TestFailedCalls: a failed model call is a retry when another attempt
+// follows, and the error that ended its turn when none does.
+func TestFailedCalls(t *testing.T) {
+	sink := &memSink{}
+	var stderr testkit.Buffer
+	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: time.Hour})
+	ev := func(sid string, attrs map[string]any) {
+		attrs["session.id"] = sid
+		if w := post(r, "/v1/logs", "application/json", "", logsJSON("claude-code", attrs)); w.Code != 200 {
+			t.Fatal(w.Code)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// Given up after two 529s.
+	ev("a", map[string]any{"event.name": "user_prompt", "prompt_length": 10})
+	ev("a", map[string]any{"event.name": "api_error", "attempt": 1, "status_code": 529, "duration_ms": 1, "model": "claude-opus-4-8"})
+	ev("a", map[string]any{"event.name": "api_error", "attempt": 2, "status_code": 529, "duration_ms": 1, "model": "claude-opus-4-8"})
+	// A 429, then the call went through.
+	ev("b", map[string]any{"event.name": "user_prompt", "prompt_length": 10})
+	ev("b", map[string]any{"event.name": "api_error", "attempt": 1, "status_code": 429, "duration_ms": 1, "model": "claude-opus-4-8"})
+	ev("b", map[string]any{"event.name": "api_request", "model": "claude-opus-4-8", "duration_ms": 1, "input_tokens": 5, "output_tokens": 2})
+	r.Close(context.Background())
+
+	var turns, events []string
+	dec := json.NewDecoder(strings.NewReader(sink.String()))
+	for dec.More() {
+		var b telemetry.RemoteBatch
+		if err := dec.Decode(&b); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range b.Turns {
+			turns = append(turns, fmt.Sprintf("%s/%s/%d", tr.FinishReason, tr.APIErrorType, tr.PromptChars))
+		}
+		for _, e := range b.Events {
+			js, _ := json.Marshal(e.Props)
+			events = append(events, e.Name+string(js))
+		}
+	}
+	sort.Strings(turns)
+	sort.Strings(events)
+	wantTurns := []string{"error/overloaded/10", "stop//10"}
+	wantEvents := []string{`api_retry{"attempt":1,"delay_ms":0,"error_type":"overloaded","status":529,"latency_ms":1}`,
+		`api_retry{"attempt":1,"delay_ms":0,"error_type":"rate_limit","status":429,"latency_ms":1}`}
+	if fmt.Sprint(turns) != fmt.Sprint(wantTurns) || fmt.Sprint(events) != fmt.Sprint(wantEvents) {
+		t.Fatalf("turns %v\nwant  %v\nevents %v\nwant   %v", turns, wantTurns, events, wantEvents)
 	}
 }

@@ -45,7 +45,7 @@ type cliSession struct {
 	turnCalls int
 	prompt    *fact
 	callStart *fact
-	lastErr   *fact
+	fail      *fact           // the last failed call, until it is known retried or not
 	decisions map[string]fact // tool call id → its decision, until the call comes
 	seenCalls map[string]bool // tool call ids recorded from logs
 	seq       int
@@ -143,7 +143,7 @@ func (s *cliSession) settle(fs []fact) []fact {
 
 func (s *cliSession) loggedRetry(fs []fact, r fact) bool {
 	for _, l := range fs {
-		if l.kind == kRetry && l.src == srcLog && l.attempt == r.attempt && !l.at.Before(r.at) && !l.at.After(r.end) {
+		if l.kind == kFail && l.src == srcLog && l.attempt == r.attempt && !l.at.Before(r.at) && !l.at.After(r.end) {
 			return true
 		}
 	}
@@ -195,10 +195,12 @@ func (s *cliSession) record(opts telemetry.Options, fs []fact, version string, n
 		switch f.kind {
 		case kPrompt:
 			s.endTurn(now)
+			s.failed(now, false)
 			p := *f
 			s.prompt = &p
 		case kSlash:
 			s.endTurn(now)
+			s.failed(now, false)
 			s.clk.set(t)
 			s.sess.SlashCommand("/" + f.command)
 		case kMode:
@@ -209,6 +211,7 @@ func (s *cliSession) record(opts telemetry.Options, fs []fact, version string, n
 				s.mode = f.to
 			}
 		case kCallStart:
+			s.failed(now, true)
 			c := *f
 			s.callStart = &c
 		case kCallEnd:
@@ -228,6 +231,7 @@ func (s *cliSession) record(opts telemetry.Options, fs []fact, version string, n
 				st.aux.Add(1)
 				continue
 			}
+			s.failed(now, true)
 			s.call(f, now)
 		case kText:
 			if f.aux {
@@ -249,14 +253,13 @@ func (s *cliSession) record(opts telemetry.Options, fs []fact, version string, n
 			}
 		case kTool:
 			s.tool(f, now, st)
+		case kFail:
+			s.failed(now, true) // the one before was retried: this is its next attempt
+			e := *f
+			s.fail = &e
 		case kRetry:
-			if f.attempt < 0 { // Gemini's api_error: the next retry's cause
-				e := *f
-				s.lastErr = &e
-				continue
-			}
 			r := telemetry.Retry{Attempt: int(f.attempt), Delay: f.delay, Latency: f.latency, ErrorType: f.errType, Status: int(f.status)}
-			if e := s.lastErr; e != nil {
+			if e := s.fail; e != nil {
 				if r.Status == 0 {
 					r.Status = int(e.status)
 				}
@@ -266,12 +269,36 @@ func (s *cliSession) record(opts telemetry.Options, fs []fact, version string, n
 				if r.ErrorType == "other" {
 					r.ErrorType = e.errType
 				}
-				s.lastErr = nil
+				s.fail = nil
 			}
 			s.sess.APIRetry(r)
 		case kEnd:
 			s.ended = true
 		}
+	}
+}
+
+// failed settles the last failed call: retried when another attempt came
+// (an api_retry event), else, when the prompt ended without one, the error
+// that ended its turn (a turn with finish_reason error). A CLI that
+// reports its retries itself (waits) is not second-guessed: its failure
+// is retried only when it says so.
+func (s *cliSession) failed(now time.Time, retried bool) {
+	e := s.fail
+	if e == nil {
+		return
+	}
+	s.fail = nil
+	switch {
+	case retried && !e.waits:
+		s.clk.set(s.at(e.at, now))
+		s.sess.APIRetry(telemetry.Retry{Attempt: int(max(e.attempt, 1)), Latency: e.latency, ErrorType: e.errType, Status: int(e.status)})
+	case !retried && !e.aux:
+		s.endTurn(now)
+		c := fact{kind: kCall, at: e.at.Add(-e.latency), end: e.at, model: e.model, finish: "error"}
+		s.call(&c, now)
+		s.res.APIErrorType = e.errType
+		s.endTurn(now)
 	}
 }
 
@@ -367,6 +394,7 @@ func (s *cliSession) close(ctx context.Context, now time.Time) {
 		return
 	}
 	s.endTurn(now)
+	s.failed(now, false)
 	s.clk.set(s.at(s.last, now))
 	s.sess.Close(ctx)
 }
