@@ -45,11 +45,13 @@ type request struct {
 
 // fixtureRequests reads a folder's requests in the order they were sent:
 // the file names' numbers (index.log's order). A .json body is sent as
-// it is; a .decoded.json (the protojson copy of a protobuf body) is sent
-// as protobuf again.
+// it is, a .pb body as protobuf; a .decoded.json (the protojson copy of a
+// protobuf body) is sent as protobuf again when its .pb is not there.
 func fixtureRequests(t testing.TB, folder string) []request {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(folder, "[0-9][0-9][0-9][0-9]_v1_*.json"))
+	pbs, _ := filepath.Glob(filepath.Join(folder, "[0-9][0-9][0-9][0-9]_v1_*.pb"))
+	files = append(files, pbs...)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no requests in %s: %v", folder, err)
 	}
@@ -60,11 +62,21 @@ func fixtureRequests(t testing.TB, folder string) []request {
 		if strings.HasSuffix(base, ".meta.json") {
 			continue
 		}
+		pb := strings.HasSuffix(base, ".pb")
+		if strings.HasSuffix(base, ".decoded.json") {
+			if _, err := os.Stat(strings.TrimSuffix(f, ".decoded.json") + ".pb"); err == nil {
+				continue // the body as sent is there
+			}
+		}
 		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sig := strings.TrimSuffix(strings.TrimSuffix(strings.SplitN(base, "_v1_", 2)[1], ".json"), ".decoded")
+		sig := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(strings.SplitN(base, "_v1_", 2)[1], ".json"), ".decoded"), ".pb")
+		if pb {
+			out = append(out, request{name: base, path: "/v1/" + sig, contentType: "application/x-protobuf", body: body})
+			continue
+		}
 		req := request{name: base, path: "/v1/" + sig, contentType: "application/json", body: body}
 		if strings.HasSuffix(base, ".decoded.json") {
 			var m proto.Message
@@ -118,3 +130,28 @@ func httpBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
 type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// The fixture reader sends a .pb body as it was sent, and its decoded
+// copy only when the .pb is not there.
+func TestFixtureReaderPrefersPB(t *testing.T) {
+	src := filepath.Join(fixturesDir(t), "claude-error-protobuf")
+	reqs := fixtureRequests(t, src)
+	dir := t.TempDir()
+	for i, rq := range reqs {
+		name := strings.TrimSuffix(rq.name, ".decoded.json")
+		if i%2 == 0 {
+			os.WriteFile(filepath.Join(dir, name+".pb"), rq.body, 0o600)
+		}
+		b, _ := os.ReadFile(filepath.Join(src, rq.name))
+		os.WriteFile(filepath.Join(dir, rq.name), b, 0o600)
+	}
+	got := fixtureRequests(t, dir)
+	if len(got) != len(reqs) {
+		t.Fatalf("%d requests, want %d", len(got), len(reqs))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].body, reqs[i].body) || got[i].path != reqs[i].path || (i%2 == 0) != strings.HasSuffix(got[i].name, ".pb") {
+			t.Errorf("%d: %s %s vs %s", i, got[i].name, got[i].path, reqs[i].name)
+		}
+	}
+}

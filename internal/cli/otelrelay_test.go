@@ -34,27 +34,16 @@ func TestOtelRelayRefusesNonLoopback(t *testing.T) {
 	}
 }
 
-// fred otel-relay records a Claude Code export on the command's route
-// (FRED_TELEMETRY_DEBUG: printed, not sent) and stops on its context,
-// saying what it did.
-func TestOtelRelayCommand(t *testing.T) {
-	body, err := os.ReadFile("/work/shared/otlp-fixtures/claude-full/0007_v1_logs.json")
-	if v := os.Getenv("FRED_OTLP_FIXTURES"); v != "" {
-		body, err = os.ReadFile(v + "/claude-full/0007_v1_logs.json")
-	}
-	if err != nil {
-		t.Fatalf("the OTLP fixtures (FRED_OTLP_FIXTURES): %v", err)
-	}
-	dir := t.TempDir()
-	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: "fred_live_ab12cd34ef56gh78ij90kl"})
-	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-02T03:04:05Z"})
-	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"}
+// runRelay runs fred ARGS otel-relay --addr 127.0.0.1:0, posts body to its
+// /v1/logs, stops it and returns what it printed.
+func runRelay(t *testing.T, env map[string]string, body []byte, args ...string) (string, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errs testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Fred(ctx, []string{"otel-relay", "--addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, &out, &errs)
+		done <- Fred(ctx, append(args, "otel-relay", "--addr", "127.0.0.1:0"), func(k string) string { return env[k] }, &out, &errs)
 	}()
 	var url string
 	testkit.WaitFor(t, 10*time.Second, "the relay's address", func() bool {
@@ -76,11 +65,38 @@ func TestOtelRelayCommand(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the relay did not stop")
 	}
-	if !strings.Contains(out.String(), "telemetry: central → http://127.0.0.1:1 as fred_live_ab12") ||
-		!strings.Contains(out.String(), "stopped: 1 requests, 1 CLI sessions recorded") {
-		t.Fatalf("stdout:\n%s", out.String())
+	return out.String(), errs.String()
+}
+
+// fred otel-relay records a Claude Code export on the command's route
+// (FRED_TELEMETRY_DEBUG: printed, not sent) and stops on its context,
+// saying what it did; with --no-telemetry it answers and records nothing.
+func TestOtelRelayCommand(t *testing.T) {
+	fixtures := os.Getenv("FRED_OTLP_FIXTURES")
+	if fixtures == "" {
+		fixtures = "/work/shared/otlp-fixtures"
 	}
-	if !strings.Contains(errs.String(), `"agent":"claude-code"`) || strings.Contains(errs.String()+out.String(), "SECRET-PROMPT-CANARY-42") {
-		t.Fatalf("stderr:\n%s", errs.String())
+	body, err := os.ReadFile(fixtures + "/claude-full/0007_v1_logs.json")
+	if err != nil {
+		t.Fatalf("the OTLP fixtures (FRED_OTLP_FIXTURES): %v", err)
+	}
+	dir := t.TempDir()
+	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: "fred_live_ab12cd34ef56gh78ij90kl"})
+	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-02T03:04:05Z"})
+	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"}
+
+	out, errs := runRelay(t, env, body)
+	if !strings.Contains(out, "telemetry: central → http://127.0.0.1:1 as fred_live_ab12") ||
+		!strings.Contains(out, "stopped: 1 requests, 1 CLI sessions recorded") {
+		t.Fatalf("stdout:\n%s", out)
+	}
+	if !strings.Contains(errs, `"agent":"claude-code"`) || strings.Contains(errs+out, "SECRET-PROMPT-CANARY-42") {
+		t.Fatalf("stderr:\n%s", errs)
+	}
+
+	out, errs = runRelay(t, env, body, "--no-telemetry")
+	if !strings.Contains(out, "telemetry: off for this session (--no-telemetry)") ||
+		!strings.Contains(out, "stopped: 1 requests, 0 CLI sessions recorded") || errs != "" {
+		t.Fatalf("--no-telemetry:\n%s\n%s", out, errs)
 	}
 }
