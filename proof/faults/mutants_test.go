@@ -41,7 +41,7 @@ var mutants = []proof.Mutant{
 		Breaks: "Close spools what the final flush could not deliver",
 		File:   "telemetry/run.go",
 		Old:    "s.spoolOrDrop(sctx, pending)",
-		New:    "s.stats.dropped.Add(int64(pending.n))",
+		New:    "_ = sctx\n\t\t\ts.stats.dropped.Add(int64(pending.n))",
 		Pkg:    "./proof/faults",
 		Run:    "TestSpoolFull",
 	},
