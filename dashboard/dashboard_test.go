@@ -453,7 +453,7 @@ func TestEmptyStates(t *testing.T) {
 		!strings.Contains(body, "fredtel simulate --url http://127.0.0.1:8700 --key KEY --sessions 300 --seed 1") {
 		t.Errorf("empty window: %d\n%s", r.StatusCode, body)
 	}
-	for _, q := range []string{"since=forever", "model=%3Cscript%3Ex", "from=yesterday", "from=2026-11-30&to=2026-11-01"} {
+	for _, q := range []string{"since=forever", "model=%3Cscript%3Ex", "agent=%3Cscript%3Ex", "agent=cursor", "from=yesterday", "from=2026-11-30&to=2026-11-01"} {
 		r, body := get(t, c, srv.URL+"/dashboard/?"+q)
 		if r.StatusCode != 400 || strings.Contains(body, "<script>x") || strings.Contains(body, "forever") || strings.Contains(body, "yesterday") {
 			t.Errorf("%s: %d", q, r.StatusCode)
@@ -461,6 +461,15 @@ func TestEmptyStates(t *testing.T) {
 		if r, _ := get(t, c, srv.URL+"/dashboard/api/report?"+q); r.StatusCode != 400 {
 			t.Errorf("api %s: %d", q, r.StatusCode)
 		}
+	}
+	// The agent filter (issue 16): the fleet is fred's; another agent's
+	// window is empty, fred's is not, and the filter stays in the links.
+	if r, body := get(t, c, srv.URL+"/dashboard/stuck?since=all&agent=codex"); r.StatusCode != 200 || !strings.Contains(body, "No sessions in this window") {
+		t.Errorf("agent=codex: %d, want the empty state\n%s", r.StatusCode, body)
+	}
+	if r, body := get(t, c, srv.URL+"/dashboard/?since=all&agent=fred"); r.StatusCode != 200 || strings.Contains(body, "No sessions in this window") ||
+		!strings.Contains(body, "agent=fred") || !strings.Contains(body, "<option selected>fred</option>") {
+		t.Errorf("agent=fred: %d, want the fleet, the filter kept in links and selected\n%s", r.StatusCode, body)
 	}
 	if r, _ := get(t, c, srv.URL+"/dashboard/session/not-a-uuid"); r.StatusCode != 404 {
 		t.Errorf("bad session id: %d", r.StatusCode)

@@ -16,7 +16,8 @@
 //	GET, POST /dashboard/login      the token form; POST /dashboard/logout
 //
 // Every page and endpoint takes the same query: since (1h, 24h, 7d, 30d,
-// 90d, all; default 7d) or from and to (RFC 3339 or a date), and model.
+// 90d, all; default 7d) or from and to (RFC 3339 or a date), model, and
+// agent (the CLI a session ran in; see the OTLP relay).
 // The charts are drawn in the browser by uPlot from the JSON endpoints, so
 // what a chart shows is the insights package's answer, computed by the
 // same queries as `fredtel insights`; each chart publishes the numbers it

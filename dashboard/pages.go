@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -36,11 +37,11 @@ var sinceChoices = []struct{ Value, Label string }{
 	{"1h", "last hour"}, {"24h", "last 24 hours"}, {"7d", "last 7 days"}, {"30d", "last 30 days"}, {"90d", "last 90 days"}, {"all", "all time"},
 }
 
-// filter is the window and model of a request, as its query says.
+// filter is the window, model and agent of a request, as its query says.
 type filter struct {
-	Since, From, To, Model string
-	Label                  string
-	opts                   insights.Options
+	Since, From, To, Model, Agent string
+	Label                         string
+	opts                          insights.Options
 }
 
 // Encode is the filter as a query string, for links and chart sources.
@@ -59,6 +60,9 @@ func (f filter) Encode() string {
 	if f.Model != "" {
 		v.Set("model", f.Model)
 	}
+	if f.Agent != "" {
+		v.Set("agent", f.Agent)
+	}
 	return v.Encode()
 }
 
@@ -72,7 +76,7 @@ func (f filter) TrendsSrc() string { return "/dashboard/api/trends?" + f.Encode(
 
 // key names the computation of the filter in the cache.
 func (f filter) key() string {
-	return f.opts.From.Format(time.RFC3339Nano) + "|" + f.opts.To.Format(time.RFC3339Nano) + "|" + f.Model
+	return f.opts.From.Format(time.RFC3339Nano) + "|" + f.opts.To.Format(time.RFC3339Nano) + "|" + f.Model + "|" + f.Agent
 }
 
 // errFilter is a query the dashboard does not understand; its message is
@@ -83,13 +87,19 @@ func (e errFilter) Error() string { return string(e) }
 
 func (h *handler) filter(r *http.Request) (filter, error) {
 	q := r.URL.Query()
-	f := filter{Since: q.Get("since"), From: q.Get("from"), To: q.Get("to"), Model: q.Get("model")}
+	f := filter{Since: q.Get("since"), From: q.Get("from"), To: q.Get("to"), Model: q.Get("model"), Agent: q.Get("agent")}
 	f.opts = insights.Options{Tables: h.cfg.Tables, Prices: h.cfg.Prices}
 	if f.Model != "" {
 		if len(f.Model) > 128 || !schema.PatModel.Match(f.Model) {
 			return f, errFilter("The model filter is not a model name (such as fred-flash).")
 		}
 		f.opts.Model = f.Model
+	}
+	if f.Agent != "" {
+		if !slices.Contains(schema.EnumAgent, f.Agent) {
+			return f, errFilter("The agent filter is not an agent this build knows (fred, claude-code, codex, gemini-cli, other).")
+		}
+		f.opts.Agent = f.Agent
 	}
 	// Round "now" up to the minute: the same window for a minute, so the
 	// page and its charts share one computation.
@@ -161,6 +171,7 @@ type pageData struct {
 	Q       filter
 	Since   []struct{ Value, Label string }
 	Models  []string
+	Agents  []string // the agents a session may say it ran in (schema.EnumAgent)
 	Pages   []insightPage
 	Tables  string
 	Counted string
@@ -199,7 +210,7 @@ var problemInfo = map[string]struct{ label, page, anchor string }{
 }
 
 func (h *handler) base(r *http.Request, f filter, title, active string) *pageData {
-	return &pageData{Title: title, Active: active, Q: f, Since: sinceChoices, Pages: insightPages,
+	return &pageData{Title: title, Active: active, Q: f, Since: sinceChoices, Agents: schema.EnumAgent, Pages: insightPages,
 		Tables: h.cfg.Tables, Token: h.session != nil}
 }
 
