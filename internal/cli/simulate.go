@@ -21,7 +21,9 @@ func runSimulate(ctx context.Context, args []string, env Getenv, stdout, stderr 
 	fs := flag.NewFlagSet("fredtel simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	apiURL := fs.String("url", "", "the ingest API `URL` to send to (central route), e.g. http://127.0.0.1:8700")
-	key := fs.String("key", "", "API `KEY` (fred_live_…) every session sends with: one user")
+	// The environment keeps the key out of the process list (ps shows
+	// every argument to every user of the machine).
+	key := fs.String("key", env("FREDTEL_SIMULATE_KEY"), "API `KEY` (fred_live_…) every session sends with: one user (env FREDTEL_SIMULATE_KEY, which keeps it out of the process list)")
 	serverDB := fs.String("server-db", "", "the ingest server's database `URL`: create a key for each of --users simulated users there instead of --key")
 	db := fs.String("db", "", "self-hosted route: write the dsc_* tables of this database `URL` through the self-hosted writer, nothing sent")
 	sessions := fs.Int("sessions", 300, "number of sessions")

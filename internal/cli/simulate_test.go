@@ -119,7 +119,8 @@ func TestSimulateCentral(t *testing.T) {
 		t.Fatalf("keys create: %s", errs)
 	}
 	truth := filepath.Join(t.TempDir(), "t.json")
-	code, out, errs = run(t, fredtel, nil, "simulate", "--url", api, "--key", strings.TrimSpace(key), "--sessions", "10", "--truth", truth)
+	// The key from the environment, out of the process list.
+	code, out, errs = run(t, fredtel, map[string]string{"FREDTEL_SIMULATE_KEY": strings.TrimSpace(key)}, "simulate", "--url", api, "--sessions", "10", "--truth", truth)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
