@@ -62,11 +62,12 @@ func (r *Report) header(p *printer) {
 	if r.Filters.Model != "" || r.Filters.Agent != "" {
 		p.f("filters: model %q, agent %q\n", r.Filters.Model, r.Filters.Agent)
 	}
-	unit := "users"
 	if r.Counted == "sessions" {
-		unit = "sessions counted as users: the self-hosted tables have no user_id"
+		p.f("%s sessions (the self-hosted tables have no user_id: \"users\" below count sessions), %s turns, %s tool calls\n",
+			num(r.Totals.Sessions), num(r.Totals.Turns), num(r.Totals.ToolCalls))
+	} else {
+		p.f("%s sessions, %s users, %s turns, %s tool calls\n", num(r.Totals.Sessions), num(r.Totals.Users), num(r.Totals.Turns), num(r.Totals.ToolCalls))
 	}
-	p.f("%s sessions, %s %s, %s turns, %s tool calls\n", num(r.Totals.Sessions), num(r.Totals.Users), unit, num(r.Totals.Turns), num(r.Totals.ToolCalls))
 	if r.Prices != nil && len(r.Prices.Unpriced) > 0 {
 		p.f("no price for %s: their tokens are left out of every cost\n", strings.Join(r.Prices.Unpriced, ", "))
 	}
