@@ -3,7 +3,9 @@ package insights
 import (
 	"bufio"
 	"fmt"
+	"github.com/fredcode/fredtel/schema"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -155,7 +157,11 @@ func (r *Report) textDead(p *printer) {
 	p.section("2. DEAD SLASH COMMANDS")
 	var rows []string
 	for _, c := range dc.Commands {
-		rows = append(rows, fmt.Sprintf("/%s\t%s\t%s", c.Command, num(c.Uses), num(c.Users)))
+		name := "/" + c.Command
+		if slices.Contains(schema.FixedCommandNames, c.Command) {
+			name = "(" + c.Command + ": not in the build's catalog)" // a fixed word, not a command
+		}
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%s", name, num(c.Uses), num(c.Users)))
 	}
 	users := "users"
 	if r.Counted == "sessions" {
