@@ -51,8 +51,14 @@ func centralTo(t testing.TB, sink telemetry.CentralSink, stderr *testkit.Buffer)
 
 const canary = "SECRET-PROMPT-CANARY-42"
 
-// logsJSON is an OTLP/JSON logs request of service with one record.
+// logsJSON is an OTLP/JSON logs request of service with one record,
+// stamped now.
 func logsJSON(service string, attrs map[string]any) []byte {
+	return logsJSONAt(service, attrs, time.Now())
+}
+
+// logsJSONAt is logsJSON stamped at.
+func logsJSONAt(service string, attrs map[string]any, at time.Time) []byte {
 	var kv []string
 	for k, v := range attrs {
 		switch x := v.(type) {
@@ -64,7 +70,7 @@ func logsJSON(service string, attrs map[string]any) []byte {
 	}
 	return []byte(fmt.Sprintf(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}},
 		{"key":"service.version","value":{"stringValue":"2.1.197"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"%d",
-		"body":{"stringValue":%q},"attributes":[%s]}]}]}]}`, service, time.Now().UnixNano(), canary, strings.Join(kv, ",")))
+		"body":{"stringValue":%q},"attributes":[%s]}]}]}]}`, service, at.UnixNano(), canary, strings.Join(kv, ",")))
 }
 
 func post(h http.Handler, path, ct, enc string, body []byte) *httptest.ResponseRecorder {
@@ -268,12 +274,15 @@ func TestFailedCalls(t *testing.T) {
 	sink := &memSink{}
 	var stderr testkit.Buffer
 	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: time.Hour})
+	// Each event a millisecond after the one before: the relay orders a
+	// session's events by their own time.
+	at := time.Now()
 	ev := func(sid string, attrs map[string]any) {
 		attrs["session.id"] = sid
-		if w := post(r, "/v1/logs", "application/json", "", logsJSON("claude-code", attrs)); w.Code != 200 {
+		at = at.Add(time.Millisecond)
+		if w := post(r, "/v1/logs", "application/json", "", logsJSONAt("claude-code", attrs, at)); w.Code != 200 {
 			t.Fatal(w.Code)
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 	// Given up after two 529s.
 	ev("a", map[string]any{"event.name": "user_prompt", "prompt_length": 10})
