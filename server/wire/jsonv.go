@@ -273,7 +273,7 @@ func (p *parser) str() (string, error) {
 			case 't':
 				buf = append(buf, '\t')
 			case 'u':
-				r, n, ok := p.u()
+				r, n, ok := unicodeEscape(p.s[p.i:])
 				if !ok {
 					return "", p.err("invalid \\u escape")
 				}
@@ -292,17 +292,18 @@ func (p *parser) str() (string, error) {
 	return "", p.err("unterminated string")
 }
 
-// u decodes \uXXXX (or a surrogate pair) at p.i; lone surrogates are
-// invalid.
-func (p *parser) u() (rune, int, bool) {
-	r, ok := jsonesc.Hex4(p.s[p.i:])
+// unicodeEscape decodes \uXXXX (or a surrogate pair) at the start of s;
+// lone surrogates are invalid. Both the scanner and the parser read
+// escapes with it.
+func unicodeEscape(s []byte) (rune, int, bool) {
+	r, ok := jsonesc.Hex4(s)
 	if !ok {
 		return 0, 0, false
 	}
 	if !utf16.IsSurrogate(r) {
 		return r, 6, true
 	}
-	r2, ok := jsonesc.Hex4(p.s[p.i+6:])
+	r2, ok := jsonesc.Hex4(s[6:])
 	if !ok {
 		return 0, 0, false
 	}

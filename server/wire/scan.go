@@ -3,10 +3,8 @@ package wire
 import (
 	"net/http"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/fredcode/fredtel/internal/jsonesc"
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -403,7 +401,7 @@ func (sc *scanner) str(limit int, key bool) (string, *Rejection) {
 				r = '\t'
 			case 'u':
 				var ok bool
-				if r, w, ok = sc.u(); !ok {
+				if r, w, ok = unicodeEscape(sc.s[sc.i:]); !ok {
 					return "", sc.syntax("invalid \\u escape")
 				}
 			default:
@@ -440,27 +438,6 @@ func (sc *scanner) tooLong(key bool, limit int) *Rejection {
 		return Reject(http.StatusBadRequest, "unknown_field", sc.pathString(), "field not allowed")
 	}
 	return sc.bound("longer than %d bytes", limit)
-}
-
-// u decodes \uXXXX (or a surrogate pair) at sc.i; lone surrogates are
-// invalid.
-func (sc *scanner) u() (rune, int, bool) {
-	r, ok := jsonesc.Hex4(sc.s[sc.i:])
-	if !ok {
-		return 0, 0, false
-	}
-	if !utf16.IsSurrogate(r) {
-		return r, 6, true
-	}
-	r2, ok := jsonesc.Hex4(sc.s[sc.i+6:])
-	if !ok {
-		return 0, 0, false
-	}
-	d := utf16.DecodeRune(r, r2)
-	if d == utf8.RuneError {
-		return 0, 0, false
-	}
-	return d, 12, true
 }
 
 func (sc *scanner) array(depth int, c ctx) *Rejection {
