@@ -159,7 +159,7 @@ var ToolCalls = &Record{
 		{Name: "outcome", Kind: KindString, Scope: Central, Enum: EnumOutcome, Max: 8, Since: 1, Doc: "ok or error"},
 		count("result_bytes", maxBytes, "size of the tool result in bytes"),
 		{Name: "result_is_error", Kind: KindBool, Scope: Central, Since: 1, Doc: "the result text starts with Error:"},
-		{Name: "result_fingerprint", Kind: KindHash, Scope: Central, Nullable: true, Max: 64, Since: 2, Doc: "HMAC-SHA-256 of the result text under the session's key: a repeated call with the same result is stuck, with a changing one polling"},
+		{Name: "result_fingerprint", Kind: KindHash, Scope: Central, Nullable: true, Max: 64, Since: 2, Doc: "HMAC-SHA-256 of the result text under the session's key (beyond 32 KiB: of its length, first and last 16 KiB): a repeated call with the same result is stuck, with a changing one polling"},
 	}, serverFields()...),
 }
 

@@ -589,7 +589,7 @@ type ToolCall struct {
 	Outcome           string    `json:"outcome"`            // central: ok or error
 	ResultBytes       int64     `json:"result_bytes"`       // central: size of the tool result in bytes
 	ResultIsError     bool      `json:"result_is_error"`    // central: the result text starts with Error:
-	ResultFingerprint Hash      `json:"result_fingerprint"` // central: HMAC-SHA-256 of the result text under the session's key: a repeated call with the same result is stuck, with a changing one polling
+	ResultFingerprint Hash      `json:"result_fingerprint"` // central: HMAC-SHA-256 of the result text under the session's key (beyond 32 KiB: of its length, first and last 16 KiB): a repeated call with the same result is stuck, with a changing one polling
 	UserID            string    `json:"user_id"`            // server: owner of the API key that sent the record (never from the payload)
 	ReceivedAt        Time      `json:"received_at"`        // server: server clock when the batch was committed
 	ClockOffsetMs     int64     `json:"clock_offset_ms"`    // server: server clock minus the batch's sent_at, to correct a client clock that is off

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash"
 	"slices"
+	"strconv"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -350,8 +351,37 @@ func (f *fingerprinter) call(raw []byte, result string) (args, res schema.Hash) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	args = f.argsLocked(raw)
-	res = f.textLocked(result)
+	res = f.resultLocked(result)
 	return args, res
+}
+
+// resultEdge bounds what a result's fingerprint reads: a result longer
+// than twice this is hashed as its length, its first and its last
+// resultEdge bytes. The agent's goroutine pays for the hash, and a tool
+// result can be megabytes (a file read, a test log); a fixed cost keeps a
+// big result from costing the agent milliseconds. What it gives up: two
+// results of one length that differ only in their middle count as the
+// same (a loop is then called stuck where it polled); outputs that
+// change (a build, a test run) change at their end or in their length.
+const resultEdge = 16 << 10
+
+// resultLocked is the fingerprint of a tool result (see resultEdge).
+func (f *fingerprinter) resultLocked(s string) schema.Hash {
+	if len(s) <= 2*resultEdge {
+		return f.textLocked(s)
+	}
+	f.h.Reset()
+	f.c.out = strconv.AppendInt(append(f.c.out[:0], "len:"...), int64(len(s)), 10)
+	f.h.Write(f.c.out)
+	for _, part := range [2]string{s[:resultEdge], s[len(s)-resultEdge:]} {
+		for len(part) > 0 {
+			n := copy(f.chunk[:], part)
+			f.h.Write(f.chunk[:n])
+			part = part[n:]
+		}
+	}
+	f.c.sum = f.h.Sum(f.c.sum[:0])
+	return schema.Hash(f.c.sum)
 }
 
 // args returns the fingerprint of tool arguments.

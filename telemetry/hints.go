@@ -3,6 +3,7 @@ package telemetry
 import (
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync"
 
 	"github.com/fredcode/fredtel/rules"
@@ -91,7 +92,7 @@ func newHints(on func(Hint), fast, models []string) *hints {
 // toolCall follows a call. The hashes are local (maphash, never sent):
 // the hints work on the off route too, where no fingerprint key exists.
 func (h *hints) toolCall(name string, args []byte, result string) {
-	a, r := maphash.Bytes(h.seed, args), maphash.String(h.seed, result)
+	a, r := maphash.Bytes(h.seed, args), h.resultKey(result)
 	h.mu.Lock()
 	if h.n > 0 && name == h.tool && a == h.args {
 		h.n++
@@ -108,6 +109,21 @@ func (h *hints) toolCall(name string, args []byte, result string) {
 	if tell {
 		h.on(hint)
 	}
+}
+
+// resultKey reads a result as its fingerprint does (resultEdge): a big
+// one by its length, head and tail, so the cost does not grow with it.
+func (h *hints) resultKey(s string) uint64 {
+	if len(s) <= 2*resultEdge {
+		return maphash.String(h.seed, s)
+	}
+	var m maphash.Hash
+	m.SetSeed(h.seed)
+	var n [20]byte
+	m.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
+	m.WriteString(s[:resultEdge])
+	m.WriteString(s[len(s)-resultEdge:])
+	return m.Sum64()
 }
 
 // turn follows a turn's end.
