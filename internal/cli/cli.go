@@ -6,6 +6,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -51,6 +53,9 @@ func dispatch(ctx context.Context, prog, intro string, cmds map[string]command, 
 		return 2
 	}
 	err := c.run(ctx, args[1:], env, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) { // -h: the flag package printed the usage
+		return 0
+	}
 	switch e := err.(type) {
 	case nil:
 		return 0
@@ -65,10 +70,20 @@ func dispatch(ctx context.Context, prog, intro string, cmds map[string]command, 
 	}
 }
 
-// notYet is the honest answer of a command that is planned (SPEC §7) but not
-// built.
-func notYet(context.Context, []string, Getenv, io.Writer, io.Writer) error {
-	return fmt.Errorf("not built yet: planned in SPEC §7, no release has it")
+// parseFlags parses a command's flags, which take no positional
+// argument: -h gives flag.ErrHelp (exit 0, the usage printed), a bad flag
+// a usage error (exit 2, the flag package said what was wrong).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
 }
 
 // dataDir is where fredtel keeps its embedded database by default:

@@ -92,14 +92,8 @@ func runDashboard(ctx context.Context, args []string, env Getenv, stdout, stderr
 			"A non-loopback --addr needs a token (--dashboard-token or "+tokenEnv+").\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &usageError{}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *tables != insights.TablesCentral && *tables != insights.TablesSelfHosted {
 		return &usageError{msg: fmt.Sprintf("--tables %q: want central or self-hosted", *tables)}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,15 +40,10 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 			"dashboard (/dashboard/) until Ctrl-C.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &usageError{}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *sessions < 1 || *sessions > 100_000:
 		return &usageError{msg: fmt.Sprintf("--sessions %d: want 1 to 100000", *sessions)}
 	case *users < 1 || *users > 1000:

@@ -126,14 +126,8 @@ func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, 
 	fs := flag.NewFlagSet("fred login", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	key := fs.String("key", "", "the API key (fred_live_…); without it, the key is read from standard input")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &usageError{}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	k := strings.TrimSpace(*key)
 	if k == "" {

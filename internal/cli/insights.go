@@ -41,14 +41,8 @@ func runInsightsAt(ctx context.Context, now time.Time, args []string, env Getenv
 			"Computed inside the database; read-only. Definitions and the JSON form: docs/insights.md.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &usageError{}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *format != "text" && *format != "json" {
 		return &usageError{msg: fmt.Sprintf("--format %q: want text or json", *format)}

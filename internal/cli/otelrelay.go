@@ -28,14 +28,8 @@ func (f *fredCmd) otelRelay(ctx context.Context, args []string, env Getenv, stdo
 	anyAddr := fs.Bool("allow-non-loopback", false, "allow an address other machines can reach (the CLIs' exports carry prompts and paths)")
 	idle := fs.Duration("idle", 10*time.Minute, "close a CLI session that sent nothing for this long")
 	settle := fs.Duration("settle", 10*time.Second, "how long an event waits for the CLI's other exports before it is recorded")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &usageError{}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := loopbackOnly(*addr, *anyAddr); err != nil {
 		return &usageError{msg: err.Error()}

@@ -56,14 +56,8 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 			"Migrates the database on start; stops gracefully on SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &usageError{}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	var h slog.Handler
 	switch *logFormat {
