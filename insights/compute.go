@@ -56,16 +56,25 @@ type run struct {
 	unpriced map[string]bool
 }
 
-func (d *db) report(ctx context.Context, o *Options) (*Report, error) {
+// snapshot begins the read-only transaction every query of one answer
+// runs in: on PostgreSQL one snapshot, so the answers describe the same
+// data even while ingest goes on.
+func (d *db) snapshot(ctx context.Context) (*sql.Tx, error) {
 	var txo *sql.TxOptions
 	if d.dialect == schema.Postgres {
-		// One snapshot: the six answers describe the same data even while
-		// ingest goes on.
 		txo = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	}
 	tx, err := d.sql.BeginTx(ctx, txo)
 	if err != nil {
 		return nil, d.fail("begin", err)
+	}
+	return tx, nil
+}
+
+func (d *db) report(ctx context.Context, o *Options) (*Report, error) {
+	tx, err := d.snapshot(ctx)
+	if err != nil {
+		return nil, err
 	}
 	defer tx.Rollback()
 	if d.dialect == schema.Postgres {

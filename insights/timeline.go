@@ -180,13 +180,9 @@ func Timeline(ctx context.Context, dbURL string, o TimelineOptions) (*SessionTim
 	if err := d.checkVersion(ctx); err != nil {
 		return nil, err
 	}
-	var txo *sql.TxOptions
-	if d.dialect == schema.Postgres {
-		txo = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
-	}
-	tx, err := d.sql.BeginTx(ctx, txo)
+	tx, err := d.snapshot(ctx)
 	if err != nil {
-		return nil, d.fail("begin", err)
+		return nil, err
 	}
 	defer tx.Rollback()
 	tl := &SessionTimeline{Tables: opts.Tables, MinRepeats: opts.MinRepeats,

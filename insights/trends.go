@@ -93,13 +93,9 @@ func ComputeTrends(ctx context.Context, dbURL string, opts Options, maxBuckets i
 	if err := d.checkVersion(ctx); err != nil {
 		return nil, err
 	}
-	var txo *sql.TxOptions
-	if d.dialect == schema.Postgres {
-		txo = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
-	}
-	tx, err := d.sql.BeginTx(ctx, txo)
+	tx, err := d.snapshot(ctx)
 	if err != nil {
-		return nil, d.fail("begin", err)
+		return nil, err
 	}
 	defer tx.Rollback()
 	tr, err := d.trends(ctx, tx, &opts, maxBuckets)
