@@ -5,7 +5,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/fredcode/fredtel/server/wire"
+	"github.com/fredcode/fredtel/wire"
 	"github.com/google/uuid"
 )
 

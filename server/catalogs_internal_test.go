@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/fredcode/fredtel/server/wire"
+	"github.com/fredcode/fredtel/wire"
 	"github.com/google/uuid"
 )
 

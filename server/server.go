@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
-	"github.com/fredcode/fredtel/server/wire"
+	"github.com/fredcode/fredtel/wire"
 	"github.com/fredcode/fredtel/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"

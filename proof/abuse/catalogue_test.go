@@ -21,7 +21,7 @@ import (
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/internal/wiretest"
-	"github.com/fredcode/fredtel/server/wire"
+	"github.com/fredcode/fredtel/wire"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )

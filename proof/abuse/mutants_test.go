@@ -13,7 +13,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "parser-keeps-duplicate-keys",
 		Breaks: "duplicate-key detection in the wire parser",
-		File:   "server/wire/jsonv.go",
+		File:   "wire/jsonv.go",
 		Old:    "if m.key == k {",
 		New:    "if false && m.key == k {",
 		Pkg:    "./proof/abuse",
@@ -22,7 +22,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "forbidden-fields-accepted",
 		Breaks: "the allowlist's refusal of self-hosted and server fields (an escaped user_input key)",
-		File:   "server/wire/validate.go",
+		File:   "wire/validate.go",
 		Old:    "f := r.Fields[fi]\n\t\tif !v.allowed(f) {",
 		New:    "f := r.Fields[fi]\n\t\tif false && !v.allowed(f) {",
 		Pkg:    "./proof/abuse",
@@ -31,7 +31,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "unknown-fields-ignored",
 		Breaks: "the refusal of fields the schema does not declare",
-		File:   "server/wire/validate.go",
+		File:   "wire/validate.go",
 		Old:    "\t\tif fi < 0 {\n\t\t\tfl.raw = true\n",
 		New:    "\t\tif fi < 0 {\n\t\t\tcontinue\n\t\t\tfl.raw = true\n",
 		Pkg:    "./proof/abuse",
@@ -40,7 +40,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "keys-echoed-in-paths",
 		Breaks: "paths from declared names only: a key the declaration does not know is <unknown key> (`x[SECRET…` duplicated)",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "\treturn unknownKey\n}",
 		New:    "\treturn k\n}",
 		Pkg:    "./proof/abuse",
@@ -49,7 +49,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "nesting-unbounded",
 		Breaks: "the parser's nesting bound",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "if depth > maxNesting {",
 		New:    "if false && depth > maxNesting {",
 		Pkg:    "./proof/abuse",
@@ -58,7 +58,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "scan-records-unbounded",
 		Breaks: "the bound on records, met while parsing (8 MiB of {} in one array)",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "if sc.records >= sc.maxRecords {",
 		New:    "if false {",
 		Pkg:    "./proof/abuse",
@@ -67,25 +67,25 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "scan-arrays-unbounded",
 		Breaks: "the bound on array lengths, met while parsing (a catalog of 4 million items)",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "} else if idx >= sc.b.maxItems {",
 		New:    "} else if false {",
-		Pkg:    "./server/wire",
+		Pkg:    "./wire",
 		Run:    "TestValidateWorkIsBounded/^wide_array_in_a_catalog$",
 	},
 	{
 		Name:   "scan-objects-unbounded",
 		Breaks: "the bound on object widths, met while parsing (5000 members in a record)",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "if n > sc.b.maxMembers {",
 		New:    "if false {",
-		Pkg:    "./server/wire",
+		Pkg:    "./wire",
 		Run:    "TestValidateWorkIsBounded/^5000_members_in_a_record$",
 	},
 	{
 		Name:   "scan-strings-unbounded",
 		Breaks: "the bound on string lengths, met while parsing (an escaped 1 MiB model)",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "if n+utf8.RuneLen(r) > limit {",
 		New:    "if false {",
 		Pkg:    "./proof/abuse",
@@ -94,10 +94,10 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "scan-root-shape-unchecked",
 		Breaks: "the refusal of a root that is not an object at its first byte (8 MiB of [0,0,0,…])",
-		File:   "server/wire/scan.go",
+		File:   "wire/scan.go",
 		Old:    "\t\tif k != jObj {\n\t\t\treturn Reject(http.StatusBadRequest, \"type\", \"\", \"the batch must be a JSON object\")",
 		New:    "\t\tif false {\n\t\t\treturn Reject(http.StatusBadRequest, \"type\", \"\", \"the batch must be a JSON object\")",
-		Pkg:    "./server/wire",
+		Pkg:    "./wire",
 		Run:    "TestValidateWorkIsBounded/^wide_array_at_the_root$",
 	},
 	{
@@ -121,7 +121,7 @@ var mutants = []proof.Mutant{
 	{
 		Name:   "catalog-membership-off",
 		Breaks: "the check that a v2 batch's names are in its session's catalogs or fixed words",
-		File:   "server/wire/names.go",
+		File:   "wire/names.go",
 		Old:    "if c != nil && c.Has(n.Kind, n.Name) {",
 		New:    "if true || c != nil && c.Has(n.Kind, n.Name) {",
 		Pkg:    "./proof/abuse",

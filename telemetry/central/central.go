@@ -10,7 +10,7 @@
 // the config dir, mode 0600, and only ever holds remote-safe payloads. The
 // config dir, spool/ and audit/ must be the user's own (CheckFolders); no
 // symbolic link is followed there, only files of the sender's own names are
-// read or deleted, and a spooled file is sent only when server/wire's
+// read or deleted, and a spooled file is sent only when wire's
 // validator accepts it (it imports nothing of the server but that package).
 package central
 

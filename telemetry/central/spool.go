@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/safedir"
-	"github.com/fredcode/fredtel/server/wire"
+	"github.com/fredcode/fredtel/wire"
 )
 
 // spool is a folder of undelivered batch bodies, one file each, oldest

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fredcode/fredtel/internal/wiretest"
 	"github.com/fredcode/fredtel/schema"
-	"github.com/fredcode/fredtel/server/wire"
+	"github.com/fredcode/fredtel/wire"
 )
 
 func limits(now time.Time) wire.Limits {
