@@ -51,3 +51,28 @@ func IsFast(model string, fastModels []string) bool {
 func Struggles(finishReason string, toolCalls int64, struggleToolCalls int) bool {
 	return finishReason == "length" || finishReason == "error" || toolCalls >= int64(struggleToolCalls)
 }
+
+// Run marks the calls of one session, in their order, with their place in
+// a run of identical calls (same tool name, same arguments): the client
+// records the mark with each call (tool_calls.run_start and run_len), so
+// the insights find a fleet's loops in an index of the repeats instead of
+// sorting every call. K is what makes two calls identical (the recorded
+// name and argument fingerprint); ID is a call's id. The zero Run is ready.
+type Run[K comparable, ID comparable] struct {
+	key   K
+	start ID
+	n     int64
+}
+
+// Next follows the call id with key k, the next call of the session in
+// order, and returns the id of its run's first call and its place in the
+// run: 1 for a call unlike the one before it (start is then id itself), 2
+// and more for a repeat.
+func (r *Run[K, ID]) Next(k K, id ID) (start ID, n int64) {
+	if r.n > 0 && k == r.key {
+		r.n++
+	} else {
+		r.key, r.start, r.n = k, id, 1
+	}
+	return r.start, r.n
+}

@@ -36,3 +36,20 @@ func TestStruggles(t *testing.T) {
 		}
 	}
 }
+
+func TestRun(t *testing.T) {
+	var r Run[string, int]
+	calls := []struct {
+		key       string
+		id        int
+		start, at int64
+	}{
+		{"a", 1, 1, 1}, {"a", 2, 1, 2}, {"a", 3, 1, 3}, {"b", 4, 4, 1}, {"a", 5, 5, 1}, {"b", 6, 6, 1}, {"b", 7, 6, 2},
+	}
+	for _, c := range calls {
+		start, n := r.Next(c.key, c.id)
+		if int64(start) != c.start || n != c.at {
+			t.Errorf("call %d (%s): run start %d, place %d; want %d, %d", c.id, c.key, start, n, c.start, c.at)
+		}
+	}
+}

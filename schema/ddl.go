@@ -130,6 +130,39 @@ func (f *Field) columnDef(d Dialect) string {
 type Index struct {
 	Name    string
 	Columns []string
+	// Include: columns an index-only scan reads besides the key
+	// (PostgreSQL's INCLUDE; SQLite has none and appends them to the key).
+	Include []string
+	// Where makes a partial index: only the rows an analysis looks for,
+	// so the others cost ingest nothing but the test.
+	Where string
+	// Since is the version that made the index (0: the table's own).
+	Since int
+}
+
+// def is the CREATE INDEX statement of ix on table t.
+func (ix Index) def(d Dialect, t string) string {
+	cols := ix.Columns
+	var b strings.Builder
+	if d == SQLite {
+		cols = append(append([]string(nil), cols...), ix.Include...)
+	}
+	fmt.Fprintf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s (%s)", ix.Name, t, strings.Join(cols, ", "))
+	if d == Postgres && len(ix.Include) > 0 {
+		fmt.Fprintf(&b, " INCLUDE (%s)", strings.Join(ix.Include, ", "))
+	}
+	if ix.Where != "" {
+		b.WriteString(" WHERE " + ix.Where)
+	}
+	return b.String()
+}
+
+// since is the version that made ix on r's table.
+func (ix Index) since(r *Record) int {
+	if ix.Since > r.Since {
+		return ix.Since
+	}
+	return r.Since
 }
 
 // Indexes returns the secondary indexes of r's table in the set: the ones the
@@ -145,15 +178,22 @@ type Index struct {
 func (s Set) Indexes(r *Record) []Index {
 	t := s.TableName(r)
 	if r.Batch == "" { // a server table: looked up by key, listed by user
-		return []Index{{t + "_user_idx", []string{"user_id", r.TimeField}}}
+		return []Index{{Name: t + "_user_idx", Columns: []string{"user_id", r.TimeField}}}
 	}
 	var out []Index
 	if !r.Key().Equal("session_id") {
-		out = append(out, Index{t + "_session_time_idx", []string{"session_id", r.TimeField}})
+		out = append(out, Index{Name: t + "_session_time_idx", Columns: []string{"session_id", r.TimeField}})
 	}
-	out = append(out, Index{t + "_time_idx", []string{r.TimeField}})
+	out = append(out, Index{Name: t + "_time_idx", Columns: []string{r.TimeField}})
 	if s == CentralSet && r.Key().Equal("session_id") {
-		out = append(out, Index{t + "_user_time_idx", []string{"user_id", r.TimeField}})
+		out = append(out, Index{Name: t + "_user_time_idx", Columns: []string{"user_id", r.TimeField}})
+	}
+	if r == ToolCalls {
+		// The repeats the client marked (a small share of the calls): the
+		// insights find every loop of a window here, without sorting the
+		// calls (docs/insights.md).
+		out = append(out, Index{Name: t + "_runs_idx", Columns: []string{"session_id", "run_start"},
+			Include: []string{"run_len", "result_fingerprint", "duration_ms", "turn_id"}, Where: "run_len >= 2", Since: 3})
 	}
 	return out
 }
@@ -168,6 +208,7 @@ type Declaration struct {
 	Version      int
 	Records      []*Record // the batch records, in write order
 	ServerTables []*Record // central tables that hold no records
+	Rollups      []*Rollup // tables the database keeps from the records
 	Retired      []RetiredIndex
 }
 
@@ -180,7 +221,7 @@ type RetiredIndex struct {
 }
 
 // Current is the declaration of this build.
-var Current = &Declaration{Version: Version, Records: Records, ServerTables: ServerTables, Retired: RetiredIndexes}
+var Current = &Declaration{Version: Version, Records: Records, ServerTables: ServerTables, Rollups: Rollups, Retired: RetiredIndexes}
 
 // RetiredIndexes: early builds of migration 1 indexed the record tables by
 // (user_id, time); a later one of the same migration did not (the index
@@ -267,7 +308,9 @@ func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
 				validate = append(validate, val...)
 			}
 		}
+		out = append(out, indexDefs(d, s, r, v, v)...)
 	}
+	out = append(out, dc.rollups(d, s, v, false)...)
 	for _, ri := range dc.Retired {
 		if ri.Version == v && ri.Set == s {
 			out = append(out, "DROP INDEX IF EXISTS "+ri.Name)
@@ -332,15 +375,15 @@ func (dc *Declaration) Whole(d Dialect, s Set) []string {
 	var out []string
 	for _, r := range dc.Tables(s) {
 		out = append(out, tableDef(d, s, r, dc.Version, s.TableName(r)))
-		out = append(out, indexDefs(s, r)...)
+		out = append(out, indexDefs(d, s, r, 0, dc.Version)...)
 	}
-	return out
+	return append(out, dc.rollups(d, s, dc.Version, true)...)
 }
 
 // createTable is the CREATE TABLE of r with its columns of versions up to v,
 // and its indexes.
 func createTable(d Dialect, s Set, r *Record, v int) string {
-	return strings.Join(append([]string{tableDef(d, s, r, v, s.TableName(r))}, indexDefs(s, r)...), ";\n\n")
+	return strings.Join(append([]string{tableDef(d, s, r, v, s.TableName(r))}, indexDefs(d, s, r, 0, v)...), ";\n\n")
 }
 
 func tableDef(d Dialect, s Set, r *Record, v int, name string) string {
@@ -353,10 +396,14 @@ func tableDef(d Dialect, s Set, r *Record, v int, name string) string {
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n)", name, strings.Join(defs, ",\n"))
 }
 
-func indexDefs(s Set, r *Record) []string {
+// indexDefs are the CREATE INDEX statements of r's indexes made by
+// versions from..to.
+func indexDefs(d Dialect, s Set, r *Record, from, to int) []string {
 	var out []string
 	for _, ix := range s.Indexes(r) {
-		out = append(out, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", ix.Name, s.TableName(r), strings.Join(ix.Columns, ", ")))
+		if v := ix.since(r); v >= from && v <= to {
+			out = append(out, ix.def(d, s.TableName(r)))
+		}
 	}
 	return out
 }
@@ -380,7 +427,7 @@ func rebuildTable(s Set, r *Record, v int) []string {
 		"DROP TABLE " + t,
 		fmt.Sprintf("ALTER TABLE %s__new RENAME TO %s", t, t),
 	}
-	return append(out, indexDefs(s, r)...)
+	return append(out, indexDefs(SQLite, s, r, 0, v)...)
 }
 
 // MigrationSQL is the text of the migration file for version v.

@@ -61,6 +61,7 @@ const (
 	maxCatalog    = 512
 	maxTextChars  = 10_000_000 // self-hosted text columns
 	maxClockSkew  = 10 * 365 * 24 * 3600 * 1000
+	maxRun        = 1_000_000_000 // repeats in one session
 )
 
 // Fields shared by several records.
@@ -160,6 +161,8 @@ var ToolCalls = &Record{
 		count("result_bytes", maxBytes, "size of the tool result in bytes"),
 		{Name: "result_is_error", Kind: KindBool, Scope: Central, Since: 1, Doc: "the result text starts with Error:"},
 		{Name: "result_fingerprint", Kind: KindHash, Scope: Central, Nullable: true, Max: 64, Since: 2, Doc: "HMAC-SHA-256 of the result text under the session's key (beyond 32 KiB: of its length, first and last 16 KiB): a repeated call with the same result is stuck, with a changing one polling"},
+		{Name: "run_start", Kind: KindUUID, Scope: Central, Nullable: true, Since: 3, Doc: "call_id of the first call of the run this call is in (calls in session order with the same tool_name and args_fingerprint, marked by the client as it records them); null where the client did not mark runs"},
+		{Name: "run_len", Kind: KindInt, Scope: Central, Nullable: true, Min: 1, Max: maxRun, Since: 3, Doc: "the call's place in that run: 1 for a call unlike the one before it, 2 and more for a repeat (a loop is a run that reaches 3); null where the client did not mark runs"},
 	}, serverFields()...),
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // TimeLayout is the wire and SQLite text form of every timestamp: RFC 3339,
@@ -275,6 +277,34 @@ func lowerHexDigit(c byte) (byte, bool) {
 		return c - 'a' + 10, true
 	}
 	return 0, false
+}
+
+// OptUUID is a UUID that may be unknown (JSON null, SQL NULL): the nil
+// UUID is null.
+type OptUUID struct{ uuid.UUID }
+
+// MarshalJSON writes null for the nil UUID.
+func (o OptUUID) MarshalJSON() ([]byte, error) {
+	if o.UUID == uuid.Nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(o.UUID)
+}
+
+// UnmarshalJSON reads null as the nil UUID.
+func (o *OptUUID) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*o = OptUUID{}
+		return nil
+	}
+	return json.Unmarshal(b, &o.UUID)
+}
+
+func nullUUID(u OptUUID) any {
+	if u.UUID == uuid.Nil {
+		return nil
+	}
+	return u.UUID
 }
 
 func nullHash(h Hash) any {

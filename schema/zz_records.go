@@ -590,6 +590,8 @@ type ToolCall struct {
 	ResultBytes       int64     `json:"result_bytes"`       // central: size of the tool result in bytes
 	ResultIsError     bool      `json:"result_is_error"`    // central: the result text starts with Error:
 	ResultFingerprint Hash      `json:"result_fingerprint"` // central: HMAC-SHA-256 of the result text under the session's key (beyond 32 KiB: of its length, first and last 16 KiB): a repeated call with the same result is stuck, with a changing one polling
+	RunStart          OptUUID   `json:"run_start"`          // central: call_id of the first call of the run this call is in (calls in session order with the same tool_name and args_fingerprint, marked by the client as it records them); null where the client did not mark runs
+	RunLen            OptInt    `json:"run_len"`            // central: the call's place in that run: 1 for a call unlike the one before it, 2 and more for a repeat (a loop is a run that reaches 3); null where the client did not mark runs
 	UserID            string    `json:"user_id"`            // server: owner of the API key that sent the record (never from the payload)
 	ReceivedAt        Time      `json:"received_at"`        // server: server clock when the batch was committed
 	ClockOffsetMs     int64     `json:"clock_offset_ms"`    // server: server clock minus the batch's sent_at, to correct a client clock that is off
@@ -611,6 +613,8 @@ type RemoteToolCall struct {
 	ResultBytes       int64     `json:"result_bytes"`
 	ResultIsError     bool      `json:"result_is_error"`
 	ResultFingerprint Hash      `json:"result_fingerprint"`
+	RunStart          OptUUID   `json:"run_start"`
+	RunLen            OptInt    `json:"run_len"`
 }
 
 // Remote keeps the Central fields of r.
@@ -629,6 +633,8 @@ func (r *ToolCall) Remote() RemoteToolCall {
 		ResultBytes:       r.ResultBytes,
 		ResultIsError:     r.ResultIsError,
 		ResultFingerprint: r.ResultFingerprint,
+		RunStart:          r.RunStart,
+		RunLen:            r.RunLen,
 	}
 }
 
@@ -661,6 +667,14 @@ func (r *RemoteToolCall) AppendJSON(b []byte) []byte {
 	b = strconv.AppendBool(b, r.ResultIsError)
 	b = append(b, `,"result_fingerprint":`...)
 	b = r.ResultFingerprint.AppendJSON(b)
+	b = append(b, `,"run_start":`...)
+	if r.RunStart.UUID == uuid.Nil {
+		b = append(b, "null"...)
+	} else {
+		b = AppendUUID(b, r.RunStart.UUID)
+	}
+	b = append(b, `,"run_len":`...)
+	b = r.RunLen.AppendJSON(b)
 	return append(b, '}')
 }
 
@@ -680,6 +694,8 @@ func (r *RemoteToolCall) Local() ToolCall {
 		ResultBytes:       r.ResultBytes,
 		ResultIsError:     r.ResultIsError,
 		ResultFingerprint: r.ResultFingerprint,
+		RunStart:          r.RunStart,
+		RunLen:            r.RunLen,
 	}
 }
 
@@ -755,6 +771,16 @@ func (r *ToolCall) SetValue(name string, v any) bool {
 		x, ok := v.(Hash)
 		r.ResultFingerprint = x
 		return ok
+	case "run_start":
+		x, ok := v.(uuid.UUID)
+		r.RunStart = OptUUID{x}
+		return ok
+	case "run_len":
+		x, ok := v.(int64)
+		if ok {
+			r.RunLen = IntOf(x)
+		}
+		return ok
 	case "user_id":
 		x, ok := v.(string)
 		r.UserID = x
@@ -787,6 +813,8 @@ func (r *ToolCall) AppendValues(s Set, dst []any) []any {
 	dst = append(dst, r.ResultBytes)
 	dst = append(dst, r.ResultIsError)
 	dst = append(dst, nullHash(r.ResultFingerprint))
+	dst = append(dst, nullUUID(r.RunStart))
+	dst = append(dst, nullInt(r.RunLen))
 	if s == CentralSet {
 		dst = append(dst, r.UserID)
 		dst = append(dst, r.ReceivedAt.Time)

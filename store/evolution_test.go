@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,11 +22,28 @@ import (
 // of users were made from these files, whatever the declaration says today.
 func frozenV1(t *testing.T) fs.FS {
 	t.Helper()
-	src := os.DirFS("testdata")
-	if _, err := fs.Stat(src, "migrations/postgres/central/0001_schema_v1.sql"); err != nil {
-		t.Fatalf("golden v1 migrations: %v", err)
+	src := fstest.MapFS{}
+	err := fs.WalkDir(os.DirFS("testdata"), "migrations", func(p string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && strings.HasSuffix(p, "/0001_schema_v1.sql") {
+			b, err := os.ReadFile(filepath.Join("testdata", p))
+			src[p] = &fstest.MapFile{Data: b}
+			return err
+		}
+		return err
+	})
+	if err != nil || len(src) != 4 {
+		t.Fatalf("golden v1 migrations: %d files, %v", len(src), err)
 	}
 	return src
+}
+
+// afterV1 lists the versions a database made by migration 1 applies.
+func afterV1() []int {
+	var out []int
+	for v := 2; v <= schema.Version; v++ {
+		out = append(out, v)
+	}
+	return out
 }
 
 // openBare opens a store without migrating it.
@@ -252,15 +271,15 @@ func TestEvolutionFromV1(t *testing.T) {
 				}
 
 				applied, err := s.Migrate(ctx)
-				if err != nil || !slices.Equal(applied, []int{2}) {
-					t.Fatalf("Migrate to v2 = %v, %v; want [2]", applied, err)
+				if err != nil || !slices.Equal(applied, afterV1()) {
+					t.Fatalf("Migrate to v%d = %v, %v; want %v", schema.Version, applied, err, afterV1())
 				}
 				if after := dump(t, s); !slices.Equal(after, before) {
-					t.Fatalf("rows changed by migration 2:\n%s", diff(before, after))
+					t.Fatalf("rows changed by the migrations:\n%s", diff(before, after))
 				}
 				for _, r := range schema.Records {
 					for _, f := range s.Set().Columns(r) {
-						if f.Since == 2 {
+						if f.Since >= 2 {
 							if n := count(t, s, s.Set().TableName(r)+" WHERE "+f.Name+" IS NOT NULL"); n != 0 {
 								t.Errorf("%s.%s: %d old rows got a value", r.Table, f.Name, n)
 							}
@@ -288,7 +307,8 @@ func TestEvolutionFromV1(t *testing.T) {
 
 				// A next version adds a finish reason: refused before its
 				// migration (the CHECK of v1 still holds), stored after.
-				next := withEnumValue(schema.Current, "turn", "finish_reason", "test_only", 3)
+				nv := schema.Version + 1
+				next := withEnumValue(schema.Current, "turn", "finish_reason", "test_only", nv)
 				d := schema.Postgres
 				if _, ok := s.(*sqliteStore); ok {
 					d = schema.SQLite
@@ -301,7 +321,7 @@ func TestEvolutionFromV1(t *testing.T) {
 					}
 					return err
 				})
-				src[migrationDir(d, set)+"/0003_schema_v3.sql"] = &fstest.MapFile{Data: []byte(next.MigrationSQL(d, set, 3))}
+				src[migrationDir(d, set)+fmt.Sprintf("/%04d_schema_v%d.sql", nv, nv)] = &fstest.MapFile{Data: []byte(next.MigrationSQL(d, set, nv))}
 				insertTurn := func(id string) error {
 					cols := []string{"turn_id", "session_id", "seq", "started_at", "model", "mode", "prompt_tokens", "completion_tokens",
 						"cached_tokens", "finish_reason", "duration_ms", "num_tool_calls", "prompt_chars", "response_chars"}
@@ -316,8 +336,8 @@ func TestEvolutionFromV1(t *testing.T) {
 				if err := insertTurn("01900000-0000-7000-8000-000000000001"); err == nil {
 					t.Fatal("finish_reason test_only accepted before the migration that allows it")
 				}
-				if applied, err := migrateFrom(t, s, src); err != nil || !slices.Equal(applied, []int{3}) {
-					t.Fatalf("migrate to the test-only v3 = %v, %v\n%s", applied, err, next.MigrationSQL(d, set, 3))
+				if applied, err := migrateFrom(t, s, src); err != nil || !slices.Equal(applied, []int{nv}) {
+					t.Fatalf("migrate to the test-only v%d = %v, %v\n%s", nv, applied, err, next.MigrationSQL(d, set, nv))
 				}
 				if err := insertTurn("01900000-0000-7000-8000-000000000002"); err != nil {
 					t.Fatalf("finish_reason test_only refused after its migration: %v", err)
@@ -512,8 +532,8 @@ func TestEarlierBuildsOfMigration1AreAdopted(t *testing.T) {
 				insertAsVersion(t, s, v1Batch(3), 1)
 				before := dump(t, s)
 				applied, err := s.Migrate(context.Background())
-				if err != nil || !slices.Equal(applied, []int{2}) {
-					t.Fatalf("Migrate = %v, %v; want [2]", applied, err)
+				if err != nil || !slices.Equal(applied, afterV1()) {
+					t.Fatalf("Migrate = %v, %v; want %v", applied, err, afterV1())
 				}
 				if after := dump(t, s); !slices.Equal(after, before) {
 					t.Fatalf("rows changed:\n%s", diff(before, after))

@@ -156,6 +156,14 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 			slices.Sort(cols)
 			want[s.Set().TableName(r)] = cols
 		}
+		for _, ru := range schema.Rollups {
+			cols := append([]string(nil), ru.Keys...)
+			for _, c := range ru.Counts {
+				cols = append(cols, c.Name)
+			}
+			slices.Sort(cols)
+			want[ru.TableName(s.Set())] = cols
+		}
 		for tbl, cols := range got {
 			slices.Sort(cols)
 			w, ok := want[tbl]

@@ -2,10 +2,12 @@ package telemetry
 
 import (
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/fredcode/fredtel/rules"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/google/uuid"
 )
@@ -99,7 +101,6 @@ func (t *Turn) ToolCall(c ToolCall) {
 		return
 	}
 	defer s.recoverPanic()
-	seq := t.calls.Add(1) - 1
 	now := s.opts.Now()
 	start := c.StartedAt
 	if start.IsZero() {
@@ -114,13 +115,15 @@ func (t *Turn) ToolCall(c ToolCall) {
 	if c.Result == "" && c.ResultBytes > 0 {
 		resultBytes, resultFP = c.ResultBytes, schema.Hash{}
 	}
+	name, id := s.toolName(c.Name), s.ids.next(now)
+	seq, runStart, runLen := s.runs.next(t, name, argsFP, id)
 	rec := schema.ToolCall{
-		CallID:          s.ids.next(now),
+		CallID:          id,
 		SessionID:       s.id,
 		TurnID:          t.id,
 		Seq:             fCallSeq.Clamp(seq),
 		StartedAt:       schema.TimeOf(start),
-		ToolName:        s.toolName(c.Name),
+		ToolName:        name,
 		ArgsFingerprint: argsFP,
 		Permission:      s.clean(fPermission, c.Permission),
 		DurationMs:      fCallDur.Clamp(c.Duration.Milliseconds()),
@@ -130,8 +133,41 @@ func (t *Turn) ToolCall(c ToolCall) {
 		// Same arguments and same result again: the agent is stuck; same
 		// arguments and a changing result: it is polling.
 		ResultFingerprint: resultFP,
+		RunStart:          runStart,
+		RunLen:            runLen,
 	}
 	s.pushToolCall(&rec)
+}
+
+// runMarks marks each call with its place in its run of identical calls
+// (rules.Run), so the insights find loops without sorting a fleet's calls.
+// The call's seq is taken under the same lock, so marks follow the order
+// the insights read (turns by seq, calls by seq). A call of an earlier
+// turn recorded after a later turn's call breaks that order: from then on
+// the session's calls go unmarked, and the insights sort them instead.
+type runMarks struct {
+	mu       sync.Mutex
+	run      rules.Run[runKey, uuid.UUID]
+	turn     int64 // seq of the turn of the last marked call
+	any, off bool
+}
+
+type runKey struct {
+	tool string
+	args schema.Hash
+}
+
+func (m *runMarks) next(t *Turn, tool string, args schema.Hash, id uuid.UUID) (seq int64, start schema.OptUUID, n schema.OptInt) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seq = t.calls.Add(1) - 1
+	if m.off || m.any && t.seq < m.turn {
+		m.off = true
+		return seq, start, n
+	}
+	m.any, m.turn = true, t.seq
+	s, k := m.run.Next(runKey{tool, args}, id)
+	return seq, schema.OptUUID{UUID: s}, schema.IntOf(k)
 }
 
 // toolName is a tool's name as recorded, worked out once per name and

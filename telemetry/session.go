@@ -191,6 +191,7 @@ type Session struct {
 	ids     *idGen
 	fp      *fingerprinter
 	hints   *hints // nil without Options.OnHint
+	runs    runMarks
 	session schema.Session
 	// The catalogs of the session record, as sets: the names the central
 	// route keeps.

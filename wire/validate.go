@@ -81,14 +81,16 @@ type Batch struct {
 	Names []NameRef
 }
 
-// SupportedVersions are the wire schema versions accepted: the current one
-// and the one before it, so a server deployed ahead of its clients keeps
-// their data.
+// SupportedVersions are the wire schema versions accepted by default:
+// every version this build knows, so a server deployed ahead of its
+// clients keeps the data of the oldest (each later version only adds
+// nullable fields; --schema-versions narrows the list).
 func SupportedVersions() []int {
-	if schema.Version > 1 {
-		return []int{schema.Version - 1, schema.Version}
+	out := make([]int, 0, schema.Version)
+	for v := 1; v <= schema.Version; v++ {
+		out = append(out, v)
 	}
-	return []int{schema.Version}
+	return out
 }
 
 var topLevel = []string{"schema_version", "batch_id", "sent_at", "client", "sessions", "turns", "tool_calls", "events"}

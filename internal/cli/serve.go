@@ -46,7 +46,7 @@ func runServe(ctx context.Context, args []string, env Getenv, stdout, stderr io.
 	pool := fs.Int("pool", int(envFloat(env, "FREDTEL_DB_POOL", 4)), "PostgreSQL connections, so batches written at once; more wait in arrival order. About twice the database's cores (env FREDTEL_DB_POOL)")
 	keyTTL := fs.Duration("key-cache-ttl", envDuration(env, "FREDTEL_KEY_CACHE_TTL", 30*time.Second), "how long a key's status is cached; a revoked key is refused within this (env FREDTEL_KEY_CACHE_TTL)")
 	writeTimeout := fs.Duration("write-timeout", envDuration(env, "FREDTEL_WRITE_TIMEOUT", 10*time.Second), "longest database write before 503 (env FREDTEL_WRITE_TIMEOUT)")
-	versions := fs.String("schema-versions", env("FREDTEL_SCHEMA_VERSIONS"), "wire schema `VERSIONS` accepted, comma-separated (env FREDTEL_SCHEMA_VERSIONS; default the current and the previous one); others get 422 and stay in the clients' spools")
+	versions := fs.String("schema-versions", env("FREDTEL_SCHEMA_VERSIONS"), "wire schema `VERSIONS` accepted, comma-separated (env FREDTEL_SCHEMA_VERSIONS; default every version this build knows); others get 422 and stay in the clients' spools")
 	dashToken := dashboardTokenFlag(fs)
 	dashPrices := fs.String("dashboard-prices", env("FREDTEL_DASHBOARD_PRICES"), "price table `FILE` (docs/insights.md) the dashboard shows costs with (env FREDTEL_DASHBOARD_PRICES); none: no money shown")
 	logFormat := fs.String("log-format", envDefault(env, "FREDTEL_LOG_FORMAT", "json"), "json or text (env FREDTEL_LOG_FORMAT)")

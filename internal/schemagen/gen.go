@@ -81,6 +81,9 @@ func GoName(s string) string {
 func goType(f *schema.Field) string {
 	switch f.Kind {
 	case schema.KindUUID:
+		if f.Nullable {
+			return "OptUUID"
+		}
 		return "uuid.UUID"
 	case schema.KindTime:
 		return "Time"
@@ -117,6 +120,8 @@ func valueExpr(f *schema.Field) string {
 	switch {
 	case f.Kind == schema.KindTime && f.Nullable:
 		return fmt.Sprintf("nullTime(%s)", x)
+	case f.Kind == schema.KindUUID && f.Nullable:
+		return fmt.Sprintf("nullUUID(%s)", x)
 	case f.Kind == schema.KindTime:
 		return x + ".Time"
 	case f.Kind == schema.KindHash:
@@ -181,6 +186,8 @@ func goRecords() ([]byte, error) {
 			p("\tb = append(b, `%s\"%s\":`...)\n", sep, f.Name)
 			x := "r." + GoName(f.Name)
 			switch {
+			case f.Kind == schema.KindUUID && f.Nullable:
+				p("\tif %s.UUID == uuid.Nil {\n\t\tb = append(b, \"null\"...)\n\t} else {\n\t\tb = AppendUUID(b, %s.UUID)\n\t}\n", x, x)
 			case f.Kind == schema.KindUUID:
 				p("\tb = AppendUUID(b, %s)\n", x)
 			case f.Kind == schema.KindTime, f.Kind == schema.KindHash, f.Kind == schema.KindInt && f.Nullable:
@@ -227,6 +234,8 @@ func goRecords() ([]byte, error) {
 				p("\t\tx, ok := v.(bool)\n\t\tif ok {\n\t\t\tr.%s = BoolOf(x)\n\t\t}\n\t\treturn ok\n", g)
 			case f.Kind == schema.KindInt && f.Nullable:
 				p("\t\tx, ok := v.(int64)\n\t\tif ok {\n\t\t\tr.%s = IntOf(x)\n\t\t}\n\t\treturn ok\n", g)
+			case f.Kind == schema.KindUUID && f.Nullable:
+				p("\t\tx, ok := v.(uuid.UUID)\n\t\tr.%s = OptUUID{x}\n\t\treturn ok\n", g)
 			case f.Kind == schema.KindString && f.Nullable:
 				p("\t\tx, ok := v.(string)\n\t\tr.%s = OptString(x)\n\t\treturn ok\n", g)
 			default:

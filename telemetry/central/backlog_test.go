@@ -19,6 +19,7 @@ import (
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
 	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -180,8 +181,8 @@ func TestBacklogKeptOn422(t *testing.T) {
 		t.Errorf("against a v1-only server: %+v; want nothing dropped, the session's %d records spooled", st, second)
 	}
 	proxy.mu.Lock()
-	if proxy.requests != 1 || proxy.statuses[0] != http.StatusUnprocessableEntity || !strings.Contains(proxy.bodies[0], `"schema_version":2`) {
-		t.Errorf("requests %d, statuses %v: want one v2 batch answered 422, then nothing more this session", proxy.requests, proxy.statuses)
+	if proxy.requests != 1 || proxy.statuses[0] != http.StatusUnprocessableEntity || !strings.Contains(proxy.bodies[0], fmt.Sprintf(`"schema_version":%d`, schema.Version)) {
+		t.Errorf("requests %d, statuses %v: want one batch of this version answered 422, then nothing more this session", proxy.requests, proxy.statuses)
 	}
 	proxy.mu.Unlock()
 	left := spoolFiles(t, dir)

@@ -1,0 +1,218 @@
+package schema
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Rollup is a table the database keeps from a record table as rows come:
+// counts per key, kept by triggers for the rows a statement really
+// inserts (not the duplicates a retried batch skips), updates or deletes,
+// so every writer (the stores, COPY, a hand-made INSERT) keeps it exact.
+// The insights read it instead of the records: per session a few rows
+// instead of a hundred calls.
+type Rollup struct {
+	Table  string // without the set prefix
+	Source *Record
+	Keys   []string // the source's columns it groups by (its primary key)
+	Counts []Count
+	Since  int
+	Doc    string
+}
+
+// Count is a column of a rollup: how many of the key's source rows have
+// Column equal to Equals, or null when Null, or all of them when Column is
+// empty.
+type Count struct {
+	Name, Column, Equals string
+	Null                 bool
+	Doc                  string
+}
+
+// ToolCounts: the calls of each session by tool and permission, and those
+// without a run mark (clients before schema version 3), whose loops the
+// insights find by sorting.
+var ToolCounts = &Rollup{
+	Table: "tool_counts", Source: ToolCalls, Keys: []string{"session_id", "tool_name"}, Since: 3,
+	Doc: "tool calls per session and tool, kept by triggers on tool_calls (the permissions and calls per tool of the insights)",
+	Counts: []Count{
+		{Name: "calls", Doc: "calls"},
+		{Name: "auto_allowed", Column: "permission", Equals: "auto_allowed", Doc: "calls permitted without asking"},
+		{Name: "user_allowed", Column: "permission", Equals: "user_allowed", Doc: "calls the user allowed"},
+		{Name: "denied", Column: "permission", Equals: "denied", Doc: "calls the user denied"},
+		{Name: "unmarked", Column: "run_len", Null: true, Doc: "calls without a run mark (clients before version 3)"},
+	},
+}
+
+// Rollups lists the rollup tables, in both sets.
+var Rollups = []*Rollup{ToolCounts}
+
+// TableName is the rollup's table in the set.
+func (ru *Rollup) TableName(s Set) string { return s.Prefix() + ru.Table }
+
+// rollups returns the statements of version v for the rollups: the
+// tables and triggers of those made in v, with the counts of the rows
+// already there (unless whole: the declaration made in one go, with no
+// rows); on SQLite also the triggers of a source table v rebuilt, since
+// they went with the old table.
+func (dc *Declaration) rollups(d Dialect, s Set, v int, whole bool) []string {
+	var out []string
+	for _, ru := range dc.Rollups {
+		switch {
+		case whole && ru.Since <= v, ru.Since == v:
+			out = append(out, ru.create(d, s))
+			out = append(out, ru.triggers(d, s)...)
+			if !whole {
+				out = append(out, ru.backfill(s))
+			}
+		case ru.Since < v && d == SQLite && dc.rebuilds(ru.Source, s, v):
+			out = append(out, ru.triggers(d, s)...)
+		}
+	}
+	return out
+}
+
+// rebuilds reports whether migration v makes r's SQLite table anew.
+func (dc *Declaration) rebuilds(r *Record, s Set, v int) bool {
+	if r.Since >= v {
+		return false
+	}
+	for _, f := range s.Columns(r) {
+		if f.Since < v && f.Changed == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (ru *Rollup) create(d Dialect, s Set) string {
+	var defs []string
+	for _, k := range ru.Keys {
+		defs = append(defs, fmt.Sprintf("    %s %s NOT NULL", k, ru.Source.Field(k).Kind.SQLType(d)))
+	}
+	for _, c := range ru.Counts {
+		defs = append(defs, fmt.Sprintf("    %s %s NOT NULL", c.Name, KindInt.SQLType(d)))
+	}
+	defs = append(defs, fmt.Sprintf("    PRIMARY KEY (%s)", strings.Join(ru.Keys, ", ")))
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n)", ru.TableName(s), strings.Join(defs, ",\n"))
+}
+
+// match is the SQL test of c on a row of the source named row ("" for a
+// bare column).
+func (c Count) match(row string) string {
+	col := c.Column
+	if row != "" {
+		col = row + "." + col
+	}
+	if c.Null {
+		return col + " IS NULL"
+	}
+	return fmt.Sprintf("%s = '%s'", col, c.Equals)
+}
+
+func (ru *Rollup) columns() string {
+	cols := append([]string(nil), ru.Keys...)
+	for _, c := range ru.Counts {
+		cols = append(cols, c.Name)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// aggregate is the SELECT of the counts of the rows of rel by key, each
+// count times sign, in key order (so concurrent writers lock rollup rows
+// in one order).
+func (ru *Rollup) aggregate(rel, sign string) string {
+	cols := append([]string(nil), ru.Keys...)
+	for _, c := range ru.Counts {
+		if c.Column == "" {
+			cols = append(cols, sign+"count(*)")
+		} else {
+			cols = append(cols, fmt.Sprintf("%scount(*) FILTER (WHERE %s)", sign, c.match("")))
+		}
+	}
+	keys := strings.Join(ru.Keys, ", ")
+	return fmt.Sprintf("SELECT %s FROM %s GROUP BY %s ORDER BY %s", strings.Join(cols, ", "), rel, keys, keys)
+}
+
+// upsert adds the counts of src (a SELECT or VALUES of the rollup's
+// columns) to the rollup.
+func (ru *Rollup) upsert(s Set, src string) string {
+	var set []string
+	for _, c := range ru.Counts {
+		set = append(set, fmt.Sprintf("%s = %s.%s + excluded.%s", c.Name, ru.TableName(s), c.Name, c.Name))
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s)\n        %s\n        ON CONFLICT (%s) DO UPDATE SET %s",
+		ru.TableName(s), ru.columns(), src, strings.Join(ru.Keys, ", "), strings.Join(set, ", "))
+}
+
+// drop deletes the rollup rows of the keys of rel left with no rows.
+func (ru *Rollup) drop(s Set, rel, first string) string {
+	var on []string
+	for _, k := range ru.Keys {
+		on = append(on, fmt.Sprintf("%s.%s = %s.%s", ru.TableName(s), k, rel, k))
+	}
+	return fmt.Sprintf("DELETE FROM %s WHERE %s = 0 AND EXISTS (SELECT 1 FROM %s WHERE %s)",
+		ru.TableName(s), first, rel, strings.Join(on, " AND "))
+}
+
+func (ru *Rollup) backfill(s Set) string {
+	return fmt.Sprintf("INSERT INTO %s (%s)\n%s\nON CONFLICT DO NOTHING", ru.TableName(s), ru.columns(), ru.aggregate(s.TableName(ru.Source), ""))
+}
+
+// triggers keeps the rollup: on PostgreSQL one function for statement
+// triggers with transition tables (the rows the statement really wrote);
+// on SQLite row triggers (which fire only for rows really written).
+func (ru *Rollup) triggers(d Dialect, s Set) []string {
+	t, src, first := ru.TableName(s), s.TableName(ru.Source), ru.Counts[0].Name
+	if d == Postgres {
+		fn := t + "_keep"
+		body := fmt.Sprintf(`CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        %s;
+        %s;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        %s;
+    END IF;
+    RETURN NULL;
+END
+$fn$`, fn, ru.upsert(s, ru.aggregate("old_rows", "-")), ru.drop(s, "old_rows", first), ru.upsert(s, ru.aggregate("new_rows", "")))
+		out := []string{body}
+		for _, tr := range []struct{ name, event, ref string }{
+			{"ins", "INSERT", "NEW TABLE AS new_rows"},
+			{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
+			{"del", "DELETE", "OLD TABLE AS old_rows"},
+		} {
+			name := t + "_" + tr.name
+			out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, src),
+				fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, src, tr.ref, fn))
+		}
+		return out
+	}
+	values := func(row, sign string) string {
+		vals := make([]string, 0, len(ru.Keys)+len(ru.Counts))
+		for _, k := range ru.Keys {
+			vals = append(vals, row+"."+k)
+		}
+		for _, c := range ru.Counts {
+			if c.Column == "" {
+				vals = append(vals, sign+"1")
+			} else {
+				vals = append(vals, fmt.Sprintf("CASE WHEN %s THEN %s1 ELSE 0 END", c.match(row), sign))
+			}
+		}
+		return "VALUES (" + strings.Join(vals, ", ") + ")"
+	}
+	var keyOf []string
+	for _, k := range ru.Keys {
+		keyOf = append(keyOf, fmt.Sprintf("%s = OLD.%s", k, k))
+	}
+	sub := fmt.Sprintf("%s;\n    DELETE FROM %s WHERE %s AND %s = 0;", ru.upsert(s, values("OLD", "-")), t, strings.Join(keyOf, " AND "), first)
+	add := ru.upsert(s, values("NEW", "")) + ";"
+	return []string{
+		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_ins AFTER INSERT ON %s BEGIN\n    %s\nEND", t, src, add),
+		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_upd AFTER UPDATE ON %s BEGIN\n    %s\n    %s\nEND", t, src, sub, add),
+		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_del AFTER DELETE ON %s BEGIN\n    %s\nEND", t, src, sub),
+	}
+}

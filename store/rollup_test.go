@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fredcode/fredtel/internal/fixture"
+	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/schema"
+)
+
+// TestRollupsAreExact: whatever writes the tool calls (a batch, the same
+// batch again, a batch that meets some of its rows, an UPDATE, a DELETE),
+// each rollup equals the counts of the records it is kept from. A trigger
+// that counted the rows a retried batch skipped, or forgot a deletion,
+// fails here.
+func TestRollupsAreExact(t *testing.T) {
+	for _, be := range testdb.Backends {
+		for _, set := range schema.Sets {
+			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				s := openStore(t, be.URL(t), set)
+				g := fixture.New(7, time.Now().UTC())
+				var batches []*Batch
+				for i := 0; i < 4; i++ {
+					b := &Batch{UserID: "alice"}
+					for j := 0; j < 3; j++ {
+						sess := g.Session()
+						turn := g.Turn(sess.SessionID, 0)
+						b.Sessions, b.Turns = append(b.Sessions, sess), append(b.Turns, turn)
+						for k := 0; k < 12; k++ {
+							c := g.ToolCall(sess.SessionID, turn.TurnID, k)
+							if k%3 == 0 { // some marked, some not
+								c.RunStart, c.RunLen = schema.OptUUID{UUID: c.CallID}, schema.IntOf(1)
+							}
+							b.ToolCalls = append(b.ToolCalls, c)
+						}
+					}
+					batches = append(batches, b)
+				}
+				check := func(step string) {
+					t.Helper()
+					for _, ru := range schema.Rollups {
+						src := set.TableName(ru.Source)
+						want := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countsOf(ru)...))+" FROM "+src+" GROUP BY "+strings.Join(ru.Keys, ", "))
+						got := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countNames(ru)...))+" FROM "+ru.TableName(set))
+						slices.Sort(want)
+						slices.Sort(got)
+						if !slices.Equal(got, want) || len(want) == 0 {
+							t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, ru.TableName(set), len(got), len(want), diff(want, got))
+						}
+					}
+				}
+				for _, b := range batches[:3] {
+					if _, err := s.Write(ctx, b); err != nil {
+						t.Fatal(err)
+					}
+				}
+				check("three batches")
+				if _, err := s.Write(ctx, batches[1]); err != nil { // sent again
+					t.Fatal(err)
+				}
+				check("a batch sent twice")
+				mixed := *batches[3]
+				mixed.ToolCalls = append(slices.Clone(mixed.ToolCalls), batches[0].ToolCalls[:5]...)
+				if _, err := s.Write(ctx, &mixed); err != nil { // new rows and rows already stored
+					t.Fatal(err)
+				}
+				check("a batch meeting some of its rows")
+				calls := set.TableName(schema.ToolCalls)
+				if err := execSQL(s, "UPDATE "+calls+" SET permission = 'denied', run_len = NULL WHERE seq < 4"); err != nil {
+					t.Fatal(err)
+				}
+				check("an update")
+				if err := execSQL(s, "DELETE FROM "+calls+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); err != nil {
+					t.Fatal(err)
+				}
+				check("a deletion")
+				if n := count(t, s, schema.ToolCounts.TableName(set)+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {
+					t.Errorf("a deleted session keeps %d rollup rows", n)
+				}
+			})
+		}
+	}
+}
+
+func countNames(ru *schema.Rollup) []string {
+	var out []string
+	for _, c := range ru.Counts {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// countsOf is each count of ru computed from the records with portable SQL.
+func countsOf(ru *schema.Rollup) []string {
+	var out []string
+	for _, c := range ru.Counts {
+		switch {
+		case c.Column == "":
+			out = append(out, "count(*)")
+		case c.Null:
+			out = append(out, "sum(CASE WHEN "+c.Column+" IS NULL THEN 1 ELSE 0 END)")
+		default:
+			out = append(out, "sum(CASE WHEN "+c.Column+" = '"+c.Equals+"' THEN 1 ELSE 0 END)")
+		}
+	}
+	return out
+}
+
+// csv joins the columns as one text value per row (strings1 reads one).
+func csv(cols []string) string {
+	out := ""
+	for i, c := range cols {
+		if i > 0 {
+			out += " || ',' || "
+		}
+		out += "CAST(" + c + " AS text)"
+	}
+	return out
+}
