@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
-	"github.com/fredcode/fredtel/wire"
 	"github.com/fredcode/fredtel/store"
+	"github.com/fredcode/fredtel/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
