@@ -18,6 +18,7 @@ func TestBackendsAgree(t *testing.T) {
 			var got [2][]byte
 			for i, be := range testdb.Backends {
 				f := newFx(t)
+				f.marked = func(i int) bool { return i%2 == 1 } // half the sessions from v3 clients
 				mixedFleet(f, 40)
 				url := be.URL(t)
 				f.write(url, set)
@@ -31,6 +32,40 @@ func TestBackendsAgree(t *testing.T) {
 			}
 			if string(got[0]) != string(got[1]) {
 				t.Errorf("postgres and sqlite differ:\npostgres %s\nsqlite   %s", got[0], got[1])
+			}
+		})
+	}
+}
+
+// TestRunMarksChangeNothing: a fleet whose clients marked their calls' runs
+// gives the report of the same fleet unmarked (found by sorting), to the
+// byte, loops included: the index of the repeats is an optimisation, not a
+// second definition.
+func TestRunMarksChangeNothing(t *testing.T) {
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			var got [2][]byte
+			for i, marked := range []func(int) bool{nil, func(int) bool { return true }} {
+				f := newFx(t)
+				f.marked = marked
+				mixedFleet(f, 60)
+				url := be.URL(t)
+				f.write(url, schema.CentralSet)
+				for _, mr := range []int{2, 3} {
+					r, err := Compute(context.Background(), url, Options{MinRepeats: mr})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(r.ToolLoops.Loops) == 0 {
+						t.Fatalf("min-repeats %d: the fleet has no loop to compare", mr)
+					}
+					b, _ := json.Marshal(r)
+					got[i] = append(got[i], b...)
+				}
+			}
+			if string(got[0]) != string(got[1]) {
+				t.Errorf("marked and unmarked fleets differ:\nunmarked %s\nmarked   %s", got[0], got[1])
 			}
 		})
 	}

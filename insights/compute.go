@@ -605,18 +605,41 @@ func (rn *run) toolLoops(ctx context.Context) error {
 	d, o := rn.d, rn.o
 	tl := &rn.r.ToolLoops
 	tl.MinRepeats, tl.Loops, tl.ByTool, tl.ByModel = o.MinRepeats, []Loop{}, []ToolLoopAgg{}, []ModelLoops{}
-	// Calls of a session in order (turns by seq, calls by seq in the turn).
-	// A continuation is a call with the tool and args of the call before it;
-	// continuations are rare, so after the one sort of the window only they
-	// go on: consecutive continuations (an island) plus the call before
-	// them make a run, and runs of MinRepeats or more are loops. Only then
-	// are the spanned turns read, for their tokens. The sort carries 64-bit
-	// keys of the fingerprints (key64).
-	// ord packs (turn seq, call seq) into one bigint (each is at most
-	// 1,000,000 < 2^20): one sort key, one lag for the run's first call.
-	q := fmt.Sprintf(`c AS (SELECT tc.session_id, t.seq * 1048576 + tc.seq AS ord, tc.tool_name,
+	// Calls the client marked (schema v3: each call carries the id of its
+	// run's first call and its place in the run) are read from the partial
+	// index of the repeats: a loop is a run_start whose run reaches
+	// MinRepeats, with no sort of the calls. Sessions with unmarked calls
+	// (older clients; tool_counts.unmarked) are found by sorting their calls.
+	unmarked := fmt.Sprintf(`um AS (SELECT DISTINCT tk.session_id FROM %[1]s tk JOIN ws ON ws.session_id = tk.session_id WHERE tk.unmarked > 0)`, d.table("tool_counts"))
+	marked := fmt.Sprintf(`%[4]s,
+	cr AS (SELECT tc.session_id, tc.run_start, tc.run_len, tc.result_fingerprint AS res, tc.duration_ms AS dur, t.seq AS tseq
+		FROM %[1]s tc JOIN ws ON ws.session_id = tc.session_id JOIN %[2]s t ON t.turn_id = tc.turn_id
+		WHERE tc.run_len >= 2 AND NOT EXISTS (SELECT 1 FROM um WHERE um.session_id = tc.session_id)),
+	mr AS (SELECT session_id, run_start, max(run_len) AS repeats, count(*) - count(res) AS nulls, min(res) AS lo, max(res) AS hi,
+		max(tseq) AS etseq, sum(dur) AS dur FROM cr GROUP BY session_id, run_start HAVING max(run_len) >= %[3]d),
+	runs AS (SELECT mr.session_id, mr.run_start AS grp, f.tool_name, mr.repeats,
+		mr.nulls + CASE WHEN f.result_fingerprint IS NULL THEN 1 ELSE 0 END AS unknown,
+		CASE WHEN mr.lo = f.result_fingerprint AND mr.hi = f.result_fingerprint THEN 0 ELSE 1 END AS changed,
+		ft.seq AS stseq, f.seq AS scseq, mr.etseq, mr.dur + f.duration_ms AS dur
+		FROM mr JOIN %[1]s f ON f.call_id = mr.run_start JOIN %[2]s ft ON ft.turn_id = f.turn_id)
+	SELECT CAST(r.session_id AS text), r.tool_name, r.repeats, r.unknown, r.changed, max(t.model), r.stseq, r.scseq,
+		count(*), sum(t.prompt_tokens), sum(t.completion_tokens), r.dur
+	FROM runs r JOIN %[2]s t ON t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq
+	GROUP BY r.session_id, r.grp, r.tool_name, r.repeats, r.unknown, r.changed, r.stseq, r.scseq, r.dur`,
+		d.table("tool_calls"), d.table("turns"), o.MinRepeats, unmarked)
+	// The calls of unmarked sessions in order (turns by seq, calls by seq
+	// in the turn). A continuation is a call with the tool and args of the
+	// call before it; continuations are rare, so after the one sort only
+	// they go on: consecutive continuations (an island) plus the call
+	// before them make a run, and runs of MinRepeats or more are loops.
+	// Only then are the spanned turns read, for their tokens. The sort
+	// carries 64-bit keys of the fingerprints (key64). ord packs (turn seq,
+	// call seq) into one bigint (each is at most 1,000,000 < 2^20): one
+	// sort key, one lag for the run's first call.
+	sorted := fmt.Sprintf(`%[6]s,
+	c AS (SELECT tc.session_id, t.seq * 1048576 + tc.seq AS ord, tc.tool_name,
 		%[4]s AS k, %[5]s AS res, tc.duration_ms AS dur
-		FROM %[1]s tc JOIN ws ON ws.session_id = tc.session_id JOIN %[2]s t ON t.turn_id = tc.turn_id),
+		FROM %[1]s tc JOIN um ON um.session_id = tc.session_id JOIN %[2]s t ON t.turn_id = tc.turn_id),
 	o AS (SELECT c.*, row_number() OVER w AS pos, lag(k) OVER w AS pk, lag(res) OVER w AS pres,
 		lag(dur) OVER w AS pdur, lag(ord) OVER w AS pord
 		FROM c WINDOW w AS (PARTITION BY session_id ORDER BY ord)),
@@ -632,32 +655,11 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		count(*), sum(t.prompt_tokens), sum(t.completion_tokens), r.dur
 	FROM runs r JOIN %[2]s t ON t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq
 	GROUP BY r.session_id, r.grp, r.tool_name, r.repeats, r.unknown, r.changed, r.stseq, r.scseq, r.dur`,
-		d.table("tool_calls"), d.table("turns"), o.MinRepeats, d.key64("tc.tool_name || ':' || tc.args_fingerprint"), d.key64("tc.result_fingerprint"))
-	err := rn.query(ctx, q, func(r *sql.Rows) error {
-		var l Loop
-		var unknown, changed int64
-		if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &unknown, &changed, &l.Model, &l.StartTurnSeq, &l.StartCallSeq, &l.Turns,
-			&l.Impact.InputTokens, &l.Impact.OutputTokens, &l.Impact.Ms); err != nil {
+		d.table("tool_calls"), d.table("turns"), o.MinRepeats, d.key64("tc.tool_name || ':' || tc.args_fingerprint"), d.key64("tc.result_fingerprint"), unmarked)
+	for _, q := range []string{marked, sorted} {
+		if err := rn.query(ctx, q, rn.scanLoop); err != nil {
 			return err
 		}
-		switch {
-		case unknown > 0:
-			l.Kind = "unknown"
-			tl.Unknown++
-		case changed == 0:
-			l.Kind = "stuck"
-			tl.Stuck++
-		default:
-			l.Kind = "polling"
-			tl.Polling++
-		}
-		l.Impact.Tokens = l.Impact.InputTokens + l.Impact.OutputTokens
-		o.Prices.price(&l.Impact, l.Model, rn.unpriced)
-		tl.Loops = append(tl.Loops, l)
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	sort.Slice(tl.Loops, func(i, j int) bool {
 		a, b := tl.Loops[i], tl.Loops[j]
@@ -734,6 +736,32 @@ func (rn *run) toolLoops(ctx context.Context) error {
 	return nil
 }
 
+// scanLoop reads a loop: from the marked runs or from the sorted calls.
+func (rn *run) scanLoop(r *sql.Rows) error {
+	tl, o := &rn.r.ToolLoops, rn.o
+	var l Loop
+	var unknown, changed int64
+	if err := r.Scan(&l.SessionID, &l.ToolName, &l.Repeats, &unknown, &changed, &l.Model, &l.StartTurnSeq, &l.StartCallSeq, &l.Turns,
+		&l.Impact.InputTokens, &l.Impact.OutputTokens, &l.Impact.Ms); err != nil {
+		return err
+	}
+	switch {
+	case unknown > 0:
+		l.Kind = "unknown"
+		tl.Unknown++
+	case changed == 0:
+		l.Kind = "stuck"
+		tl.Stuck++
+	default:
+		l.Kind = "polling"
+		tl.Polling++
+	}
+	l.Impact.Tokens = l.Impact.InputTokens + l.Impact.OutputTokens
+	o.Prices.price(&l.Impact, l.Model, rn.unpriced)
+	tl.Loops = append(tl.Loops, l)
+	return nil
+}
+
 // ---- 5. plan mode ---------------------------------------------------------
 
 func (rn *run) planMode(ctx context.Context) error {
@@ -782,11 +810,11 @@ func (rn *run) permissions(ctx context.Context) error {
 	d := rn.d
 	pe := &rn.r.Permissions
 	pe.Tools = []ToolPermissions{}
-	q := fmt.Sprintf(`_x AS (SELECT 1) SELECT tc.tool_name, count(*),
-		count(*) FILTER (WHERE tc.permission = 'auto_allowed'),
-		count(*) FILTER (WHERE tc.permission = 'user_allowed'),
-		count(*) FILTER (WHERE tc.permission = 'denied')
-	FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.tool_name`, d.table("tool_calls"))
+	// tool_counts: the calls per session and tool, kept by the database's
+	// triggers as calls are written (a few rows per session, not a scan of
+	// every call).
+	q := fmt.Sprintf(`_x AS (SELECT 1) SELECT tk.tool_name, sum(tk.calls), sum(tk.auto_allowed), sum(tk.user_allowed), sum(tk.denied)
+	FROM %s tk JOIN ws ON ws.session_id = tk.session_id GROUP BY tk.tool_name`, d.table("tool_counts"))
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var t ToolPermissions
 		if err := r.Scan(&t.ToolName, &t.Calls, &t.AutoAllowed, &t.UserAllowed, &t.Denied); err != nil {

@@ -17,6 +17,12 @@ func forEach[C any](t *testing.T, build func(f *fx) C, fn func(t *testing.T, url
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				f := newFx(t)
+				if set == schema.SelfHostedSet {
+					// The run marks of schema v3 clients on one set, the
+					// calls of older clients on the other: both ways of
+					// finding loops meet every definition.
+					f.marked = func(int) bool { return true }
+				}
 				c := build(f)
 				url := be.URL(t)
 				f.write(url, set)

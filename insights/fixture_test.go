@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/rules"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
 	"github.com/google/uuid"
@@ -22,6 +24,56 @@ type fx struct {
 	batches map[string]*store.Batch // by user
 	owner   map[uuid.UUID]string
 	order   []string
+	// marked says which sessions' calls carry run marks, as a schema v3
+	// client writes them (nil: none, as older clients).
+	marked func(session int) bool
+}
+
+// markRuns sets run_start and run_len on the calls of the marked sessions
+// as the client does (rules.Run over the calls in order).
+func (f *fx) markRuns(b *store.Batch) {
+	if f.marked == nil {
+		return
+	}
+	turnSeq := map[uuid.UUID]int64{}
+	for _, t := range b.Turns {
+		turnSeq[t.TurnID] = t.Seq
+	}
+	index := map[uuid.UUID]int{}
+	for i, s := range b.Sessions {
+		index[s.SessionID] = i
+	}
+	order := make([]*schema.ToolCall, 0, len(b.ToolCalls))
+	for i := range b.ToolCalls {
+		order = append(order, &b.ToolCalls[i])
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, c := order[i], order[j]
+		if a.SessionID != c.SessionID {
+			return a.SessionID.String() < c.SessionID.String()
+		}
+		if turnSeq[a.TurnID] != turnSeq[c.TurnID] {
+			return turnSeq[a.TurnID] < turnSeq[c.TurnID]
+		}
+		return a.Seq < c.Seq
+	})
+	type key struct {
+		tool string
+		args schema.Hash
+	}
+	runs := map[uuid.UUID]*rules.Run[key, uuid.UUID]{}
+	for _, c := range order {
+		if !f.marked(index[c.SessionID]) {
+			continue
+		}
+		r := runs[c.SessionID]
+		if r == nil {
+			r = &rules.Run[key, uuid.UUID]{}
+			runs[c.SessionID] = r
+		}
+		start, n := r.Next(key{c.ToolName, c.ArgsFingerprint}, c.CallID)
+		c.RunStart, c.RunLen = schema.OptUUID{UUID: start}, schema.IntOf(n)
+	}
 }
 
 func newFx(t testing.TB) *fx {
@@ -143,6 +195,7 @@ func (f *fx) write(url string, set schema.Set) {
 	}
 	defer st.Close()
 	for _, u := range f.order {
+		f.markRuns(f.batches[u])
 		if _, err := st.Write(ctx, f.batches[u]); err != nil {
 			f.t.Fatalf("write %s: %v", u, err)
 		}

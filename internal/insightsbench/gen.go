@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/fredcode/fredtel/rules"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/google/uuid"
 )
@@ -123,6 +124,12 @@ func (g *gen) session(p *plan) schema.Session {
 func (g *gen) turns(p *plan, emit func(t *schema.Turn, calls []schema.ToolCall)) {
 	rng := rand.New(rand.NewPCG(g.seed^0xabcdef, uint64(p.i)))
 	calls := make([]schema.ToolCall, callsPerTurn)
+	// The run marks a schema v3 client writes on each call.
+	type key struct {
+		tool string
+		args schema.Hash
+	}
+	var run rules.Run[key, uuid.UUID]
 	for j := 0; j < turnsPerSession; j++ {
 		at := p.start.Add(time.Duration(j) * 30 * time.Second)
 		mode := "act"
@@ -164,6 +171,8 @@ func (g *gen) turns(p *plan, emit func(t *schema.Turn, calls []schema.ToolCall))
 			calls[k] = schema.ToolCall{CallID: g.uuid(rng, ca), SessionID: p.id, TurnID: t.TurnID, Seq: int64(k), StartedAt: schema.TimeOf(ca),
 				ToolName: tool, ArgsFingerprint: af, Permission: perm, DurationMs: 5 + int64(rng.ExpFloat64()*300), Outcome: "ok",
 				ResultBytes: rng.Int64N(50000), ResultFingerprint: rf, UserID: p.user, ReceivedAt: schema.TimeOf(ca)}
+			start, n := run.Next(key{tool, af}, calls[k].CallID)
+			calls[k].RunStart, calls[k].RunLen = schema.OptUUID{UUID: start}, schema.IntOf(n)
 		}
 		emit(&t, calls)
 	}
