@@ -21,11 +21,14 @@ type Rollup struct {
 }
 
 // Count is a column of a rollup: how many of the key's source rows have
-// Column equal to Equals, or null when Null, or all of them when Column is
-// empty.
+// Column equal to Equals, or null when Null, or pass Where (SQL over the
+// source's columns, each written %[1]s.name), or all of them; or, with Sum,
+// the sum of that column over them.
 type Count struct {
 	Name, Column, Equals string
 	Null                 bool
+	Where                string
+	Sum                  string
 	Doc                  string
 }
 
@@ -44,8 +47,37 @@ var ToolCounts = &Rollup{
 	},
 }
 
+// TurnCounts: the turns of each session by model, finish reason and mode:
+// the models of a window, their turns, sessions and finish reasons, and the
+// sessions that planned, without reading the turns.
+var TurnCounts = &Rollup{
+	Table: "turn_counts", Source: Turns, Keys: []string{"session_id", "model"}, Since: 3,
+	Doc: "turns per session and model, kept by triggers on turns (the models, finish reasons and plan turns of the insights)",
+	Counts: append([]Count{
+		{Name: "turns", Doc: "turns"},
+		{Name: "plan_turns", Column: "mode", Equals: "plan", Doc: "turns in plan mode"},
+		{Name: "struggles", Where: fmt.Sprintf("%%[1]s.finish_reason IN ('length', 'error') OR %%[1]s.num_tool_calls >= %d", StruggleToolCalls),
+			Doc: "turns that struggled by the default rule: ended in length or error, or asked for 8 tool calls or more"},
+		{Name: "prompt_tokens", Sum: "prompt_tokens", Doc: "input tokens"},
+		{Name: "completion_tokens", Sum: "completion_tokens", Doc: "output tokens"},
+		{Name: "duration_ms", Sum: "duration_ms", Doc: "wall time in milliseconds"},
+	}, finishCounts()...),
+}
+
+// StruggleToolCalls is the default rule's tool calls that make a turn
+// struggle (rules.StruggleToolCalls; schema imports nothing of ours).
+const StruggleToolCalls = 8
+
+func finishCounts() []Count {
+	var out []Count
+	for _, f := range EnumFinishReason {
+		out = append(out, Count{Name: "finish_" + f, Column: "finish_reason", Equals: f, Doc: "turns that ended in " + f})
+	}
+	return out
+}
+
 // Rollups lists the rollup tables, in both sets.
-var Rollups = []*Rollup{ToolCounts}
+var Rollups = []*Rollup{ToolCounts, TurnCounts}
 
 // TableName is the rollup's table in the set.
 func (ru *Rollup) TableName(s Set) string { return s.Prefix() + ru.Table }
@@ -97,17 +129,48 @@ func (ru *Rollup) create(d Dialect, s Set) string {
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n)", ru.TableName(s), strings.Join(defs, ",\n"))
 }
 
-// match is the SQL test of c on a row of the source named row ("" for a
-// bare column).
+// match is the SQL test of c on a row of the source named row ("" for
+// bare columns), or "" when c counts every row.
 func (c Count) match(row string) string {
-	col := c.Column
+	prefix := ""
 	if row != "" {
-		col = row + "." + col
+		prefix = row + "."
 	}
-	if c.Null {
-		return col + " IS NULL"
+	switch {
+	case c.Where != "":
+		return "(" + strings.ReplaceAll(fmt.Sprintf(c.Where, "\x00"), "\x00.", prefix) + ")"
+	case c.Column == "":
+		return ""
+	case c.Null:
+		return prefix + c.Column + " IS NULL"
 	}
-	return fmt.Sprintf("%s = '%s'", col, c.Equals)
+	return fmt.Sprintf("%s%s = '%s'", prefix, c.Column, c.Equals)
+}
+
+// value is c over the rows of an aggregate (sign "-" subtracts them).
+func (c Count) value(sign string) string {
+	m := c.match("")
+	switch {
+	case c.Sum != "" && m == "":
+		return fmt.Sprintf("%scoalesce(sum(%s), 0)", sign, c.Sum)
+	case c.Sum != "":
+		return fmt.Sprintf("%scoalesce(sum(%s) FILTER (WHERE %s), 0)", sign, c.Sum, m)
+	case m == "":
+		return sign + "count(*)"
+	}
+	return fmt.Sprintf("%scount(*) FILTER (WHERE %s)", sign, m)
+}
+
+// rowValue is c for the one row named row (a SQLite row trigger).
+func (c Count) rowValue(row, sign string) string {
+	v := sign + "1"
+	if c.Sum != "" {
+		v = fmt.Sprintf("%scoalesce(%s.%s, 0)", sign, row, c.Sum)
+	}
+	if m := c.match(row); m != "" {
+		return fmt.Sprintf("CASE WHEN %s THEN %s ELSE 0 END", m, v)
+	}
+	return v
 }
 
 func (ru *Rollup) columns() string {
@@ -124,11 +187,7 @@ func (ru *Rollup) columns() string {
 func (ru *Rollup) aggregate(rel, sign string) string {
 	cols := append([]string(nil), ru.Keys...)
 	for _, c := range ru.Counts {
-		if c.Column == "" {
-			cols = append(cols, sign+"count(*)")
-		} else {
-			cols = append(cols, fmt.Sprintf("%scount(*) FILTER (WHERE %s)", sign, c.match("")))
-		}
+		cols = append(cols, c.value(sign))
 	}
 	keys := strings.Join(ru.Keys, ", ")
 	return fmt.Sprintf("SELECT %s FROM %s GROUP BY %s ORDER BY %s", strings.Join(cols, ", "), rel, keys, keys)
@@ -196,11 +255,7 @@ $fn$`, fn, ru.upsert(s, ru.aggregate("old_rows", "-")), ru.drop(s, "old_rows", f
 			vals = append(vals, row+"."+k)
 		}
 		for _, c := range ru.Counts {
-			if c.Column == "" {
-				vals = append(vals, sign+"1")
-			} else {
-				vals = append(vals, fmt.Sprintf("CASE WHEN %s THEN %s1 ELSE 0 END", c.match(row), sign))
-			}
+			vals = append(vals, c.rowValue(row, sign))
 		}
 		return "VALUES (" + strings.Join(vals, ", ") + ")"
 	}

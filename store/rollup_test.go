@@ -75,9 +75,14 @@ func TestRollupsAreExact(t *testing.T) {
 				if err := execSQL(s, "UPDATE "+calls+" SET permission = 'denied', run_len = NULL WHERE seq < 4"); err != nil {
 					t.Fatal(err)
 				}
-				check("an update")
-				if err := execSQL(s, "DELETE FROM "+calls+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); err != nil {
+				if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'plan', finish_reason = 'length' WHERE seq = 0"); err != nil {
 					t.Fatal(err)
+				}
+				check("an update")
+				for _, tb := range []string{calls, set.TableName(schema.Turns)} {
+					if err := execSQL(s, "DELETE FROM "+tb+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); err != nil {
+						t.Fatal(err)
+					}
 				}
 				check("a deletion")
 				if n := count(t, s, schema.ToolCounts.TableName(set)+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {

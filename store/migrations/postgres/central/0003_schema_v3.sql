@@ -2,6 +2,8 @@
 -- Schema version 3, central tables, postgres. Frozen once version 4 exists: a
 -- database records this file's checksum and refuses an edited one.
 
+CREATE INDEX IF NOT EXISTS telemetry_turns_plan_idx ON telemetry_turns (session_id, started_at) INCLUDE (seq) WHERE mode = 'plan';
+
 ALTER TABLE telemetry_tool_calls ADD COLUMN IF NOT EXISTS run_start uuid;
 
 ALTER TABLE telemetry_tool_calls ADD COLUMN IF NOT EXISTS run_len bigint;
@@ -11,6 +13,12 @@ ALTER TABLE telemetry_tool_calls
     ADD CONSTRAINT telemetry_tool_calls_run_len_check CHECK (run_len BETWEEN 1 AND 1000000000) NOT VALID;
 
 CREATE INDEX IF NOT EXISTS telemetry_tool_calls_runs_idx ON telemetry_tool_calls (session_id, run_start) INCLUDE (run_len, result_fingerprint, duration_ms, turn_id) WHERE run_len >= 2;
+
+CREATE INDEX IF NOT EXISTS telemetry_events_api_retry_idx ON telemetry_events (session_id, ts) INCLUDE (props) WHERE name = 'api_retry';
+
+CREATE INDEX IF NOT EXISTS telemetry_events_model_swap_idx ON telemetry_events (session_id, ts) INCLUDE (props) WHERE name = 'model_swap';
+
+CREATE INDEX IF NOT EXISTS telemetry_events_mode_change_idx ON telemetry_events (session_id, ts) INCLUDE (props) WHERE name = 'mode_change';
 
 CREATE TABLE IF NOT EXISTS telemetry_tool_counts (
     session_id uuid NOT NULL,
@@ -54,6 +62,58 @@ CREATE TRIGGER telemetry_tool_counts_del AFTER DELETE ON telemetry_tool_calls RE
 
 INSERT INTO telemetry_tool_counts (session_id, tool_name, calls, auto_allowed, user_allowed, denied, unmarked)
 SELECT session_id, tool_name, count(*), count(*) FILTER (WHERE permission = 'auto_allowed'), count(*) FILTER (WHERE permission = 'user_allowed'), count(*) FILTER (WHERE permission = 'denied'), count(*) FILTER (WHERE run_len IS NULL) FROM telemetry_tool_calls GROUP BY session_id, tool_name ORDER BY session_id, tool_name
+ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS telemetry_turn_counts (
+    session_id uuid NOT NULL,
+    model text NOT NULL,
+    turns bigint NOT NULL,
+    plan_turns bigint NOT NULL,
+    struggles bigint NOT NULL,
+    prompt_tokens bigint NOT NULL,
+    completion_tokens bigint NOT NULL,
+    duration_ms bigint NOT NULL,
+    finish_stop bigint NOT NULL,
+    finish_tool_calls bigint NOT NULL,
+    finish_length bigint NOT NULL,
+    finish_content_filter bigint NOT NULL,
+    finish_error bigint NOT NULL,
+    finish_cancelled bigint NOT NULL,
+    finish_other bigint NOT NULL,
+    PRIMARY KEY (session_id, model)
+);
+
+CREATE OR REPLACE FUNCTION telemetry_turn_counts_keep() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        INSERT INTO telemetry_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+        SELECT session_id, model, -count(*), -count(*) FILTER (WHERE mode = 'plan'), -count(*) FILTER (WHERE (finish_reason IN ('length', 'error') OR num_tool_calls >= 8)), -coalesce(sum(prompt_tokens), 0), -coalesce(sum(completion_tokens), 0), -coalesce(sum(duration_ms), 0), -count(*) FILTER (WHERE finish_reason = 'stop'), -count(*) FILTER (WHERE finish_reason = 'tool_calls'), -count(*) FILTER (WHERE finish_reason = 'length'), -count(*) FILTER (WHERE finish_reason = 'content_filter'), -count(*) FILTER (WHERE finish_reason = 'error'), -count(*) FILTER (WHERE finish_reason = 'cancelled'), -count(*) FILTER (WHERE finish_reason = 'other') FROM old_rows GROUP BY session_id, model ORDER BY session_id, model
+        ON CONFLICT (session_id, model) DO UPDATE SET turns = telemetry_turn_counts.turns + excluded.turns, plan_turns = telemetry_turn_counts.plan_turns + excluded.plan_turns, struggles = telemetry_turn_counts.struggles + excluded.struggles, prompt_tokens = telemetry_turn_counts.prompt_tokens + excluded.prompt_tokens, completion_tokens = telemetry_turn_counts.completion_tokens + excluded.completion_tokens, duration_ms = telemetry_turn_counts.duration_ms + excluded.duration_ms, finish_stop = telemetry_turn_counts.finish_stop + excluded.finish_stop, finish_tool_calls = telemetry_turn_counts.finish_tool_calls + excluded.finish_tool_calls, finish_length = telemetry_turn_counts.finish_length + excluded.finish_length, finish_content_filter = telemetry_turn_counts.finish_content_filter + excluded.finish_content_filter, finish_error = telemetry_turn_counts.finish_error + excluded.finish_error, finish_cancelled = telemetry_turn_counts.finish_cancelled + excluded.finish_cancelled, finish_other = telemetry_turn_counts.finish_other + excluded.finish_other;
+        DELETE FROM telemetry_turn_counts WHERE turns = 0 AND EXISTS (SELECT 1 FROM old_rows WHERE telemetry_turn_counts.session_id = old_rows.session_id AND telemetry_turn_counts.model = old_rows.model);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        INSERT INTO telemetry_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+        SELECT session_id, model, count(*), count(*) FILTER (WHERE mode = 'plan'), count(*) FILTER (WHERE (finish_reason IN ('length', 'error') OR num_tool_calls >= 8)), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(duration_ms), 0), count(*) FILTER (WHERE finish_reason = 'stop'), count(*) FILTER (WHERE finish_reason = 'tool_calls'), count(*) FILTER (WHERE finish_reason = 'length'), count(*) FILTER (WHERE finish_reason = 'content_filter'), count(*) FILTER (WHERE finish_reason = 'error'), count(*) FILTER (WHERE finish_reason = 'cancelled'), count(*) FILTER (WHERE finish_reason = 'other') FROM new_rows GROUP BY session_id, model ORDER BY session_id, model
+        ON CONFLICT (session_id, model) DO UPDATE SET turns = telemetry_turn_counts.turns + excluded.turns, plan_turns = telemetry_turn_counts.plan_turns + excluded.plan_turns, struggles = telemetry_turn_counts.struggles + excluded.struggles, prompt_tokens = telemetry_turn_counts.prompt_tokens + excluded.prompt_tokens, completion_tokens = telemetry_turn_counts.completion_tokens + excluded.completion_tokens, duration_ms = telemetry_turn_counts.duration_ms + excluded.duration_ms, finish_stop = telemetry_turn_counts.finish_stop + excluded.finish_stop, finish_tool_calls = telemetry_turn_counts.finish_tool_calls + excluded.finish_tool_calls, finish_length = telemetry_turn_counts.finish_length + excluded.finish_length, finish_content_filter = telemetry_turn_counts.finish_content_filter + excluded.finish_content_filter, finish_error = telemetry_turn_counts.finish_error + excluded.finish_error, finish_cancelled = telemetry_turn_counts.finish_cancelled + excluded.finish_cancelled, finish_other = telemetry_turn_counts.finish_other + excluded.finish_other;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+DROP TRIGGER IF EXISTS telemetry_turn_counts_ins ON telemetry_turns;
+
+CREATE TRIGGER telemetry_turn_counts_ins AFTER INSERT ON telemetry_turns REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION telemetry_turn_counts_keep();
+
+DROP TRIGGER IF EXISTS telemetry_turn_counts_upd ON telemetry_turns;
+
+CREATE TRIGGER telemetry_turn_counts_upd AFTER UPDATE ON telemetry_turns REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION telemetry_turn_counts_keep();
+
+DROP TRIGGER IF EXISTS telemetry_turn_counts_del ON telemetry_turns;
+
+CREATE TRIGGER telemetry_turn_counts_del AFTER DELETE ON telemetry_turns REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION telemetry_turn_counts_keep();
+
+INSERT INTO telemetry_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+SELECT session_id, model, count(*), count(*) FILTER (WHERE mode = 'plan'), count(*) FILTER (WHERE (finish_reason IN ('length', 'error') OR num_tool_calls >= 8)), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(duration_ms), 0), count(*) FILTER (WHERE finish_reason = 'stop'), count(*) FILTER (WHERE finish_reason = 'tool_calls'), count(*) FILTER (WHERE finish_reason = 'length'), count(*) FILTER (WHERE finish_reason = 'content_filter'), count(*) FILTER (WHERE finish_reason = 'error'), count(*) FILTER (WHERE finish_reason = 'cancelled'), count(*) FILTER (WHERE finish_reason = 'other') FROM telemetry_turns GROUP BY session_id, model ORDER BY session_id, model
 ON CONFLICT DO NOTHING;
 
 -- fredtel:validate

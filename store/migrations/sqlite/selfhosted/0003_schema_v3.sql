@@ -2,11 +2,19 @@
 -- Schema version 3, self-hosted tables, sqlite. Frozen once version 4 exists: a
 -- database records this file's checksum and refuses an edited one.
 
+CREATE INDEX IF NOT EXISTS dsc_turns_plan_idx ON dsc_turns (session_id, started_at, seq) WHERE mode = 'plan';
+
 ALTER TABLE dsc_tool_calls ADD COLUMN run_start TEXT CHECK (length(run_start) = 36);
 
 ALTER TABLE dsc_tool_calls ADD COLUMN run_len INTEGER CHECK (run_len BETWEEN 1 AND 1000000000);
 
 CREATE INDEX IF NOT EXISTS dsc_tool_calls_runs_idx ON dsc_tool_calls (session_id, run_start, run_len, result_fingerprint, duration_ms, turn_id) WHERE run_len >= 2;
+
+CREATE INDEX IF NOT EXISTS dsc_events_api_retry_idx ON dsc_events (session_id, ts, props) WHERE name = 'api_retry';
+
+CREATE INDEX IF NOT EXISTS dsc_events_model_swap_idx ON dsc_events (session_id, ts, props) WHERE name = 'model_swap';
+
+CREATE INDEX IF NOT EXISTS dsc_events_mode_change_idx ON dsc_events (session_id, ts, props) WHERE name = 'mode_change';
 
 CREATE TABLE IF NOT EXISTS dsc_tool_counts (
     session_id TEXT NOT NULL,
@@ -44,4 +52,50 @@ END;
 
 INSERT INTO dsc_tool_counts (session_id, tool_name, calls, auto_allowed, user_allowed, denied, unmarked)
 SELECT session_id, tool_name, count(*), count(*) FILTER (WHERE permission = 'auto_allowed'), count(*) FILTER (WHERE permission = 'user_allowed'), count(*) FILTER (WHERE permission = 'denied'), count(*) FILTER (WHERE run_len IS NULL) FROM dsc_tool_calls GROUP BY session_id, tool_name ORDER BY session_id, tool_name
+ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS dsc_turn_counts (
+    session_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    turns INTEGER NOT NULL,
+    plan_turns INTEGER NOT NULL,
+    struggles INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    finish_stop INTEGER NOT NULL,
+    finish_tool_calls INTEGER NOT NULL,
+    finish_length INTEGER NOT NULL,
+    finish_content_filter INTEGER NOT NULL,
+    finish_error INTEGER NOT NULL,
+    finish_cancelled INTEGER NOT NULL,
+    finish_other INTEGER NOT NULL,
+    PRIMARY KEY (session_id, model)
+);
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_counts_ins AFTER INSERT ON dsc_turns BEGIN
+    INSERT INTO dsc_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+        VALUES (NEW.session_id, NEW.model, 1, CASE WHEN NEW.mode = 'plan' THEN 1 ELSE 0 END, CASE WHEN (NEW.finish_reason IN ('length', 'error') OR NEW.num_tool_calls >= 8) THEN 1 ELSE 0 END, coalesce(NEW.prompt_tokens, 0), coalesce(NEW.completion_tokens, 0), coalesce(NEW.duration_ms, 0), CASE WHEN NEW.finish_reason = 'stop' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'tool_calls' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'length' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'content_filter' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'error' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'cancelled' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'other' THEN 1 ELSE 0 END)
+        ON CONFLICT (session_id, model) DO UPDATE SET turns = dsc_turn_counts.turns + excluded.turns, plan_turns = dsc_turn_counts.plan_turns + excluded.plan_turns, struggles = dsc_turn_counts.struggles + excluded.struggles, prompt_tokens = dsc_turn_counts.prompt_tokens + excluded.prompt_tokens, completion_tokens = dsc_turn_counts.completion_tokens + excluded.completion_tokens, duration_ms = dsc_turn_counts.duration_ms + excluded.duration_ms, finish_stop = dsc_turn_counts.finish_stop + excluded.finish_stop, finish_tool_calls = dsc_turn_counts.finish_tool_calls + excluded.finish_tool_calls, finish_length = dsc_turn_counts.finish_length + excluded.finish_length, finish_content_filter = dsc_turn_counts.finish_content_filter + excluded.finish_content_filter, finish_error = dsc_turn_counts.finish_error + excluded.finish_error, finish_cancelled = dsc_turn_counts.finish_cancelled + excluded.finish_cancelled, finish_other = dsc_turn_counts.finish_other + excluded.finish_other;
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_counts_upd AFTER UPDATE ON dsc_turns BEGIN
+    INSERT INTO dsc_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+        VALUES (OLD.session_id, OLD.model, -1, CASE WHEN OLD.mode = 'plan' THEN -1 ELSE 0 END, CASE WHEN (OLD.finish_reason IN ('length', 'error') OR OLD.num_tool_calls >= 8) THEN -1 ELSE 0 END, -coalesce(OLD.prompt_tokens, 0), -coalesce(OLD.completion_tokens, 0), -coalesce(OLD.duration_ms, 0), CASE WHEN OLD.finish_reason = 'stop' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'tool_calls' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'length' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'content_filter' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'error' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'cancelled' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'other' THEN -1 ELSE 0 END)
+        ON CONFLICT (session_id, model) DO UPDATE SET turns = dsc_turn_counts.turns + excluded.turns, plan_turns = dsc_turn_counts.plan_turns + excluded.plan_turns, struggles = dsc_turn_counts.struggles + excluded.struggles, prompt_tokens = dsc_turn_counts.prompt_tokens + excluded.prompt_tokens, completion_tokens = dsc_turn_counts.completion_tokens + excluded.completion_tokens, duration_ms = dsc_turn_counts.duration_ms + excluded.duration_ms, finish_stop = dsc_turn_counts.finish_stop + excluded.finish_stop, finish_tool_calls = dsc_turn_counts.finish_tool_calls + excluded.finish_tool_calls, finish_length = dsc_turn_counts.finish_length + excluded.finish_length, finish_content_filter = dsc_turn_counts.finish_content_filter + excluded.finish_content_filter, finish_error = dsc_turn_counts.finish_error + excluded.finish_error, finish_cancelled = dsc_turn_counts.finish_cancelled + excluded.finish_cancelled, finish_other = dsc_turn_counts.finish_other + excluded.finish_other;
+    DELETE FROM dsc_turn_counts WHERE session_id = OLD.session_id AND model = OLD.model AND turns = 0;
+    INSERT INTO dsc_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+        VALUES (NEW.session_id, NEW.model, 1, CASE WHEN NEW.mode = 'plan' THEN 1 ELSE 0 END, CASE WHEN (NEW.finish_reason IN ('length', 'error') OR NEW.num_tool_calls >= 8) THEN 1 ELSE 0 END, coalesce(NEW.prompt_tokens, 0), coalesce(NEW.completion_tokens, 0), coalesce(NEW.duration_ms, 0), CASE WHEN NEW.finish_reason = 'stop' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'tool_calls' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'length' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'content_filter' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'error' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'cancelled' THEN 1 ELSE 0 END, CASE WHEN NEW.finish_reason = 'other' THEN 1 ELSE 0 END)
+        ON CONFLICT (session_id, model) DO UPDATE SET turns = dsc_turn_counts.turns + excluded.turns, plan_turns = dsc_turn_counts.plan_turns + excluded.plan_turns, struggles = dsc_turn_counts.struggles + excluded.struggles, prompt_tokens = dsc_turn_counts.prompt_tokens + excluded.prompt_tokens, completion_tokens = dsc_turn_counts.completion_tokens + excluded.completion_tokens, duration_ms = dsc_turn_counts.duration_ms + excluded.duration_ms, finish_stop = dsc_turn_counts.finish_stop + excluded.finish_stop, finish_tool_calls = dsc_turn_counts.finish_tool_calls + excluded.finish_tool_calls, finish_length = dsc_turn_counts.finish_length + excluded.finish_length, finish_content_filter = dsc_turn_counts.finish_content_filter + excluded.finish_content_filter, finish_error = dsc_turn_counts.finish_error + excluded.finish_error, finish_cancelled = dsc_turn_counts.finish_cancelled + excluded.finish_cancelled, finish_other = dsc_turn_counts.finish_other + excluded.finish_other;
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_counts_del AFTER DELETE ON dsc_turns BEGIN
+    INSERT INTO dsc_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+        VALUES (OLD.session_id, OLD.model, -1, CASE WHEN OLD.mode = 'plan' THEN -1 ELSE 0 END, CASE WHEN (OLD.finish_reason IN ('length', 'error') OR OLD.num_tool_calls >= 8) THEN -1 ELSE 0 END, -coalesce(OLD.prompt_tokens, 0), -coalesce(OLD.completion_tokens, 0), -coalesce(OLD.duration_ms, 0), CASE WHEN OLD.finish_reason = 'stop' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'tool_calls' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'length' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'content_filter' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'error' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'cancelled' THEN -1 ELSE 0 END, CASE WHEN OLD.finish_reason = 'other' THEN -1 ELSE 0 END)
+        ON CONFLICT (session_id, model) DO UPDATE SET turns = dsc_turn_counts.turns + excluded.turns, plan_turns = dsc_turn_counts.plan_turns + excluded.plan_turns, struggles = dsc_turn_counts.struggles + excluded.struggles, prompt_tokens = dsc_turn_counts.prompt_tokens + excluded.prompt_tokens, completion_tokens = dsc_turn_counts.completion_tokens + excluded.completion_tokens, duration_ms = dsc_turn_counts.duration_ms + excluded.duration_ms, finish_stop = dsc_turn_counts.finish_stop + excluded.finish_stop, finish_tool_calls = dsc_turn_counts.finish_tool_calls + excluded.finish_tool_calls, finish_length = dsc_turn_counts.finish_length + excluded.finish_length, finish_content_filter = dsc_turn_counts.finish_content_filter + excluded.finish_content_filter, finish_error = dsc_turn_counts.finish_error + excluded.finish_error, finish_cancelled = dsc_turn_counts.finish_cancelled + excluded.finish_cancelled, finish_other = dsc_turn_counts.finish_other + excluded.finish_other;
+    DELETE FROM dsc_turn_counts WHERE session_id = OLD.session_id AND model = OLD.model AND turns = 0;
+END;
+
+INSERT INTO dsc_turn_counts (session_id, model, turns, plan_turns, struggles, prompt_tokens, completion_tokens, duration_ms, finish_stop, finish_tool_calls, finish_length, finish_content_filter, finish_error, finish_cancelled, finish_other)
+SELECT session_id, model, count(*), count(*) FILTER (WHERE mode = 'plan'), count(*) FILTER (WHERE (finish_reason IN ('length', 'error') OR num_tool_calls >= 8)), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(duration_ms), 0), count(*) FILTER (WHERE finish_reason = 'stop'), count(*) FILTER (WHERE finish_reason = 'tool_calls'), count(*) FILTER (WHERE finish_reason = 'length'), count(*) FILTER (WHERE finish_reason = 'content_filter'), count(*) FILTER (WHERE finish_reason = 'error'), count(*) FILTER (WHERE finish_reason = 'cancelled'), count(*) FILTER (WHERE finish_reason = 'other') FROM dsc_turns GROUP BY session_id, model ORDER BY session_id, model
 ON CONFLICT DO NOTHING;
