@@ -207,18 +207,16 @@ func (rn *run) stuck(ctx context.Context) error {
 	o, d := rn.o, rn.d
 	st := &rn.r.Stuck
 	st.Models, st.StuckSessions, st.FastModels = []ModelStats{}, []StuckSession{}, []string{}
-	turns := fmt.Sprintf("t AS (SELECT t.session_id, t.model, t.finish_reason, t.num_tool_calls, t.duration_ms FROM %s t JOIN ws ON ws.session_id = t.session_id) ", d.table("turns"))
-	// One pass over the window's turns: by model, the turns, sessions,
-	// finish reasons (the declaration's closed enum, so one FILTER count
-	// each) and the six percentiles.
+	// The models of the window, their turns, sessions and finish reasons:
+	// from turn_counts (a row per session and model, kept by the database
+	// as turns are written), not from the turns.
 	byModel := map[string]*ModelStats{}
-	var extra []string
-	extra = append(extra, "count(DISTINCT session_id)")
+	var cols []string
 	for _, f := range schema.EnumFinishReason {
-		extra = append(extra, fmt.Sprintf("count(*) FILTER (WHERE finish_reason = '%s')", f))
+		cols = append(cols, "sum(tc.finish_"+f+")")
 	}
-	src := "SELECT model AS g, session_id, finish_reason, num_tool_calls AS x0, duration_ms AS x1 FROM t"
-	err := rn.query(ctx, turns+d.pct(src, 2, []float64{0.5, 0.95, 0.99}, strings.Join(extra, ", ")),
+	err := rn.query(ctx, fmt.Sprintf(`_x AS (SELECT 1) SELECT tc.model, sum(tc.turns), count(*), %s
+		FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.model`, strings.Join(cols, ", "), d.table("turn_counts")),
 		func(r *sql.Rows) error {
 			ms := &ModelStats{FinishReasons: map[string]int64{}}
 			reasons := make([]int64, len(schema.EnumFinishReason))
@@ -226,8 +224,6 @@ func (rn *run) stuck(ctx context.Context) error {
 			for i := range reasons {
 				dst = append(dst, &reasons[i])
 			}
-			tc, du := &ms.ToolCallsPerTurn, &ms.DurationMs
-			dst = append(dst, &tc.P50, &tc.P95, &tc.P99, &du.P50, &du.P95, &du.P99)
 			if err := r.Scan(dst...); err != nil {
 				return err
 			}
@@ -242,6 +238,24 @@ func (rn *run) stuck(ctx context.Context) error {
 		})
 	if err != nil {
 		return err
+	}
+	// The percentiles of tool calls per turn and of turn duration by model.
+	for _, c := range []struct {
+		col string
+		dst func(*ModelStats) *Percentiles
+	}{
+		{"num_tool_calls", func(m *ModelStats) *Percentiles { return &m.ToolCallsPerTurn }},
+		{"duration_ms", func(m *ModelStats) *Percentiles { return &m.DurationMs }},
+	} {
+		a, err := rn.percentiles(ctx, "", fmt.Sprintf("SELECT t.model AS g, t.%s AS x0 FROM %s t JOIN ws ON ws.session_id = t.session_id",
+			c.col, d.table("turns")), []float64{0.5, 0.95, 0.99})
+		if err != nil {
+			return err
+		}
+		for m, ms := range byModel {
+			_, p := a.result(m)
+			*c.dst(ms) = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
+		}
 	}
 	for _, ms := range byModel {
 		st.Models = append(st.Models, *ms)
@@ -261,17 +275,34 @@ func (rn *run) stuck(ctx context.Context) error {
 	// Stuck sessions: fast-model turns up to the first swap to a stronger
 	// model; a struggle is a turn that ended in length or error, or asked
 	// for StruggleToolCalls tool calls or more.
+	// The default rule is kept at ingest (turn_counts.struggles, with the
+	// tokens and time of the turns): a session that never swapped is read
+	// there; the turns are read only for the sessions that swapped (their
+	// turns after the swap do not count), or for all with another rule.
+	fromRollup := o.StruggleToolCalls == schema.StruggleToolCalls
+	swapped := "LEFT JOIN sw ON sw.session_id = t.session_id"
+	if fromRollup {
+		swapped = "JOIN sw ON sw.session_id = t.session_id"
+	}
 	q := fmt.Sprintf(`sw AS (SELECT e.session_id, min(e.ts) AS swap_at FROM %[1]s e JOIN ws ON ws.session_id = e.session_id
 		WHERE e.name = 'model_swap' AND %[2]s AND NOT %[3]s GROUP BY e.session_id),
 	ft AS (SELECT t.session_id, t.model, t.prompt_tokens, t.completion_tokens, t.duration_ms, sw.swap_at,
 		CASE WHEN t.finish_reason IN ('length', 'error') OR t.num_tool_calls >= %[4]d THEN 1 ELSE 0 END AS struggle
-		FROM %[5]s t JOIN ws ON ws.session_id = t.session_id LEFT JOIN sw ON sw.session_id = t.session_id
+		FROM %[5]s t JOIN ws ON ws.session_id = t.session_id %[8]s
 		WHERE %[6]s AND (sw.swap_at IS NULL OR t.started_at < sw.swap_at))
 	SELECT CAST(session_id AS text), max(model), sum(struggle), count(swap_at),
 		sum(prompt_tokens), sum(completion_tokens), sum(duration_ms)
 	FROM ft GROUP BY session_id HAVING sum(struggle) >= %[7]d OR count(swap_at) > 0`,
 		d.table("events"), fast(o, "e.props->>'from'"), fast(o, "e.props->>'to'"), o.StruggleToolCalls,
-		d.table("turns"), fast(o, "t.model"), o.StruggleTurns)
+		d.table("turns"), fast(o, "t.model"), o.StruggleTurns, swapped)
+	if fromRollup {
+		q += fmt.Sprintf(`
+	UNION ALL SELECT CAST(tc.session_id AS text), max(tc.model), sum(tc.struggles), 0,
+		sum(tc.prompt_tokens), sum(tc.completion_tokens), sum(tc.duration_ms)
+	FROM %s tc JOIN ws ON ws.session_id = tc.session_id
+	WHERE %s AND NOT EXISTS (SELECT 1 FROM sw WHERE sw.session_id = tc.session_id)
+	GROUP BY tc.session_id HAVING sum(tc.struggles) >= %d`, d.table("turn_counts"), fast(o, "tc.model"), o.StruggleTurns)
+	}
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
 		var s StuckSession
 		var swapped int64
@@ -421,39 +452,26 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, retries+d.pct("SELECT coalesce(et, 'other') AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.8}, ""), func(r *sql.Rows) error {
-		var g string
-		var n int64
-		var p80 float64
-		if err := r.Scan(&g, &n, &p80); err != nil {
-			return err
-		}
-		for i := range rs.ErrorTypes {
-			if rs.ErrorTypes[i].ErrorType == g {
-				rs.ErrorTypes[i].DelayP80Ms = p80
-			}
-		}
-		return nil
-	})
+	p80, err := rn.percentiles(ctx, retries+", ", "SELECT coalesce(et, 'other') AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", []float64{0.8})
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", 1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
-		var g string
-		var n int64
-		return r.Scan(&g, &n, &rs.DelayMs.P50, &rs.DelayMs.P95, &rs.DelayMs.P99)
-	})
+	for i := range rs.ErrorTypes {
+		_, p := p80.result(rs.ErrorTypes[i].ErrorType)
+		rs.ErrorTypes[i].DelayP80Ms = p[0]
+	}
+	delay, err := rn.percentiles(ctx, retries+", ", "SELECT '' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", []float64{0.5, 0.95, 0.99})
 	if err != nil {
 		return err
 	}
-	err = rn.query(ctx, retries+d.pct("SELECT '' AS g, count(*) AS x0 FROM r GROUP BY session_id", 1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
-		var g string
-		p := &rs.RetriesPerSession
-		return r.Scan(&g, &rs.Sessions, &p.P50, &p.P95, &p.P99)
-	})
+	_, p := delay.result("")
+	rs.DelayMs = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
+	per, err := rn.percentiles(ctx, retries+", ", "SELECT '' AS g, count(*) AS x0 FROM r GROUP BY session_id", []float64{0.5, 0.95, 0.99})
 	if err != nil {
 		return err
 	}
+	rs.Sessions, p = per.result("")
+	rs.RetriesPerSession = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
 	err = rn.query(ctx, retries+`SELECT model, count(*), count(DISTINCT session_id) FROM r GROUP BY model ORDER BY count(*) DESC, model`, func(r *sql.Rows) error {
 		var m ModelRetries
 		if err := r.Scan(&m.Model, &m.Retries, &m.Sessions); err != nil {
@@ -530,23 +548,14 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	dur := d.durationMs("ws.started_at", "ws.ended_at")
 	src := fmt.Sprintf(`SELECT 'all' AS g, %[1]s AS x0 FROM ws WHERE ws.ended_at IS NOT NULL
 		UNION ALL SELECT 'storm' AS g, %[1]s AS x0 FROM ws JOIN st ON st.session_id = ws.session_id WHERE ws.ended_at IS NOT NULL`, dur)
-	err = rn.query(ctx, retries+", "+storms+d.pct(src, 1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
-		var g string
-		var n int64
-		var p Percentiles
-		if err := r.Scan(&g, &n, &p.P50, &p.P95, &p.P99); err != nil {
-			return err
-		}
-		if g == "storm" {
-			rs.SessionDurationMs.Storm = p
-		} else {
-			rs.SessionDurationMs.All = p
-		}
-		return nil
-	})
+	durs, err := rn.percentiles(ctx, retries+", "+storms+", ", src, []float64{0.5, 0.95, 0.99})
 	if err != nil {
 		return err
 	}
+	_, p = durs.result("all")
+	rs.SessionDurationMs.All = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
+	_, p = durs.result("storm")
+	rs.SessionDurationMs.Storm = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
 	// Ties in Go, byte order: the same on every database collation.
 	sort.Slice(rs.ErrorTypes, func(i, j int) bool {
 		a, b := rs.ErrorTypes[i], rs.ErrorTypes[j]

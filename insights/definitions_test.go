@@ -2,6 +2,7 @@ package insights
 
 import (
 	"context"
+	"database/sql"
 	"math"
 	"testing"
 
@@ -408,10 +409,12 @@ func TestPercentilesMatchPostgres(t *testing.T) {
 		}
 	}
 	var got [2]map[string]ModelStats
+	var urls [2]string
 	for i, be := range testdb.Backends {
 		f := newFx(t)
 		build(f)
 		url := be.URL(t)
+		urls[i] = url
 		f.write(url, schema.CentralSet)
 		got[i] = map[string]ModelStats{}
 		for _, m := range compute(t, url, Options{}).Stuck.Models {
@@ -423,6 +426,38 @@ func TestPercentilesMatchPostgres(t *testing.T) {
 		if pg.DurationMs != lite.DurationMs || pg.ToolCallsPerTurn != lite.ToolCallsPerTurn {
 			t.Errorf("%s: postgres %+v %+v, sqlite %+v %+v", m, pg.DurationMs, pg.ToolCallsPerTurn, lite.DurationMs, lite.ToolCallsPerTurn)
 		}
+	}
+	// The same numbers, to the bit, as PostgreSQL's own percentile_cont over
+	// the turns (the report counts values instead of sorting them).
+	db, err := sql.Open("pgx", urls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT model, percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), percentile_cont(0.5) WITHIN GROUP (ORDER BY num_tool_calls),
+		percentile_cont(0.95) WITHIN GROUP (ORDER BY num_tool_calls), percentile_cont(0.99) WITHIN GROUP (ORDER BY num_tool_calls)
+		FROM telemetry_turns GROUP BY model`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var m string
+		var d, c Percentiles
+		if err := rows.Scan(&m, &d.P50, &d.P95, &d.P99, &c.P50, &c.P95, &c.P99); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		for i := range got {
+			if got[i][m].DurationMs != d || got[i][m].ToolCallsPerTurn != c {
+				t.Errorf("%s on backend %d: %+v %+v; percentile_cont gives %+v %+v", m, i, got[i][m].DurationMs, got[i][m].ToolCallsPerTurn, d, c)
+			}
+		}
+	}
+	if n != 5 {
+		t.Errorf("percentile_cont over %d models, want 5", n)
 	}
 	// And the number itself: 1, 4, 9, …, 49 (n = 7): p95 at rank 5.7 → 36 + 0.7·13.
 	if p := got[1]["m7"].DurationMs.P95; !near(p, 45.1) {

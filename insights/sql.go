@@ -1,7 +1,10 @@
 package insights
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -110,47 +113,114 @@ func (d *db) catalogElems(k, col string) string {
 	return fmt.Sprintf("jsonb_array_elements_text(%s.%s) AS je(value)", k, col)
 }
 
-// pct returns a query over src, a SELECT of a column g and columns x0 …
-// x(nx-1), that yields g, the row count of g, the aggregates extra (over
-// src's columns, "" for none), then for each x its percentiles ps, grouped
-// and ordered by g.
+// pctRows returns a query over src (a SELECT of a group g and a value x0,
+// never null) that yields, for each group, only the distinct values at the
+// ranks its percentiles ps interpolate between: g, the value, the rank of
+// its first row (from 0), the rank after its last, and the group's row
+// count. [pctScan] finishes the percentiles in Go.
 //
-// PostgreSQL: percentile_cont. SQLite has no percentile_cont; the
-// equivalent computes the same number the same way: with the values of a
-// group sorted ascending and numbered from 0, h = p·(n−1), the result is
-// v[floor(h)] + (h − floor(h))·(v[floor(h)+1] − v[floor(h)]), in double
-// precision, as PostgreSQL's percentile_cont_final_common does.
-func (d *db) pct(src string, nx int, ps []float64, extra string) string {
-	var b strings.Builder
-	if extra != "" {
-		extra = ", " + extra
+// The values are counted (GROUP BY g, x0) instead of sorted: a hash of a
+// few thousand distinct durations costs less than sorting two million
+// turns, and only a dozen rows per group leave the database. The result is
+// PostgreSQL's percentile_cont: with the n values of a group in ascending
+// order, numbered from 0, and h = p·(n−1), v[floor(h)] + (h −
+// floor(h))·(v[floor(h)+1] − v[floor(h)]) in double precision, the
+// operations of its percentile_cont_final_common in their order; SQLite,
+// which has no percentile_cont, gets the same numbers.
+func (d *db) pctRows(src string, ps []float64) string {
+	var near []string
+	for _, p := range ps {
+		lo := d.floor(ftoa(p) + " * (total - 1)")
+		near = append(near, fmt.Sprintf("(cum - n <= %s + 1 AND cum > %s)", lo, lo))
 	}
-	if d.dialect == schema.Postgres {
-		b.WriteString("SELECT g, count(*)" + extra)
-		for j := 0; j < nx; j++ {
-			for _, p := range ps {
-				fmt.Fprintf(&b, ", percentile_cont(%s) WITHIN GROUP (ORDER BY x%d)", ftoa(p), j)
-			}
+	return fmt.Sprintf(`ph AS (SELECT g, x0, count(*) AS n FROM (%s) q GROUP BY g, x0),
+	pc AS (SELECT g, x0, n, sum(n) OVER (PARTITION BY g ORDER BY x0 ROWS UNBOUNDED PRECEDING) AS cum,
+		sum(n) OVER (PARTITION BY g) AS total FROM ph)
+	SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE %s ORDER BY g, x0`, src, strings.Join(near, " OR "))
+}
+
+// floor is the SQL of the largest integer not above the non-negative
+// number e.
+func (d *db) floor(e string) string {
+	if d.dialect == schema.SQLite {
+		return "CAST(" + e + " AS INTEGER)"
+	}
+	return "floor(" + e + ")"
+}
+
+// pctScan collects the rows of pctRows.
+type pctScan struct {
+	ps     []float64
+	groups map[string]*pctGroup
+	order  []string
+}
+
+type pctGroup struct {
+	n    int64
+	vals []pctVal
+}
+
+type pctVal struct {
+	x           float64
+	first, next int64
+}
+
+func newPctScan(ps []float64) *pctScan { return &pctScan{ps: ps, groups: map[string]*pctGroup{}} }
+
+// scan reads one row of pctRows.
+func (a *pctScan) scan(r *sql.Rows) error {
+	var g string
+	var v pctVal
+	var n int64
+	if err := r.Scan(&g, &v.x, &v.first, &v.next, &n); err != nil {
+		return err
+	}
+	gr := a.groups[g]
+	if gr == nil {
+		gr = &pctGroup{n: n}
+		a.groups[g] = gr
+		a.order = append(a.order, g)
+	}
+	gr.vals = append(gr.vals, v)
+	return nil
+}
+
+// at is the value of rank i of the group.
+func (gr *pctGroup) at(i int64) float64 {
+	for _, v := range gr.vals {
+		if v.first <= i && i < v.next {
+			return v.x
 		}
-		fmt.Fprintf(&b, " FROM (%s) q GROUP BY g ORDER BY g", src)
-		return b.String()
 	}
-	b.WriteString("SELECT g, max(n)" + extra)
-	for j := 0; j < nx; j++ {
-		for _, p := range ps {
-			h := fmt.Sprintf("(%s * (max(n) - 1))", ftoa(p))
-			idx := fmt.Sprintf("CAST(%s * (n - 1) AS INTEGER)", ftoa(p))
-			lo := fmt.Sprintf("sum(CASE WHEN i%d = %s THEN x%d END)", j, idx, j)
-			hi := fmt.Sprintf("sum(CASE WHEN i%d = %s + 1 THEN x%d END)", j, idx, j)
-			fmt.Fprintf(&b, ", (%s * 1.0 + (%s - CAST(%s AS INTEGER)) * (coalesce(%s, %s) - %s))", lo, h, h, hi, lo, lo)
+	panic(fmt.Sprintf("insights: rank %d not among the values read", i))
+}
+
+// result returns the row count of group g and its percentiles (zero for a
+// group without rows).
+func (a *pctScan) result(g string) (int64, []float64) {
+	out := make([]float64, len(a.ps))
+	gr := a.groups[g]
+	if gr == nil {
+		return 0, out
+	}
+	for i, p := range a.ps {
+		h := p * float64(gr.n-1)
+		lo := math.Floor(h)
+		first := gr.at(int64(lo))
+		second := first
+		if int64(lo)+1 < gr.n {
+			second = gr.at(int64(lo) + 1)
 		}
+		out[i] = first + (h-lo)*(second-first)
 	}
-	b.WriteString(" FROM (SELECT q.*")
-	for j := 0; j < nx; j++ {
-		fmt.Fprintf(&b, ", row_number() OVER (PARTITION BY g ORDER BY x%d) - 1 AS i%d", j, j)
-	}
-	fmt.Fprintf(&b, ", count(*) OVER (PARTITION BY g) AS n FROM (%s) q) r GROUP BY g ORDER BY g", src)
-	return b.String()
+	return gr.n, out
+}
+
+// percentiles runs pctRows over src after the CTEs pre (which end in a
+// comma, or are empty) and collects it.
+func (rn *run) percentiles(ctx context.Context, pre, src string, ps []float64) (*pctScan, error) {
+	a := newPctScan(ps)
+	return a, rn.query(ctx, pre+rn.d.pctRows(src, ps), a.scan)
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -259,22 +260,23 @@ func (d *db) trends(ctx context.Context, tx *sql.Tx, o *Options, maxBuckets int)
 	if err != nil {
 		return nil, err
 	}
-	err = query(wb+d.pct(fmt.Sprintf("SELECT wb.b AS g, t.duration_ms AS x0 FROM %s t JOIN wb ON wb.session_id = t.session_id", d.table("turns")),
-		1, []float64{0.5, 0.95, 0.99}, ""), func(r *sql.Rows) error {
-		var b, c int64
-		var p50, p95, p99 float64
-		if err := r.Scan(&b, &c, &p50, &p95, &p99); err != nil {
-			return err
+	durs := newPctScan([]float64{0.5, 0.95, 0.99})
+	err = query(wb+", "+d.pctRows(fmt.Sprintf("SELECT wb.b AS g, t.duration_ms AS x0 FROM %s t JOIN wb ON wb.session_id = t.session_id", d.table("turns")),
+		durs.ps), durs.scan)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range durs.order {
+		b, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bucket %q: %w", g, err)
 		}
 		i, err := inBucket(b)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		tr.DurationP50[i], tr.DurationP95[i], tr.DurationP99[i] = &p50, &p95, &p99
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		_, p := durs.result(g)
+		tr.DurationP50[i], tr.DurationP95[i], tr.DurationP99[i] = &p[0], &p[1], &p[2]
 	}
 
 	// Histograms by model.
