@@ -779,14 +779,22 @@ func (rn *run) planMode(ctx context.Context) error {
 	// A plan session has a plan-mode turn or a mode_change to plan; it acted
 	// when an act-mode turn started after the first of those. "Back to plan
 	// too early": a stretch of one or two act turns between plan turns.
-	q := fmt.Sprintf(`pt AS (SELECT t.session_id, min(t.started_at) AS fp FROM %[1]s t JOIN ws ON ws.session_id = t.session_id WHERE t.mode = 'plan' GROUP BY t.session_id),
+	// The plan turns come from their partial index. A session's whole
+	// sequence of turns is read only when its plan turns leave a gap in
+	// their seqs (or share one): plan turns of consecutive seqs have no act
+	// turn between them (a turn sharing a seq with another, which no client
+	// writes, is not looked for).
+	q := fmt.Sprintf(`pt AS (SELECT t.session_id, min(t.started_at) AS fp,
+		CASE WHEN max(t.seq) - min(t.seq) + 1 > count(*) OR count(*) > count(DISTINCT t.seq) THEN 1 ELSE 0 END AS gap
+		FROM %[1]s t JOIN ws ON ws.session_id = t.session_id WHERE t.mode = 'plan' GROUP BY t.session_id),
+	gp AS (SELECT session_id FROM pt WHERE gap = 1),
 	pe AS (SELECT e.session_id, min(e.ts) AS fp FROM %[2]s e JOIN ws ON ws.session_id = e.session_id
 		WHERE e.name = 'mode_change' AND e.props->>'to' = 'plan' GROUP BY e.session_id),
 	ps AS (SELECT ws.session_id, CASE WHEN pt.fp IS NULL THEN pe.fp WHEN pe.fp IS NULL OR pt.fp <= pe.fp THEN pt.fp ELSE pe.fp END AS fp
 		FROM ws LEFT JOIN pt ON pt.session_id = ws.session_id LEFT JOIN pe ON pe.session_id = ws.session_id
 		WHERE pt.fp IS NOT NULL OR pe.fp IS NOT NULL),
 	tm AS (SELECT t.session_id, t.seq, t.mode, CASE WHEN lag(t.mode) OVER w = t.mode THEN 0 ELSE 1 END AS brk
-		FROM %[1]s t JOIN pt ON pt.session_id = t.session_id WINDOW w AS (PARTITION BY t.session_id ORDER BY t.seq, t.turn_id)),
+		FROM %[1]s t JOIN gp ON gp.session_id = t.session_id WINDOW w AS (PARTITION BY t.session_id ORDER BY t.seq, t.turn_id)),
 	tr AS (SELECT session_id, mode, sum(brk) OVER (PARTITION BY session_id ORDER BY seq ROWS UNBOUNDED PRECEDING) AS run FROM tm),
 	runs AS (SELECT session_id, run, min(mode) AS mode, count(*) AS n FROM tr GROUP BY session_id, run),
 	early AS (SELECT DISTINCT a.session_id FROM runs a
