@@ -377,8 +377,11 @@ func (rn *run) deadCommands(ctx context.Context) error {
 	dc := &rn.r.DeadCommands
 	dc.Commands, dc.Unused = []CommandUse{}, []string{}
 	used := map[string]bool{}
-	q := fmt.Sprintf(`u AS (SELECT e.props->>'command' AS command, ws.uid FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'slash_command')
-	SELECT command, count(*), count(DISTINCT uid) FROM u GROUP BY command ORDER BY count(*) DESC, command`, d.table("events"))
+	// Users per command: uses counted by (command, user) first, then the
+	// pairs by command (hashing, where count(DISTINCT) sorts every use).
+	q := fmt.Sprintf(`u AS (SELECT e.props->>'command' AS command, ws.uid FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'slash_command'),
+	cu AS (SELECT command, uid, count(*) AS n FROM u GROUP BY command, uid)
+	SELECT command, sum(n), count(*) FROM cu GROUP BY command`, d.table("events"))
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var c CommandUse
 		var name sql.NullString
@@ -440,7 +443,8 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		CAST(e.props->>'delay_ms' AS bigint) AS delay, CAST(e.props->>'latency_ms' AS bigint) AS lat,
 		CAST(e.props->>'attempt' AS bigint) AS attempt
 		FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'api_retry') `, d.table("events"))
-	err := rn.query(ctx, retries+`SELECT coalesce(et, 'other'), count(*), count(DISTINCT session_id) FROM r GROUP BY coalesce(et, 'other') ORDER BY count(*) DESC, 1`, func(r *sql.Rows) error {
+	err := rn.query(ctx, retries+`, rs AS (SELECT coalesce(et, 'other') AS et, session_id, count(*) AS n FROM r GROUP BY coalesce(et, 'other'), session_id)
+	SELECT et, sum(n), count(*) FROM rs GROUP BY et`, func(r *sql.Rows) error {
 		var e ErrorTypeCount
 		if err := r.Scan(&e.ErrorType, &e.Retries, &e.Sessions); err != nil {
 			return err
@@ -472,7 +476,8 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	}
 	rs.Sessions, p = per.result("")
 	rs.RetriesPerSession = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
-	err = rn.query(ctx, retries+`SELECT model, count(*), count(DISTINCT session_id) FROM r GROUP BY model ORDER BY count(*) DESC, model`, func(r *sql.Rows) error {
+	err = rn.query(ctx, retries+`, rs AS (SELECT model, session_id, count(*) AS n FROM r GROUP BY model, session_id)
+	SELECT model, sum(n), count(*) FROM rs GROUP BY model`, func(r *sql.Rows) error {
 		var m ModelRetries
 		if err := r.Scan(&m.Model, &m.Retries, &m.Sessions); err != nil {
 			return err
@@ -514,14 +519,29 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		}
 		return a.SessionID < b.SessionID
 	})
-	q := fmt.Sprintf(`SELECT t.api_error_type, count(*), count(DISTINCT t.session_id) FROM %s t JOIN ws ON ws.session_id = t.session_id
-		WHERE t.api_error_type IS NOT NULL GROUP BY t.api_error_type ORDER BY count(*) DESC, t.api_error_type`, d.table("turns"))
-	err = rn.query(ctx, "_x AS (SELECT 1) "+q, func(r *sql.Rows) error {
-		var e TurnErrorCount
-		if err := r.Scan(&e.ErrorType, &e.Turns, &e.Sessions); err != nil {
+	// The turns' own API errors, from turn_counts: per class, the turns and
+	// the sessions with one.
+	var perSession, sums []string
+	for _, e := range schema.EnumAPIError {
+		perSession = append(perSession, fmt.Sprintf("sum(tc.error_%s) AS e_%s", e, e))
+		sums = append(sums, fmt.Sprintf("coalesce(sum(e_%s), 0), count(*) FILTER (WHERE e_%s > 0)", e, e))
+	}
+	q := fmt.Sprintf(`es AS (SELECT %s FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.session_id)
+	SELECT %s FROM es`, strings.Join(perSession, ", "), d.table("turn_counts"), strings.Join(sums, ", "))
+	err = rn.query(ctx, q, func(r *sql.Rows) error {
+		v := make([]int64, 2*len(schema.EnumAPIError))
+		dst := make([]any, len(v))
+		for i := range v {
+			dst[i] = &v[i]
+		}
+		if err := r.Scan(dst...); err != nil {
 			return err
 		}
-		rs.TurnErrors = append(rs.TurnErrors, e)
+		for i, e := range schema.EnumAPIError {
+			if v[2*i] > 0 {
+				rs.TurnErrors = append(rs.TurnErrors, TurnErrorCount{ErrorType: e, Turns: v[2*i], Sessions: v[2*i+1]})
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -53,8 +53,8 @@ func (d *db) window(o *Options) (string, []any) {
 	FROM %s s WHERE s.started_at >= $1 AND s.started_at < $2`, uid, d.table("sessions"))
 	if o.Model != "" {
 		args = append(args, o.Model)
-		fmt.Fprintf(&b, ` AND (s.model = $%d OR EXISTS (SELECT 1 FROM %s t WHERE t.session_id = s.session_id AND t.model = $%d))`,
-			len(args), d.table("turns"), len(args))
+		fmt.Fprintf(&b, ` AND (s.model = $%d OR EXISTS (SELECT 1 FROM %s tc WHERE tc.session_id = s.session_id AND tc.model = $%d))`,
+			len(args), d.table("turn_counts"), len(args))
 	}
 	if o.Agent != "" {
 		args = append(args, o.Agent)

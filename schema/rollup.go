@@ -73,6 +73,9 @@ func finishCounts() []Count {
 	for _, f := range EnumFinishReason {
 		out = append(out, Count{Name: "finish_" + f, Column: "finish_reason", Equals: f, Doc: "turns that ended in " + f})
 	}
+	for _, e := range EnumAPIError {
+		out = append(out, Count{Name: "error_" + e, Column: "api_error_type", Equals: e, Doc: "turns ended by an API error of class " + e})
+	}
 	return out
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -105,14 +106,21 @@ func countNames(ru *schema.Rollup) []string {
 func countsOf(ru *schema.Rollup) []string {
 	var out []string
 	for _, c := range ru.Counts {
+		pred := "1 = 1"
 		switch {
+		case c.Where != "":
+			pred = strings.ReplaceAll(fmt.Sprintf(c.Where, "\x00"), "\x00.", "")
 		case c.Column == "":
-			out = append(out, "count(*)")
 		case c.Null:
-			out = append(out, "sum(CASE WHEN "+c.Column+" IS NULL THEN 1 ELSE 0 END)")
+			pred = c.Column + " IS NULL"
 		default:
-			out = append(out, "sum(CASE WHEN "+c.Column+" = '"+c.Equals+"' THEN 1 ELSE 0 END)")
+			pred = c.Column + " = '" + c.Equals + "'"
 		}
+		v := "1"
+		if c.Sum != "" {
+			v = c.Sum
+		}
+		out = append(out, "sum(CASE WHEN "+pred+" THEN "+v+" ELSE 0 END)")
 	}
 	return out
 }
