@@ -62,7 +62,14 @@ func docs() []byte {
 		p("\nIndexes (central): ")
 		var ix []string
 		for _, i := range schema.CentralSet.Indexes(r) {
-			ix = append(ix, "("+strings.Join(i.Columns, ", ")+")")
+			d := "(" + strings.Join(i.Columns, ", ") + ")"
+			if len(i.Include) > 0 {
+				d += " including (" + strings.Join(i.Include, ", ") + ")"
+			}
+			if i.Where != "" {
+				d += " where " + i.Where
+			}
+			ix = append(ix, d)
 		}
 		if r.Unprefixed {
 			p("%s.\n\n", strings.Join(ix, ", "))
@@ -83,6 +90,18 @@ func docs() []byte {
 			}
 			p("\n")
 		}
+	}
+	p("## Rollups\n\n")
+	p("Tables the database keeps from the record tables, by triggers, for the insights: each row counts\n")
+	p("the records of its key that a statement really wrote (not the duplicates a retried batch skips),\n")
+	p("and updates and deletions of records are counted back out, so every writer keeps them exact.\n\n")
+	for _, ru := range schema.Rollups {
+		p("### `telemetry_%s`, `dsc_%s`\n\n%s. Key: (%s).\n\n| column | counts |\n|---|---|\n", ru.Table, ru.Table,
+			strings.ToUpper(ru.Doc[:1])+ru.Doc[1:], strings.Join(ru.Keys, ", "))
+		for _, c := range ru.Counts {
+			p("| `%s` | %s |\n", c.Name, c.Doc)
+		}
+		p("\n")
 	}
 	p("## Patterns\n\n| name | regular expression | meaning |\n|---|---|---|\n")
 	for _, pt := range []*schema.Pattern{schema.PatModel, schema.PatToolName, schema.PatCommand, schema.PatSemver, schema.PatRuntime, schema.PatUserID, schema.PatKeyPrefix, schema.PatLabel} {
