@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/rules"
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -71,6 +72,39 @@ func TestRunMarksChangeNothing(t *testing.T) {
 	}
 }
 
+// TestStuckFromRollupOrTurns: the stuck sessions read from turn_counts are
+// the ones read from the turns; and the rollup's rule is the rule's default.
+func TestStuckFromRollupOrTurns(t *testing.T) {
+	if schema.StruggleToolCalls != rules.StruggleToolCalls {
+		t.Fatalf("turn_counts.struggles counts turns of %d tool calls, the rule says %d", schema.StruggleToolCalls, rules.StruggleToolCalls)
+	}
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			f := newFx(t)
+			mixedFleet(f, 80)
+			url := be.URL(t)
+			f.write(url, schema.CentralSet)
+			var got [2]string
+			for i, rollup := range []bool{true, false} {
+				stuckFromRollup = rollup
+				r, err := Compute(context.Background(), url, Options{StruggleTurns: 2})
+				stuckFromRollup = true
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(r.Stuck.StuckSessions) == 0 || r.Stuck.Swapped == 0 {
+					t.Fatalf("the fleet has %d stuck sessions and %d swaps: nothing to compare", len(r.Stuck.StuckSessions), r.Stuck.Swapped)
+				}
+				b, _ := json.Marshal(r.Stuck)
+				got[i] = string(b)
+			}
+			if got[0] != got[1] {
+				t.Errorf("stuck from turn_counts and from the turns differ:\nrollup %s\nturns  %s", got[0], got[1])
+			}
+		})
+	}
+}
+
 // mixedFleet is n varied sessions from a fixed recipe: every analysis has
 // something to say and percentiles interpolate.
 func mixedFleet(f *fx, n int) {
@@ -118,6 +152,9 @@ func mixedFleet(f *fx, n int) {
 		}
 		if i%6 == 0 {
 			s.event(0.3, schema.ModelSwapProps{From: "fred-flash", To: "fred-pro"})
+		}
+		if i%6 == 1 { // a flash session whose user swapped up after its third turn
+			s.event(2.5, schema.ModelSwapProps{From: "fred-flash", To: "fred-pro"})
 		}
 		if i%9 == 0 {
 			s.event(0.4, schema.ModeChangeProps{From: "act", To: "plan"})

@@ -34,6 +34,10 @@ func Compute(ctx context.Context, dbURL string, opts Options) (*Report, error) {
 	return d.report(ctx, &opts)
 }
 
+// stuckFromRollup: the stuck rule reads turn_counts when it can (a
+// variable so a test compares it with reading the turns).
+var stuckFromRollup = true
+
 // jit is PostgreSQL's JIT setting for the report (a variable for the
 // benchmark's comparison).
 var jit = "off"
@@ -279,7 +283,7 @@ func (rn *run) stuck(ctx context.Context) error {
 	// tokens and time of the turns): a session that never swapped is read
 	// there; the turns are read only for the sessions that swapped (their
 	// turns after the swap do not count), or for all with another rule.
-	fromRollup := o.StruggleToolCalls == schema.StruggleToolCalls
+	fromRollup := o.StruggleToolCalls == schema.StruggleToolCalls && stuckFromRollup
 	swapped := "LEFT JOIN sw ON sw.session_id = t.session_id"
 	if fromRollup {
 		swapped = "JOIN sw ON sw.session_id = t.session_id"
