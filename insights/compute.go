@@ -643,7 +643,14 @@ func (rn *run) toolLoops(ctx context.Context) error {
 	// index of the repeats: a loop is a run_start whose run reaches
 	// MinRepeats, with no sort of the calls. Sessions with unmarked calls
 	// (older clients; tool_counts.unmarked) are found by sorting their calls.
-	unmarked := fmt.Sprintf(`um AS (SELECT DISTINCT tk.session_id FROM %[1]s tk JOIN ws ON ws.session_id = tk.session_id WHERE tk.unmarked > 0)`, d.table("tool_counts"))
+	// The turns a loop spans, for their tokens and model: looked up per
+	// loop by the session's index (a join let the planner hash every turn).
+	span := func(agg string) string {
+		return fmt.Sprintf("(SELECT %s FROM %s t WHERE t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq)", agg, d.table("turns"))
+	}
+	spanned := fmt.Sprintf(`SELECT CAST(r.session_id AS text), r.tool_name, r.repeats, r.unknown, r.changed, %s, r.stseq, r.scseq,
+		%s, %s, %s, r.dur FROM runs r`, span("max(t.model)"), span("count(*)"), span("coalesce(sum(t.prompt_tokens), 0)"), span("coalesce(sum(t.completion_tokens), 0)"))
+	unmarked := fmt.Sprintf(`um AS (SELECT DISTINCT tk.session_id FROM %[1]s tk WHERE tk.unmarked > 0 AND tk.session_id IN (SELECT session_id FROM ws))`, d.table("tool_counts"))
 	marked := fmt.Sprintf(`%[4]s,
 	cr AS (SELECT tc.session_id, tc.run_start, tc.run_len, tc.result_fingerprint AS res, tc.duration_ms AS dur, t.seq AS tseq
 		FROM %[1]s tc JOIN ws ON ws.session_id = tc.session_id JOIN %[2]s t ON t.turn_id = tc.turn_id
@@ -655,11 +662,7 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		CASE WHEN mr.lo = f.result_fingerprint AND mr.hi = f.result_fingerprint THEN 0 ELSE 1 END AS changed,
 		ft.seq AS stseq, f.seq AS scseq, mr.etseq, mr.dur + f.duration_ms AS dur
 		FROM mr JOIN %[1]s f ON f.call_id = mr.run_start JOIN %[2]s ft ON ft.turn_id = f.turn_id)
-	SELECT CAST(r.session_id AS text), r.tool_name, r.repeats, r.unknown, r.changed, max(t.model), r.stseq, r.scseq,
-		count(*), sum(t.prompt_tokens), sum(t.completion_tokens), r.dur
-	FROM runs r JOIN %[2]s t ON t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq
-	GROUP BY r.session_id, r.grp, r.tool_name, r.repeats, r.unknown, r.changed, r.stseq, r.scseq, r.dur`,
-		d.table("tool_calls"), d.table("turns"), o.MinRepeats, unmarked)
+	%[5]s`, d.table("tool_calls"), d.table("turns"), o.MinRepeats, unmarked, spanned)
 	// The calls of unmarked sessions in order (turns by seq, calls by seq
 	// in the turn). A continuation is a call with the tool and args of the
 	// call before it; continuations are rare, so after the one sort only
@@ -684,11 +687,8 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		sum(CASE WHEN res <> pres THEN 1 ELSE 0 END) AS changed,
 		min(sord) / 1048576 AS stseq, min(sord) %% 1048576 AS scseq, max(ord) / 1048576 AS etseq, sum(dur) + min(sdur) AS dur
 		FROM i GROUP BY session_id, grp HAVING count(*) + 1 >= %[3]d)
-	SELECT CAST(r.session_id AS text), r.tool_name, r.repeats, r.unknown, r.changed, max(t.model), r.stseq, r.scseq,
-		count(*), sum(t.prompt_tokens), sum(t.completion_tokens), r.dur
-	FROM runs r JOIN %[2]s t ON t.session_id = r.session_id AND t.seq BETWEEN r.stseq AND r.etseq
-	GROUP BY r.session_id, r.grp, r.tool_name, r.repeats, r.unknown, r.changed, r.stseq, r.scseq, r.dur`,
-		d.table("tool_calls"), d.table("turns"), o.MinRepeats, d.key64("tc.tool_name || ':' || tc.args_fingerprint"), d.key64("tc.result_fingerprint"), unmarked)
+	%[7]s`, d.table("tool_calls"), d.table("turns"), o.MinRepeats, d.key64("tc.tool_name || ':' || tc.args_fingerprint"), d.key64("tc.result_fingerprint"), unmarked, spanned)
+
 	for _, q := range []string{marked, sorted} {
 		if err := rn.query(ctx, q, rn.scanLoop); err != nil {
 			return err

@@ -188,25 +188,9 @@ func (s Set) Indexes(r *Record) []Index {
 	if s == CentralSet && r.Key().Equal("session_id") {
 		out = append(out, Index{Name: t + "_user_time_idx", Columns: []string{"user_id", r.TimeField}})
 	}
-	if r == Events {
-		// The rare events an analysis reads by session (retries, swaps,
-		// mode changes: a few percent of the events): the insights read
-		// them here instead of scanning every slash command.
-		for _, name := range []string{"api_retry", "model_swap", "mode_change"} {
-			out = append(out, Index{Name: t + "_" + name + "_idx", Columns: []string{"session_id", "ts"},
-				Include: []string{"props"}, Where: "name = '" + name + "'", Since: 3})
-		}
-	}
-	if r == Turns {
-		out = append(out, Index{Name: t + "_plan_idx", Columns: []string{"session_id", "started_at"},
-			Include: []string{"seq"}, Where: "mode = 'plan'", Since: 3})
-	}
-	if r == ToolCalls {
-		// The repeats the client marked (a small share of the calls): the
-		// insights find every loop of a window here, without sorting the
-		// calls (docs/insights.md).
-		out = append(out, Index{Name: t + "_runs_idx", Columns: []string{"session_id", "run_start"},
-			Include: []string{"run_len", "result_fingerprint", "duration_ms", "turn_id"}, Where: "run_len >= 2", Since: 3})
+	for _, ix := range r.Indexes {
+		ix.Name = t + "_" + ix.Name
+		out = append(out, ix)
 	}
 	return out
 }

@@ -141,6 +141,10 @@ var Turns = &Record{
 		{Name: "user_input", Kind: KindText, Scope: SelfHosted, Nullable: true, Max: maxTextChars, Since: 1, Doc: "the user's input text (self-hosted only, unless DSC_TELEMETRY_NO_TEXT=1)"},
 		{Name: "assistant_text", Kind: KindText, Scope: SelfHosted, Nullable: true, Max: maxTextChars, Since: 1, Doc: "the assistant's text (self-hosted only, unless DSC_TELEMETRY_NO_TEXT=1)"},
 	}, serverFields()...),
+	Indexes: []Index{
+		// Plan-mode turns (a few percent): plan mode's analysis reads them here.
+		{Name: "plan_idx", Columns: []string{"session_id", "started_at"}, Include: []string{"seq"}, Where: "mode = 'plan'", Since: 3},
+	},
 }
 
 // ToolCalls declares the tool_call record: one tool invocation.
@@ -164,6 +168,13 @@ var ToolCalls = &Record{
 		{Name: "run_start", Kind: KindUUID, Scope: Central, Nullable: true, Since: 3, Doc: "call_id of the first call of the run this call is in (calls in session order with the same tool_name and args_fingerprint, marked by the client as it records them); null where the client did not mark runs"},
 		{Name: "run_len", Kind: KindInt, Scope: Central, Nullable: true, Min: 1, Max: maxRun, Since: 3, Doc: "the call's place in that run: 1 for a call unlike the one before it, 2 and more for a repeat (a loop is a run that reaches 3); null where the client did not mark runs"},
 	}, serverFields()...),
+	Indexes: []Index{
+		// The repeats the client marked (a small share of the calls): the
+		// insights find every loop of a window here, without sorting the
+		// calls (docs/insights.md).
+		{Name: "runs_idx", Columns: []string{"session_id", "run_start"},
+			Include: []string{"run_len", "result_fingerprint", "duration_ms", "turn_id"}, Where: "run_len >= 2", Since: 3},
+	},
 }
 
 // Events declares the event record: a named event with typed props.
@@ -197,6 +208,14 @@ var Events = &Record{
 			{Name: "from", Kind: KindString, Scope: Central, Pattern: PatModel, Max: 100, Since: 1, Doc: "previous model"},
 			{Name: "to", Kind: KindString, Scope: Central, Pattern: PatModel, Max: 100, Since: 1, Doc: "new model"},
 		},
+	},
+	// The rare events an analysis reads by session (retries, swaps, mode
+	// changes: a few percent of the events), instead of scanning every
+	// slash command.
+	Indexes: []Index{
+		{Name: "api_retry_idx", Columns: []string{"session_id", "ts"}, Include: []string{"props"}, Where: "name = 'api_retry'", Since: 3},
+		{Name: "model_swap_idx", Columns: []string{"session_id", "ts"}, Include: []string{"props"}, Where: "name = 'model_swap'", Since: 3},
+		{Name: "mode_change_idx", Columns: []string{"session_id", "ts"}, Include: []string{"props"}, Where: "name = 'mode_change'", Since: 3},
 	},
 }
 

@@ -16,8 +16,10 @@ type Rollup struct {
 	Source *Record
 	Keys   []string // the source's columns it groups by (its primary key)
 	Counts []Count
-	Since  int
-	Doc    string
+	// Indexes of the rollup table (name without the set prefix).
+	Indexes []Index
+	Since   int
+	Doc     string
 }
 
 // Count is a column of a rollup: how many of the key's source rows have
@@ -45,6 +47,9 @@ var ToolCounts = &Rollup{
 		{Name: "denied", Column: "permission", Equals: "denied", Doc: "calls the user denied"},
 		{Name: "unmarked", Column: "run_len", Null: true, Doc: "calls without a run mark (clients before version 3)"},
 	},
+	// The sessions whose loops are found by sorting: none once every
+	// client marks its runs.
+	Indexes: []Index{{Name: "tool_counts_unmarked_idx", Columns: []string{"session_id"}, Where: "unmarked > 0"}},
 }
 
 // TurnCounts: the turns of each session by model, finish reason and mode:
@@ -96,6 +101,10 @@ func (dc *Declaration) rollups(d Dialect, s Set, v int, whole bool) []string {
 		switch {
 		case whole && ru.Since <= v, ru.Since == v:
 			out = append(out, ru.create(d, s))
+			for _, ix := range ru.Indexes {
+				ix.Name = s.Prefix() + ix.Name
+				out = append(out, ix.def(d, ru.TableName(s)))
+			}
 			out = append(out, ru.triggers(d, s)...)
 			if !whole {
 				out = append(out, ru.backfill(s))

@@ -213,6 +213,10 @@ type Record struct {
 
 	// Unprefixed: the table name carries no set prefix (server tables).
 	Unprefixed bool
+
+	// Indexes are the table's indexes beyond the (session_id, time) and
+	// (time) every record table has; their names follow the table's.
+	Indexes []Index
 }
 
 // Field returns the named field, or nil.

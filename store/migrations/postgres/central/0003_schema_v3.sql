@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS telemetry_tool_counts (
     PRIMARY KEY (session_id, tool_name)
 );
 
+CREATE INDEX IF NOT EXISTS telemetry_tool_counts_unmarked_idx ON telemetry_tool_counts (session_id) WHERE unmarked > 0;
+
 CREATE OR REPLACE FUNCTION telemetry_tool_counts_keep() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     IF TG_OP <> 'INSERT' THEN

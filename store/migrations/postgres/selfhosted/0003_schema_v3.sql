@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS dsc_tool_counts (
     PRIMARY KEY (session_id, tool_name)
 );
 
+CREATE INDEX IF NOT EXISTS dsc_tool_counts_unmarked_idx ON dsc_tool_counts (session_id) WHERE unmarked > 0;
+
 CREATE OR REPLACE FUNCTION dsc_tool_counts_keep() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     IF TG_OP <> 'INSERT' THEN

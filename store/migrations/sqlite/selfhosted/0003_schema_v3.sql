@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS dsc_tool_counts (
     PRIMARY KEY (session_id, tool_name)
 );
 
+CREATE INDEX IF NOT EXISTS dsc_tool_counts_unmarked_idx ON dsc_tool_counts (session_id) WHERE unmarked > 0;
+
 CREATE TRIGGER IF NOT EXISTS dsc_tool_counts_ins AFTER INSERT ON dsc_tool_calls BEGIN
     INSERT INTO dsc_tool_counts (session_id, tool_name, calls, auto_allowed, user_allowed, denied, unmarked)
         VALUES (NEW.session_id, NEW.tool_name, 1, CASE WHEN NEW.permission = 'auto_allowed' THEN 1 ELSE 0 END, CASE WHEN NEW.permission = 'user_allowed' THEN 1 ELSE 0 END, CASE WHEN NEW.permission = 'denied' THEN 1 ELSE 0 END, CASE WHEN NEW.run_len IS NULL THEN 1 ELSE 0 END)
