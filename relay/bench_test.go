@@ -21,7 +21,7 @@ import (
 )
 
 // discard is a central sink that drops every batch.
-type discard struct{}
+type discard struct{ telemetry.NoSpool }
 
 func (discard) Send(context.Context, *telemetry.RemoteBatch) error { return nil }
 func (discard) Close(context.Context) error                        { return nil }

@@ -19,6 +19,7 @@ import (
 
 // memSink is a central sink that keeps the JSON of every batch.
 type memSink struct {
+	telemetry.NoSpool
 	mu   sync.Mutex
 	json bytes.Buffer
 	n    int

@@ -13,7 +13,7 @@ import (
 // args200 is a typical edit call's arguments, about 200 bytes.
 var args200 = []byte(`{"path":"internal/server/batch.go","old_string":"func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {","new_string":"func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) error {"}`)
 
-type discardSink struct{}
+type discardSink struct{ NoSpool }
 
 func (discardSink) Send(context.Context, *RemoteBatch) error { return nil }
 func (discardSink) Close(context.Context) error              { return nil }

@@ -13,6 +13,7 @@ import (
 func DebugSink(w io.Writer) CentralSink { return &debugSink{w: w} }
 
 type debugSink struct {
+	NoSpool
 	mu sync.Mutex
 	w  io.Writer
 	n  int

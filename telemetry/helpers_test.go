@@ -16,6 +16,7 @@ import (
 
 // recSink is a central sink that keeps the JSON of every batch it is sent.
 type recSink struct {
+	NoSpool
 	mu      sync.Mutex
 	batches [][]byte
 	records int

@@ -278,6 +278,7 @@ func TestRemoteBatchHoldsOnlyGeneratedRecords(t *testing.T) {
 // blockingSink never returns from Send or Close until released, whatever
 // its context says: a sink that ignores cancellation.
 type blockingSink struct {
+	NoSpool
 	entered chan struct{}
 	release chan struct{}
 }

@@ -73,7 +73,7 @@ type TurnResult struct {
 // BeginTurn starts a turn in mode (act or plan) with model.
 func (s *Session) BeginTurn(mode, model string) *Turn {
 	t := &Turn{s: s, mode: mode, model: model}
-	if !s.active.Load() {
+	if !s.recording() {
 		return t
 	}
 	defer s.recoverPanic()
@@ -94,7 +94,7 @@ func (t *Turn) ToolCall(c ToolCall) {
 	if s.hints != nil {
 		s.hints.toolCall(c.Name, c.Args, c.Result)
 	}
-	if !s.active.Load() {
+	if !s.recording() {
 		if s.hints != nil {
 			t.calls.Add(1) // for the stuck rule's tool-heavy turns
 		}
@@ -268,7 +268,7 @@ func (t *Turn) End(r TurnResult) {
 		}
 		s.hints.turn(model, r.FinishReason, n)
 	}
-	if !s.active.Load() {
+	if !s.recording() {
 		return
 	}
 	defer s.recoverPanic()
@@ -319,7 +319,7 @@ func textChars(text string, n int) int64 {
 // so a mistyped or made-up word is not recorded either, on any route.
 // Every command is recorded this way, /telemetry included.
 func (s *Session) SlashCommand(line string) {
-	if !s.active.Load() {
+	if !s.recording() {
 		return
 	}
 	defer s.recoverPanic()
@@ -349,7 +349,7 @@ type Retry struct {
 
 // APIRetry records that a model API call is retried.
 func (s *Session) APIRetry(r Retry) {
-	if !s.active.Load() {
+	if !s.recording() {
 		return
 	}
 	defer s.recoverPanic()
@@ -364,7 +364,7 @@ func (s *Session) APIRetry(r Retry) {
 
 // ModeChange records a switch between act and plan.
 func (s *Session) ModeChange(from, to string) {
-	if !s.active.Load() {
+	if !s.recording() {
 		return
 	}
 	defer s.recoverPanic()
@@ -376,7 +376,7 @@ func (s *Session) ModelSwap(from, to string) {
 	if s.hints != nil {
 		s.hints.swap(to)
 	}
-	if !s.active.Load() {
+	if !s.recording() {
 		return
 	}
 	defer s.recoverPanic()
@@ -397,7 +397,7 @@ func (s *Session) event(p interface {
 // End records the end of the session (sent again with ended_at; the store
 // updates the one row). Close calls it; calling it again does nothing.
 func (s *Session) End() {
-	if !s.active.Load() || s.ended.Swap(true) {
+	if !s.state.move(stateRecording, stateEnded) {
 		return
 	}
 	defer s.recoverPanic()

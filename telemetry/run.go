@@ -5,11 +5,104 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
+// state is where a session is in its life. Each move is one
+// compare-and-swap, so End, Close and TurnOff may race and each still does
+// its part once; the one move out of recording closes stop.
+//
+//	recording  --End-->      ended      the session's end is queued; recording goes on
+//	recording, ended
+//	           --Close-->    closing    run delivers what is queued (or spools it), returns
+//	           --TurnOff-->  turnedOff  run drops what is queued, returns
+//	turnedOff  --Close-->    off        Close waits (bounded) for run to leave its sink
+//
+// A session whose route is off, or whose start failed, is off from the start
+// and runs nothing.
+type state int32
+
+const (
+	stateOff state = iota // records nothing; Close has nothing left to do
+	stateRecording
+	stateEnded
+	stateClosing
+	stateTurnedOff
+)
+
+// lifecycle holds a session's state; every record reads it.
+type lifecycle struct{ v atomic.Int32 }
+
+func (l *lifecycle) get() state               { return state(l.v.Load()) }
+func (l *lifecycle) set(st state)             { l.v.Store(int32(st)) }
+func (l *lifecycle) move(from, to state) bool { return l.v.CompareAndSwap(int32(from), int32(to)) }
+
+// leave moves a recording session to closing or turned off, and reports
+// whether this call did: the caller then closes stop.
+func (l *lifecycle) leave(to state) bool {
+	return l.move(stateRecording, to) || l.move(stateEnded, to)
+}
+
+// recording reports whether records are queued.
+func (s *Session) recording() bool {
+	st := s.state.get()
+	return st == stateRecording || st == stateEnded
+}
+
+// discarding reports whether run must drop what is queued: the session was
+// turned off (and maybe closed since).
+func (s *Session) discarding() bool {
+	st := s.state.get()
+	return st == stateTurnedOff || st == stateOff
+}
+
+// scope is work that can be cancelled from another goroutine.
+type scope struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newScope(parent context.Context) scope {
+	ctx, cancel := context.WithCancel(parent)
+	return scope{ctx, cancel}
+}
+
+// waitDone waits for run to return, at most until the time given and no
+// longer than ctx lasts, and reports whether it did. It is every wait of
+// Close and TurnOff: none depends on a sink honouring cancellation.
+func (s *Session) waitDone(ctx context.Context, until time.Time) bool {
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // writeTimeout bounds one write of a batch while the session runs.
 const writeTimeout = 10 * time.Second
+
+// flow is what run keeps between its steps; only run's goroutine uses it.
+type flow struct {
+	*Session
+	// route is the route run started on: /telemetry off changes the
+	// session's (under its lock), never this one.
+	route   Route
+	local   LocalSink // the self-hosted sink, once open
+	pending *buffer   // the batch being written, kept across failures
+	retryAt time.Time // no write before: backoff, or the server's Retry-After
+	backoff time.Duration
+	stopped bool // the sink said: nothing more this session
+	backlog bool // the central sink may hold earlier sessions' batches
+}
 
 // run is the session's one background goroutine: it opens the self-hosted
 // sink, then writes batches by size or age, retrying failed ones with
@@ -20,181 +113,29 @@ const writeTimeout = 10 * time.Second
 // sessions (fred -p, scripts, CI) empties the spool too. Close and
 // /telemetry off stop it; they never wait for it longer than the close
 // budget, even when a sink ignores cancellation.
-func (s *Session) run() {
-	defer s.finish()
+func (s *Session) run(r Route) {
+	defer close(s.done)
 	defer s.recoverPanic()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s.cancelRun.Store(&cancel)
-	// Sends made while the session runs use sendCtx, which Close cancels
-	// when the final flush's time is up: a send stuck on an endpoint that
-	// never answers then gives way to the spool instead of eating the
-	// whole close budget.
-	sendCtx, cancelSends := context.WithCancel(ctx)
-	defer cancelSends()
-	s.cancelSends.Store(&cancelSends)
-
-	var local LocalSink
-	var pending *buffer
-	var retryAt time.Time
-	var stopped bool // the sink said: nothing more this session
-	backoff := time.Second
-	// backlog: the central sink may hold earlier sessions' batches still to
-	// deliver. kick asks the loop for the next step without waiting for a
-	// flush tick: the first at once, so that even a session of a few
-	// milliseconds starts on the spool.
-	bl, backlog := s.opts.Central.(Backlogger)
-	backlog = backlog && s.kind == Central
-	kick := make(chan struct{}, 1)
-	if backlog {
-		kick <- struct{}{}
-	}
-	fail := func(what string, err error) {
-		s.stats.failures.Add(1)
-		se := asSendError(err)
-		if se.Stop {
-			stopped = true
-			s.warn(fmt.Sprintf("%s: %v (nothing more is sent this session; what is queued is kept for the next one)", what, se.Err))
-			return
-		}
-		s.warn(fmt.Sprintf("%s: %v (records are kept in memory, up to %d bytes, and retried)", what, err, s.opts.QueueBytes))
-		// Exponential backoff with full jitter, and never sooner than the
-		// server asked.
-		wait := time.Duration(rand.Int64N(int64(backoff) + 1))
-		retryAt = time.Now().Add(max(wait, se.RetryAfter))
-		backoff = min(2*backoff, 30*time.Second)
-	}
-	write := func(ctx context.Context, b *buffer) error {
-		if s.kind == Central {
-			return s.opts.Central.Send(ctx, &b.remote)
-		}
-		return local.Write(ctx, &b.local)
-	}
-	ready := func(ctx context.Context) bool {
-		if s.kind == Central || local != nil {
-			return true
-		}
-		l, err := s.opts.SelfHosted(ctx, s.route.dbURL)
-		if err != nil {
-			fail("cannot open the self-hosted database "+s.route.MaskedURL, err)
-			return false
-		}
-		local = l
-		return true
-	}
-	flush := func(ctx context.Context) bool {
-		if !ready(ctx) {
-			return false
-		}
-		for {
-			if pending == nil {
-				pending = s.q.take()
-			}
-			if pending == nil {
-				return true
-			}
-			if s.discard.Load() {
-				return false
-			}
-			if stopped {
-				return false
-			}
-			wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
-			err := write(wctx, pending)
-			wcancel()
-			if err != nil {
-				if se := asSendError(err); se.Drop {
-					// Never deliverable (the server refused its content):
-					// drop it and go on with the next.
-					s.stats.failures.Add(1)
-					s.stats.dropped.Add(int64(pending.n))
-					s.warn(fmt.Sprintf("a batch was refused by %s and dropped: %v", s.target(), se.Err))
-					s.q.release(pending)
-					pending = nil
-					continue
-				}
-				fail("cannot write telemetry to "+s.target(), err)
-				return false
-			}
-			s.stats.written.Add(int64(pending.n))
-			backoff = time.Second
-			s.q.release(pending)
-			pending = nil
-		}
-	}
-
+	defer s.work.cancel()
+	f := &flow{Session: s, route: r, backoff: time.Second, backlog: s.kind == Central}
 	// The user's database is opened (and its tables created) as soon as
 	// the session starts, while the agent works, not at the first flush.
 	if s.kind == SelfHosted {
-		ready(sendCtx)
+		f.open(s.sends.ctx)
 	}
-	// final is the end of the session, once Close or /telemetry off has
-	// signalled stop.
-	final := func() {
-		defer s.closeSinks(ctx, local)
-		if s.discard.Load() {
-			// /telemetry off: drop, do not send.
-			if pending != nil {
-				s.stats.dropped.Add(int64(pending.n))
-				s.q.release(pending)
-			}
-			s.stats.dropped.Add(int64(s.q.drain()))
-			return
-		}
-		// The final flush runs until flushBy (Close sets it: two thirds of
-		// the budget on the central route, leaving the rest for the spool;
-		// all of it when self-hosted).
-		delivered := false
-		if time.Now().Before(s.flushBy) { // else straight to the spool
-			fctx, fcancel := context.WithDeadline(ctx, s.flushBy)
-			delivered = flush(fctx)
-			fcancel()
-		}
-		// What is left goes to the spool when the sink keeps one, else it
-		// is counted as dropped. Writing the spool is local and quick: it
-		// has until closeBy whatever happens to ctx (a caller's ctx
-		// cancelled early must not cost the records their spool).
-		sctx, scancel := context.WithDeadline(context.WithoutCancel(ctx), s.closeBy)
-		defer scancel()
-		if pending == nil {
-			pending = s.q.take()
-		}
-		for pending != nil {
-			delivered = false
-			s.spoolOrDrop(sctx, pending)
-			s.q.release(pending)
-			pending = s.q.take()
-		}
-		// The session's own records are delivered: what the budget has
-		// left goes to the spool of earlier sessions. A step cut short puts
-		// its batch back in the spool (and if the batch arrived anyway, the
-		// server's idempotence on record ids keeps one row per record).
-		if delivered && backlog && !stopped {
-			bctx, bcancel := context.WithDeadline(ctx, s.backlogBy)
-			for bctx.Err() == nil {
-				if done, err := bl.SendBacklog(bctx); done || err != nil {
-					break
-				}
-			}
-			bcancel()
-		}
+	// kick asks for the next backlog step without waiting for a tick: the
+	// first at once, so that even a session of a few milliseconds starts on
+	// the spool.
+	kick := make(chan struct{}, 1)
+	if f.backlog {
+		kick <- struct{}{}
 	}
-
-	// Backlog steps while the session runs use their own context, which
-	// Close cancels early: at the end the session's own records go first,
-	// and the backlog gets what they leave of the budget.
-	backlogCtx, cancelBacklog := context.WithCancel(sendCtx)
-	defer cancelBacklog()
-	s.cancelBacklog.Store(&cancelBacklog)
-
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	for {
 		kicked := false
 		select {
 		case <-s.stop:
-			final()
-			return
 		case <-tick.C:
 		case <-s.q.wake:
 		case <-kick:
@@ -202,32 +143,16 @@ func (s *Session) run() {
 		}
 		select {
 		case <-s.stop: // it comes first when several are ready
-			final()
+			f.final()
 			return
 		default:
 		}
-		if time.Now().Before(retryAt) {
+		if time.Now().Before(f.retryAt) {
 			continue
 		}
-		// A backlog step does not flush the session's own records: they
-		// go by size or age as always, or at Close, in one batch.
-		if !kicked && !flush(sendCtx) {
-			continue
-		}
-		if !backlog || stopped {
-			continue
-		}
-		wctx, wcancel := context.WithTimeout(backlogCtx, writeTimeout)
-		done, err := bl.SendBacklog(wctx)
-		wcancel()
-		switch {
-		case err != nil:
-			if backlogCtx.Err() == nil || asSendError(err).Stop {
-				fail("cannot deliver earlier sessions' telemetry to "+s.target(), err)
-			}
-		case done:
-			backlog = false // until the next session
-		default:
+		// A backlog step does not flush the session's own records: they go
+		// by size or age as always, or at Close, in one batch.
+		if (kicked || f.flush(s.sends.ctx)) && f.backlogStep() {
 			select {
 			case kick <- struct{}{}:
 			default:
@@ -236,32 +161,181 @@ func (s *Session) run() {
 	}
 }
 
+// open opens the self-hosted sink unless it is open, and reports whether
+// the route's sink is ready.
+func (f *flow) open(ctx context.Context) bool {
+	if f.kind == Central || f.local != nil {
+		return true
+	}
+	l, err := f.opts.SelfHosted(ctx, f.route.dbURL)
+	if err != nil {
+		f.fail("cannot open the self-hosted database "+f.route.MaskedURL, err)
+		return false
+	}
+	f.local = l
+	return true
+}
+
+// flush writes what is queued until the queue is empty (it reports true),
+// a write fails, or the session stops sending.
+func (f *flow) flush(ctx context.Context) bool {
+	if !f.open(ctx) {
+		return false
+	}
+	for {
+		if f.pending == nil {
+			f.pending = f.q.take()
+		}
+		if f.pending == nil {
+			return true
+		}
+		if f.discarding() || f.stopped {
+			return false
+		}
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		err := f.write(wctx, f.pending)
+		cancel()
+		switch se := asSendError(err); {
+		case err == nil:
+			f.stats.written.Add(int64(f.pending.n))
+			f.backoff = time.Second
+		case se.Drop:
+			// Never deliverable (the server refused its content): drop it
+			// and go on with the next.
+			f.stats.failures.Add(1)
+			f.stats.dropped.Add(int64(f.pending.n))
+			f.warn(fmt.Sprintf("a batch was refused by %s and dropped: %v", f.target(), se.Err))
+		default:
+			f.fail("cannot write telemetry to "+f.target(), err)
+			return false
+		}
+		f.q.release(f.pending)
+		f.pending = nil
+	}
+}
+
+func (f *flow) write(ctx context.Context, b *buffer) error {
+	if f.kind == Central {
+		return f.opts.Central.Send(ctx, &b.remote)
+	}
+	return f.local.Write(ctx, &b.local)
+}
+
+// backlogStep delivers a few batches of earlier sessions, and reports
+// whether more are left.
+func (f *flow) backlogStep() bool {
+	if !f.backlog || f.stopped {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(f.backlogSteps.ctx, writeTimeout)
+	done, err := f.opts.Central.SendBacklog(ctx)
+	cancel()
+	switch {
+	case err != nil:
+		if f.backlogSteps.ctx.Err() == nil || asSendError(err).Stop {
+			f.fail("cannot deliver earlier sessions' telemetry to "+f.target(), err)
+		}
+		return false
+	case done:
+		f.backlog = false // until the next session
+		return false
+	}
+	return true
+}
+
+func (f *flow) fail(what string, err error) {
+	f.stats.failures.Add(1)
+	se := asSendError(err)
+	if se.Stop {
+		f.stopped = true
+		f.warn(fmt.Sprintf("%s: %v (nothing more is sent this session; what is queued is kept for the next one)", what, se.Err))
+		return
+	}
+	f.warn(fmt.Sprintf("%s: %v (records are kept in memory, up to %d bytes, and retried)", what, err, f.opts.QueueBytes))
+	// Exponential backoff with full jitter, and never sooner than the
+	// server asked.
+	wait := time.Duration(rand.Int64N(int64(f.backoff) + 1))
+	f.retryAt = time.Now().Add(max(wait, se.RetryAfter))
+	f.backoff = min(2*f.backoff, 30*time.Second)
+}
+
+// final is the end of run, once Close or /telemetry off has closed stop.
+func (f *flow) final() {
+	defer f.closeSinks()
+	if f.discarding() {
+		// /telemetry off: drop, do not send.
+		if f.pending != nil {
+			f.stats.dropped.Add(int64(f.pending.n))
+			f.q.release(f.pending)
+		}
+		f.stats.dropped.Add(int64(f.q.drain()))
+		return
+	}
+	// The final flush runs until flushBy (two thirds of the budget on the
+	// central route, leaving the rest for the spool; all of it when
+	// self-hosted).
+	ctx := f.work.ctx
+	delivered := false
+	if time.Now().Before(f.flushBy) { // else straight to the spool
+		fctx, cancel := context.WithDeadline(ctx, f.flushBy)
+		delivered = f.flush(fctx)
+		cancel()
+	}
+	// What is left goes to the spool when the sink keeps one, else it is
+	// counted as dropped. Writing the spool is local and quick: it has
+	// until spoolBy whatever happens to ctx (a caller's ctx cancelled early
+	// must not cost the records their spool).
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), f.spoolBy)
+	defer cancel()
+	if f.pending == nil {
+		f.pending = f.q.take()
+	}
+	for ; f.pending != nil; f.pending = f.q.take() {
+		delivered = false
+		f.spoolOrDrop(sctx, f.pending)
+		f.q.release(f.pending)
+	}
+	// The session's own records are delivered: what the budget has left
+	// goes to the spool of earlier sessions. A step cut short puts its
+	// batch back in the spool (and if the batch arrived anyway, the
+	// server's idempotence on record ids keeps one row per record).
+	if delivered && f.backlog && !f.stopped {
+		bctx, cancel := context.WithDeadline(ctx, f.backlogBy)
+		defer cancel()
+		for bctx.Err() == nil {
+			if done, err := f.opts.Central.SendBacklog(bctx); done || err != nil {
+				break
+			}
+		}
+	}
+}
+
 // spoolOrDrop hands an undelivered buffer to the central sink's spool.
-func (s *Session) spoolOrDrop(ctx context.Context, b *buffer) {
-	if sp, ok := s.opts.Central.(Spooler); ok && s.kind == Central && ctx.Err() == nil {
-		if err := sp.Spool(ctx, &b.remote); err == nil {
-			s.stats.spooled.Add(int64(b.n))
+func (f *flow) spoolOrDrop(ctx context.Context, b *buffer) {
+	if f.kind == Central && ctx.Err() == nil {
+		if err := f.opts.Central.Spool(ctx, &b.remote); err == nil {
+			f.stats.spooled.Add(int64(b.n))
 			return
 		}
 	}
-	s.stats.dropped.Add(int64(b.n))
+	f.stats.dropped.Add(int64(b.n))
 }
 
-func (s *Session) closeSinks(ctx context.Context, local LocalSink) {
-	if local != nil {
-		local.Close()
+func (f *flow) closeSinks() {
+	if f.local != nil {
+		f.local.Close()
 	}
-	if s.kind == Central {
-		s.opts.Central.Close(ctx)
+	if f.kind == Central {
+		f.opts.Central.Close(f.work.ctx)
 	}
 }
 
 // target names where records go, password masked.
-func (s *Session) target() string {
-	if s.kind == Central {
-		return s.route.APIURL
+func (f *flow) target() string {
+	if f.kind == Central {
+		return f.route.APIURL
 	}
-	return s.route.MaskedURL
+	return f.route.MaskedURL
 }
 
 // Close ends the session and gives the final write at most the close budget
@@ -272,9 +346,6 @@ func (s *Session) target() string {
 // not delivered; when everything was, to the spool of earlier sessions.
 // Calling it again does nothing.
 func (s *Session) Close(ctx context.Context) {
-	if s.closed.Swap(true) {
-		return
-	}
 	defer s.recoverPanic()
 	s.End()
 	budget := s.opts.CloseBudget
@@ -286,76 +357,40 @@ func (s *Session) Close(ctx context.Context) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	// grace: the end of the budget kept for a goroutine told to stop to
-	// notice it and return.
-	grace := min(budget/10, 10*time.Millisecond)
-	if !s.active.Swap(false) {
-		// Off from the start: nothing runs (done is already closed). Turned
-		// off by /telemetry off: the goroutine may still be leaving a sink.
+	if s.state.move(stateTurnedOff, stateOff) {
+		// /telemetry off stopped run, which may still be leaving a sink.
 		s.waitDone(ctx, deadline)
 		return
 	}
-	// Two thirds for the final send: a send slow to notice its deadline
-	// on a loaded machine still leaves the spool its time.
-	s.flushBy = start.Add(budget * 2 / 3)
-	if s.kind == SelfHosted {
-		s.flushBy = deadline
+	if !s.state.leave(stateClosing) {
+		return // off, or closed already
 	}
-	s.flushBy = minTime(s.flushBy, deadline)
-	// The backlog is cut short early enough to put its batch back in the
-	// spool and write the audit log within the budget.
+	// Two thirds for the final send on the central route: a send slow to
+	// notice its deadline on a loaded machine still leaves the spool its
+	// time. The backlog is cut short early enough to put its batch back in
+	// the spool and write the audit log within the budget. Spooling stops
+	// a grace before the end, the time a goroutine told to stop needs to
+	// notice it, so that what runs after it (a spool file being written,
+	// the audit log) can finish.
+	s.flushBy = deadline
+	if by := start.Add(budget * 2 / 3); s.kind == Central && by.Before(deadline) {
+		s.flushBy = by
+	}
 	s.backlogBy = deadline.Add(-budget / 5)
-	// Writing the spool stops there too: what runs after it (a spool file
-	// being written, the audit log) has the grace to finish in.
-	s.closeBy = deadline.Add(-grace)
-	if c := s.cancelSends.Load(); c != nil {
-		t := time.AfterFunc(time.Until(s.flushBy), *c)
-		defer t.Stop()
-	}
-	if c := s.cancelBacklog.Load(); c != nil {
-		// A backlog step in flight gets the first quarter of the budget to
-		// finish (against a healthy server it does, and is not sent twice);
-		// then the session's own records have the floor.
-		t := time.AfterFunc(budget/4, *c)
-		defer t.Stop()
-	}
+	s.spoolBy = deadline.Add(-min(budget/10, 10*time.Millisecond))
+	defer time.AfterFunc(time.Until(s.flushBy), s.sends.cancel).Stop()
+	// A backlog step in flight gets the first quarter of the budget to
+	// finish (against a healthy server it does, and is not sent twice);
+	// then the session's own records have the floor.
+	defer time.AfterFunc(budget/4, s.backlogSteps.cancel).Stop()
 	close(s.stop)
-	if s.waitDone(ctx, deadline.Add(-grace)) {
-		return
+	if !s.waitDone(ctx, s.spoolBy) {
+		// Out of time: cancel the write in flight and give run the rest of
+		// the budget to notice (and to finish writing the spool); the CLI
+		// exits either way.
+		s.work.cancel()
+		s.waitDone(context.Background(), deadline)
 	}
-	// Out of time: cancel the write in flight and give the goroutine the
-	// rest of the budget to notice (and to finish writing the spool); the
-	// CLI exits either way.
-	if c := s.cancelRun.Load(); c != nil {
-		(*c)()
-	}
-	s.waitDone(context.Background(), deadline)
-}
-
-// waitDone waits for the background goroutine to finish until the time
-// given or until ctx is done, and reports whether it did.
-func (s *Session) waitDone(ctx context.Context, until time.Time) bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-	}
-	t := time.NewTimer(time.Until(until))
-	defer t.Stop()
-	select {
-	case <-s.done:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return false
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // TurnOff is /telemetry off: it persists "off", stops this session's flow at
@@ -366,19 +401,16 @@ func (s *Session) TurnOff() error {
 	s.mu.Lock()
 	s.route = Route{Kind: Off, Rule: RuleTurnedOff}
 	s.mu.Unlock()
-	if s.active.Swap(false) {
-		s.discard.Store(true)
+	if s.state.leave(stateTurnedOff) {
 		close(s.stop)
-		if c := s.cancelRun.Load(); c != nil {
-			(*c)() // abandon a write in flight
-		}
+		s.work.cancel() // abandon a write in flight
 		// A sink that ignores cancellation is left behind after the
 		// budget: the REPL answers at once, and the flow has stopped
 		// (nothing more is queued, nothing queued is sent).
 		s.waitDone(context.Background(), time.Now().Add(s.opts.CloseBudget))
 	}
-	if p, ok := s.opts.Central.(Purger); ok {
-		if perr := p.Purge(); perr != nil && err == nil {
+	if s.opts.Central != nil {
+		if perr := s.opts.Central.Purge(); perr != nil && err == nil {
 			err = perr
 		}
 	}

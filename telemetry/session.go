@@ -180,12 +180,10 @@ type Stats struct {
 // agent must handle.
 type Session struct {
 	opts  Options
-	route Route
 	dir   string
-
-	active atomic.Bool // false when off, closed or turned off
-	closed atomic.Bool
-	ended  atomic.Bool
+	state lifecycle // see lifecycle for the states and their transitions
+	mu    sync.Mutex
+	route Route // guarded by mu: /telemetry off changes it
 
 	id      uuid.UUID
 	ids     *idGen
@@ -206,21 +204,23 @@ type Session struct {
 	noText bool
 
 	q     *queue
-	stop  chan struct{}
-	done  chan struct{}
 	stats struct {
 		recorded, written, dropped, spooled, replaced, failures, panics atomic.Int64
 	}
-	warned        sync.Once
-	mu            sync.Mutex // guards route changes by /telemetry off
-	discard       atomic.Bool
-	flushBy       time.Time // set by Close before it signals stop
-	backlogBy     time.Time // likewise: when delivering the spool stops
-	closeBy       time.Time // likewise: the end of the budget
-	doneOnce      sync.Once
-	cancelRun     atomic.Pointer[context.CancelFunc]
-	cancelSends   atomic.Pointer[context.CancelFunc]
-	cancelBacklog atomic.Pointer[context.CancelFunc]
+	warned sync.Once
+
+	// run, the background goroutine, stops when stop is closed (by the
+	// move out of recording) and closes done when it returns. Its work
+	// runs under contexts that Close and TurnOff cancel: all of it (TurnOff
+	// at once, Close when out of time), its sends while the session runs
+	// (Close, when the final flush's time is up: a send stuck on an
+	// endpoint that never answers gives way to the spool), and its backlog
+	// steps (Close, early: the session's own records go first).
+	stop, done                chan struct{}
+	work, sends, backlogSteps scope
+	// Close's plan, set before it closes stop: the final flush ends at
+	// flushBy, the backlog at backlogBy, spooling at spoolBy.
+	flushBy, backlogBy, spoolBy time.Time
 }
 
 // Start resolves the routing of SPEC §2 once and starts recording a session.
@@ -247,14 +247,8 @@ func Start(opts Options, info SessionInfo) *Session {
 		defer s.recoverPanic()
 		s.begin(info)
 	}()
-	if !s.active.Load() {
-		s.finish() // off, or begin failed: nothing runs
-	}
 	return s
 }
-
-// finish marks the background work as done (once).
-func (s *Session) finish() { s.doneOnce.Do(func() { close(s.done) }) }
 
 // begin finishes Start for the routes that record.
 func (s *Session) begin(info SessionInfo) {
@@ -296,7 +290,6 @@ func (s *Session) begin(info SessionInfo) {
 	s.kind, s.noText = s.route.Kind, s.route.NoText
 	s.session = s.sessionRecord(info, now)
 	s.q = newQueue(s.opts.QueueBytes, s.opts.MaxBatch)
-	s.active.Store(true)
 	if s.route.Kind == Central && s.route.Rule == RuleNoticeUnseen {
 		// The central writer starts now: show the notice first (nothing can
 		// be sent before the writer runs), then remember it was shown.
@@ -309,7 +302,11 @@ func (s *Session) begin(info SessionInfo) {
 		s.route.Rule = RuleCentral
 	}
 	s.pushSession(s.session)
-	go s.run()
+	s.work = newScope(context.Background())
+	s.sends = newScope(s.work.ctx)
+	s.backlogSteps = newScope(s.sends.ctx)
+	s.state.set(stateRecording)
+	go s.run(s.route)
 }
 
 var (

@@ -42,21 +42,41 @@ func (b *LocalBatch) Len() int {
 	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
 }
 
-// CentralSink receives the central route's batches: the central sender
-// implements it. Send is called from the session's one background goroutine,
-// never concurrently, and must not keep b after it returns. An error keeps
-// the batch for a later retry (within the queue's byte bound).
+// CentralSink receives the central route's batches: telemetry/central's
+// sender implements it; a sink that keeps no spool embeds NoSpool. The
+// session calls it from its one background goroutine, never concurrently
+// (but Purge, which /telemetry off calls), and it must not keep a batch
+// after a call returns.
 type CentralSink interface {
+	// Send delivers b. An error keeps the batch for a later retry (within
+	// the queue's byte bound); a *SendError can say otherwise.
 	Send(ctx context.Context, b *RemoteBatch) error
+	// SendBacklog delivers a few batches of earlier sessions (the spool):
+	// at once when the session starts, then step after step between its own
+	// batches, and at Close with what the budget has left. It reports done
+	// when nothing is left to deliver. A batch it could not deliver (ctx
+	// ended, the server failed) stays in the spool.
+	SendBacklog(ctx context.Context) (done bool, err error)
+	// Spool keeps for the next session a batch that Close could not
+	// deliver. It should stop (returning ctx's error) once ctx is done: the
+	// close budget is over. An error counts the batch as dropped.
+	Spool(ctx context.Context, b *RemoteBatch) error
+	// Purge deletes the spool: telemetry was turned off.
+	Purge() error
 	// Close is called once, after the last Send, within the close budget.
 	Close(ctx context.Context) error
 }
 
-// Purger is implemented by a central sink that keeps data on disk (a spool):
-// turning telemetry off deletes it.
-type Purger interface {
-	Purge() error
-}
+// NoSpool is the spool of a central sink that keeps nothing on disk, to
+// embed: nothing undelivered is kept (Close counts it as dropped), there is
+// no backlog, and nothing to purge.
+type NoSpool struct{}
+
+func (NoSpool) Spool(context.Context, *RemoteBatch) error { return errNoSpool }
+func (NoSpool) SendBacklog(context.Context) (bool, error) { return true, nil }
+func (NoSpool) Purge() error                              { return nil }
+
+var errNoSpool = errors.New("this sink keeps no spool")
 
 // LocalSink receives the self-hosted route's batches (package
 // telemetry/selfhost writes them to the user's database). Same rules as
@@ -101,25 +121,6 @@ func asSendError(err error) *SendError {
 		return se
 	}
 	return &SendError{Err: err}
-}
-
-// Spooler is implemented by a central sink that can keep batches on disk for
-// the next session: Close hands it what was not delivered. Spool must not
-// keep b after it returns, and should stop (returning ctx's error) once ctx
-// is done: the close budget is over.
-type Spooler interface {
-	Spool(ctx context.Context, b *RemoteBatch) error
-}
-
-// Backlogger is implemented by a central sink with batches of earlier
-// sessions to deliver (its spool). The session calls SendBacklog from its
-// background goroutine, never concurrently with Send: at once when it
-// starts, then step after step between its own batches, and at Close with
-// what the budget has left. One call delivers a few batches and reports
-// done when nothing is left to deliver. A batch it could not deliver (ctx
-// ended, the server failed) stays in the spool.
-type Backlogger interface {
-	SendBacklog(ctx context.Context) (done bool, err error)
 }
 
 // CentralConfig is what a central sink needs to know about the session.

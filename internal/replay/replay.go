@@ -212,7 +212,7 @@ func sendsCentrally(opts telemetry.Options) bool {
 }
 
 // probeSink stands for the sender NewCentral would make; it is never sent to.
-type probeSink struct{}
+type probeSink struct{ telemetry.NoSpool }
 
 func (probeSink) Send(context.Context, *telemetry.RemoteBatch) error { return nil }
 func (probeSink) Close(context.Context) error                        { return nil }

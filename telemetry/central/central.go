@@ -231,10 +231,10 @@ func (s *Sender) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
 	return nil
 }
 
-// SendBacklog delivers a few spooled batches of earlier sessions (a
-// telemetry.Backlogger): the session calls it in the background from its
-// start, and at Close with what the budget has left. done reports that the
-// spool has nothing more this process can send.
+// SendBacklog delivers a few spooled batches of earlier sessions: the
+// session calls it in the background from its start, and at Close with what
+// the budget has left. done reports that the spool has nothing more this
+// process can send.
 func (s *Sender) SendBacklog(ctx context.Context) (done bool, err error) {
 	return s.sendSpooled(ctx, spoolPerSend)
 }
