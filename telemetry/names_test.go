@@ -292,7 +292,6 @@ func (b *blockingSink) Send(context.Context, *RemoteBatch) error {
 	return nil
 }
 func (b *blockingSink) Close(context.Context) error { <-b.release; return nil }
-func (b *blockingSink) Purge() error                { return nil }
 
 // TestEveryWaitIsBoundedByTheBudget: with a sink that ignores cancellation,
 // neither /telemetry off nor the Close after it, nor a plain Close, waits

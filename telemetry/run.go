@@ -13,14 +13,12 @@ import (
 // compare-and-swap, so End, Close and TurnOff may race and each still does
 // its part once; the one move out of recording closes stop.
 //
+//	off        --Start-->    recording  run starts (a route that is off stays off: nothing runs)
 //	recording  --End-->      ended      the session's end is queued; recording goes on
 //	recording, ended
 //	           --Close-->    closing    run delivers what is queued (or spools it), returns
 //	           --TurnOff-->  turnedOff  run drops what is queued, returns
 //	turnedOff  --Close-->    off        Close waits (bounded) for run to leave its sink
-//
-// A session whose route is off, or whose start failed, is off from the start
-// and runs nothing.
 type state int32
 
 const (
@@ -35,7 +33,6 @@ const (
 type lifecycle struct{ v atomic.Int32 }
 
 func (l *lifecycle) get() state               { return state(l.v.Load()) }
-func (l *lifecycle) set(st state)             { l.v.Store(int32(st)) }
 func (l *lifecycle) move(from, to state) bool { return l.v.CompareAndSwap(int32(from), int32(to)) }
 
 // leave moves a recording session to closing or turned off, and reports
@@ -57,15 +54,15 @@ func (s *Session) discarding() bool {
 	return st == stateTurnedOff || st == stateOff
 }
 
-// scope is work that can be cancelled from another goroutine.
+// scope is work that another goroutine can cancel.
 type scope struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
-func newScope(parent context.Context) scope {
-	ctx, cancel := context.WithCancel(parent)
-	return scope{ctx, cancel}
+func newScope(parent context.Context) (s scope) {
+	s.ctx, s.cancel = context.WithCancel(parent)
+	return s
 }
 
 // waitDone waits for run to return, at most until the time given and no
@@ -76,15 +73,11 @@ func (s *Session) waitDone(ctx context.Context, until time.Time) bool {
 	defer t.Stop()
 	select {
 	case <-s.done:
+		return true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
+	return false
 }
 
 // writeTimeout bounds one write of a batch while the session runs.
@@ -93,15 +86,15 @@ const writeTimeout = 10 * time.Second
 // flow is what run keeps between its steps; only run's goroutine uses it.
 type flow struct {
 	*Session
-	// route is the route run started on: /telemetry off changes the
-	// session's (under its lock), never this one.
-	route   Route
-	local   LocalSink // the self-hosted sink, once open
-	pending *buffer   // the batch being written, kept across failures
-	retryAt time.Time // no write before: backoff, or the server's Retry-After
-	backoff time.Duration
-	stopped bool // the sink said: nothing more this session
-	backlog bool // the central sink may hold earlier sessions' batches
+	// Where records go (password masked), and the self-hosted database: as
+	// run started, whatever /telemetry off does to the session's route.
+	target, dbURL string
+	local         LocalSink // the self-hosted sink, once open
+	pending       *buffer   // the batch being written, kept across failures
+	retryAt       time.Time // no write before: backoff, or the server's Retry-After
+	backoff       time.Duration
+	stopped       bool // the sink said: nothing more this session
+	backlog       bool // the central sink may hold earlier sessions' batches
 }
 
 // run is the session's one background goroutine: it opens the self-hosted
@@ -111,16 +104,16 @@ type flow struct {
 // a time between the session's own, and at Close with what the budget has
 // left once the session's own records are delivered, so that a run of short
 // sessions (fred -p, scripts, CI) empties the spool too. Close and
-// /telemetry off stop it; they never wait for it longer than the close
-// budget, even when a sink ignores cancellation.
+// /telemetry off stop it, and wait for it within their budget (waitDone).
 func (s *Session) run(r Route) {
 	defer close(s.done)
 	defer s.recoverPanic()
 	defer s.work.cancel()
-	f := &flow{Session: s, route: r, backoff: time.Second, backlog: s.kind == Central}
+	f := &flow{Session: s, target: r.APIURL, dbURL: r.dbURL, backoff: time.Second, backlog: s.kind == Central}
 	// The user's database is opened (and its tables created) as soon as
 	// the session starts, while the agent works, not at the first flush.
 	if s.kind == SelfHosted {
+		f.target = r.MaskedURL
 		f.open(s.sends.ctx)
 	}
 	// kick asks for the next backlog step without waiting for a tick: the
@@ -167,9 +160,9 @@ func (f *flow) open(ctx context.Context) bool {
 	if f.kind == Central || f.local != nil {
 		return true
 	}
-	l, err := f.opts.SelfHosted(ctx, f.route.dbURL)
+	l, err := f.opts.SelfHosted(ctx, f.dbURL)
 	if err != nil {
-		f.fail("cannot open the self-hosted database "+f.route.MaskedURL, err)
+		f.fail("cannot open the self-hosted database "+f.target, err)
 		return false
 	}
 	f.local = l
@@ -204,9 +197,9 @@ func (f *flow) flush(ctx context.Context) bool {
 			// and go on with the next.
 			f.stats.failures.Add(1)
 			f.stats.dropped.Add(int64(f.pending.n))
-			f.warn(fmt.Sprintf("a batch was refused by %s and dropped: %v", f.target(), se.Err))
+			f.warn(fmt.Sprintf("a batch was refused by %s and dropped: %v", f.target, se.Err))
 		default:
-			f.fail("cannot write telemetry to "+f.target(), err)
+			f.fail("cannot write telemetry to "+f.target, err)
 			return false
 		}
 		f.q.release(f.pending)
@@ -230,17 +223,11 @@ func (f *flow) backlogStep() bool {
 	ctx, cancel := context.WithTimeout(f.backlogSteps.ctx, writeTimeout)
 	done, err := f.opts.Central.SendBacklog(ctx)
 	cancel()
-	switch {
-	case err != nil:
-		if f.backlogSteps.ctx.Err() == nil || asSendError(err).Stop {
-			f.fail("cannot deliver earlier sessions' telemetry to "+f.target(), err)
-		}
-		return false
-	case done:
-		f.backlog = false // until the next session
-		return false
+	if err != nil && (f.backlogSteps.ctx.Err() == nil || asSendError(err).Stop) {
+		f.fail("cannot deliver earlier sessions' telemetry to "+f.target, err)
 	}
-	return true
+	f.backlog = !done // done: until the next session
+	return err == nil && !done
 }
 
 func (f *flow) fail(what string, err error) {
@@ -328,14 +315,6 @@ func (f *flow) closeSinks() {
 	if f.kind == Central {
 		f.opts.Central.Close(f.work.ctx)
 	}
-}
-
-// target names where records go, password masked.
-func (f *flow) target() string {
-	if f.kind == Central {
-		return f.route.APIURL
-	}
-	return f.route.MaskedURL
 }
 
 // Close ends the session and gives the final write at most the close budget

@@ -209,13 +209,12 @@ type Session struct {
 	}
 	warned sync.Once
 
-	// run, the background goroutine, stops when stop is closed (by the
-	// move out of recording) and closes done when it returns. Its work
-	// runs under contexts that Close and TurnOff cancel: all of it (TurnOff
-	// at once, Close when out of time), its sends while the session runs
-	// (Close, when the final flush's time is up: a send stuck on an
-	// endpoint that never answers gives way to the spool), and its backlog
-	// steps (Close, early: the session's own records go first).
+	// run, the background goroutine, stops when stop is closed and closes
+	// done when it returns. Close and TurnOff cancel its work: all of it
+	// (TurnOff at once, Close when out of time), its sends (Close, when the
+	// final flush's time is up: a send stuck on an endpoint that never
+	// answers gives way to the spool), its backlog steps (Close, early: the
+	// session's own records go first).
 	stop, done                chan struct{}
 	work, sends, backlogSteps scope
 	// Close's plan, set before it closes stop: the final flush ends at
@@ -305,7 +304,7 @@ func (s *Session) begin(info SessionInfo) {
 	s.work = newScope(context.Background())
 	s.sends = newScope(s.work.ctx)
 	s.backlogSteps = newScope(s.sends.ctx)
-	s.state.set(stateRecording)
+	s.state.move(stateOff, stateRecording)
 	go s.run(s.route)
 }
 

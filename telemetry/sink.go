@@ -44,9 +44,8 @@ func (b *LocalBatch) Len() int {
 
 // CentralSink receives the central route's batches: telemetry/central's
 // sender implements it; a sink that keeps no spool embeds NoSpool. The
-// session calls it from its one background goroutine, never concurrently
-// (but Purge, which /telemetry off calls), and it must not keep a batch
-// after a call returns.
+// session calls it from its one background goroutine, never concurrently,
+// except Purge (/telemetry off); no call may keep a batch after it returns.
 type CentralSink interface {
 	// Send delivers b. An error keeps the batch for a later retry (within
 	// the queue's byte bound); a *SendError can say otherwise.
