@@ -243,23 +243,20 @@ func (rn *run) stuck(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The percentiles of tool calls per turn and of turn duration by model.
-	for _, c := range []struct {
-		col string
-		dst func(*ModelStats) *Percentiles
-	}{
-		{"num_tool_calls", func(m *ModelStats) *Percentiles { return &m.ToolCallsPerTurn }},
-		{"duration_ms", func(m *ModelStats) *Percentiles { return &m.DurationMs }},
-	} {
-		a, err := rn.percentiles(ctx, "", fmt.Sprintf("SELECT t.model AS g, t.%s AS x0 FROM %s t JOIN ws ON ws.session_id = t.session_id",
-			c.col, d.table("turns")), []float64{0.5, 0.95, 0.99})
-		if err != nil {
-			return err
-		}
-		for m, ms := range byModel {
-			_, p := a.result(m)
-			*c.dst(ms) = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
-		}
+	// The percentiles of tool calls per turn (group n+model) and of turn
+	// duration (d+model), from one read of the turns.
+	a, err := rn.percentiles(ctx, "", fmt.Sprintf(`SELECT CASE v.k WHEN 0 THEN 'n' ELSE 'd' END || t.model AS g,
+		CASE v.k WHEN 0 THEN t.num_tool_calls ELSE t.duration_ms END AS x0
+		FROM %s t JOIN ws ON ws.session_id = t.session_id CROSS JOIN (SELECT 0 AS k UNION ALL SELECT 1 AS k) v`, d.table("turns")),
+		[]float64{0.5, 0.95, 0.99})
+	if err != nil {
+		return err
+	}
+	for m, ms := range byModel {
+		_, p := a.result("n" + m)
+		ms.ToolCallsPerTurn = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
+		_, p = a.result("d" + m)
+		ms.DurationMs = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
 	}
 	for _, ms := range byModel {
 		st.Models = append(st.Models, *ms)
