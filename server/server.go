@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
@@ -23,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
 	"github.com/fredcode/fredtel/wire"
@@ -257,7 +256,7 @@ func unauthorized(w http.ResponseWriter, msg string) {
 // authenticate returns the key of a request, or answers 401/503 itself.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (store.APIKey, bool) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !strings.HasPrefix(token, "fred_live_") || len(token) > 200 {
+	if !ok || !apikey.Valid(token) {
 		s.m.rejected.WithLabelValues("auth").Inc()
 		unauthorized(w, "missing or malformed API key")
 		return store.APIKey{}, false
@@ -598,25 +597,11 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": s.cfg.Versions, "versions": versions})
 }
 
-// NewKey makes a new API key: fred_live_ and 32 random base-62 characters
-// (about 190 bits), its stored form (hash and prefix), and never keeps it.
-func NewKey(userID, label string, now time.Time) (string, store.APIKey, error) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 32)
-	for i := range b {
-		var x [1]byte
-		for {
-			if _, err := rand.Read(x[:]); err != nil {
-				return "", store.APIKey{}, err
-			}
-			if x[0] < 248 { // 248 = 4 × 62: no modulo bias
-				break
-			}
-		}
-		b[i] = alphabet[int(x[0])%len(alphabet)]
-	}
-	key := "fred_live_" + string(b)
-	return key, store.APIKey{Hash: sha256.Sum256([]byte(key)), Prefix: key[:len("fred_live_")+8], UserID: userID, Label: label, CreatedAt: now}, nil
+// NewKey makes a new API key (package apikey) and its stored form, hash
+// and prefix; the key itself is never kept.
+func NewKey(userID, label string, now time.Time) (string, store.APIKey) {
+	key := apikey.New()
+	return key, store.APIKey{Hash: apikey.Hash(key), Prefix: apikey.Stored(key), UserID: userID, Label: label, CreatedAt: now}
 }
 
 // keyCache remembers key lookups for a while, so a batch costs no key query
@@ -645,7 +630,7 @@ func newKeyCache(st store.Keys, ttl time.Duration, now func() time.Time) *keyCac
 // constant time, so neither the lookup nor the comparison leaks how much of
 // a guess was right.
 func (c *keyCache) lookup(ctx context.Context, token string) (store.APIKey, error) {
-	h := schema.Hash(sha256.Sum256([]byte(token)))
+	h := schema.Hash(apikey.Hash(token))
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.m[h]

@@ -10,10 +10,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/internal/safedir"
 )
 
@@ -212,7 +212,7 @@ func (c Credentials) String() string {
 	if c.APIKey == "" {
 		return "Credentials{}"
 	}
-	return "Credentials{" + KeyPrefix(c.APIKey) + "}"
+	return "Credentials{" + apikey.Shown(c.APIKey) + "}"
 }
 
 // Format prints String whatever the verb.
@@ -220,9 +220,6 @@ func (c Credentials) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) 
 
 // LogValue is how slog logs Credentials: the key's prefix.
 func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
-
-// KeyPattern is the shape of a Fred API key.
-var KeyPattern = regexp.MustCompile(`^fred_live_[A-Za-z0-9_-]{20,128}$`)
 
 // LoadCredentials reads the stored key; no file is the zero Credentials.
 func LoadCredentials(dir string) (Credentials, error) {
@@ -237,7 +234,7 @@ func LoadCredentials(dir string) (Credentials, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Credentials{}, fmt.Errorf("%s: %v", filepath.Join(dir, credsFile), err)
 	}
-	if c.APIKey != "" && !KeyPattern.MatchString(c.APIKey) {
+	if c.APIKey != "" && !apikey.Valid(c.APIKey) {
 		return Credentials{}, fmt.Errorf("%s: the stored key is not a fred_live_ key", filepath.Join(dir, credsFile))
 	}
 	return c, nil

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/internal/redact"
 )
 
@@ -118,12 +119,7 @@ func resolve(in routeInput) Route {
 	case in.creds.APIKey == "":
 		return Route{Kind: Off, Rule: RuleNotLoggedIn}
 	}
-	api := env("FRED_API_URL")
-	if api == "" {
-		api = DefaultAPIURL
-	}
-	api = APIURL(api)
-	r := Route{Kind: Central, Rule: RuleCentral, APIURL: api, apiKey: in.creds.APIKey}
+	r := Route{Kind: Central, Rule: RuleCentral, APIURL: EnvAPIURL(env), apiKey: in.creds.APIKey}
 	if in.prefs.NoticeShownAt == "" {
 		r.Rule = RuleNoticeUnseen
 	}
@@ -151,14 +147,13 @@ func APIURL(raw string) string {
 	return u.String()
 }
 
-// KeyPrefix is the part of a key that may be shown: fred_live_ and four
-// more characters.
-func KeyPrefix(key string) string {
-	const p = "fred_live_"
-	if len(key) >= len(p)+4 {
-		return key[:len(p)+4] + "…"
+// EnvAPIURL is the ingest API the client sends to: FRED_API_URL, else
+// DefaultAPIURL, as APIURL makes it.
+func EnvAPIURL(getenv func(string) string) string {
+	if api := getenv("FRED_API_URL"); api != "" {
+		return APIURL(api)
 	}
-	return "fred_live_…"
+	return DefaultAPIURL
 }
 
 // Status is the one-line answer of /telemetry and `fred telemetry status`.
@@ -176,9 +171,9 @@ func (r Route) Status() string {
 		// The same line whether or not this process could show the notice:
 		// the rule that decides is the notice.
 		s = fmt.Sprintf("off: the telemetry notice has not been shown on a terminal yet, and nothing is sent until it has; then central → %s as %s",
-			maskURL(r.APIURL), KeyPrefix(r.apiKey))
+			maskURL(r.APIURL), apikey.Shown(r.apiKey))
 	case r.Kind == Central:
-		s = fmt.Sprintf("central → %s as %s", maskURL(r.APIURL), KeyPrefix(r.apiKey))
+		s = fmt.Sprintf("central → %s as %s", maskURL(r.APIURL), apikey.Shown(r.apiKey))
 	default:
 		switch r.Rule {
 		case RuleFlag:

@@ -3,6 +3,8 @@ package telemetry
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/fredcode/fredtel/internal/apikey"
 )
 
 // The types below hold a secret in a field (the self-hosted database URL,
@@ -21,7 +23,7 @@ func (r Route) LogValue() slog.Value { return slog.StringValue(r.Status()) }
 
 // String names the endpoint and the key's prefix only.
 func (c CentralConfig) String() string {
-	return fmt.Sprintf("CentralConfig{%s as %s}", maskURL(c.APIURL), KeyPrefix(c.APIKey))
+	return fmt.Sprintf("CentralConfig{%s as %s}", maskURL(c.APIURL), apikey.Shown(c.APIKey))
 }
 
 // Format prints String whatever the verb.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/internal/replay"
 	"github.com/fredcode/fredtel/telemetry"
@@ -140,19 +141,15 @@ func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, 
 		}
 		k = strings.TrimSpace(line)
 	}
-	if !telemetry.KeyPattern.MatchString(k) {
-		return fmt.Errorf("that is not a Fred API key: want fred_live_ followed by 20 to 128 letters, digits, _ or -")
+	if !apikey.Valid(k) {
+		return fmt.Errorf("that is not a Fred API key: want %s", apikey.Doc)
 	}
-	api := env("FRED_API_URL")
-	if api == "" {
-		api = telemetry.DefaultAPIURL
-	}
-	api = telemetry.APIURL(api)
+	api := telemetry.EnvAPIURL(env)
 	creds := telemetry.Credentials{APIKey: k}
 	user, verr := whoami(ctx, api, k)
 	switch {
 	case errors.Is(verr, errKeyRejected):
-		return fmt.Errorf("%s rejected the key %s: it is unknown or revoked; nothing was stored", maskedAPI(api), telemetry.KeyPrefix(k))
+		return fmt.Errorf("%s rejected the key %s: it is unknown or revoked; nothing was stored", maskedAPI(api), apikey.Shown(k))
 	case verr != nil:
 		fmt.Fprintf(stderr, "fred: could not verify the key now (%v); stored anyway, it is checked when telemetry is sent\n", verr)
 	default:
@@ -174,9 +171,9 @@ func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, 
 		return fmt.Errorf("cannot store the key in %s: %w", dir, err)
 	}
 	if creds.User != "" {
-		fmt.Fprintf(stdout, "logged in as %s with %s\n", creds.User, telemetry.KeyPrefix(k))
+		fmt.Fprintf(stdout, "logged in as %s with %s\n", creds.User, apikey.Shown(k))
 	} else {
-		fmt.Fprintf(stdout, "logged in with %s\n", telemetry.KeyPrefix(k))
+		fmt.Fprintf(stdout, "logged in with %s\n", apikey.Shown(k))
 	}
 	fmt.Fprintf(stdout, "telemetry: %s\n", telemetry.Resolve(f.options(stderr)).Status())
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -76,7 +77,7 @@ func TestLoginAsAnotherUserPurgesTheSpool(t *testing.T) {
 		out := login(c.key)
 		n, _ := central.SpoolSize(dir)
 		if (n == 1) != c.kept {
-			t.Errorf("login with %s: %d spooled batches left, want kept=%v (%q)", telemetry.KeyPrefix(c.key), n, c.kept, out)
+			t.Errorf("login with %s: %d spooled batches left, want kept=%v (%q)", apikey.Shown(c.key), n, c.kept, out)
 		}
 		if !c.kept && !strings.Contains(out, "deleted 1 unsent telemetry batch of the previous login") {
 			t.Errorf("login did not say it deleted the spool: %q", out)

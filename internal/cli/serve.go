@@ -211,10 +211,7 @@ func runKeys(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 			return err
 		}
 		defer st.Close()
-		key, rec, err := server.NewKey(*user, *label, time.Now().UTC())
-		if err != nil {
-			return err
-		}
+		key, rec := server.NewKey(*user, *label, time.Now().UTC())
 		if err := st.CreateKey(ctx, rec); err != nil {
 			return err
 		}

@@ -9,9 +9,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/internal/sim"
-	"github.com/fredcode/fredtel/telemetry"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -65,7 +65,7 @@ func runSimulate(ctx context.Context, args []string, env Getenv, stdout, stderr 
 	case *rate < 0:
 		return &usageError{msg: fmt.Sprintf("--rate %v: want 0 (no limit) or more", *rate)}
 	}
-	if *key != "" && !telemetry.KeyPattern.MatchString(*key) {
+	if *key != "" && !apikey.Valid(*key) {
 		return &usageError{msg: "--key: want an API key (fred_live_…)"}
 	}
 	cfg := sim.Config{Sessions: *sessions, Seed: *seed, Users: *users, Span: *span, Concurrency: *concurrency, Rate: *rate}

@@ -42,11 +42,8 @@ func startInProcess(ctx context.Context, dbURL string, serveArgs []string) (*ser
 		st.Close()
 		return nil, "", err
 	}
-	key, rec, err := server.NewKey(benchUser, "ingestbench", time.Now().UTC())
-	if err == nil {
-		err = st.CreateKey(ctx, rec)
-	}
-	if err != nil {
+	key, rec := server.NewKey(benchUser, "ingestbench", time.Now().UTC())
+	if err := st.CreateKey(ctx, rec); err != nil {
 		st.Close()
 		return nil, "", fmt.Errorf("creating the key: %w", err)
 	}

@@ -36,10 +36,7 @@ func CreateKeysIn(ctx context.Context, st store.Store, users int) ([]UserKey, er
 	out := make([]UserKey, users)
 	now := time.Now().UTC()
 	for i := range out {
-		key, rec, err := server.NewKey(UserID(i+1), KeyLabel, now)
-		if err != nil {
-			return nil, err
-		}
+		key, rec := server.NewKey(UserID(i+1), KeyLabel, now)
 		if err := st.CreateKey(ctx, rec); err != nil {
 			return nil, fmt.Errorf("create a key for %s: %w", rec.UserID, err)
 		}

@@ -52,6 +52,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
 	"github.com/fredcode/fredtel/telemetry"
@@ -510,7 +511,7 @@ func whoami(ctx context.Context, apiURL, key string) (string, error) {
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
-		return "", fmt.Errorf("the ingest API refused the key %s (401: unknown or revoked)", telemetry.KeyPrefix(key))
+		return "", fmt.Errorf("the ingest API refused the key %s (401: unknown or revoked)", apikey.Shown(key))
 	default:
 		return "", fmt.Errorf("the ingest API answered %d to GET /v1/whoami", resp.StatusCode)
 	}

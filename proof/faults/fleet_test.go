@@ -330,11 +330,8 @@ func createKeys(t testing.TB, db string, n int) []string {
 	defer st.Close()
 	keys := make([]string, n)
 	for i := range keys {
-		key, rec, err := server.NewKey(fmt.Sprintf("user-%03d", i), "faults", time.Now().UTC())
-		if err == nil {
-			err = st.CreateKey(ctx, rec)
-		}
-		if err != nil {
+		key, rec := server.NewKey(fmt.Sprintf("user-%03d", i), "faults", time.Now().UTC())
+		if err := st.CreateKey(ctx, rec); err != nil {
 			t.Fatalf("key %d: %v", i, err)
 		}
 		keys[i] = key
