@@ -76,6 +76,13 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
+// WithDefaults is c with every field left zero set to its default, as New
+// sets it: the defaults fredtel serve's help shows.
+func (c Config) WithDefaults() Config {
+	c.defaults()
+	return c
+}
+
 func (c *Config) defaults() {
 	if c.MaxBody <= 0 {
 		c.MaxBody = 1 << 20

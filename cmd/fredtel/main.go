@@ -1,5 +1,5 @@
 // Command fredtel is the operator side of Fred telemetry: migrate, serve,
-// keys, insights, simulate and demo. See internal/cli for the commands.
+// keys, insights, dashboard, simulate and demo. See internal/cli/fredtel.
 package main
 
 import (
@@ -8,12 +8,12 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/fredcode/fredtel/internal/cli"
+	"github.com/fredcode/fredtel/internal/cli/fredtel"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Fredtel(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := fredtel.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/fredcode/fredtel/internal/cli"
+	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/replay"
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
@@ -21,7 +21,7 @@ import (
 )
 
 // These tests replay transcripts through `fred telemetry replay` in-process
-// (cli.FredWithInput, the code the fred binary runs) on every route, against
+// (fredcli.Run, the code the fred binary runs) on every route, against
 // the real ingest server, real PostgreSQL and real SQLite files.
 
 func TestMain(m *testing.M) { servertest.Main(m) }
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { servertest.Main(m) }
 func fred(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb testkit.Buffer
-	code := cli.FredWithInput(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
+	code := fredcli.Run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -22,7 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fredcode/fredtel/internal/cli"
+	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/replay"
 	"github.com/fredcode/fredtel/internal/testkit"
 	"github.com/fredcode/fredtel/telemetry"
@@ -424,7 +424,7 @@ func writeTranscript(t *testing.T, text string) string {
 // getenv as its environment.
 func fred(getenv func(string) string, args ...string) (int, string, string) {
 	var out, errb testkit.Buffer
-	code := cli.FredWithInput(context.Background(), args, getenv, strings.NewReader(""), &out, &errb)
+	code := fredcli.Run(context.Background(), args, getenv, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -16,7 +16,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/cli"
+	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
+	"github.com/fredcode/fredtel/internal/cli/fredtel"
 	"github.com/fredcode/fredtel/internal/proof"
 	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/testdb"
@@ -37,7 +38,7 @@ func token(t *testing.T, kind string) string {
 // fredIn runs the fred command in-process with stdin.
 func fredIn(getenv func(string) string, stdin string, args ...string) (int, string) {
 	var out, errb testkit.Buffer
-	code := cli.FredWithInput(context.Background(), args, getenv, strings.NewReader(stdin), &out, &errb)
+	code := fredcli.Run(context.Background(), args, getenv, strings.NewReader(stdin), &out, &errb)
 	return code, out.String() + errb.String()
 }
 
@@ -299,7 +300,7 @@ func TestSecretsMasked(t *testing.T) {
 			func() string { _, o := fredIn(env, "a prompt\n", "repl"); return o },
 			func() string {
 				var out, errb testkit.Buffer
-				cli.Fredtel(context.Background(), []string{"migrate", "--db", raw}, mapEnv(nil), &out, &errb)
+				fredtel.Run(context.Background(), []string{"migrate", "--db", raw}, mapEnv(nil), &out, &errb)
 				return out.String() + errb.String()
 			},
 		} {

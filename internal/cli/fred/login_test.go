@@ -1,4 +1,4 @@
-package cli
+package fred
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"context"
@@ -7,32 +7,27 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fredcode/fredtel/insights"
+	"github.com/fredcode/fredtel/internal/cli"
 	"github.com/fredcode/fredtel/schema"
 )
 
-func runInsights(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func runInsights(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	return runInsightsAt(ctx, time.Now(), args, env, stdout, stderr)
 }
 
 // runInsightsAt is runInsights with the clock --since counts back from.
-func runInsightsAt(ctx context.Context, now time.Time, args []string, env Getenv, stdout, stderr io.Writer) error {
+func runInsightsAt(ctx context.Context, now time.Time, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
+	var db, since, from, to, prices string
+	opts := insights.Options{Tables: insights.TablesCentral, MinRepeats: 3}
+	format := "text"
 	fs := flag.NewFlagSet("fredtel insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", defaultDBURL(env), "database URL: postgres://…, postgresql://…, sqlite:PATH (env FREDTEL_DB_URL)")
-	since := fs.String("since", "", "window: sessions started in the last DURATION (7d, 36h, 90m); default 7d")
-	from := fs.String("from", "", "window start, RFC 3339 or YYYY-MM-DD (UTC), inclusive")
-	to := fs.String("to", "", "window end, RFC 3339 or YYYY-MM-DD (UTC), exclusive; default now")
-	tables := fs.String("tables", "central", "central (telemetry_*: the ingest server's) or self-hosted (dsc_*: a user's own database)")
-	model := fs.String("model", "", "only sessions that started on, or had a turn on, this model")
-	agent := fs.String("agent", "", "only sessions of this agent: "+strings.Join(schema.EnumAgent, ", ")+" (records without one are fred)")
-	format := fs.String("format", "text", "text (aligned tables for a terminal) or json (docs/insights.md)")
-	minRepeats := fs.Int("min-repeats", 3, "identical consecutive calls that make a loop (2 or more)")
-	prices := fs.String("prices", "", "price table FILE (model, input and output price per 1M tokens) to show costs; none: no money shown")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fredtel insights [--db URL] [--since 7d | --from T [--to T]] [--tables central|self-hosted]\n"+
 			"                        [--model NAME] [--agent NAME] [--format text|json] [--min-repeats N] [--prices FILE]\n\n"+
@@ -41,36 +36,38 @@ func runInsightsAt(ctx context.Context, now time.Time, args []string, env Getenv
 			"Computed inside the database; read-only. Definitions and the JSON form: docs/insights.md.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, env, args,
+		dbSetting(&db, env),
+		cli.Setting{Flag: "since", Value: cli.String(&since), Usage: "window: sessions started in the last `DURATION` (7d, 36h, 90m); default 7d"},
+		cli.Setting{Flag: "from", Value: cli.String(&from), Usage: "window start, RFC 3339 or YYYY-MM-DD (UTC), inclusive"},
+		cli.Setting{Flag: "to", Value: cli.String(&to), Usage: "window end, RFC 3339 or YYYY-MM-DD (UTC), exclusive; default now"},
+		cli.Setting{Flag: "tables", Value: cli.OneOf(&opts.Tables, insights.TablesCentral, insights.TablesSelfHosted),
+			Usage: "central (telemetry_*: the ingest server's) or self-hosted (dsc_*: a user's own database)"},
+		cli.Setting{Flag: "model", Value: cli.String(&opts.Model), Usage: "only sessions that started on, or had a turn on, this model"},
+		cli.Setting{Flag: "agent", Value: cli.String(&opts.Agent), Usage: "only sessions of this agent: " + strings.Join(schema.EnumAgent, ", ") + " (records without one are fred)"},
+		cli.Setting{Flag: "format", Value: cli.OneOf(&format, "text", "json"), Usage: "text (aligned tables for a terminal) or json (docs/insights.md)"},
+		cli.Setting{Flag: "min-repeats", Value: cli.Int(&opts.MinRepeats, 2, math.MaxInt), Usage: "identical consecutive calls that make a loop"},
+		cli.Setting{Flag: "prices", Value: cli.String(&prices), Usage: "price table `FILE` (model, input and output price per 1M tokens) to show costs; none: no money shown"},
+	); err != nil {
 		return err
 	}
-	if *format != "text" && *format != "json" {
-		return &usageError{msg: fmt.Sprintf("--format %q: want text or json", *format)}
-	}
-	if *tables != insights.TablesCentral && *tables != insights.TablesSelfHosted {
-		return &usageError{msg: fmt.Sprintf("--tables %q: want central or self-hosted", *tables)}
-	}
-	opts := insights.Options{Tables: *tables, Model: *model, Agent: *agent, MinRepeats: *minRepeats}
-	if *minRepeats < 2 {
-		return &usageError{msg: fmt.Sprintf("--min-repeats %d: want 2 or more", *minRepeats)}
-	}
 	var err error
-	if opts.From, opts.To, err = window(now, *since, *from, *to); err != nil {
-		return &usageError{msg: err.Error()}
+	if opts.From, opts.To, err = window(now, since, from, to); err != nil {
+		return cli.Usagef("%v", err)
 	}
-	if *prices != "" {
-		if opts.Prices, err = insights.LoadPrices(*prices); err != nil {
+	if prices != "" {
+		if opts.Prices, err = insights.LoadPrices(prices); err != nil {
 			return err
 		}
 	}
-	r, err := insights.Compute(ctx, *db, opts)
+	r, err := insights.Compute(ctx, db, opts)
 	if err != nil {
 		if errors.Is(err, insights.ErrBadOptions) {
-			return &usageError{msg: strings.TrimPrefix(err.Error(), insights.ErrBadOptions.Error()+": ")}
+			return cli.Usagef("%s", strings.TrimPrefix(err.Error(), insights.ErrBadOptions.Error()+": "))
 		}
 		return err
 	}
-	if *format == "json" {
+	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)

@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"context"
@@ -6,38 +6,32 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
+	"github.com/fredcode/fredtel/internal/cli"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
 )
 
-func runMigrate(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func runMigrate(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
+	var db string
+	set := "central"
 	fs := flag.NewFlagSet("fredtel migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", defaultDBURL(env), "database URL: postgres://…, postgresql://…, sqlite:PATH (env FREDTEL_DB_URL)")
-	set := fs.String("set", "central", "table set: central (telemetry_*), self-hosted (dsc_*) or both")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fredtel migrate [--db URL] [--set central|self-hosted|both]\n\n"+
 			"Creates the tables of the set, or applies the migrations they lack, then lists them.\n"+
 			"Safe to run repeatedly and from several processes at once.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, env, args, dbSetting(&db, env),
+		cli.Setting{Flag: "set", Value: cli.OneOf(&set, "central", "self-hosted", "both"), Usage: "table set: central (telemetry_*), self-hosted (dsc_*) or both"},
+	); err != nil {
 		return err
 	}
-	var sets []schema.Set
-	switch *set {
-	case "central":
-		sets = []schema.Set{schema.CentralSet}
-	case "self-hosted", "selfhosted":
-		sets = []schema.Set{schema.SelfHostedSet}
-	case "both":
-		sets = schema.Sets
-	default:
-		return &usageError{msg: fmt.Sprintf("--set %q: want central, self-hosted or both", *set)}
-	}
-	for _, set := range sets {
-		s, err := store.Open(ctx, *db, store.Options{Set: set})
+	sets := map[string][]schema.Set{"central": {schema.CentralSet}, "self-hosted": {schema.SelfHostedSet}, "both": schema.Sets}
+	for _, set := range sets[set] {
+		s, err := store.Open(ctx, db, store.Options{Set: set})
 		if err != nil {
 			return err
 		}
@@ -60,7 +54,7 @@ func runMigrate(ctx context.Context, args []string, env Getenv, stdout, stderr i
 			fmt.Fprintf(stdout, "%s tables at %s: up to date (schema version %d)\n", set, s.Location(), schema.Version)
 		} else {
 			fmt.Fprintf(stdout, "%s tables at %s: applied %s %s (schema version %d)\n", set, s.Location(),
-				plural(len(applied), "migration", "migrations"), joinInts(applied), schema.Version)
+				cli.Plural(len(applied), "migration", "migrations"), joinInts(applied), schema.Version)
 		}
 		names := make([]string, 0, len(tables))
 		for t := range tables {
@@ -76,4 +70,12 @@ func runMigrate(ctx context.Context, args []string, env Getenv, stdout, stderr i
 		}
 	}
 	return nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("v%d", x)
+	}
+	return strings.Join(s, ", ")
 }

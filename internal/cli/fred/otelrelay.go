@@ -1,4 +1,4 @@
-package cli
+package fred
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/cli"
 	"github.com/fredcode/fredtel/relay"
 	"github.com/fredcode/fredtel/telemetry"
 )
@@ -21,25 +23,27 @@ import (
 // otelRelay runs the local OTLP relay (docs/relay.md): Claude Code, Codex
 // and Gemini CLI export their OpenTelemetry to it, and their sessions are
 // recorded through the telemetry library with this command's routing.
-func (f *fredCmd) otelRelay(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func (f *fredCmd) otelRelay(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
+	addr, anyAddr, idle, settle := "127.0.0.1:4318", false, 10*time.Minute, 10*time.Second
 	fs := flag.NewFlagSet("fred otel-relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:4318", "address to listen on: loopback only, unless --allow-non-loopback")
-	anyAddr := fs.Bool("allow-non-loopback", false, "allow an address other machines can reach (the CLIs' exports carry prompts and paths)")
-	idle := fs.Duration("idle", 10*time.Minute, "close a CLI session that sent nothing for this long")
-	settle := fs.Duration("settle", 10*time.Second, "how long an event waits for the CLI's other exports before it is recorded")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, env, args,
+		cli.Setting{Flag: "addr", Value: cli.String(&addr), Usage: "`HOST:PORT` to listen on: loopback only, unless --allow-non-loopback"},
+		cli.Setting{Flag: "allow-non-loopback", Value: cli.Bool(&anyAddr), Usage: "allow an address other machines can reach (the CLIs' exports carry prompts and paths)"},
+		cli.Setting{Flag: "idle", Value: cli.Duration(&idle, time.Millisecond, math.MaxInt64), Usage: "close a CLI session that sent nothing for this long"},
+		cli.Setting{Flag: "settle", Value: cli.Duration(&settle, time.Millisecond, math.MaxInt64), Usage: "how long an event waits for the CLI's other exports before it is recorded"},
+	); err != nil {
 		return err
 	}
-	if err := loopbackOnly(*addr, *anyAddr); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := loopbackOnly(addr, anyAddr); err != nil {
+		return cli.Usagef("%v", err)
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", *addr, err)
+		return fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	opts := f.options(stderr)
-	r := relay.New(relay.Options{Telemetry: opts, Stderr: stderr, Idle: *idle, Settle: *settle})
+	r := relay.New(relay.Options{Telemetry: opts, Stderr: stderr, Idle: idle, Settle: settle})
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	fmt.Fprintf(stdout, "fred otel-relay: listening on http://%s\n", ln.Addr())

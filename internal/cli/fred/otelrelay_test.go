@@ -1,4 +1,4 @@
-package cli
+package fred
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func runRelay(t *testing.T, env map[string]string, body []byte, args ...string) 
 	var out, errs testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Fred(ctx, append(args, "otel-relay", "--addr", "127.0.0.1:0"), func(k string) string { return env[k] }, &out, &errs)
+		done <- Run(ctx, append(args, "otel-relay", "--addr", "127.0.0.1:0"), func(k string) string { return env[k] }, os.Stdin, &out, &errs)
 	}()
 	var url string
 	testkit.WaitFor(t, 10*time.Second, "the relay's address", func() bool {

@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"context"
@@ -73,7 +73,7 @@ func TestInsightsReport(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			url := fillDB(t, be, schema.SelfHostedSet, 20)
-			code, out, errs := run(t, fredtel, nil, "insights", "--db", url, "--tables", "self-hosted", "--since", "2d")
+			code, out, errs := run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--since", "2d")
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
@@ -83,7 +83,7 @@ func TestInsightsReport(t *testing.T) {
 					t.Errorf("text report lacks %q:\n%s", want, out)
 				}
 			}
-			code, out, errs = run(t, fredtel, nil, "insights", "--db", url, "--tables", "self-hosted", "--format", "json")
+			code, out, errs = run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--format", "json")
 			if code != 0 {
 				t.Fatalf("json: exit %d: %s", code, errs)
 			}
@@ -100,7 +100,7 @@ func TestInsightsReport(t *testing.T) {
 				t.Errorf("tables %s", m["tables"])
 			}
 			// The data's span is quoted in one format on both backends.
-			code, _, errs = run(t, fredtel, nil, "insights", "--db", url, "--tables", "self-hosted", "--from", "2020-01-01", "--to", "2020-01-02")
+			code, _, errs = run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--from", "2020-01-01", "--to", "2020-01-02")
 			if code != 1 || !regexp.MustCompile(`\(the 20 sessions there started between 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z and 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)$`).MatchString(strings.TrimSpace(errs)) {
 				t.Errorf("empty window: exit %d, %q", code, errs)
 			}
@@ -113,7 +113,7 @@ func TestInsightsPrices(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "prices.txt")
 	os.WriteFile(good, []byte("# currency EUR\n# model in out\nfred-flash-2 0.1 0.4\n"), 0o600)
-	code, out, errs := run(t, fredtel, nil, "insights", "--db", url, "--prices", good, "--format", "json", "--min-repeats", "2")
+	code, out, errs := run(t, nil, "insights", "--db", url, "--prices", good, "--format", "json", "--min-repeats", "2")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -136,7 +136,7 @@ func TestInsightsPrices(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.txt")
 	os.WriteFile(bad, []byte("fred-flash 0.1 0.4\nfred-pro 1.0 cheap\n"), 0o600)
-	code, _, errs = run(t, fredtel, nil, "insights", "--db", url, "--prices", bad)
+	code, _, errs = run(t, nil, "insights", "--db", url, "--prices", bad)
 	if code != 1 || !strings.Contains(errs, "bad.txt:2: output price") {
 		t.Errorf("bad prices: exit %d, %q", code, errs)
 	}
@@ -167,7 +167,7 @@ func TestInsightsBadInput(t *testing.T) {
 		{"since", []string{"--db", full, "--since", "yesterday"}, 2, `--since "yesterday": want a positive duration`},
 		{"from", []string{"--db", full, "--from", "monday"}, 2, `--from: "monday": want RFC 3339`},
 		{"from after to", []string{"--db", full, "--from", "2026-02-01", "--to", "2026-01-01"}, 2, "is not before --to"},
-		{"min repeats", []string{"--db", full, "--min-repeats", "1"}, 2, "--min-repeats 1: want 2 or more"},
+		{"min repeats", []string{"--db", full, "--min-repeats", "1"}, 2, `--min-repeats "1": want an integer, 2 or more`},
 		{"agent", []string{"--db", full, "--agent", "vim"}, 2, `agent "vim": want one of fred`},
 		{"model", []string{"--db", full, "--model", "a b"}, 2, `model "a b": want a model id`},
 		{"empty database", []string{"--db", empty}, 1, "no data: the central tables hold no session"},
@@ -182,7 +182,7 @@ func TestInsightsBadInput(t *testing.T) {
 		{"no prices file", []string{"--db", full, "--prices", "/nonexistent/prices"}, 1, "prices: open /nonexistent/prices: no such file or directory"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, out, errs := run(t, fredtel, nil, append([]string{"insights"}, c.args...)...)
+			code, out, errs := run(t, nil, append([]string{"insights"}, c.args...)...)
 			if code != c.code || !strings.Contains(errs, c.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, c.code, c.want)
 			}
@@ -215,7 +215,7 @@ func TestInsightsBadInputPostgres(t *testing.T) {
 		{"window without data", []string{"--db", full, "--from", "2020-01-01", "--to", "2020-02-01"}, "no data: no session started between"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, out, errs := run(t, fredtel, nil, append([]string{"insights"}, c.args...)...)
+			code, out, errs := run(t, nil, append([]string{"insights"}, c.args...)...)
 			if code != 1 || !strings.Contains(errs, c.want) || out != "" || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", code, out, errs, c.want)
 			}

@@ -1,4 +1,8 @@
-package cli
+// Package fred is the fred command: the telemetry controls of the Fred
+// CLI (login, logout, telemetry on|off|status|show|replay, --no-telemetry),
+// a stand-in agent loop and the OTLP relay. It links the client library
+// only: never the server, never Prometheus (TestDependencies).
+package fred
 
 import (
 	"bufio"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/apikey"
+	"github.com/fredcode/fredtel/internal/cli"
 	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/internal/replay"
 	"github.com/fredcode/fredtel/telemetry"
@@ -22,15 +27,10 @@ import (
 	"golang.org/x/term"
 )
 
-// Fred runs the fred command's telemetry controls with args (without the
-// program name) and returns its exit code. --no-telemetry may appear
+// Run runs fred with args (without the program name), reading standard
+// input from stdin, and returns its exit code. --no-telemetry may appear
 // anywhere: it turns telemetry off for this run only.
-func Fred(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) int {
-	return FredWithInput(ctx, args, env, os.Stdin, stdout, stderr)
-}
-
-// FredWithInput is Fred reading standard input from stdin.
-func FredWithInput(ctx context.Context, args []string, env Getenv, stdin io.Reader, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, env cli.Getenv, stdin io.Reader, stdout, stderr io.Writer) int {
 	f := &fredCmd{env: env, stdin: stdin}
 	rest := args[:0:0]
 	for _, a := range args {
@@ -42,22 +42,22 @@ func FredWithInput(ctx context.Context, args []string, env Getenv, stdin io.Read
 	}
 	if len(rest) >= 2 && rest[0] == "telemetry" && rest[1] == "replay" {
 		// Its own dispatch, so that its messages read "fred telemetry replay: …".
-		return dispatch(ctx, "fred telemetry", "fred telemetry replay: feed a recorded session through the telemetry client",
-			map[string]command{"replay": {"replay [--keep-times] FILE|-  |  replay --example", f.replay}}, rest[1:], env, stdout, stderr)
+		return cli.Dispatch(ctx, "fred telemetry", "fred telemetry replay: feed a recorded session through the telemetry client",
+			map[string]cli.Command{"replay": {Summary: "replay [--keep-times] FILE|-  |  replay --example", Run: f.replay}}, rest[1:], env, stdout, stderr)
 	}
-	cmds := map[string]command{
-		"telemetry":  {"telemetry [status|on|off|show|replay FILE]: where your telemetry goes, the switch, and replaying a transcript", f.telemetry},
-		"login":      {"login [--key KEY]: store your Fred API key (or paste it on stdin)", f.login},
-		"logout":     {"forget the stored API key", f.logout},
-		"repl":       {"a stand-in agent loop: each line is a turn; /telemetry works as in Fred", f.repl},
-		"otel-relay": {"otel-relay [--addr 127.0.0.1:4318]: record Claude Code, Codex and Gemini CLI sessions from their OpenTelemetry export", f.otelRelay},
+	cmds := map[string]cli.Command{
+		"telemetry":  {Summary: "telemetry [status|on|off|show|replay FILE]: where your telemetry goes, the switch, and replaying a transcript", Run: f.telemetry},
+		"login":      {Summary: "login [--key KEY]: store your Fred API key (or paste it on stdin)", Run: f.login},
+		"logout":     {Summary: "forget the stored API key", Run: f.logout},
+		"repl":       {Summary: "a stand-in agent loop: each line is a turn; /telemetry works as in Fred", Run: f.repl},
+		"otel-relay": {Summary: "otel-relay [--addr 127.0.0.1:4318]: record Claude Code, Codex and Gemini CLI sessions from their OpenTelemetry export", Run: f.otelRelay},
 	}
 	intro := "fred: the telemetry controls of the Fred CLI.\n\nGlobal flag: --no-telemetry  telemetry off for this run (the saved preference is untouched)"
-	return dispatch(ctx, "fred", intro, cmds, rest, env, stdout, stderr)
+	return cli.Dispatch(ctx, "fred", intro, cmds, rest, env, stdout, stderr)
 }
 
 type fredCmd struct {
-	env         Getenv
+	env         cli.Getenv
 	stdin       io.Reader
 	noTelemetry bool
 }
@@ -74,16 +74,16 @@ func (f *fredCmd) options(stderr io.Writer) telemetry.Options {
 }
 
 // Version is the CLI's version, stamped at build time with
-// -ldflags "-X github.com/fredcode/fredtel/internal/cli.Version=…".
+// -ldflags "-X github.com/fredcode/fredtel/internal/cli/fred.Version=…".
 var Version = "0.1.0"
 
-func (f *fredCmd) telemetry(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func (f *fredCmd) telemetry(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	sub := "status"
 	if len(args) > 0 {
 		sub = args[0]
 	}
 	if len(args) > 1 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q; usage: fred telemetry [status|on|off|show]", args[1])}
+		return cli.Usagef("unexpected argument %q; usage: fred telemetry [status|on|off|show]", args[1])
 	}
 	dir := telemetry.ConfigDir(env)
 	switch sub {
@@ -113,7 +113,7 @@ func (f *fredCmd) telemetry(ctx context.Context, args []string, env Getenv, stdo
 		fmt.Fprintf(stdout, "telemetry: %d batches shown (the last sent or spooled); %d batches (%d bytes) wait in the spool\n", n, batches, bytes)
 		return nil
 	default:
-		return &usageError{msg: fmt.Sprintf("unknown subcommand %q; usage: fred telemetry [status|on|off|show]", sub)}
+		return cli.Usagef("unknown subcommand %q; usage: fred telemetry [status|on|off|show]", sub)
 	}
 	r := telemetry.Resolve(f.options(stderr))
 	fmt.Fprintf(stdout, "telemetry: %s\n", r.Status())
@@ -123,14 +123,15 @@ func (f *fredCmd) telemetry(ctx context.Context, args []string, env Getenv, stdo
 	return nil
 }
 
-func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func (f *fredCmd) login(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
+	var k string
 	fs := flag.NewFlagSet("fred login", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	key := fs.String("key", "", "the API key (fred_live_…); without it, the key is read from standard input")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, env, args, cli.Setting{Flag: "key", Secret: true, Value: cli.String(&k),
+		Usage: "the API `KEY` (fred_live_…); without it, the key is read from standard input"}); err != nil {
 		return err
 	}
-	k := strings.TrimSpace(*key)
+	k = strings.TrimSpace(k)
 	if k == "" {
 		if file, ok := f.stdin.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
 			fmt.Fprint(stderr, "Paste your Fred API key: ")
@@ -164,7 +165,7 @@ func (f *fredCmd) login(ctx context.Context, args []string, env Getenv, stdout, 
 			if err := central.PurgeSpool(dir); err != nil {
 				return fmt.Errorf("cannot delete the unsent telemetry of the previous login in %s (%v); the new key was not stored", dir, err)
 			}
-			fmt.Fprintf(stdout, "deleted %d unsent telemetry %s of the previous login\n", n, plural(n, "batch", "batches"))
+			fmt.Fprintf(stdout, "deleted %d unsent telemetry %s of the previous login\n", n, cli.Plural(n, "batch", "batches"))
 		}
 	}
 	if err := telemetry.SaveCredentials(dir, creds); err != nil {
@@ -219,9 +220,9 @@ const maxUserID = 64
 
 func maskedAPI(api string) string { return redact.URL(api) }
 
-func (f *fredCmd) logout(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func (f *fredCmd) logout(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
+		return cli.Usagef("unexpected argument %q", args[0])
 	}
 	dir := telemetry.ConfigDir(env)
 	if err := telemetry.DeleteCredentials(dir); err != nil {
@@ -252,9 +253,9 @@ const replContext = 64 << 10
 // hints are printed as "hint: …" lines. Its sessions
 // describe the working directory as Fred's do: git_dirty from git, and
 // AGENTS.md when there is one.
-func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func (f *fredCmd) repl(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		return &usageError{msg: fmt.Sprintf("unexpected argument %q", args[0])}
+		return cli.Usagef("unexpected argument %q", args[0])
 	}
 	model, mode := replModels[0], "act"
 	if m := env("FRED_MODEL"); m != "" {
@@ -343,37 +344,38 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env Getenv, stdout, s
 // whole transcript (docs/transcript.md), then records its sessions through
 // the telemetry client exactly as a Fred session would, under this
 // machine's routing. `--example` prints a complete transcript.
-func (f *fredCmd) replay(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func (f *fredCmd) replay(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
+	var keep, example bool
 	fs := flag.NewFlagSet("fred telemetry replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keep := fs.Bool("keep-times", false, "record the transcript's ts (default: the transcript is laid out to end now, durations kept)")
-	example := fs.Bool("example", false, "print a complete example transcript and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: fred telemetry replay [--keep-times] FILE|-   (- reads standard input)\n       fred telemetry replay --example\n\nThe format: docs/transcript.md.\n\nFlags:")
 		fs.PrintDefaults()
 	}
+	settings := []cli.Setting{
+		{Flag: "keep-times", Value: cli.Bool(&keep), Usage: "record the transcript's ts (default: the transcript is laid out to end now, durations kept)"},
+		{Flag: "example", Value: cli.Bool(&example), Usage: "print a complete example transcript and exit"},
+	}
 	var files []string
-	for { // flags may follow FILE
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return &usageError{}
+	for { // flags may follow FILE: parse what follows it (the flags are declared once)
+		rest, err := cli.ParseArgs(fs, env, args, settings...)
+		if err != nil {
+			return err
 		}
-		if fs.NArg() == 0 {
+		if len(rest) == 0 {
 			break
 		}
-		files, args = append(files, fs.Arg(0)), fs.Args()[1:]
+		files, args, settings = append(files, rest[0]), rest[1:], nil
 	}
-	if *example {
+	if example {
 		if len(files) > 0 {
-			return &usageError{msg: "--example takes no FILE"}
+			return cli.Usagef("--example takes no FILE")
 		}
 		fmt.Fprint(stdout, replay.Example)
 		return nil
 	}
 	if len(files) != 1 {
-		return &usageError{msg: "want one FILE (or - for standard input); fred telemetry replay --example prints a transcript"}
+		return cli.Usagef("want one FILE (or - for standard input); fred telemetry replay --example prints a transcript")
 	}
 	name, in := files[0], f.stdin
 	if name == "-" {
@@ -389,7 +391,7 @@ func (f *fredCmd) replay(ctx context.Context, args []string, env Getenv, stdout,
 	t, err := replay.Parse(name, in)
 	if err == nil {
 		var res replay.Result
-		res, err = replay.Run(ctx, t, replay.Options{Telemetry: f.options(stderr), KeepTimes: *keep})
+		res, err = replay.Run(ctx, t, replay.Options{Telemetry: f.options(stderr), KeepTimes: keep})
 		if _, invalid := err.(replay.Errors); !invalid {
 			fmt.Fprintln(stdout, res.Summary(name))
 		}
@@ -398,7 +400,7 @@ func (f *fredCmd) replay(ctx context.Context, args []string, env Getenv, stdout,
 		for _, e := range errs {
 			fmt.Fprintf(stderr, "fred telemetry replay: %v\n", e)
 		}
-		return fmt.Errorf("%s: %d %s; nothing was replayed", name, len(errs), plural(len(errs), "problem", "problems"))
+		return fmt.Errorf("%s: %d %s; nothing was replayed", name, len(errs), cli.Plural(len(errs), "problem", "problems"))
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"context"
@@ -33,14 +33,14 @@ func TestSimulateUsage(t *testing.T) {
 		{[]string{"--url", "http://x", "--key", key, "--server-db", "sqlite::memory:"}, "exactly one of --key"},
 		{[]string{"--url", "http://x", "--key", "hunter2"}, "--key: want an API key"},
 		{[]string{"--url", "http://x", "--key", key, "--users", "3"}, "--users: with --key"},
-		{[]string{"--db", "sqlite::memory:", "--sessions", "0"}, "--sessions 0"},
-		{[]string{"--db", "sqlite::memory:", "--span", "40m"}, "--span 40m0s"},
+		{[]string{"--db", "sqlite::memory:", "--sessions", "0"}, `--sessions "0"`},
+		{[]string{"--db", "sqlite::memory:", "--span", "40m"}, `--span "40m"`},
 		{[]string{"--db", "sqlite::memory:", "--end", "yesterday"}, `--end "yesterday": want RFC 3339`},
 		{[]string{"--db", "sqlite::memory:", "--end", time.Now().Add(time.Hour).Format(time.RFC3339)}, "is in the future"},
-		{[]string{"--db", "sqlite::memory:", "--rate", "-1"}, "--rate -1"},
+		{[]string{"--db", "sqlite::memory:", "--rate", "-1"}, `--rate "-1"`},
 		{[]string{"--db", "sqlite::memory:", "extra"}, `unexpected argument "extra"`},
 	} {
-		code, out, errs := run(t, fredtel, nil, append([]string{"simulate"}, c.args...)...)
+		code, out, errs := run(t, nil, append([]string{"simulate"}, c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.want) || out != "" {
 			t.Errorf("simulate %v: exit %d, stderr %q, want 2 and %q", c.args, code, errs, c.want)
 		}
@@ -55,7 +55,7 @@ func TestSimulateUsage(t *testing.T) {
 func TestSimulateSelfHosted(t *testing.T) {
 	db := testdb.SQLite(t)
 	truth := filepath.Join(t.TempDir(), "truth.json")
-	code, out, errs := run(t, fredtel, nil, "simulate", "--db", db, "--sessions", "40", "--seed", "2", "--truth", truth)
+	code, out, errs := run(t, nil, "simulate", "--db", db, "--sessions", "40", "--seed", "2", "--truth", truth)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -100,7 +100,7 @@ func testServer(t *testing.T, db string) string {
 func TestSimulateCentral(t *testing.T) {
 	db := testdb.SQLite(t)
 	api := testServer(t, db)
-	code, out, errs := run(t, fredtel, nil, "simulate", "--url", api, "--server-db", db, "--users", "3", "--sessions", "45")
+	code, out, errs := run(t, nil, "simulate", "--url", api, "--server-db", db, "--users", "3", "--sessions", "45")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -114,13 +114,13 @@ func TestSimulateCentral(t *testing.T) {
 		t.Errorf("a key was printed:\n%s%s", out, errs)
 	}
 
-	code, key, errs := run(t, fredtel, nil, "keys", "create", "--db", db, "--user", "carol")
+	code, key, errs := run(t, nil, "keys", "create", "--db", db, "--user", "carol")
 	if code != 0 {
 		t.Fatalf("keys create: %s", errs)
 	}
 	truth := filepath.Join(t.TempDir(), "t.json")
 	// The key from the environment, out of the process list.
-	code, out, errs = run(t, fredtel, map[string]string{"FREDTEL_SIMULATE_KEY": strings.TrimSpace(key)}, "simulate", "--url", api, "--sessions", "10", "--truth", truth)
+	code, out, errs = run(t, map[string]string{"FREDTEL_SIMULATE_KEY": strings.TrimSpace(key)}, "simulate", "--url", api, "--sessions", "10", "--truth", truth)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -134,24 +134,24 @@ func TestSimulateCentral(t *testing.T) {
 
 func TestSimulateFailures(t *testing.T) {
 	key := "fred_live_" + strings.Repeat("b", 32)
-	code, _, errs := run(t, fredtel, nil, "simulate", "--url", "http://127.0.0.1:1", "--key", key, "--sessions", "3")
+	code, _, errs := run(t, nil, "simulate", "--url", "http://127.0.0.1:1", "--key", key, "--sessions", "3")
 	if code != 1 || !strings.Contains(errs, "cannot reach the ingest API") {
 		t.Errorf("unreachable API: exit %d: %s", code, errs)
 	}
 	api := testServer(t, testdb.SQLite(t))
 	truth := filepath.Join(t.TempDir(), "t.json")
-	code, _, errs = run(t, fredtel, nil, "simulate", "--url", api, "--key", key, "--sessions", "3", "--truth", truth)
+	code, _, errs = run(t, nil, "simulate", "--url", api, "--key", key, "--sessions", "3", "--truth", truth)
 	if code != 1 || !strings.Contains(errs, "refused the key fred_live_bbbb…") || strings.Contains(errs, key) {
 		t.Errorf("unknown key: exit %d: %s", code, errs)
 	}
 	if _, err := os.Stat(truth); err == nil {
 		t.Error("a failed run left a truth file")
 	}
-	code, _, errs = run(t, fredtel, nil, "simulate", "--url", api, "--server-db", testdb.SQLite(t), "--sessions", "3")
+	code, _, errs = run(t, nil, "simulate", "--url", api, "--server-db", testdb.SQLite(t), "--sessions", "3")
 	if code != 1 || !strings.Contains(errs, "is the key's database the server's?") {
 		t.Errorf("keys made in another database: exit %d: %s", code, errs)
 	}
-	code, _, errs = run(t, fredtel, nil, "simulate", "--db", "postgres://nobody:s3cret@127.0.0.1:1/x", "--sessions", "3")
+	code, _, errs = run(t, nil, "simulate", "--db", "postgres://nobody:s3cret@127.0.0.1:1/x", "--sessions", "3")
 	if code != 1 || strings.Contains(errs, "s3cret") {
 		t.Errorf("unreachable database: exit %d: %s", code, errs)
 	}
@@ -159,7 +159,7 @@ func TestSimulateFailures(t *testing.T) {
 
 // TestDemoExit: demo --exit prints the report and removes its folder.
 func TestDemoExit(t *testing.T) {
-	code, out, errs := run(t, fredtel, nil, "demo", "--exit", "--sessions", "80", "--users", "4")
+	code, out, errs := run(t, nil, "demo", "--exit", "--sessions", "80", "--users", "4")
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errs, out)
 	}
@@ -187,7 +187,7 @@ func TestDemoServesUntilStopped(t *testing.T) {
 	var out, errs testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Fredtel(ctx, []string{"demo", "--sessions", "30", "--users", "2", "--dir", dir}, func(string) string { return "" }, &out, &errs)
+		done <- Run(ctx, []string{"demo", "--sessions", "30", "--users", "2", "--dir", dir}, func(string) string { return "" }, &out, &errs)
 	}()
 	re := regexp.MustCompile(`fredtel demo: serving (http://127\.0\.0\.1:\d+) until Ctrl-C`)
 	var url string
@@ -242,7 +242,7 @@ func TestDemoServesUntilStopped(t *testing.T) {
 }
 
 func TestSimulateRefusesAMemoryDatabase(t *testing.T) {
-	code, _, errs := run(t, fredtel, nil, "simulate", "--db", "sqlite::memory:", "--sessions", "2")
+	code, _, errs := run(t, nil, "simulate", "--db", "sqlite::memory:", "--sessions", "2")
 	if code != 1 || !strings.Contains(errs, "give a file (sqlite:PATH)") {
 		t.Errorf("exit %d: %s", code, errs)
 	}

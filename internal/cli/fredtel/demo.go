@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/fredcode/fredtel/dashboard"
 	"github.com/fredcode/fredtel/insights"
+	"github.com/fredcode/fredtel/internal/cli"
 	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/server"
@@ -23,15 +24,11 @@ import (
 // demoWindow is the window of the demo's report: the insights' default.
 const demoWindow = 7 * 24 * time.Hour
 
-func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.Writer) error {
+func runDemo(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
+	sessions, users, addr, exit, folder := 300, 12, "127.0.0.1:0", false, ""
+	var seed uint64
 	fs := flag.NewFlagSet("fredtel demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	sessions := fs.Int("sessions", 300, "sessions the simulated fleet records")
-	users := fs.Int("users", 12, "simulated users, one API key each")
-	seed := fs.Uint64("seed", 1, "the fleet's seed")
-	addr := fs.String("addr", "127.0.0.1:0", "listen address `HOST:PORT` of the ingest API (:0 picks a free port)")
-	exit := fs.Bool("exit", false, "stop after the report instead of serving until Ctrl-C")
-	dir := fs.String("dir", "", "keep the database and the server log in this `FOLDER` (default a temporary folder, removed at exit)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: fredtel demo [--exit] [--sessions N] [--users N] [--seed S] [--addr HOST:PORT] [--dir FOLDER]\n\n"+
 			"Everything in one command, nothing to install or configure: the ingest API on the embedded SQLite store\n"+
@@ -40,17 +37,17 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 			"dashboard (/dashboard/) until Ctrl-C.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, env, args,
+		cli.Setting{Flag: "sessions", Value: cli.Int(&sessions, 1, 100_000), Usage: "sessions the simulated fleet records"},
+		cli.Setting{Flag: "users", Value: cli.Int(&users, 1, 1000), Usage: "simulated users, one API key each"},
+		seedSetting(&seed),
+		cli.Setting{Flag: "addr", Value: cli.String(&addr), Usage: "listen address `HOST:PORT` of the ingest API (:0 picks a free port)"},
+		cli.Setting{Flag: "exit", Value: cli.Bool(&exit), Usage: "stop after the report instead of serving until Ctrl-C"},
+		cli.Setting{Flag: "dir", Value: cli.String(&folder), Usage: "keep the database and the server log in this `FOLDER` (default a temporary folder, removed at exit)"},
+	); err != nil {
 		return err
 	}
-	switch {
-	case *sessions < 1 || *sessions > 100_000:
-		return &usageError{msg: fmt.Sprintf("--sessions %d: want 1 to 100000", *sessions)}
-	case *users < 1 || *users > 1000:
-		return &usageError{msg: fmt.Sprintf("--users %d: want 1 to 1000", *users)}
-	}
 
-	folder := *dir
 	if folder == "" {
 		tmp, err := os.MkdirTemp("", "fredtel-demo-")
 		if err != nil {
@@ -79,9 +76,9 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--addr %s: %w", *addr, err)
+		return fmt.Errorf("--addr %s: %w", addr, err)
 	}
 	url := "http://" + ln.Addr().String()
 	// The dashboard, as fredtel serve mounts it: without a token, on a
@@ -103,13 +100,13 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 	fmt.Fprintf(stdout, "fredtel demo: ingest API on %s, embedded database %s (server log: %s)\n",
 		url, filepath.Join(folder, "central.db"), filepath.Join(folder, "server.log"))
 
-	keys, err := sim.CreateKeysIn(ctx, st, *users)
+	keys, err := sim.CreateKeysIn(ctx, st, users)
 	if err != nil {
 		return err
 	}
-	bar := newProgress(stderr, *sessions, "recording sessions")
+	bar := newProgress(stderr, sessions, "recording sessions")
 	start := time.Now()
-	tr, err := sim.Run(ctx, sim.Config{Sessions: *sessions, Seed: *seed, Rate: -1, TempDir: folder, Progress: bar.add},
+	tr, err := sim.Run(ctx, sim.Config{Sessions: sessions, Seed: seed, Rate: -1, TempDir: folder, Progress: bar.add},
 		sim.Target{APIURL: url, Keys: keys})
 	bar.finish()
 	if ctx.Err() != nil {
@@ -120,7 +117,7 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		return err
 	}
 	fmt.Fprintf(stdout, "fredtel demo: %d sessions of %d users (seed %d) recorded through the client library and sent to the API in %.1fs: %d turns, %d tool calls, %d events\n",
-		tr.Totals.Sessions, len(tr.Users), *seed, time.Since(start).Seconds(), tr.Totals.Turns, tr.Totals.ToolCalls, tr.Totals.Events)
+		tr.Totals.Sessions, len(tr.Users), seed, time.Since(start).Seconds(), tr.Totals.Turns, tr.Totals.ToolCalls, tr.Totals.Events)
 	fmt.Fprintf(stdout, "fredtel demo: injected %d stuck flash sessions, %d retry storms, %d tool loops, %d dead commands: the report should find them\n\n",
 		len(tr.Stuck.Sessions), len(tr.RetryStorms.StormSessions), len(tr.ToolLoops.Loops), len(tr.Commands.Unused))
 
@@ -133,7 +130,7 @@ func runDemo(ctx context.Context, args []string, env Getenv, stdout, stderr io.W
 		return err
 	}
 	fmt.Fprintln(stdout)
-	if *exit {
+	if exit {
 		fmt.Fprintf(stdout, "fredtel demo: done (--exit)\n")
 		return nil
 	}

@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func dashStart(t *testing.T, env map[string]string, args ...string) (string, *da
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb dashBuffer
 	done := make(chan int, 1)
-	go func() { done <- Fredtel(ctx, args, func(k string) string { return env[k] }, &out, &errb) }()
+	go func() { done <- Run(ctx, args, func(k string) string { return env[k] }, &out, &errb) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -81,7 +81,7 @@ func dashFetch(t *testing.T, u string) (*http.Response, string) {
 
 func TestDashboardCommand(t *testing.T) {
 	db := testdb.SQLite(t)
-	if code, _, errs := run(t, fredtel, nil, "migrate", "--db", db, "--set", "self-hosted"); code != 0 {
+	if code, _, errs := run(t, nil, "migrate", "--db", db, "--set", "self-hosted"); code != 0 {
 		t.Fatal(errs)
 	}
 	addr, out := dashStart(t, nil, "dashboard", "--db", db, "--tables", "self-hosted", "--addr", "127.0.0.1:0")
@@ -136,7 +136,7 @@ func TestDashboardErrors(t *testing.T) {
 		{[]string{"serve", "-h"}, env, 0, "-dashboard-token TOKEN"},
 		{[]string{"serve", "--dashboard-token", "short", "--db", testdb.SQLite(t), "--addr", "127.0.0.1:0"}, nil, 2, "use at least 16"},
 	} {
-		code, out, errs := run(t, fredtel, c.env, c.args...)
+		code, out, errs := run(t, c.env, c.args...)
 		if code != c.code || !strings.Contains(out+errs, c.want) {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s%s", c.args, code, c.code, c.want, out, errs)
 		}

@@ -1,4 +1,4 @@
-package cli
+package fredtel
 
 import (
 	"bytes"
@@ -9,15 +9,12 @@ import (
 	"github.com/fredcode/fredtel/internal/testdb"
 )
 
-func run(t *testing.T, fn func(context.Context, []string, Getenv, *bytes.Buffer, *bytes.Buffer) int, env map[string]string, args ...string) (int, string, string) {
+// run runs fredtel in process with env as its environment.
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := fn(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	code := Run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-func fredtel(ctx context.Context, args []string, env Getenv, out, errb *bytes.Buffer) int {
-	return Fredtel(ctx, args, env, out, errb)
 }
 
 func TestMigrateBothBackends(t *testing.T) {
@@ -25,7 +22,7 @@ func TestMigrateBothBackends(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			url := be.URL(t)
-			code, out, errs := run(t, fredtel, nil, "migrate", "--db", url, "--set", "both")
+			code, out, errs := run(t, nil, "migrate", "--db", url, "--set", "both")
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
@@ -34,7 +31,7 @@ func TestMigrateBothBackends(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
 			}
-			code, out, _ = run(t, fredtel, nil, "migrate", "--db", url)
+			code, out, _ = run(t, nil, "migrate", "--db", url)
 			if code != 0 || !strings.Contains(out, "up to date") {
 				t.Fatalf("second run: exit %d\n%s", code, out)
 			}
@@ -44,7 +41,7 @@ func TestMigrateBothBackends(t *testing.T) {
 
 func TestMigrateDefaultsToTheDataDir(t *testing.T) {
 	dir := t.TempDir()
-	code, out, errs := run(t, fredtel, map[string]string{"FREDTEL_DATA_DIR": dir}, "migrate")
+	code, out, errs := run(t, map[string]string{"FREDTEL_DATA_DIR": dir}, "migrate")
 	if code != 0 || !strings.Contains(out, "sqlite:"+dir+"/fredtel.db") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
@@ -65,7 +62,7 @@ func TestMigrateErrors(t *testing.T) {
 		{[]string{"serve", "--log-format", "xml"}, 2, `--log-format "xml"`},
 		{[]string{"keys", "create", "--user", "a b"}, 2, "--user: want"},
 	} {
-		code, _, errs := run(t, fredtel, nil, c.args...)
+		code, _, errs := run(t, nil, c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, code, errs, c.code, c.want)
 		}

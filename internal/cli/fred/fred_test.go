@@ -1,4 +1,4 @@
-package cli
+package fred
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 func fredRun(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := FredWithInput(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
+	code := Run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
