@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,9 +31,10 @@ type Setting struct {
 // its flag when given, else from its environment variable when not empty,
 // else it keeps its default. A value that does not parse or is out of
 // range is a usage error of one line naming the flag or the variable, and
-// the value unless the setting is secret. -h is flag.ErrHelp.
-func Parse(fs *flag.FlagSet, env Getenv, args []string, settings ...Setting) error {
-	rest, err := ParseArgs(fs, env, args, settings...)
+// the value unless the setting is secret. -h prints help and the settings
+// on stderr and is flag.ErrHelp.
+func Parse(env Getenv, args []string, stderr io.Writer, help string, settings ...Setting) error {
+	rest, err := ParseArgs(env, args, stderr, help, settings...)
 	if err == nil && len(rest) > 0 {
 		return Usagef("unexpected argument %q", rest[0])
 	}
@@ -40,15 +43,18 @@ func Parse(fs *flag.FlagSet, env Getenv, args []string, settings ...Setting) err
 
 // ParseArgs is Parse for a command that takes arguments after its flags:
 // it returns them.
-func ParseArgs(fs *flag.FlagSet, env Getenv, args []string, settings ...Setting) ([]string, error) {
+func ParseArgs(env Getenv, args []string, stderr io.Writer, help string, settings ...Setting) ([]string, error) {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaults := make([]string, len(settings))
 	var bad error
-	for _, s := range settings {
-		usage := s.Usage
-		if s.Env != "" {
-			usage += " (env " + s.Env + ")"
+	for i, s := range settings {
+		if !s.Secret {
+			defaults[i] = s.Value.String()
 		}
-		fs.Var(&flagValue{s: s, bad: &bad}, s.Flag, usage)
+		fs.Var(&flagValue{s: s, bad: &bad}, s.Flag, s.Usage)
 	}
+	fs.Usage = func() { printHelp(stderr, help, settings, defaults) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -71,6 +77,45 @@ func ParseArgs(fs *flag.FlagSet, env Getenv, args []string, settings ...Setting)
 		}
 	}
 	return fs.Args(), nil
+}
+
+// printHelp prints help, then the settings in the order of their table:
+// the flag and its value's name, the usage, the environment variable and
+// the default.
+func printHelp(w io.Writer, help string, settings []Setting, defaults []string) {
+	fmt.Fprintf(w, "%s\n", help)
+	if len(settings) > 0 {
+		fmt.Fprintf(w, "\nFlags:\n")
+	}
+	for i, s := range settings {
+		arg, usage := argName(s)
+		fmt.Fprintf(w, "  --%s%s\n        %s\n", s.Flag, arg, usage)
+		var notes []string
+		if s.Env != "" {
+			notes = append(notes, "env "+s.Env)
+		}
+		if defaults[i] != "" {
+			notes = append(notes, "default "+defaults[i])
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(w, "        (%s)\n", strings.Join(notes, "; "))
+		}
+	}
+}
+
+// argName is the name of a setting's value in the help, " NAME", and its
+// usage: the name is the usage's first word in back quotes, else the
+// value's kind; a switch has none.
+func argName(s Setting) (string, string) {
+	if a, b, ok := strings.Cut(s.Usage, "`"); ok {
+		if name, c, ok := strings.Cut(b, "`"); ok {
+			return " " + name, a + name + c
+		}
+	}
+	if v, ok := s.Value.(interface{ arg() string }); ok && v.arg() != "" {
+		return " " + v.arg(), s.Usage
+	}
+	return "", s.Usage
 }
 
 func invalid(s Setting, name, value string, err error) error {
@@ -110,12 +155,20 @@ func (f *flagValue) IsBoolFlag() bool {
 // Func is the Value that parse sets: the most general one. Its default,
 // shown in the help, is *p as fmt prints it (nothing for a zero value).
 func Func[T any](p *T, parse func(string) (T, error)) flag.Value {
-	return value[T]{p, parse}
+	return value[T]{p, parse, "VALUE"}
 }
 
 type value[T any] struct {
 	p     *T
 	parse func(string) (T, error)
+	name  string // of the value in the help
+}
+
+func (v value[T]) arg() string {
+	if v.IsBoolFlag() {
+		return ""
+	}
+	return v.name
 }
 
 func (v value[T]) String() string {
@@ -141,7 +194,7 @@ func (v value[T]) IsBoolFlag() bool {
 
 // String is any text.
 func String(p *string) flag.Value {
-	return Func(p, func(s string) (string, error) { return s, nil })
+	return value[string]{p, func(s string) (string, error) { return s, nil }, "TEXT"}
 }
 
 // Bool is a switch: --flag alone turns it on.
@@ -150,48 +203,46 @@ func Bool(p *bool) flag.Value { return Func(p, strconv.ParseBool) }
 // OneOf is one of choices.
 func OneOf(p *string, choices ...string) flag.Value {
 	want := strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
-	return Func(p, func(s string) (string, error) {
-		for _, c := range choices {
-			if s == c {
-				return s, nil
-			}
+	return value[string]{p, func(s string) (string, error) {
+		if slices.Contains(choices, s) {
+			return s, nil
 		}
 		return "", errors.New("want " + want)
-	})
+	}, strings.Join(choices, "|")}
 }
 
 // Int is an integer from lo to hi (math.MaxInt: no bound).
 func Int(p *int, lo, hi int) flag.Value {
-	return Func(p, func(s string) (int, error) {
+	return value[int]{p, func(s string) (int, error) {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < lo || n > hi {
 			return 0, errors.New(wantRange(lo, hi, hi == math.MaxInt, "an integer"))
 		}
 		return n, nil
-	})
+	}, "N"}
 }
 
 // Float is a number from lo to hi (+Inf: no bound).
 func Float(p *float64, lo, hi float64) flag.Value {
-	return Func(p, func(s string) (float64, error) {
+	return value[float64]{p, func(s string) (float64, error) {
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || !(f >= lo && f <= hi) {
 			return 0, errors.New(wantRange(lo, hi, math.IsInf(hi, 1), "a number"))
 		}
 		return f, nil
-	})
+	}, "N"}
 }
 
 // Duration is a duration (90s, 10m, 1h30m) from lo to hi (math.MaxInt64:
 // no bound).
 func Duration(p *time.Duration, lo, hi time.Duration) flag.Value {
-	return Func(p, func(s string) (time.Duration, error) {
+	return value[time.Duration]{p, func(s string) (time.Duration, error) {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < lo || d > hi {
 			return 0, errors.New(wantRange(lo, hi, hi == math.MaxInt64, "a duration (90s, 10m, 1h30m)"))
 		}
 		return d, nil
-	})
+	}, "DURATION"}
 }
 
 func wantRange[T any](lo, hi T, unbounded bool, what string) string {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,9 +124,8 @@ func (f *fredCmd) telemetry(ctx context.Context, args []string, env cli.Getenv, 
 
 func (f *fredCmd) login(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	var k string
-	fs := flag.NewFlagSet("fred login", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := cli.Parse(fs, env, args, cli.Setting{Flag: "key", Secret: true, Value: cli.String(&k),
+	const help = "Usage: fred login [flags]"
+	if err := cli.Parse(env, args, stderr, help, cli.Setting{Flag: "key", Secret: true, Value: cli.String(&k),
 		Usage: "the API `KEY` (fred_live_…); without it, the key is read from standard input"}); err != nil {
 		return err
 	}
@@ -346,26 +344,21 @@ func (f *fredCmd) repl(ctx context.Context, args []string, env cli.Getenv, stdou
 // machine's routing. `--example` prints a complete transcript.
 func (f *fredCmd) replay(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	var keep, example bool
-	fs := flag.NewFlagSet("fred telemetry replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: fred telemetry replay [--keep-times] FILE|-   (- reads standard input)\n       fred telemetry replay --example\n\nThe format: docs/transcript.md.\n\nFlags:")
-		fs.PrintDefaults()
-	}
+	const help = "Usage: fred telemetry replay [--keep-times] FILE|-   (- reads standard input)\n       fred telemetry replay --example\n\nThe format: docs/transcript.md."
 	settings := []cli.Setting{
 		{Flag: "keep-times", Value: cli.Bool(&keep), Usage: "record the transcript's ts (default: the transcript is laid out to end now, durations kept)"},
 		{Flag: "example", Value: cli.Bool(&example), Usage: "print a complete example transcript and exit"},
 	}
 	var files []string
-	for { // flags may follow FILE: parse what follows it (the flags are declared once)
-		rest, err := cli.ParseArgs(fs, env, args, settings...)
+	for { // flags may follow FILE
+		rest, err := cli.ParseArgs(env, args, stderr, help, settings...)
 		if err != nil {
 			return err
 		}
 		if len(rest) == 0 {
 			break
 		}
-		files, args, settings = append(files, rest[0]), rest[1:], nil
+		files, args = append(files, rest[0]), rest[1:]
 	}
 	if example {
 		if len(files) > 0 {

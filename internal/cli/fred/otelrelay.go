@@ -3,7 +3,6 @@ package fred
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -25,9 +24,8 @@ import (
 // recorded through the telemetry library with this command's routing.
 func (f *fredCmd) otelRelay(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	addr, anyAddr, idle, settle := "127.0.0.1:4318", false, 10*time.Minute, 10*time.Second
-	fs := flag.NewFlagSet("fred otel-relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := cli.Parse(fs, env, args,
+	const help = "Usage: fred otel-relay [flags]"
+	if err := cli.Parse(env, args, stderr, help,
 		cli.Setting{Flag: "addr", Value: cli.String(&addr), Usage: "`HOST:PORT` to listen on: loopback only, unless --allow-non-loopback"},
 		cli.Setting{Flag: "allow-non-loopback", Value: cli.Bool(&anyAddr), Usage: "allow an address other machines can reach (the CLIs' exports carry prompts and paths)"},
 		cli.Setting{Flag: "idle", Value: cli.Duration(&idle, time.Millisecond, math.MaxInt64), Usage: "close a CLI session that sent nothing for this long"},

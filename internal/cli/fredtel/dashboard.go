@@ -3,7 +3,6 @@ package fredtel
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -60,16 +59,11 @@ func withDashboard(api http.Handler, ln net.Listener, cfg dashboard.Config) (htt
 func runDashboard(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	var db, token, prices, logFormat string
 	addr, tables := "127.0.0.1:8701", insights.TablesCentral
-	fs := flag.NewFlagSet("fredtel dashboard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel dashboard [--db URL] [--tables central|self-hosted] [--addr 127.0.0.1:8701] [--prices FILE]\n\n"+
-			"Serves the dashboard (the insights as pages, down to one session's timeline) over a database's tables,\n"+
-			"without the ingest API: a self-hoster's dsc_* tables with --tables self-hosted. Read-only.\n"+
-			"A non-loopback --addr needs a token (--dashboard-token or FREDTEL_DASHBOARD_TOKEN).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := cli.Parse(fs, env, args,
+	const help = "Usage: fredtel dashboard [--db URL] [--tables central|self-hosted] [--addr 127.0.0.1:8701] [--prices FILE]\n\n" +
+		"Serves the dashboard (the insights as pages, down to one session's timeline) over a database's tables,\n" +
+		"without the ingest API: a self-hoster's dsc_* tables with --tables self-hosted. Read-only.\n" +
+		"A non-loopback --addr needs a token (--dashboard-token or FREDTEL_DASHBOARD_TOKEN)."
+	if err := cli.Parse(env, args, stderr, help,
 		dbSetting(&db, env),
 		cli.Setting{Flag: "tables", Value: cli.OneOf(&tables, insights.TablesCentral, insights.TablesSelfHosted),
 			Usage: "central (telemetry_*: an ingest server's database) or self-hosted (dsc_*: DSC_TELEMETRY_DB_URL's)"},

@@ -2,7 +2,6 @@ package fredtel
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,17 +26,12 @@ const demoWindow = 7 * 24 * time.Hour
 func runDemo(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	sessions, users, addr, exit, folder := 300, 12, "127.0.0.1:0", false, ""
 	var seed uint64
-	fs := flag.NewFlagSet("fredtel demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel demo [--exit] [--sessions N] [--users N] [--seed S] [--addr HOST:PORT] [--dir FOLDER]\n\n"+
-			"Everything in one command, nothing to install or configure: the ingest API on the embedded SQLite store\n"+
-			"in a temporary folder, on a free loopback port; API keys for a few users; a simulated fleet of sessions\n"+
-			"recorded through the real client library; the insights report. Then it keeps serving the API and the\n"+
-			"dashboard (/dashboard/) until Ctrl-C.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := cli.Parse(fs, env, args,
+	const help = "Usage: fredtel demo [--exit] [--sessions N] [--users N] [--seed S] [--addr HOST:PORT] [--dir FOLDER]\n\n" +
+		"Everything in one command, nothing to install or configure: the ingest API on the embedded SQLite store\n" +
+		"in a temporary folder, on a free loopback port; API keys for a few users; a simulated fleet of sessions\n" +
+		"recorded through the real client library; the insights report. Then it keeps serving the API and the\n" +
+		"dashboard (/dashboard/) until Ctrl-C."
+	if err := cli.Parse(env, args, stderr, help,
 		cli.Setting{Flag: "sessions", Value: cli.Int(&sessions, 1, 100_000), Usage: "sessions the simulated fleet records"},
 		cli.Setting{Flag: "users", Value: cli.Int(&users, 1, 1000), Usage: "simulated users, one API key each"},
 		seedSetting(&seed),

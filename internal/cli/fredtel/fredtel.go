@@ -98,7 +98,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 // seedSetting is --seed: the same seed, the same fleet.
 func seedSetting(p *uint64) cli.Setting {
 	*p = 1
-	return cli.Setting{Flag: "seed", Usage: "the fleet's seed: the same seed makes the same fleet",
+	return cli.Setting{Flag: "seed", Usage: "the fleet's `SEED`: the same seed makes the same fleet",
 		Value: cli.Func(p, func(s string) (uint64, error) {
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -26,17 +25,12 @@ func runInsightsAt(ctx context.Context, now time.Time, args []string, env cli.Ge
 	var db, since, from, to, prices string
 	opts := insights.Options{Tables: insights.TablesCentral, MinRepeats: 3}
 	format := "text"
-	fs := flag.NewFlagSet("fredtel insights", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel insights [--db URL] [--since 7d | --from T [--to T]] [--tables central|self-hosted]\n"+
-			"                        [--model NAME] [--agent NAME] [--format text|json] [--min-repeats N] [--prices FILE]\n\n"+
-			"The six answers of the telemetry for a window of sessions: detected problems ranked by impact, where the\n"+
-			"fast model gets stuck, dead slash commands, retry storms, tool loops, plan-mode adoption, permissions.\n"+
-			"Computed inside the database; read-only. Definitions and the JSON form: docs/insights.md.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := cli.Parse(fs, env, args,
+	const help = "Usage: fredtel insights [--db URL] [--since 7d | --from T [--to T]] [--tables central|self-hosted]\n" +
+		"                        [--model NAME] [--agent NAME] [--format text|json] [--min-repeats N] [--prices FILE]\n\n" +
+		"The six answers of the telemetry for a window of sessions: detected problems ranked by impact, where the\n" +
+		"fast model gets stuck, dead slash commands, retry storms, tool loops, plan-mode adoption, permissions.\n" +
+		"Computed inside the database; read-only. Definitions and the JSON form: docs/insights.md."
+	if err := cli.Parse(env, args, stderr, help,
 		dbSetting(&db, env),
 		cli.Setting{Flag: "since", Value: cli.String(&since), Usage: "window: sessions started in the last `DURATION` (7d, 36h, 90m); default 7d"},
 		cli.Setting{Flag: "from", Value: cli.String(&from), Usage: "window start, RFC 3339 or YYYY-MM-DD (UTC), inclusive"},

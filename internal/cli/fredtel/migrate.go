@@ -2,7 +2,6 @@ package fredtel
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -16,15 +15,10 @@ import (
 func runMigrate(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	var db string
 	set := "central"
-	fs := flag.NewFlagSet("fredtel migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel migrate [--db URL] [--set central|self-hosted|both]\n\n"+
-			"Creates the tables of the set, or applies the migrations they lack, then lists them.\n"+
-			"Safe to run repeatedly and from several processes at once.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := cli.Parse(fs, env, args, dbSetting(&db, env),
+	const help = "Usage: fredtel migrate [--db URL] [--set central|self-hosted|both]\n\n" +
+		"Creates the tables of the set, or applies the migrations they lack, then lists them.\n" +
+		"Safe to run repeatedly and from several processes at once."
+	if err := cli.Parse(env, args, stderr, help, dbSetting(&db, env),
 		cli.Setting{Flag: "set", Value: cli.OneOf(&set, "central", "self-hosted", "both"), Usage: "table set: central (telemetry_*), self-hosted (dsc_*) or both"},
 	); err != nil {
 		return err

@@ -3,7 +3,6 @@ package fredtel
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -46,7 +45,7 @@ func serveSettings(c *serveConfig, env cli.Getenv) []cli.Setting {
 				}
 				return s, nil
 			})},
-		{Flag: "rate", Env: "FREDTEL_RATE", Usage: "requests per second per key before 429",
+		{Flag: "rate", Env: "FREDTEL_RATE", Usage: "each key's requests per second: at most `N`, then 429",
 			Value: cli.Func(&c.Rate, func(s string) (float64, error) {
 				r, err := strconv.ParseFloat(s, 64)
 				if err != nil || !(r > 0) || math.IsInf(r, 0) {
@@ -56,7 +55,7 @@ func serveSettings(c *serveConfig, env cli.Getenv) []cli.Setting {
 			})},
 		{Flag: "burst", Env: "FREDTEL_BURST", Value: cli.Int(&c.Burst, 1, math.MaxInt), Usage: "requests a key may send at once"},
 		// Why a few connections and not one per request: docs/operations.md.
-		{Flag: "pool", Env: "FREDTEL_DB_POOL", Value: cli.Int(&c.pool, 1, math.MaxInt32),
+		{Flag: "pool", Env: "FREDTEL_DB_POOL", Value: cli.Int(&c.pool, 1, 1000),
 			Usage: "PostgreSQL connections, so batches written at once; more wait in arrival order. About twice the database's cores"},
 		{Flag: "key-cache-ttl", Env: "FREDTEL_KEY_CACHE_TTL", Value: cli.Duration(&c.KeyCacheTTL, time.Millisecond, math.MaxInt64),
 			Usage: "how long a key's status is cached; a revoked key is refused within this"},
@@ -96,15 +95,10 @@ func parseVersions(s string) (versionList, error) {
 
 func runServe(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	var c serveConfig
-	fs := flag.NewFlagSet("fredtel serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics)\n"+
-			"and the dashboard at /dashboard/ (with a token, or on a loopback address).\n"+
-			"Migrates the database on start; stops gracefully on SIGINT or SIGTERM.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := cli.Parse(fs, env, args, serveSettings(&c, env)...); err != nil {
+	const help = "Usage: fredtel serve [flags]\n\nRuns the ingest API (POST /v1/batch, GET /v1/whoami, /v1/schema, /healthz, /readyz, /metrics)\n" +
+		"and the dashboard at /dashboard/ (with a token, or on a loopback address).\n" +
+		"Migrates the database on start; stops gracefully on SIGINT or SIGTERM."
+	if err := cli.Parse(env, args, stderr, help, serveSettings(&c, env)...); err != nil {
 		return err
 	}
 	c.Logger = newLogger(c.logFormat, stderr)
@@ -185,16 +179,14 @@ func runServe(ctx context.Context, args []string, env cli.Getenv, stdout, stderr
 const defaultMemoryLimit = 160 << 20
 
 func runKeys(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
-	usage := "usage: fredtel keys create --user ID [--label L] | list | revoke PREFIX  [--db URL]"
+	const usage = "usage: fredtel keys create --user ID [--label L] | list | revoke PREFIX  [--db URL]"
 	if len(args) == 0 {
-		return cli.Usagef("%s", usage)
+		return cli.Usagef(usage)
 	}
 	var db, user, label string
-	fs := flag.NewFlagSet("fredtel keys "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rest, err := cli.ParseArgs(fs, env, args[1:], dbSetting(&db, env),
-		cli.Setting{Flag: "user", Value: cli.String(&user), Usage: "the user the key's records belong to (create)"},
-		cli.Setting{Flag: "label", Value: cli.String(&label), Usage: "a note on the key (create)"})
+	rest, err := cli.ParseArgs(env, args[1:], stderr, "U"+usage[1:], dbSetting(&db, env),
+		cli.Setting{Flag: "user", Value: cli.String(&user), Usage: "the `ID` of the user the key's records belong to (create)"},
+		cli.Setting{Flag: "label", Value: cli.String(&label), Usage: "a `NOTE` on the key (create)"})
 	if err != nil {
 		return err
 	}
@@ -261,5 +253,5 @@ func runKeys(ctx context.Context, args []string, env cli.Getenv, stdout, stderr 
 		fmt.Fprintf(stdout, "revoked %s… (user %s); every server refuses it within a minute\n", k.Prefix, k.UserID)
 		return nil
 	}
-	return cli.Usagef("%s", usage)
+	return cli.Usagef(usage)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -22,18 +21,13 @@ import (
 func runSimulate(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
 	var apiURL, key, serverDB, db, truthFile string
 	cfg := sim.Config{Sessions: 300, Span: sim.DefaultSpan, Concurrency: sim.DefaultConcurrency, Rate: sim.DefaultRate}
-	fs := flag.NewFlagSet("fredtel simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fredtel simulate --url URL (--key KEY | --server-db URL [--users N]) [flags]\n"+
-			"       fredtel simulate --db URL [flags]\n\n"+
-			"Records a synthetic fleet of Fred sessions through the real client library: to the ingest API (central\n"+
-			"route, through the central sender) or into a database of your own (self-hosted route). Known problems are\n"+
-			"injected (stuck flash sessions, retry storms, tool loops, dead commands, plan drop-off, denied tools);\n"+
-			"--truth writes what the insights must find.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := cli.Parse(fs, env, args,
+	const help = "Usage: fredtel simulate --url URL (--key KEY | --server-db URL [--users N]) [flags]\n" +
+		"       fredtel simulate --db URL [flags]\n\n" +
+		"Records a synthetic fleet of Fred sessions through the real client library: to the ingest API (central\n" +
+		"route, through the central sender) or into a database of your own (self-hosted route). Known problems are\n" +
+		"injected (stuck flash sessions, retry storms, tool loops, dead commands, plan drop-off, denied tools);\n" +
+		"--truth writes what the insights must find."
+	if err := cli.Parse(env, args, stderr, help,
 		cli.Setting{Flag: "url", Value: cli.String(&apiURL), Usage: "the ingest API `URL` to send to (central route), e.g. http://127.0.0.1:8700"},
 		// The environment keeps the key out of the process list (ps shows
 		// every argument to every user of the machine).
