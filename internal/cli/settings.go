@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -112,8 +113,8 @@ func argName(s Setting) (string, string) {
 			return " " + name, a + name + c
 		}
 	}
-	if v, ok := s.Value.(interface{ arg() string }); ok && v.arg() != "" {
-		return " " + v.arg(), s.Usage
+	if v, ok := s.Value.(interface{ name() string }); ok && v.name() != "" {
+		return " " + v.name(), s.Usage
 	}
 	return "", s.Usage
 }
@@ -161,15 +162,10 @@ func Func[T any](p *T, parse func(string) (T, error)) flag.Value {
 type value[T any] struct {
 	p     *T
 	parse func(string) (T, error)
-	name  string // of the value in the help
+	arg   string // the value's name in the help
 }
 
-func (v value[T]) arg() string {
-	if v.IsBoolFlag() {
-		return ""
-	}
-	return v.name
-}
+func (v value[T]) name() string { return v.arg }
 
 func (v value[T]) String() string {
 	var zero T
@@ -198,56 +194,44 @@ func String(p *string) flag.Value {
 }
 
 // Bool is a switch: --flag alone turns it on.
-func Bool(p *bool) flag.Value { return Func(p, strconv.ParseBool) }
+func Bool(p *bool) flag.Value { return value[bool]{p, strconv.ParseBool, ""} }
 
 // OneOf is one of choices.
 func OneOf(p *string, choices ...string) flag.Value {
-	want := strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+	want := "want " + strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 	return value[string]{p, func(s string) (string, error) {
-		if slices.Contains(choices, s) {
-			return s, nil
+		if !slices.Contains(choices, s) {
+			return "", errors.New(want)
 		}
-		return "", errors.New("want " + want)
+		return s, nil
 	}, strings.Join(choices, "|")}
 }
 
 // Int is an integer from lo to hi (math.MaxInt: no bound).
 func Int(p *int, lo, hi int) flag.Value {
-	return value[int]{p, func(s string) (int, error) {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < lo || n > hi {
-			return 0, errors.New(wantRange(lo, hi, hi == math.MaxInt, "an integer"))
-		}
-		return n, nil
-	}, "N"}
+	return ranged(p, lo, hi, hi == math.MaxInt, "N", "an integer", strconv.Atoi)
 }
 
 // Float is a number from lo to hi (+Inf: no bound).
 func Float(p *float64, lo, hi float64) flag.Value {
-	return value[float64]{p, func(s string) (float64, error) {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || !(f >= lo && f <= hi) {
-			return 0, errors.New(wantRange(lo, hi, math.IsInf(hi, 1), "a number"))
-		}
-		return f, nil
-	}, "N"}
+	return ranged(p, lo, hi, math.IsInf(hi, 1), "N", "a number", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 }
 
-// Duration is a duration (90s, 10m, 1h30m) from lo to hi (math.MaxInt64:
-// no bound).
+// Duration is a duration from lo to hi (math.MaxInt64: no bound).
 func Duration(p *time.Duration, lo, hi time.Duration) flag.Value {
-	return value[time.Duration]{p, func(s string) (time.Duration, error) {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < lo || d > hi {
-			return 0, errors.New(wantRange(lo, hi, hi == math.MaxInt64, "a duration (90s, 10m, 1h30m)"))
-		}
-		return d, nil
-	}, "DURATION"}
+	return ranged(p, lo, hi, hi == math.MaxInt64, "DURATION", "a duration (90s, 10m, 1h30m)", time.ParseDuration)
 }
 
-func wantRange[T any](lo, hi T, unbounded bool, what string) string {
+func ranged[T cmp.Ordered](p *T, lo, hi T, unbounded bool, arg, what string, parse func(string) (T, error)) flag.Value {
+	want := fmt.Sprintf("want %s from %v to %v", what, lo, hi)
 	if unbounded {
-		return fmt.Sprintf("want %s, %v or more", what, lo)
+		want = fmt.Sprintf("want %s, %v or more", what, lo)
 	}
-	return fmt.Sprintf("want %s from %v to %v", what, lo, hi)
+	return value[T]{p, func(s string) (T, error) {
+		x, err := parse(s)
+		if err != nil || !(x >= lo && x <= hi) { // NaN too
+			return x, errors.New(want)
+		}
+		return x, nil
+	}, arg}
 }

@@ -71,3 +71,28 @@ func TestMigrateErrors(t *testing.T) {
 		}
 	}
 }
+
+// A bad setting, from a flag or the environment, stops a command before it
+// does anything: exit 2 and one line naming the setting, never a secret's
+// value, never quietly the default.
+func TestBadSettings(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"FREDTEL_RATE": "abc"}, []string{"serve"}, `fredtel serve: FREDTEL_RATE "abc": want a number above 0`},
+		{map[string]string{"FREDTEL_DB_POOL": "0"}, []string{"serve"}, `fredtel serve: FREDTEL_DB_POOL "0": want an integer from 1 to 1000`},
+		{nil, []string{"serve", "--pool", "-1"}, `fredtel serve: --pool "-1": want an integer from 1 to 1000`},
+		{map[string]string{"FREDTEL_KEY_CACHE_TTL": "30"}, []string{"serve"}, `fredtel serve: FREDTEL_KEY_CACHE_TTL "30": want a duration`},
+		{map[string]string{"FREDTEL_SCHEMA_VERSIONS": "1,9"}, []string{"serve"}, `"9" is not a schema version this build knows`},
+		{map[string]string{"FREDTEL_DASHBOARD_TOKEN": "hunter2-secret"}, []string{"dashboard"}, "fredtel dashboard: FREDTEL_DASHBOARD_TOKEN: the dashboard token is 14 characters"},
+		{map[string]string{"FREDTEL_LOG_FORMAT": "xml"}, []string{"dashboard"}, `FREDTEL_LOG_FORMAT "xml": want json or text`},
+		{map[string]string{"FREDTEL_SIMULATE_KEY": "hunter2-secret"}, []string{"simulate", "--url", "http://127.0.0.1:1"}, "fredtel simulate: FREDTEL_SIMULATE_KEY: want an API key"},
+	} {
+		code, out, errs := run(t, c.env, c.args...)
+		if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, c.want) || strings.Contains(errs, "hunter2") {
+			t.Errorf("%v %v: exit %d, stdout %q, stderr %q; want 2 and one line with %q", c.env, c.args, code, out, errs, c.want)
+		}
+	}
+}
