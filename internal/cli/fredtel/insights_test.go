@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -174,8 +175,8 @@ func TestInsightsBadInput(t *testing.T) {
 		{"window without data", []string{"--db", full, "--from", "2020-01-01", "--to", "2020-02-01"}, 1,
 			"no data: no session started between 2020-01-01T00:00:00.000Z and 2020-02-01T00:00:00.000Z (the 3 sessions there started between"},
 		{"no tables of the set", []string{"--db", full, "--tables", "self-hosted"}, 1, "no telemetry tables of the self-hosted set (dsc_schema_migrations is missing): run fredtel migrate --set self-hosted"},
-		{"newer schema", []string{"--db", newer}, 1, "the central tables are at schema version 99, newer than this fredtel reads (2): upgrade fredtel"},
-		{"older schema", []string{"--db", older}, 1, "the central tables are at schema version 1, this fredtel reads 2: run fredtel migrate --set central"},
+		{"newer schema", []string{"--db", newer}, 1, fmt.Sprintf("the central tables are at schema version 99, newer than this fredtel reads (%d): upgrade fredtel", schema.Version)},
+		{"older schema", []string{"--db", older}, 1, fmt.Sprintf("the central tables are at schema version 1, this fredtel reads %d: run fredtel migrate --set central", schema.Version)},
 		{"no file", []string{"--db", "sqlite:" + filepath.Join(t.TempDir(), "none.db")}, 1, "database unreachable: no database file there"},
 		{"unreachable", []string{"--db", "postgres://alice:hunter2@127.0.0.1:1/x?connect_timeout=2"}, 1, "postgres://alice:***@127.0.0.1:1/x?connect_timeout=2: database unreachable: dial: connect: connection refused"},
 		{"scheme", []string{"--db", "mysql://root:hunter2@db/x"}, 1, "want postgres://"},
@@ -211,7 +212,7 @@ func TestInsightsBadInputPostgres(t *testing.T) {
 	}{
 		{"no tables", []string{"--db", bare}, "no telemetry tables of the central set (telemetry_schema_migrations is missing): run fredtel migrate --set central"},
 		{"other set", []string{"--db", full, "--tables", "self-hosted"}, "no telemetry tables of the self-hosted set"},
-		{"newer schema", []string{"--db", newer}, "schema version 99, newer than this fredtel reads (2)"},
+		{"newer schema", []string{"--db", newer}, fmt.Sprintf("schema version 99, newer than this fredtel reads (%d)", schema.Version)},
 		{"window without data", []string{"--db", full, "--from", "2020-01-01", "--to", "2020-02-01"}, "no data: no session started between"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
