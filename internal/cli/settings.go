@@ -55,7 +55,7 @@ func ParseArgs(env Getenv, args []string, stderr io.Writer, help string, setting
 		}
 		fs.Var(&flagValue{s: s, bad: &bad}, s.Flag, s.Usage)
 	}
-	fs.Usage = func() { printHelp(stderr, help, settings, defaults) }
+	fs.Usage = func() { printHelp(stderr, fs, help, settings, defaults) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -83,14 +83,19 @@ func ParseArgs(env Getenv, args []string, stderr io.Writer, help string, setting
 // printHelp prints help, then the settings in the order of their table:
 // the flag and its value's name, the usage, the environment variable and
 // the default.
-func printHelp(w io.Writer, help string, settings []Setting, defaults []string) {
+func printHelp(w io.Writer, fs *flag.FlagSet, help string, settings []Setting, defaults []string) {
 	fmt.Fprintf(w, "%s\n", help)
 	if len(settings) > 0 {
 		fmt.Fprintf(w, "\nFlags:\n")
 	}
 	for i, s := range settings {
-		arg, usage := argName(s)
-		fmt.Fprintf(w, "  --%s%s\n        %s\n", s.Flag, arg, usage)
+		// The value's name is the usage's word in back quotes, else its
+		// kind's; a switch has none.
+		arg, usage := flag.UnquoteUsage(fs.Lookup(s.Flag))
+		if v, ok := s.Value.(interface{ name() string }); ok && arg == "value" {
+			arg = v.name()
+		}
+		fmt.Fprintf(w, "  %s\n        %s\n", strings.TrimSpace("--"+s.Flag+" "+arg), usage)
 		var notes []string
 		if s.Env != "" {
 			notes = append(notes, "env "+s.Env)
@@ -102,21 +107,6 @@ func printHelp(w io.Writer, help string, settings []Setting, defaults []string) 
 			fmt.Fprintf(w, "        (%s)\n", strings.Join(notes, "; "))
 		}
 	}
-}
-
-// argName is the name of a setting's value in the help, " NAME", and its
-// usage: the name is the usage's first word in back quotes, else the
-// value's kind; a switch has none.
-func argName(s Setting) (string, string) {
-	if a, b, ok := strings.Cut(s.Usage, "`"); ok {
-		if name, c, ok := strings.Cut(b, "`"); ok {
-			return " " + name, a + name + c
-		}
-	}
-	if v, ok := s.Value.(interface{ name() string }); ok && v.name() != "" {
-		return " " + v.name(), s.Usage
-	}
-	return "", s.Usage
 }
 
 func invalid(s Setting, name, value string, err error) error {
@@ -191,6 +181,16 @@ func (v value[T]) IsBoolFlag() bool {
 // String is any text.
 func String(p *string) flag.Value {
 	return value[string]{p, func(s string) (string, error) { return s, nil }, "TEXT"}
+}
+
+// Match is text that ok accepts; want says what it must be.
+func Match(p *string, ok func(string) bool, want string) flag.Value {
+	return value[string]{p, func(s string) (string, error) {
+		if !ok(s) {
+			return "", errors.New("want " + want)
+		}
+		return s, nil
+	}, "TEXT"}
 }
 
 // Bool is a switch: --flag alone turns it on.

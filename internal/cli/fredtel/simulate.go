@@ -32,12 +32,7 @@ func runSimulate(ctx context.Context, args []string, env cli.Getenv, stdout, std
 		// The environment keeps the key out of the process list (ps shows
 		// every argument to every user of the machine).
 		cli.Setting{Flag: "key", Env: "FREDTEL_SIMULATE_KEY", Secret: true, Usage: "API `KEY` (fred_live_…) every session sends with: one user",
-			Value: cli.Func(&key, func(s string) (string, error) {
-				if !apikey.Valid(s) {
-					return "", errors.New("want an API key (" + apikey.Doc + ")")
-				}
-				return s, nil
-			})},
+			Value: cli.Match(&key, apikey.Valid, "an API key ("+apikey.Doc+")")},
 		cli.Setting{Flag: "server-db", Value: cli.String(&serverDB), Usage: "the ingest server's database `URL`: create a key for each of --users simulated users there instead of --key"},
 		cli.Setting{Flag: "db", Value: cli.String(&db), Usage: "self-hosted route: write the dsc_* tables of this database `URL` through the self-hosted writer, nothing sent"},
 		cli.Setting{Flag: "sessions", Value: cli.Int(&cfg.Sessions, 1, 1_000_000), Usage: "number of sessions"},
