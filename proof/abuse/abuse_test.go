@@ -257,10 +257,11 @@ func userRows(t testing.TB, c *pgx.Conn, user string) map[string][]string {
 }
 
 // tablesWith lists the tables that have a column of that name.
-func tablesWith(t testing.TB, c *pgx.Conn, column string) []string {
+// tablesWith lists the tables that have every one of columns.
+func tablesWith(t testing.TB, c *pgx.Conn, columns ...string) []string {
 	t.Helper()
 	rows, err := c.Query(context.Background(), `SELECT table_name::text FROM information_schema.columns
-		WHERE table_schema = current_schema() AND column_name = $1 ORDER BY 1`, column)
+		WHERE table_schema = current_schema() AND column_name = ANY($1) GROUP BY table_name HAVING count(*) = cardinality($1) ORDER BY 1`, columns)
 	if err != nil {
 		t.Fatal(err)
 	}
