@@ -1,7 +1,7 @@
 package wire
 
 import (
-	"fmt"
+	"net/http"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -59,21 +59,6 @@ func (v *jval) field(key string) *jval {
 	return nil
 }
 
-// syntaxError is a JSON problem at a byte offset and a path. After the
-// scan, the only one the parser meets is a duplicate key.
-type syntaxError struct {
-	off  int
-	path string
-	msg  string
-}
-
-func (e *syntaxError) Error() string {
-	if e.path != "" {
-		return fmt.Sprintf("%s: %s (byte %d)", e.path, e.msg, e.off)
-	}
-	return fmt.Sprintf("invalid JSON at byte %d: %s", e.off, e.msg)
-}
-
 type parser struct {
 	s      []byte
 	i      int
@@ -106,15 +91,16 @@ func (p *parser) node(kind jkind) *jval {
 	return v
 }
 
-// parseAt parses the value at sp, whose path is base.
-func (p *parser) parseAt(sp span, base []pstep, depth int) (*jval, error) {
+// parseAt parses the value at sp, whose path is base. After the scan, the
+// only rejection it meets is a duplicate key.
+func (p *parser) parseAt(sp span, base []pstep, depth int) (*jval, *Rejection) {
 	p.i = sp.start
 	p.path = append(p.path[:0], base...)
-	v, err := p.value(depth)
-	if err == nil && p.i != sp.end {
-		err = p.err("the value ends elsewhere than the scan found")
+	v, rj := p.value(depth)
+	if rj == nil && p.i != sp.end {
+		rj = p.err("the value ends elsewhere than the scan found")
 	}
-	return v, err
+	return v, rj
 }
 
 func (p *parser) pathString() string { return buildPath(p.path) }
@@ -129,7 +115,8 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-func (p *parser) err(msg string) error { return &syntaxError{off: p.i, path: p.pathString(), msg: msg} }
+// err rejects a syntax error at p.i; msg says which, for the reader.
+func (p *parser) err(msg string) *Rejection { return syntaxAt(p.i) }
 
 func (p *parser) ws() {
 	for p.i < len(p.s) {
@@ -142,7 +129,7 @@ func (p *parser) ws() {
 	}
 }
 
-func (p *parser) value(depth int) (*jval, error) {
+func (p *parser) value(depth int) (*jval, *Rejection) {
 	if depth > maxNesting {
 		return nil, p.err("nested too deeply")
 	}
@@ -156,9 +143,9 @@ func (p *parser) value(depth int) (*jval, error) {
 	case c == '[':
 		return p.array(depth)
 	case c == '"':
-		s, err := p.str()
-		if err != nil {
-			return nil, err
+		s, rj := p.str()
+		if rj != nil {
+			return nil, rj
 		}
 		v := p.node(jStr)
 		v.s = s
@@ -175,7 +162,7 @@ func (p *parser) value(depth int) (*jval, error) {
 	return nil, p.err("unexpected character")
 }
 
-func (p *parser) lit(word string, k jkind, b bool) (*jval, error) {
+func (p *parser) lit(word string, k jkind, b bool) (*jval, *Rejection) {
 	if len(p.s)-p.i < len(word) || string(p.s[p.i:p.i+len(word)]) != word {
 		return nil, p.err("invalid literal")
 	}
@@ -185,7 +172,7 @@ func (p *parser) lit(word string, k jkind, b bool) (*jval, error) {
 	return v, nil
 }
 
-func (p *parser) num() (*jval, error) {
+func (p *parser) num() (*jval, *Rejection) {
 	start := p.i
 	if p.s[p.i] == '-' {
 		p.i++
@@ -223,7 +210,7 @@ func (p *parser) num() (*jval, error) {
 	return v, nil
 }
 
-func (p *parser) str() (string, error) {
+func (p *parser) str() (string, *Rejection) {
 	p.i++ // "
 	start := p.i
 	// Fast path: no escapes.
@@ -314,7 +301,7 @@ func unicodeEscape(s []byte) (rune, int, bool) {
 	return d, 12, true
 }
 
-func (p *parser) array(depth int) (*jval, error) {
+func (p *parser) array(depth int) (*jval, *Rejection) {
 	p.i++
 	v := p.node(jArr)
 	p.ws()
@@ -324,9 +311,9 @@ func (p *parser) array(depth int) (*jval, error) {
 	}
 	for {
 		p.path = append(p.path, pstep{idx: len(v.elems)})
-		e, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
+		e, rj := p.value(depth + 1)
+		if rj != nil {
+			return nil, rj
 		}
 		p.path = p.path[:len(p.path)-1]
 		v.elems = append(v.elems, e)
@@ -345,7 +332,7 @@ func (p *parser) array(depth int) (*jval, error) {
 	}
 }
 
-func (p *parser) object(depth int) (*jval, error) {
+func (p *parser) object(depth int) (*jval, *Rejection) {
 	p.i++
 	v := p.node(jObj)
 	p.ws()
@@ -358,17 +345,16 @@ func (p *parser) object(depth int) (*jval, error) {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
 			return nil, p.err("expected a key")
 		}
-		at := p.i
-		k, err := p.str()
-		if err != nil {
-			return nil, err
+		k, rj := p.str()
+		if rj != nil {
+			return nil, rj
 		}
 		// A linear scan: the scan bounded the members to the widest
 		// declared object.
 		for _, m := range v.members {
 			if m.key == k {
 				p.path = append(p.path, pstep{name: declaredName(k)})
-				return nil, &syntaxError{off: at, path: p.pathString(), msg: "duplicate key"}
+				return nil, Reject(http.StatusBadRequest, "duplicate_key", p.pathString(), "duplicate key")
 			}
 		}
 		p.ws()
@@ -377,9 +363,9 @@ func (p *parser) object(depth int) (*jval, error) {
 		}
 		p.i++
 		p.path = append(p.path, pstep{name: declaredName(k)})
-		val, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
+		val, rj := p.value(depth + 1)
+		if rj != nil {
+			return nil, rj
 		}
 		p.path = p.path[:len(p.path)-1]
 		v.members = append(v.members, member{k, val})

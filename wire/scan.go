@@ -211,9 +211,13 @@ func clampPath(p string) string {
 func (sc *scanner) push(st pstep) { sc.path[sc.np] = st; sc.np++ }
 func (sc *scanner) pop()          { sc.np-- }
 
-func (sc *scanner) syntax(msg string) *Rejection {
-	_ = msg // the byte offset is what helps; the message names the class
-	return Reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", sc.i)
+// syntax rejects a syntax error at sc.i; msg says which, for the reader.
+func (sc *scanner) syntax(msg string) *Rejection { return syntaxAt(sc.i) }
+
+// syntaxAt is the answer to any JSON syntax error: the byte offset is what
+// helps a client's developer, and it holds nothing of the payload.
+func syntaxAt(off int) *Rejection {
+	return Reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
 }
 
 func (sc *scanner) bound(format string, a ...any) *Rejection {

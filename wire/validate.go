@@ -119,11 +119,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			return nil, nil
 		}
 		p.reset()
-		v, err := p.parseAt(sp, []pstep{{name: name}}, 1)
-		if err != nil {
-			return nil, parseRejection(err)
-		}
-		return v, nil
+		return p.parseAt(sp, []pstep{{name: name}}, 1)
 	}
 	// The version decides the allowlist, so it is checked first.
 	sv, rj := top("schema_version")
@@ -197,12 +193,11 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		for i, sp := range sc.recs[ri] {
 			p.reset()
 			base[0], base[1] = pstep{name: r.Batch}, pstep{idx: i}
-			e, err := p.parseAt(sp, base, 2)
-			if err != nil {
-				return nil, parseRejection(err)
+			e, rj := p.parseAt(sp, base, 2)
+			if rj != nil {
+				return nil, rj
 			}
 			l := loc{top: r.Batch, idx: i, item: -1}
-			var rj *Rejection
 			switch r {
 			case schema.Sessions:
 				var x schema.Session
@@ -253,20 +248,6 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 
 // DefaultMaxRecords bounds a batch when Limits.MaxRecords is not set.
 const DefaultMaxRecords = 1000
-
-// parseRejection turns what the second pass meets (a duplicate key: the
-// scan has checked everything else) into a rejection.
-func parseRejection(err error) *Rejection {
-	se, _ := err.(*syntaxError)
-	if se != nil && se.msg == "duplicate key" {
-		return Reject(http.StatusBadRequest, "duplicate_key", se.path, "duplicate key")
-	}
-	off := 0
-	if se != nil {
-		off = se.off
-	}
-	return Reject(http.StatusBadRequest, "json", "", "invalid JSON at byte %d", off)
-}
 
 // loc is where a value sits in the batch. The path string is built only when
 // something is rejected: accepting a batch builds none.
