@@ -144,7 +144,8 @@ type Server struct {
 	catalogs *catalogCache
 	m        *metrics
 	mux      *http.ServeMux
-	touched  sync.Map // key hash → last time last_used_at was written
+	paths    map[string]bool // of the routes, for the metrics' labels
+	touched  sync.Map        // key hash → last time last_used_at was written
 }
 
 // New returns the ingest API over a central store.
@@ -165,13 +166,21 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		limits: newLimiter(cfg.Rate, cfg.Burst, cfg.Now), admit: newAdmission(cfg.MaxValidating, cfg.ValidateMemory),
 		catalogs: newCatalogCache(cfg.SessionCacheBytes),
 		m:        newMetrics(cfg.Registry)}
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("POST /v1/batch", s.handleBatch)
-	s.mux.HandleFunc("GET /v1/whoami", s.handleWhoami)
-	s.mux.HandleFunc("GET /v1/schema", s.handleSchema)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	s.mux.HandleFunc("GET /readyz", s.handleReady)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	// The API's routes, written once: the mux serves them and the metrics
+	// label requests by their paths (any other path is "other").
+	s.mux, s.paths = http.NewServeMux(), map[string]bool{}
+	for pattern, h := range map[string]http.Handler{
+		"POST /v1/batch": http.HandlerFunc(s.handleBatch),
+		"GET /v1/whoami": http.HandlerFunc(s.handleWhoami),
+		"GET /v1/schema": http.HandlerFunc(s.handleSchema),
+		"GET /healthz":   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }),
+		"GET /readyz":    http.HandlerFunc(s.handleReady),
+		"GET /metrics":   promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
+	} {
+		s.mux.Handle(pattern, h)
+		_, path, _ := strings.Cut(pattern, " ")
+		s.paths[path] = true
+	}
 	return s, nil
 }
 
@@ -188,21 +197,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		route := r.URL.Path
-		if !knownRoute(route) {
+		if !s.paths[route] {
 			route = "other"
 		}
 		s.m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		s.m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	}()
 	s.mux.ServeHTTP(rec, r)
-}
-
-func knownRoute(p string) bool {
-	switch p {
-	case "/v1/batch", "/v1/whoami", "/v1/schema", "/healthz", "/readyz", "/metrics":
-		return true
-	}
-	return false
 }
 
 type statusWriter struct {
