@@ -32,7 +32,7 @@ type ticket struct {
 func (a *admission) admit() (*ticket, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.inUse >= a.slots {
+	if a.inUse >= a.slots { // mutant:admission-slots-off
 		return nil, false
 	}
 	a.inUse++
@@ -48,7 +48,7 @@ func (t *ticket) reserve(n int64) bool {
 	a := t.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.used+n > a.budget {
+	if a.used+n > a.budget { // mutant:admission-budget-off
 		return false
 	}
 	a.used += n

@@ -53,7 +53,7 @@ func (c *catalogCache) get(id uuid.UUID, user string) *wire.Catalogs {
 		return nil
 	}
 	e := el.Value.(*catalogEntry)
-	if e.user != user {
+	if e.user != user { // mutant:catalog-cache-ignores-owner
 		return nil
 	}
 	c.lru.MoveToFront(el)

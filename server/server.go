@@ -305,7 +305,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if wait, ok := s.limits.allow(key.Prefix); !ok {
+	if wait, ok := s.limits.allow(key.Prefix); !ok { // mutant:rate-limit-shared-by-all-keys
 		s.m.rejected.WithLabelValues("rate_limit").Inc()
 		s.retryLater(w, http.StatusTooManyRequests, wait, "rate limit: retry later")
 		return
@@ -362,7 +362,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	s.m.inflight.Inc()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	start := time.Now()
-	res, err := s.st.Write(ctx, &batch)
+	res, err := s.st.Write(ctx, &batch) // mutant:server-acks-before-commit
 	s.m.dbLatency.Observe(time.Since(start).Seconds())
 	cancel()
 	s.m.inflight.Dec()
@@ -379,7 +379,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		default:
 			s.cfg.Logger.Warn("batch write failed", "key", key.Prefix, "err", err)
 			s.m.rejected.WithLabelValues("unavailable").Inc()
-			s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable")
+			s.retryLater(w, http.StatusServiceUnavailable, s.cfg.RetryAfter, "database unavailable") // mutant:server-500-when-database-down
 		}
 		return
 	}
@@ -471,7 +471,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tk *ticket) ([
 	if err != nil {
 		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
 	}
-	if int64(len(body)) > s.cfg.MaxInflated {
+	if int64(len(body)) > s.cfg.MaxInflated { // mutant:inflated-size-unchecked
 		return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large_inflated", "", "body over %d bytes once inflated", s.cfg.MaxInflated)
 	}
 	return body, nil
@@ -656,7 +656,7 @@ func (c *keyCache) lookup(ctx context.Context, token string) (store.APIKey, erro
 		c.m[h] = e
 		c.mu.Unlock()
 	}
-	if !e.found || e.key.Revoked() || subtle.ConstantTimeCompare(e.key.Hash[:], h[:]) != 1 {
+	if !e.found || e.key.Revoked() || subtle.ConstantTimeCompare(e.key.Hash[:], h[:]) != 1 { // mutant:revoked-keys-accepted
 		return store.APIKey{}, store.ErrNoKey
 	}
 	return e.key, nil

@@ -352,7 +352,7 @@ func (p *parser) object(depth int) (*jval, *Rejection) {
 		// A linear scan: the scan bounded the members to the widest
 		// declared object.
 		for _, m := range v.members {
-			if m.key == k {
+			if m.key == k { // mutant:parser-keeps-duplicate-keys
 				p.path = append(p.path, pstep{name: declaredName(k)})
 				return nil, Reject(http.StatusBadRequest, "duplicate_key", p.pathString(), "duplicate key")
 			}

@@ -172,7 +172,7 @@ func CheckNames(b *Batch, known func(uuid.UUID) *Catalogs) *Rejection {
 		if !ok {
 			c = known(n.Session)
 		}
-		if c != nil && c.Has(n.Kind, n.Name) {
+		if c != nil && c.Has(n.Kind, n.Name) { // mutant:catalog-membership-off
 			continue
 		}
 		return Reject(http.StatusBadRequest, "name_not_in_catalog", n.Field(),

@@ -111,7 +111,7 @@ func declaredName(k string) string {
 	if n, ok := declared[k]; ok {
 		return n
 	}
-	return unknownKey
+	return unknownKey // mutant:keys-echoed-in-paths
 }
 
 const unknownKey = "<unknown key>"
@@ -253,7 +253,7 @@ func kindAt(c byte) jkind {
 }
 
 func (sc *scanner) value(depth int, c ctx) *Rejection {
-	if depth > maxNesting {
+	if depth > maxNesting { // mutant:nesting-unbounded
 		return Reject(http.StatusBadRequest, "nesting", sc.pathString(), "nested too deeply")
 	}
 	sc.ws()
@@ -268,7 +268,7 @@ func (sc *scanner) value(depth int, c ctx) *Rejection {
 	k := kindAt(ch)
 	switch c {
 	case ctxRoot:
-		if k != jObj {
+		if k != jObj { // mutant:scan-root-shape-unchecked
 			return Reject(http.StatusBadRequest, "type", "", "the batch must be a JSON object")
 		}
 	case ctxRecords:
@@ -412,7 +412,7 @@ func (sc *scanner) str(limit int, key bool) (string, *Rejection) {
 				return "", sc.syntax("invalid escape")
 			}
 			sc.i += w
-			if n+utf8.RuneLen(r) > limit {
+			if n+utf8.RuneLen(r) > limit { // mutant:scan-strings-unbounded
 				return "", sc.tooLong(key, limit)
 			}
 			if key {
@@ -459,11 +459,11 @@ func (sc *scanner) array(depth int, c ctx) *Rejection {
 	}
 	for idx := 0; ; idx++ {
 		if ri >= 0 {
-			if sc.records >= sc.maxRecords {
+			if sc.records >= sc.maxRecords { // mutant:scan-records-unbounded
 				return Reject(http.StatusRequestEntityTooLarge, "too_many_records", "", "more than %d records; at most %d per batch", sc.maxRecords, sc.maxRecords)
 			}
 			sc.records++
-		} else if idx >= sc.b.maxItems {
+		} else if idx >= sc.b.maxItems { // mutant:scan-arrays-unbounded
 			return sc.bound("more than %d items", sc.b.maxItems)
 		}
 		sc.push(pstep{idx: idx})
@@ -526,7 +526,7 @@ func (sc *scanner) object(depth int, c ctx) *Rejection {
 		if rj != nil {
 			return rj
 		}
-		if n > sc.b.maxMembers {
+		if n > sc.b.maxMembers { // mutant:scan-objects-unbounded
 			return sc.bound("more than %d members", sc.b.maxMembers)
 		}
 		sc.ws()

@@ -320,12 +320,12 @@ func (v *validator) record(r *schema.Record, e *jval, l loc, rec setter) *Reject
 		}
 		fl := l
 		fl.key = m.key
-		if fi < 0 {
+		if fi < 0 { // mutant:unknown-fields-ignored
 			fl.raw = true
 			return Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed")
 		}
 		f := r.Fields[fi]
-		if !v.allowed(f) {
+		if !v.allowed(f) { // mutant:forbidden-fields-accepted
 			return Reject(http.StatusBadRequest, "forbidden_field", fl.String(), "field not allowed")
 		}
 		if f.Kind == schema.KindProps {
