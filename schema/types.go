@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -255,28 +256,12 @@ func (h *Hash) UnmarshalJSON(b []byte) error {
 // ParseHash parses 64 lowercase hex characters.
 func ParseHash(s string) (Hash, error) {
 	var h Hash
-	if len(s) != 64 {
-		return h, fmt.Errorf("hash: want 64 lowercase hex characters")
-	}
-	for i := 0; i < 32; i++ {
-		hi, ok1 := lowerHexDigit(s[2*i])
-		lo, ok2 := lowerHexDigit(s[2*i+1])
-		if !ok1 || !ok2 {
-			return Hash{}, fmt.Errorf("hash: want 64 lowercase hex characters")
+	if len(s) == 64 && !strings.ContainsAny(s, "ABCDEF") {
+		if _, err := hex.Decode(h[:], []byte(s)); err == nil {
+			return h, nil
 		}
-		h[i] = hi<<4 | lo
 	}
-	return h, nil
-}
-
-func lowerHexDigit(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
+	return Hash{}, fmt.Errorf("hash: want 64 lowercase hex characters")
 }
 
 // OptUUID is a UUID that may be unknown (JSON null, SQL NULL): the nil
