@@ -72,7 +72,10 @@ type parser struct {
 func (p *parser) reset() { p.ci, p.n = 0, 0 }
 
 // node returns a fresh value, reusing a node (and the backing arrays of
-// its elements and members) of a tree dropped by reset.
+// its elements and members) of a tree dropped by reset. The reuse matters:
+// a node allocated each time (&jval{}) costs BenchmarkValidateBatch/
+// 500_tool_calls 1.38× the CPU and 2.8× the allocations (7.2 ms against
+// 5.5, the same run, medians of 16; 7_records: 1.05×, noise).
 func (p *parser) node(kind jkind) *jval {
 	if len(p.chunks) == 0 {
 		p.chunks = append(p.chunks, make([]jval, 256))
@@ -106,8 +109,9 @@ func (p *parser) parseAt(sp span, base []pstep, depth int) (*jval, *Rejection) {
 func (p *parser) pathString() string { return buildPath(p.path) }
 
 // bytesString is b as a string without a copy; b must not change after.
-// It matters: BenchmarkValidateBatch on the shared 2-core machine, four
-// runs each, median 56 µs a batch with it and 80 µs copying (string(b)).
+// It matters: copying (string(b)) costs BenchmarkValidateBatch 1.15× the
+// CPU and 2.3× the allocations, in both cases (the same run, medians of
+// 16; 500_tool_calls 6.2 ms against 5.5).
 func bytesString(b []byte) string {
 	if len(b) == 0 {
 		return ""

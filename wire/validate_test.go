@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/fredcode/fredtel/internal/wiretest"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/wire"
+	"github.com/google/uuid"
 )
 
 func limits(now time.Time) wire.Limits {
@@ -245,14 +247,31 @@ func FuzzValidateBatch(f *testing.F) {
 	})
 }
 
+// BenchmarkValidateBatch checks a batch of every record kind, and a full
+// one: 500 tool calls, the most a client sends in one request.
 func BenchmarkValidateBatch(b *testing.B) {
 	now := time.Now()
-	body := wiretest.MustJSON(wiretest.ValidBatch(now))
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, rj := wire.Validate(body, limits(now)); rj != nil {
-			b.Fatal(rj)
-		}
+	full := wiretest.ValidBatch(now)
+	var calls []any
+	for range 500 {
+		c := maps.Clone(wiretest.Rec(full, "tool_calls", 0))
+		c["call_id"] = uuid.Must(uuid.NewV7()).String()
+		calls = append(calls, c)
+	}
+	full["tool_calls"] = calls
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"7_records", wiretest.MustJSON(wiretest.ValidBatch(now))}, {"500_tool_calls", wiretest.MustJSON(full)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, rj := wire.Validate(c.body, limits(now)); rj != nil {
+					b.Fatal(rj)
+				}
+			}
+		})
 	}
 }
 
