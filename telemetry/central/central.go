@@ -57,7 +57,6 @@ type Sender struct {
 	now         func() time.Time
 	noticeOnce  sync.Once
 	spoolOnce   sync.Once
-	ids         func() uuid.UUID
 	// buf and zw are reused from batch to batch; Send and Spool are only
 	// called from the session's one background goroutine.
 	buf []byte
@@ -100,7 +99,6 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 		audit:  newAudit(cfg.ConfigDir, DefaultAuditN),
 		stderr: stderr,
 		now:    time.Now,
-		ids:    func() uuid.UUID { return uuid.Must(uuid.NewV7()) },
 	}
 }
 
@@ -113,7 +111,7 @@ func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	out = append(out, `{"schema_version":`...)
 	out = strconv.AppendInt(out, schema.Version, 10)
 	out = append(out, `,"batch_id":`...)
-	out = schema.AppendUUID(out, s.ids())
+	out = schema.AppendUUID(out, uuid.Must(uuid.NewV7()))
 	out = append(out, `,"sent_at":`...)
 	out = schema.TimeOf(s.now()).AppendJSON(out)
 	out = append(out, `,"client":{"fred_version":`...)
