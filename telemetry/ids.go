@@ -26,14 +26,7 @@ func newIDGen(fixed *[32]byte) *idGen {
 		return &idGen{rng: rand.NewChaCha8(*fixed)}
 	}
 	var seed [32]byte
-	if _, err := crand.Read(seed[:]); err != nil {
-		// crypto/rand does not fail on supported systems; a clock-based seed
-		// still keeps ids unique within this process.
-		t := time.Now().UnixNano()
-		for i := range seed {
-			seed[i] = byte(t >> (8 * (i % 8)))
-		}
-	}
+	crand.Read(seed[:]) // it never fails (Go 1.24 on: it crashes instead)
 	return &idGen{rng: rand.NewChaCha8(seed)}
 }
 
