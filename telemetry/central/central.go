@@ -279,7 +279,10 @@ func refreshSentAt(body []byte, now time.Time) []byte {
 
 // keep hands body to the audit log. body may be the encoding buffer, which
 // the audit then owns: the sender encodes the next batch into the buffer
-// the audit gave back.
+// the audit gave back. It matters: the audit copying each body instead
+// costs BenchmarkPipeline/fred 1.04× to 1.08× the CPU per record (three
+// runs, each against this in the same run), a buffer grown afresh for each
+// batch 1.15× to 1.26×.
 func (s *Sender) keep(body []byte, status string) {
 	s.buf = s.audit.add(body, status, s.now())
 }
