@@ -2,6 +2,7 @@ package wire
 
 import (
 	"net/http"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -246,35 +247,12 @@ func (p *parser) str() (string, *Rejection) {
 		case c < 0x20:
 			return "", p.err("control character in a string")
 		case c == '\\':
-			if p.i+1 >= len(p.s) {
-				return "", p.err("unexpected end in a string")
-			}
-			e := p.s[p.i+1]
-			switch e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
-			case 'n':
-				buf = append(buf, '\n')
-			case 'r':
-				buf = append(buf, '\r')
-			case 't':
-				buf = append(buf, '\t')
-			case 'u':
-				r, n, ok := unicodeEscape(p.s[p.i:])
-				if !ok {
-					return "", p.err("invalid \\u escape")
-				}
-				buf = utf8.AppendRune(buf, r)
-				p.i += n
-				continue
-			default:
+			r, w, ok := escape(p.s[p.i:])
+			if !ok {
 				return "", p.err("invalid escape")
 			}
-			p.i += 2
+			buf = utf8.AppendRune(buf, r)
+			p.i += w
 		default:
 			buf = append(buf, c)
 			p.i++
@@ -283,9 +261,20 @@ func (p *parser) str() (string, *Rejection) {
 	return "", p.err("unterminated string")
 }
 
+// escape decodes the escape at the start of s (a backslash and what
+// follows): the rune and the bytes it took. Both the scanner and the
+// parser read escapes with it.
+func escape(s []byte) (rune, int, bool) {
+	if len(s) >= 2 {
+		if i := strings.IndexByte(`"\/bfnrt`, s[1]); i >= 0 {
+			return rune("\"\\/\b\f\n\r\t"[i]), 2, true
+		}
+	}
+	return unicodeEscape(s)
+}
+
 // unicodeEscape decodes \uXXXX (or a surrogate pair) at the start of s;
-// lone surrogates are invalid. Both the scanner and the parser read
-// escapes with it.
+// lone surrogates are invalid.
 func unicodeEscape(s []byte) (rune, int, bool) {
 	r, ok := jsonesc.Hex4(s)
 	if !ok {

@@ -393,30 +393,8 @@ func (sc *scanner) str(limit int, key bool) (string, *Rejection) {
 		case c < 0x20:
 			return "", sc.syntax("control character in a string")
 		case c == '\\':
-			if sc.i+1 >= len(sc.s) {
-				return "", sc.syntax("unexpected end in a string")
-			}
-			var r rune
-			w := 2
-			switch e := sc.s[sc.i+1]; e {
-			case '"', '\\', '/':
-				r = rune(e)
-			case 'b':
-				r = '\b'
-			case 'f':
-				r = '\f'
-			case 'n':
-				r = '\n'
-			case 'r':
-				r = '\r'
-			case 't':
-				r = '\t'
-			case 'u':
-				var ok bool
-				if r, w, ok = unicodeEscape(sc.s[sc.i:]); !ok {
-					return "", sc.syntax("invalid \\u escape")
-				}
-			default:
+			r, w, ok := escape(sc.s[sc.i:])
+			if !ok {
 				return "", sc.syntax("invalid escape")
 			}
 			sc.i += w
