@@ -119,7 +119,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			return nil, nil
 		}
 		p.reset()
-		return p.parseAt(sp, []pstep{{name: name}}, 1)
+		return p.parseAt(sp, []pstep{{name: name}})
 	}
 	// The version decides the allowlist, so it is checked first.
 	sv, rj := top("schema_version")
@@ -193,7 +193,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		for i, sp := range sc.recs[ri] {
 			p.reset()
 			base[0], base[1] = pstep{name: r.Batch}, pstep{idx: i}
-			e, rj := p.parseAt(sp, base, 2)
+			e, rj := p.parseAt(sp, base)
 			if rj != nil {
 				return nil, rj
 			}
