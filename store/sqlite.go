@@ -115,7 +115,7 @@ func (s *sqliteStore) migrateFrom(ctx context.Context, src fs.FS) ([]int, error)
 	defer s.mu.Unlock()
 	mt := migrationsTable(s.set)
 	var applied []int
-	for {
+	for busy := 0; ; {
 		more := false
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			pending, adopt, err := s.plan(ctx, tx, all)
@@ -145,6 +145,13 @@ func (s *sqliteStore) migrateFrom(ctx context.Context, src fs.FS) ([]int, error)
 			applied = append(applied, m.version)
 			return nil
 		})
+		if err != nil && isBusy(err) && busy < 3 && ctx.Err() == nil {
+			// Another process holds the database past the busy timeout
+			// (it migrates, or writes batch after batch): a migration is
+			// rare and worth waiting for, a few timeouts at most.
+			busy++
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("store: migrate %s: %w", s.loc.Masked, classifySQLite(err))
 		}
