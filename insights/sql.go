@@ -148,7 +148,7 @@ func (d *db) floor(e string) string {
 	return "floor(" + e + ")"
 }
 
-// pctScan collects the rows of pctRows.
+// pctScan collects the rows of pctRows; finish computes the percentiles.
 type pctScan struct {
 	ps     []float64
 	groups map[string]*pctGroup
@@ -158,6 +158,7 @@ type pctScan struct {
 type pctGroup struct {
 	n    int64
 	vals []pctVal
+	p    []float64 // by finish
 }
 
 type pctVal struct {
@@ -185,42 +186,55 @@ func (a *pctScan) scan(r *sql.Rows) error {
 	return nil
 }
 
-// at is the value of rank i of the group.
-func (gr *pctGroup) at(i int64) float64 {
+// at is the value of rank i of the group, if pctRows read it.
+func (gr *pctGroup) at(i int64) (float64, bool) {
 	for _, v := range gr.vals {
 		if v.first <= i && i < v.next {
-			return v.x
+			return v.x, true
 		}
 	}
-	panic(fmt.Sprintf("insights: rank %d not among the values read", i))
+	return 0, false
+}
+
+// finish computes every group's percentiles from the values read.
+func (a *pctScan) finish() error {
+	for _, g := range a.order {
+		gr := a.groups[g]
+		for _, p := range a.ps {
+			h := p * float64(gr.n-1)
+			lo := math.Floor(h)
+			first, ok := gr.at(int64(lo))
+			second, ok2 := first, true
+			if int64(lo)+1 < gr.n {
+				second, ok2 = gr.at(int64(lo) + 1)
+			}
+			if !ok || !ok2 {
+				return fmt.Errorf("percentile %v: the values at rank %d of %d were not read", p, int64(lo), gr.n)
+			}
+			gr.p = append(gr.p, first+(h-lo)*(second-first))
+		}
+	}
+	return nil
 }
 
 // result returns the row count of group g and its percentiles (zero for a
 // group without rows).
 func (a *pctScan) result(g string) (int64, []float64) {
-	out := make([]float64, len(a.ps))
 	gr := a.groups[g]
 	if gr == nil {
-		return 0, out
+		return 0, make([]float64, len(a.ps))
 	}
-	for i, p := range a.ps {
-		h := p * float64(gr.n-1)
-		lo := math.Floor(h)
-		first := gr.at(int64(lo))
-		second := first
-		if int64(lo)+1 < gr.n {
-			second = gr.at(int64(lo) + 1)
-		}
-		out[i] = first + (h-lo)*(second-first)
-	}
-	return gr.n, out
+	return gr.n, gr.p
 }
 
 // percentiles runs pctRows over src after the CTEs pre (which end in a
 // comma, or are empty) and collects it.
 func (rn *run) percentiles(ctx context.Context, pre, src string, ps []float64) (*pctScan, error) {
 	a := newPctScan(ps)
-	return a, rn.query(ctx, pre+rn.d.pctRows(src, ps), a.scan)
+	if err := rn.query(ctx, pre+rn.d.pctRows(src, ps), a.scan); err != nil {
+		return nil, err
+	}
+	return a, a.finish()
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

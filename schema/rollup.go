@@ -24,7 +24,7 @@ type Rollup struct {
 
 // Count is a column of a rollup: how many of the key's source rows have
 // Column equal to Equals, or null when Null, or pass Where (SQL over the
-// source's columns, each written %[1]s.name), or all of them; or, with Sum,
+// source's columns, each written %[1]sname, %[1]s being the row's prefix), or all of them; or, with Sum,
 // the sum of that column over them.
 type Count struct {
 	Name, Column, Equals string
@@ -61,7 +61,7 @@ var TurnCounts = &Rollup{
 	Counts: append([]Count{
 		{Name: "turns", Doc: "turns"},
 		{Name: "plan_turns", Column: "mode", Equals: "plan", Doc: "turns in plan mode"},
-		{Name: "struggles", Where: fmt.Sprintf("%%[1]s.finish_reason IN ('length', 'error') OR %%[1]s.num_tool_calls >= %d", StruggleToolCalls),
+		{Name: "struggles", Where: fmt.Sprintf("%%[1]sfinish_reason IN ('length', 'error') OR %%[1]snum_tool_calls >= %d", StruggleToolCalls),
 			Doc: "turns that struggled by the default rule: ended in length or error, or asked for 8 tool calls or more"},
 		{Name: "prompt_tokens", Sum: "prompt_tokens", Doc: "input tokens"},
 		{Name: "completion_tokens", Sum: "completion_tokens", Doc: "output tokens"},
@@ -150,7 +150,7 @@ func (c Count) match(row string) string {
 	}
 	switch {
 	case c.Where != "":
-		return "(" + strings.ReplaceAll(fmt.Sprintf(c.Where, "\x00"), "\x00.", prefix) + ")"
+		return "(" + fmt.Sprintf(c.Where, prefix) + ")"
 	case c.Column == "":
 		return ""
 	case c.Null:

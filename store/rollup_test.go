@@ -109,7 +109,7 @@ func countsOf(ru *schema.Rollup) []string {
 		pred := "1 = 1"
 		switch {
 		case c.Where != "":
-			pred = strings.ReplaceAll(fmt.Sprintf(c.Where, "\x00"), "\x00.", "")
+			pred = fmt.Sprintf(c.Where, "")
 		case c.Column == "":
 		case c.Null:
 			pred = c.Column + " IS NULL"
