@@ -272,13 +272,7 @@ func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
 		if r.Since > v {
 			continue
 		}
-		rebuild := false
-		for _, f := range cols {
-			if f.Since < v && f.Changed == v {
-				rebuild = true
-			}
-		}
-		if rebuild && d == SQLite {
+		if d == SQLite && dc.rebuilds(r, s, v) {
 			// SQLite cannot change a column's CHECK: the table is made
 			// anew with every column of version v and its rows copied.
 			out = append(out, rebuildTable(s, r, v)...)
