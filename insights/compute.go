@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,10 +218,10 @@ func (rn *run) stuck(ctx context.Context) error {
 	byModel := map[string]*ModelStats{}
 	var cols []string
 	for _, f := range schema.EnumFinishReason {
-		cols = append(cols, "sum(tc.finish_"+f+")")
+		cols = append(cols, sum32("tc.finish_"+f))
 	}
-	err := rn.query(ctx, fmt.Sprintf(`_x AS (SELECT 1) SELECT tc.model, sum(tc.turns), count(*), %s
-		FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.model`, strings.Join(cols, ", "), d.table("turn_counts")),
+	err := rn.query(ctx, fmt.Sprintf(`_x AS (SELECT 1) SELECT tc.model, %s, count(*), %s
+		FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.model`, sum32("tc.turns"), strings.Join(cols, ", "), d.table("turn_counts")),
 		func(r *sql.Rows) error {
 			ms := &ModelStats{FinishReasons: map[string]int64{}}
 			reasons := make([]int64, len(schema.EnumFinishReason))
@@ -298,11 +299,11 @@ func (rn *run) stuck(ctx context.Context) error {
 		d.table("turns"), fast(o, "t.model"), o.StruggleTurns, swapped)
 	if fromRollup {
 		q += fmt.Sprintf(`
-	UNION ALL SELECT CAST(tc.session_id AS text), max(tc.model), sum(tc.struggles), 0,
+	UNION ALL SELECT CAST(tc.session_id AS text), max(tc.model), %s, 0,
 		sum(tc.prompt_tokens), sum(tc.completion_tokens), sum(tc.duration_ms)
 	FROM %s tc JOIN ws ON ws.session_id = tc.session_id
 	WHERE %s AND NOT EXISTS (SELECT 1 FROM sw WHERE sw.session_id = tc.session_id)
-	GROUP BY tc.session_id HAVING sum(tc.struggles) >= %d`, d.table("turn_counts"), fast(o, "tc.model"), o.StruggleTurns)
+	GROUP BY tc.session_id HAVING %s >= %d`, sum32("tc.struggles"), d.table("turn_counts"), fast(o, "tc.model"), sum32("tc.struggles"), o.StruggleTurns)
 	}
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
 		var s StuckSession
@@ -381,8 +382,8 @@ func (rn *run) deadCommands(ctx context.Context) error {
 	// Users per command: uses counted by (command, user) first, then the
 	// pairs by command (hashing, where count(DISTINCT) sorts every use).
 	q := fmt.Sprintf(`u AS (SELECT e.props->>'command' AS command, ws.uid FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'slash_command'),
-	cu AS (SELECT command, uid, count(*) AS n FROM u GROUP BY command, uid)
-	SELECT command, sum(n), count(*) FROM cu GROUP BY command`, d.table("events"))
+	cu AS (SELECT command, uid, %s AS n FROM u GROUP BY command, uid)
+	SELECT command, %s, count(*) FROM cu GROUP BY command`, d.table("events"), count32, sum32("n"))
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var c CommandUse
 		var name sql.NullString
@@ -399,8 +400,8 @@ func (rn *run) deadCommands(ctx context.Context) error {
 	}
 	// Catalogs repeat from session to session (one per build): unnest the
 	// distinct ones only.
-	q = fmt.Sprintf(`k AS (SELECT DISTINCT command_catalog FROM ws)
-	SELECT DISTINCT je.value FROM k, %s`, d.catalogElems("k", "command_catalog"))
+	q = fmt.Sprintf(`k AS (SELECT DISTINCT s.command_catalog FROM %s s JOIN ws ON ws.session_id = s.session_id)
+	SELECT DISTINCT je.value FROM k, %s`, d.table("sessions"), d.catalogElems("k", "command_catalog"))
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
 		var c string
 		if err := r.Scan(&c); err != nil {
@@ -440,79 +441,60 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	rs.ErrorTypes, rs.TurnErrors, rs.ByModel, rs.Attempts, rs.StormSessions = []ErrorTypeCount{}, []TurnErrorCount{}, []ModelRetries{}, []AttemptCount{}, []StormSession{}
 	rs.BeforeStormRetries = []ToolRetries{}
 	rs.StormThreshold = o.StormRetries
-	retries := fmt.Sprintf(`r AS (SELECT e.session_id, ws.model, e.ts, e.props->>'error_type' AS et,
+	// One read of the window's retries (their partial index), kept for the
+	// statement (MATERIALIZED) with their counts per session: every count
+	// of the analysis is a branch of one UNION ALL over them, every
+	// percentile one pctRows (a query per figure read the retries eight
+	// times over).
+	retries := fmt.Sprintf(`r AS MATERIALIZED (SELECT e.session_id, ws.model, e.ts, coalesce(e.props->>'error_type', 'other') AS et,
 		CAST(e.props->>'delay_ms' AS bigint) AS delay, CAST(e.props->>'latency_ms' AS bigint) AS lat,
-		CAST(e.props->>'attempt' AS bigint) AS attempt
-		FROM %s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'api_retry') `, d.table("events"))
-	err := rn.query(ctx, retries+`, rs AS (SELECT coalesce(et, 'other') AS et, session_id, count(*) AS n FROM r GROUP BY coalesce(et, 'other'), session_id)
-	SELECT et, sum(n), count(*) FROM rs GROUP BY et`, func(r *sql.Rows) error {
-		var e ErrorTypeCount
-		if err := r.Scan(&e.ErrorType, &e.Retries, &e.Sessions); err != nil {
+		coalesce(CAST(e.props->>'attempt' AS bigint), 0) AS attempt
+		FROM %[1]s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'api_retry'),
+	pe AS MATERIALIZED (SELECT session_id, et, max(model) AS model, %[2]s AS n, coalesce(sum(delay), 0) + coalesce(sum(lat), 0) AS ms
+		FROM r GROUP BY session_id, et),
+	ps AS MATERIALIZED (SELECT session_id, max(model) AS model, %[3]s AS n, CAST(sum(ms) AS bigint) AS ms FROM pe GROUP BY session_id), `,
+		d.table("events"), count32, sum32("n"))
+	// Who hits storms: the tool called just before each of their retries
+	// (an index probe per retry of a storm session only).
+	q := fmt.Sprintf(`_x AS (SELECT 1)
+	SELECT 'e', et, '', %[1]s, count(*) FROM pe GROUP BY et
+	UNION ALL SELECT 'm', model, '', %[1]s, count(*) FROM ps GROUP BY model
+	UNION ALL SELECT 'a', CAST(attempt AS text), '', count(*), 0 FROM r GROUP BY attempt
+	UNION ALL SELECT 's', CAST(session_id AS text), model, n, ms FROM ps WHERE n >= %[2]d
+	UNION ALL SELECT 'b', coalesce((SELECT tc.tool_name FROM %[3]s tc WHERE tc.session_id = r.session_id AND tc.started_at <= r.ts
+		ORDER BY tc.started_at DESC, tc.seq DESC LIMIT 1), '(none)'), '', count(*), 0
+		FROM r JOIN ps ON ps.session_id = r.session_id WHERE ps.n >= %[2]d GROUP BY 2`, sum32("n"), o.StormRetries, d.table("tool_calls"))
+	err := rn.query(ctx, retries+q, func(r *sql.Rows) error {
+		var kind, key, model string
+		var a, b int64
+		if err := r.Scan(&kind, &key, &model, &a, &b); err != nil {
 			return err
 		}
-		rs.ErrorTypes = append(rs.ErrorTypes, e)
-		rs.Retries += e.Retries
+		switch kind {
+		case "e":
+			rs.ErrorTypes = append(rs.ErrorTypes, ErrorTypeCount{ErrorType: key, Retries: a, Sessions: b})
+			rs.Retries += a
+		case "m":
+			rs.ByModel = append(rs.ByModel, ModelRetries{Model: key, Retries: a, Sessions: b})
+		case "a":
+			n, err := strconv.ParseInt(key, 10, 64)
+			if err != nil {
+				return err
+			}
+			rs.Attempts = append(rs.Attempts, AttemptCount{Attempt: n, Retries: a})
+		case "s":
+			s := StormSession{SessionID: key, Model: model, Retries: a, Impact: Impact{Ms: b}}
+			o.Prices.price(&s.Impact, s.Model, rn.unpriced)
+			rs.StormSessions = append(rs.StormSessions, s)
+		case "b":
+			rs.BeforeStormRetries = append(rs.BeforeStormRetries, ToolRetries{ToolName: key, Retries: a})
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	p80, err := rn.percentiles(ctx, retries+", ", "SELECT coalesce(et, 'other') AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", []float64{0.8})
-	if err != nil {
-		return err
-	}
-	for i := range rs.ErrorTypes {
-		_, p := p80.result(rs.ErrorTypes[i].ErrorType)
-		rs.ErrorTypes[i].DelayP80Ms = p[0]
-	}
-	delay, err := rn.percentiles(ctx, retries+", ", "SELECT '' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL", []float64{0.5, 0.95, 0.99})
-	if err != nil {
-		return err
-	}
-	_, p := delay.result("")
-	rs.DelayMs = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
-	per, err := rn.percentiles(ctx, retries+", ", "SELECT '' AS g, count(*) AS x0 FROM r GROUP BY session_id", []float64{0.5, 0.95, 0.99})
-	if err != nil {
-		return err
-	}
-	rs.Sessions, p = per.result("")
-	rs.RetriesPerSession = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
-	err = rn.query(ctx, retries+`, rs AS (SELECT model, session_id, count(*) AS n FROM r GROUP BY model, session_id)
-	SELECT model, sum(n), count(*) FROM rs GROUP BY model`, func(r *sql.Rows) error {
-		var m ModelRetries
-		if err := r.Scan(&m.Model, &m.Retries, &m.Sessions); err != nil {
-			return err
-		}
-		rs.ByModel = append(rs.ByModel, m)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = rn.query(ctx, retries+`SELECT coalesce(attempt, 0), count(*) FROM r GROUP BY coalesce(attempt, 0) ORDER BY 1`, func(r *sql.Rows) error {
-		var a AttemptCount
-		if err := r.Scan(&a.Attempt, &a.Retries); err != nil {
-			return err
-		}
-		rs.Attempts = append(rs.Attempts, a)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = rn.query(ctx, retries+fmt.Sprintf(`SELECT CAST(session_id AS text), max(model), count(*), coalesce(sum(delay), 0) + coalesce(sum(lat), 0)
-		FROM r GROUP BY session_id HAVING count(*) >= %d`, o.StormRetries), func(r *sql.Rows) error {
-		var s StormSession
-		if err := r.Scan(&s.SessionID, &s.Model, &s.Retries, &s.Impact.Ms); err != nil {
-			return err
-		}
-		o.Prices.price(&s.Impact, s.Model, rn.unpriced)
-		rs.StormSessions = append(rs.StormSessions, s)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	sort.Slice(rs.Attempts, func(i, j int) bool { return rs.Attempts[i].Attempt < rs.Attempts[j].Attempt })
 	sort.Slice(rs.StormSessions, func(i, j int) bool {
 		a, b := rs.StormSessions[i], rs.StormSessions[j]
 		if a.Impact.Ms != b.Impact.Ms {
@@ -520,14 +502,40 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		}
 		return a.SessionID < b.SessionID
 	})
+	// The percentiles: of the delays (all, and per error type), of the
+	// retries per session, and of the durations of all sessions and of the
+	// storm sessions.
+	dur := d.durationMs("ws.started_at", "ws.ended_at")
+	src := fmt.Sprintf(`SELECT 'e:' || et AS g, delay AS x0 FROM r WHERE delay IS NOT NULL
+		UNION ALL SELECT 'delay' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL
+		UNION ALL SELECT 'per' AS g, n AS x0 FROM ps
+		UNION ALL SELECT 'all' AS g, %[1]s AS x0 FROM ws WHERE ws.ended_at IS NOT NULL
+		UNION ALL SELECT 'storm' AS g, %[1]s AS x0 FROM ws JOIN ps ON ps.session_id = ws.session_id WHERE ps.n >= %[2]d AND ws.ended_at IS NOT NULL`,
+		dur, o.StormRetries)
+	pct, err := rn.percentiles(ctx, retries, src, []float64{0.5, 0.8, 0.95, 0.99})
+	if err != nil {
+		return err
+	}
+	three := func(g string) Percentiles {
+		_, p := pct.result(g)
+		return Percentiles{P50: p[0], P95: p[2], P99: p[3]}
+	}
+	for i := range rs.ErrorTypes {
+		_, p := pct.result("e:" + rs.ErrorTypes[i].ErrorType)
+		rs.ErrorTypes[i].DelayP80Ms = p[1]
+	}
+	rs.DelayMs = three("delay")
+	rs.Sessions, _ = pct.result("per")
+	rs.RetriesPerSession = three("per")
+	rs.SessionDurationMs.All, rs.SessionDurationMs.Storm = three("all"), three("storm")
 	// The turns' own API errors, from turn_counts: per class, the turns and
 	// the sessions with one.
 	var perSession, sums []string
 	for _, e := range schema.EnumAPIError {
-		perSession = append(perSession, fmt.Sprintf("sum(tc.error_%s) AS e_%s", e, e))
+		perSession = append(perSession, fmt.Sprintf("%s AS e_%s", sum32("tc.error_"+e), e))
 		sums = append(sums, fmt.Sprintf("coalesce(sum(e_%s), 0), count(*) FILTER (WHERE e_%s > 0)", e, e))
 	}
-	q := fmt.Sprintf(`es AS (SELECT %s FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.session_id)
+	q = fmt.Sprintf(`es AS (SELECT %s FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.session_id)
 	SELECT %s FROM es`, strings.Join(perSession, ", "), d.table("turn_counts"), strings.Join(sums, ", "))
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
 		v := make([]int64, 2*len(schema.EnumAPIError))
@@ -548,35 +556,6 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Who hits storms: the tool called just before each of their retries
-	// (an index probe per retry of a storm session only), and how long
-	// storm sessions last against all sessions.
-	storms := fmt.Sprintf(`st AS (SELECT session_id FROM r GROUP BY session_id HAVING count(*) >= %d) `, o.StormRetries)
-	q = retries + ", " + storms + fmt.Sprintf(`SELECT coalesce((SELECT tc.tool_name FROM %s tc WHERE tc.session_id = r.session_id AND tc.started_at <= r.ts
-		ORDER BY tc.started_at DESC, tc.seq DESC LIMIT 1), '(none)') AS tool, count(*)
-		FROM r JOIN st ON st.session_id = r.session_id GROUP BY 1 ORDER BY 2 DESC, 1`, d.table("tool_calls"))
-	err = rn.query(ctx, q, func(r *sql.Rows) error {
-		var t ToolRetries
-		if err := r.Scan(&t.ToolName, &t.Retries); err != nil {
-			return err
-		}
-		rs.BeforeStormRetries = append(rs.BeforeStormRetries, t)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	dur := d.durationMs("ws.started_at", "ws.ended_at")
-	src := fmt.Sprintf(`SELECT 'all' AS g, %[1]s AS x0 FROM ws WHERE ws.ended_at IS NOT NULL
-		UNION ALL SELECT 'storm' AS g, %[1]s AS x0 FROM ws JOIN st ON st.session_id = ws.session_id WHERE ws.ended_at IS NOT NULL`, dur)
-	durs, err := rn.percentiles(ctx, retries+", "+storms+", ", src, []float64{0.5, 0.95, 0.99})
-	if err != nil {
-		return err
-	}
-	_, p = durs.result("all")
-	rs.SessionDurationMs.All = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
-	_, p = durs.result("storm")
-	rs.SessionDurationMs.Storm = Percentiles{P50: p[0], P95: p[1], P99: p[2]}
 	// Ties in Go, byte order: the same on every database collation.
 	sort.Slice(rs.ErrorTypes, func(i, j int) bool {
 		a, b := rs.ErrorTypes[i], rs.ErrorTypes[j]
@@ -805,6 +784,10 @@ func (rn *run) planMode(ctx context.Context) error {
 	// their seqs (or share one): plan turns of consecutive seqs have no act
 	// turn between them (a turn sharing a seq with another, which no client
 	// writes, is not looked for).
+	// Whether a plan session acted is a probe of its turns by time, one
+	// session at a time (a scalar subquery with LIMIT 1): written as EXISTS,
+	// PostgreSQL misjudges the number of plan sessions by orders of
+	// magnitude and hashes every act turn of the table instead.
 	q := fmt.Sprintf(`pt AS (SELECT t.session_id, min(t.started_at) AS fp,
 		CASE WHEN max(t.seq) - min(t.seq) + 1 > count(*) OR count(*) > count(DISTINCT t.seq) THEN 1 ELSE 0 END AS gap
 		FROM %[1]s t JOIN ws ON ws.session_id = t.session_id WHERE t.mode = 'plan' GROUP BY t.session_id),
@@ -823,7 +806,7 @@ func (rn *run) planMode(ctx context.Context) error {
 		JOIN runs c ON c.session_id = a.session_id AND c.run = a.run + 1 AND c.mode = 'plan'
 		WHERE a.mode = 'act' AND a.n <= 2)
 	SELECT (SELECT count(*) FROM ws), (SELECT count(*) FROM ps),
-		(SELECT count(*) FROM ps WHERE EXISTS (SELECT 1 FROM %[1]s t WHERE t.session_id = ps.session_id AND t.mode = 'act' AND t.started_at > ps.fp)),
+		(SELECT count(*) FROM ps WHERE (SELECT 1 FROM %[1]s t WHERE t.session_id = ps.session_id AND t.mode = 'act' AND t.started_at > ps.fp LIMIT 1) IS NOT NULL),
 		(SELECT count(*) FROM early)`, d.table("turns"), d.table("events"))
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		return r.Scan(&pm.Sessions, &pm.PlanSessions, &pm.PlanToAct, &pm.BackToPlanWithin2Turns)
@@ -851,8 +834,8 @@ func (rn *run) permissions(ctx context.Context) error {
 	// tool_counts: the calls per session and tool, kept by the database's
 	// triggers as calls are written (a few rows per session, not a scan of
 	// every call).
-	q := fmt.Sprintf(`_x AS (SELECT 1) SELECT tk.tool_name, sum(tk.calls), sum(tk.auto_allowed), sum(tk.user_allowed), sum(tk.denied)
-	FROM %s tk JOIN ws ON ws.session_id = tk.session_id GROUP BY tk.tool_name`, d.table("tool_counts"))
+	q := fmt.Sprintf(`_x AS (SELECT 1) SELECT tk.tool_name, %s, %s, %s, %s
+	FROM %s tk JOIN ws ON ws.session_id = tk.session_id GROUP BY tk.tool_name`, sum32("tk.calls"), sum32("tk.auto_allowed"), sum32("tk.user_allowed"), sum32("tk.denied"), d.table("tool_counts"))
 	err := rn.query(ctx, q, func(r *sql.Rows) error {
 		var t ToolPermissions
 		if err := r.Scan(&t.ToolName, &t.Calls, &t.AutoAllowed, &t.UserAllowed, &t.Denied); err != nil {
