@@ -22,6 +22,14 @@ import (
 	"github.com/fredcode/fredtel/telemetry"
 )
 
+// The defaults of Options.Settle and Options.Idle.
+const (
+	// DefaultSettle: CLIs export every 5 s by default.
+	DefaultSettle = 10 * time.Second
+	// DefaultIdle: CLIs do not say when a session ends.
+	DefaultIdle = 10 * time.Minute
+)
+
 // Options configure a Relay. The zero value of each field means its default.
 type Options struct {
 	// Telemetry are the options every relayed session starts with: the
@@ -31,11 +39,10 @@ type Options struct {
 	// Stderr receives the relay's one-line warnings (default: Telemetry.Stderr).
 	Stderr io.Writer
 	// Settle is how long a CLI's event waits for the rest of its exports
-	// (logs, traces) before it is recorded (default 10 s: CLIs export
-	// every 5 s by default).
+	// (logs, traces) before it is recorded (default DefaultSettle).
 	Settle time.Duration
 	// Idle closes a CLI session that sent nothing for this long (default
-	// 10 min): CLIs do not say when a session ends.
+	// DefaultIdle).
 	Idle time.Duration
 	// MaxSessions bounds the CLI sessions held at once (default 32); a new
 	// one beyond it closes the longest idle.
@@ -67,10 +74,10 @@ func (o *Options) defaults() {
 		o.Stderr = io.Discard
 	}
 	if o.Settle <= 0 {
-		o.Settle = 10 * time.Second
+		o.Settle = DefaultSettle
 	}
 	if o.Idle <= 0 {
-		o.Idle = 10 * time.Minute
+		o.Idle = DefaultIdle
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 32

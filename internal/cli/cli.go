@@ -15,7 +15,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"sort"
+	"time"
 )
 
 // Getenv looks up an environment variable (os.Getenv in the mains).
@@ -83,4 +86,25 @@ func Plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// Serve serves hs on ln until ctx ends, then shuts it down, giving the
+// requests in flight up to grace to finish. It returns the server's own
+// error, or nil after a clean stop.
+func Serve(ctx context.Context, hs *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }() // returns once Shutdown starts
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
 }

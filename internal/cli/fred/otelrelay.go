@@ -2,7 +2,6 @@ package fred
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,7 +22,7 @@ import (
 // and Gemini CLI export their OpenTelemetry to it, and their sessions are
 // recorded through the telemetry library with this command's routing.
 func (f *fredCmd) otelRelay(ctx context.Context, args []string, env cli.Getenv, stdout, stderr io.Writer) error {
-	addr, anyAddr, idle, settle := "127.0.0.1:4318", false, 10*time.Minute, 10*time.Second
+	addr, anyAddr, idle, settle := "127.0.0.1:4318", false, relay.DefaultIdle, relay.DefaultSettle
 	const help = "Usage: fred otel-relay [flags]"
 	if err := cli.Parse(env, args, stderr, help,
 		cli.Setting{Flag: "addr", Value: cli.String(&addr), Usage: "`HOST:PORT` to listen on: loopback only, unless --allow-non-loopback"},
@@ -49,24 +48,15 @@ func (f *fredCmd) otelRelay(ctx context.Context, args []string, env cli.Getenv, 
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }() // stopped by Shutdown below
-	select {
-	case <-ctx.Done():
-	case err = <-served:
-	}
+	err = cli.Serve(ctx, srv, ln, 5*time.Second)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	srv.Shutdown(sctx)
-	if err == nil {
-		<-served
-	}
 	r.Close(sctx)
 	st := r.Stats()
 	fmt.Fprintf(stdout, "fred otel-relay: stopped: %d requests, %d CLI sessions recorded, %d events mapped, %d skipped (unknown service %d, unknown event %d, incomplete %d), %d requests refused\n",
 		st.Requests, st.Sessions, st.Facts, st.UnknownService+st.UnknownEvent+st.Incomplete+st.NoSession+st.Overflow,
 		st.UnknownService, st.UnknownEvent, st.Incomplete, st.Refused)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err != nil {
 		return err
 	}
 	return nil

@@ -101,19 +101,9 @@ func runDashboard(ctx context.Context, args []string, env cli.Getenv, stdout, st
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 	fmt.Fprintf(stdout, "fredtel dashboard: listening on http://%s (database %s, %s tables)\n%s\n", ln.Addr(), loc.Masked, tables, say)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := cli.Serve(ctx, hs, ln, 10*time.Second); err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	<-errc
 	fmt.Fprintln(stdout, "fredtel dashboard: stopped")
 	return nil
 }

@@ -151,19 +151,10 @@ func runServe(ctx context.Context, args []string, env cli.Getenv, stdout, stderr
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 	c.Logger.Info("listening", "addr", ln.Addr().String(), "db", st.Location().Masked)
 	fmt.Fprintf(stdout, "fredtel serve: listening on http://%s (database %s)\n%s\n", ln.Addr(), st.Location(), dashSay)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
+	// On Ctrl-C: stop accepting, let the batches in flight commit, then
+	// close the pool.
+	if err := cli.Serve(ctx, hs, ln, 15*time.Second); err != nil {
 		return err
-	case <-ctx.Done():
-	}
-	// Stop accepting, let the batches in flight commit, then close the pool.
-	c.Logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
 	}
 	fmt.Fprintln(stdout, "fredtel serve: stopped")
 	return nil
