@@ -530,13 +530,13 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	rs.SessionDurationMs.All, rs.SessionDurationMs.Storm = three("all"), three("storm")
 	// The turns' own API errors, from turn_counts: per class, the turns and
 	// the sessions with one.
-	var perSession, sums []string
+	// (The sessions are counted by DISTINCT over the few rows with
+	// an error, not by grouping every row by session first.)
+	var sums []string
 	for _, e := range schema.EnumAPIError {
-		perSession = append(perSession, fmt.Sprintf("%s AS e_%s", sum32("tc.error_"+e), e))
-		sums = append(sums, fmt.Sprintf("coalesce(sum(e_%s), 0), count(*) FILTER (WHERE e_%s > 0)", e, e))
+		sums = append(sums, fmt.Sprintf("coalesce(%s, 0), count(DISTINCT tc.session_id) FILTER (WHERE tc.error_%s > 0)", sum32("tc.error_"+e), e))
 	}
-	q = fmt.Sprintf(`es AS (SELECT %s FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.session_id)
-	SELECT %s FROM es`, strings.Join(perSession, ", "), d.table("turn_counts"), strings.Join(sums, ", "))
+	q = fmt.Sprintf(`_x AS (SELECT 1) SELECT %s FROM %s tc JOIN ws ON ws.session_id = tc.session_id`, strings.Join(sums, ", "), d.table("turn_counts"))
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
 		v := make([]int64, 2*len(schema.EnumAPIError))
 		dst := make([]any, len(v))
