@@ -222,14 +222,7 @@ type Record struct {
 }
 
 // Field returns the named field, or nil.
-func (r *Record) Field(name string) *Field {
-	for _, f := range r.Fields {
-		if f.Name == name {
-			return f
-		}
-	}
-	return nil
-}
+func (r *Record) Field(name string) *Field { return field(r.Fields, name) }
 
 // Key returns the record's id field.
 func (r *Record) Key() *Field {

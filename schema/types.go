@@ -401,3 +401,52 @@ func nullList(l []string) any {
 	}
 	return l
 }
+
+// field is the field of fs named name, or nil (the typed handles' lookup).
+func field(fs []*Field, name string) *Field {
+	for _, f := range fs {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// add appends a zero T to *s and returns it; the first makes room for n.
+func add[T any](s *[]T, n int) *T {
+	if *s == nil {
+		*s = make([]T, 0, n)
+	}
+	*s = append(*s, *new(T))
+	return &(*s)[len(*s)-1]
+}
+
+// split cuts the first n elements off s: nil when there are none to take.
+func split[T any](s []T, n int) (head, rest []T, left int) {
+	k := min(n, len(s))
+	if k == 0 {
+		return nil, s, n
+	}
+	return s[:k], s[k:], n - k
+}
+
+func reset[T any](s []T) []T {
+	clear(s)
+	return s[:0]
+}
+
+// appendArray appends key and the JSON array of rs.
+func appendArray[T any, P interface {
+	*T
+	AppendJSON([]byte) []byte
+}](out []byte, key string, rs []T) []byte {
+	out = append(out, key...)
+	out = append(out, '[')
+	for i := range rs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = P(&rs[i]).AppendJSON(out)
+	}
+	return append(out, ']')
+}

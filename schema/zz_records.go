@@ -313,6 +313,15 @@ func (r *Session) AppendValues(s Set, dst []any) []any {
 	return dst
 }
 
+// AppendTo appends r to b.
+func (r Session) AppendTo(b *Batch) { b.Sessions = append(b.Sessions, r) }
+
+// AppendRemoteTo appends the remote part of r to b.
+func (r Session) AppendRemoteTo(b *RemoteBatch) { b.Sessions = append(b.Sessions, r.Remote()) }
+
+// SessionFields are the fields of the session record, by Go name.
+var SessionFields = struct{ SessionID, StartedAt, EndedAt, Model, FredVersion, RuntimeVersion, OS, Shell, GitDirty, AgentsMDHash, SystemPromptSHA256, ToolCatalog, CommandCatalog, ModelCatalog, Agent, AgentVersion, UserID, ReceivedAt, ClockOffsetMs *Field }{field(Sessions.Fields, "session_id"), field(Sessions.Fields, "started_at"), field(Sessions.Fields, "ended_at"), field(Sessions.Fields, "model"), field(Sessions.Fields, "fred_version"), field(Sessions.Fields, "runtime_version"), field(Sessions.Fields, "os"), field(Sessions.Fields, "shell"), field(Sessions.Fields, "git_dirty"), field(Sessions.Fields, "agents_md_hash"), field(Sessions.Fields, "system_prompt_sha256"), field(Sessions.Fields, "tool_catalog"), field(Sessions.Fields, "command_catalog"), field(Sessions.Fields, "model_catalog"), field(Sessions.Fields, "agent"), field(Sessions.Fields, "agent_version"), field(Sessions.Fields, "user_id"), field(Sessions.Fields, "received_at"), field(Sessions.Fields, "clock_offset_ms")}
+
 // Turn is a whole turn record: one per agent-loop iteration.
 // Only its [RemoteTurn] part may leave the machine.
 type Turn struct {
@@ -574,6 +583,15 @@ func (r *Turn) AppendValues(s Set, dst []any) []any {
 	return dst
 }
 
+// AppendTo appends r to b.
+func (r Turn) AppendTo(b *Batch) { b.Turns = append(b.Turns, r) }
+
+// AppendRemoteTo appends the remote part of r to b.
+func (r Turn) AppendRemoteTo(b *RemoteBatch) { b.Turns = append(b.Turns, r.Remote()) }
+
+// TurnFields are the fields of the turn record, by Go name.
+var TurnFields = struct{ TurnID, SessionID, Seq, StartedAt, Model, Mode, PromptTokens, CompletionTokens, CachedTokens, FinishReason, DurationMs, NumToolCalls, APIErrorType, PromptChars, ResponseChars, UserInput, AssistantText, UserID, ReceivedAt, ClockOffsetMs *Field }{field(Turns.Fields, "turn_id"), field(Turns.Fields, "session_id"), field(Turns.Fields, "seq"), field(Turns.Fields, "started_at"), field(Turns.Fields, "model"), field(Turns.Fields, "mode"), field(Turns.Fields, "prompt_tokens"), field(Turns.Fields, "completion_tokens"), field(Turns.Fields, "cached_tokens"), field(Turns.Fields, "finish_reason"), field(Turns.Fields, "duration_ms"), field(Turns.Fields, "num_tool_calls"), field(Turns.Fields, "api_error_type"), field(Turns.Fields, "prompt_chars"), field(Turns.Fields, "response_chars"), field(Turns.Fields, "user_input"), field(Turns.Fields, "assistant_text"), field(Turns.Fields, "user_id"), field(Turns.Fields, "received_at"), field(Turns.Fields, "clock_offset_ms")}
+
 // ToolCall is a whole tool_call record: one per tool invocation.
 // Only its [RemoteToolCall] part may leave the machine.
 type ToolCall struct {
@@ -823,6 +841,15 @@ func (r *ToolCall) AppendValues(s Set, dst []any) []any {
 	return dst
 }
 
+// AppendTo appends r to b.
+func (r ToolCall) AppendTo(b *Batch) { b.ToolCalls = append(b.ToolCalls, r) }
+
+// AppendRemoteTo appends the remote part of r to b.
+func (r ToolCall) AppendRemoteTo(b *RemoteBatch) { b.ToolCalls = append(b.ToolCalls, r.Remote()) }
+
+// ToolCallFields are the fields of the tool_call record, by Go name.
+var ToolCallFields = struct{ CallID, SessionID, TurnID, Seq, StartedAt, ToolName, ArgsFingerprint, Permission, DurationMs, Outcome, ResultBytes, ResultIsError, ResultFingerprint, RunStart, RunLen, UserID, ReceivedAt, ClockOffsetMs *Field }{field(ToolCalls.Fields, "call_id"), field(ToolCalls.Fields, "session_id"), field(ToolCalls.Fields, "turn_id"), field(ToolCalls.Fields, "seq"), field(ToolCalls.Fields, "started_at"), field(ToolCalls.Fields, "tool_name"), field(ToolCalls.Fields, "args_fingerprint"), field(ToolCalls.Fields, "permission"), field(ToolCalls.Fields, "duration_ms"), field(ToolCalls.Fields, "outcome"), field(ToolCalls.Fields, "result_bytes"), field(ToolCalls.Fields, "result_is_error"), field(ToolCalls.Fields, "result_fingerprint"), field(ToolCalls.Fields, "run_start"), field(ToolCalls.Fields, "run_len"), field(ToolCalls.Fields, "user_id"), field(ToolCalls.Fields, "received_at"), field(ToolCalls.Fields, "clock_offset_ms")}
+
 // Event is a whole event record: a named event with a fixed, typed set of props per name.
 // Only its [RemoteEvent] part may leave the machine.
 type Event struct {
@@ -973,6 +1000,110 @@ func (r *Event) AppendValues(s Set, dst []any) []any {
 	return dst
 }
 
+// AppendTo appends r to b.
+func (r Event) AppendTo(b *Batch) { b.Events = append(b.Events, r) }
+
+// AppendRemoteTo appends the remote part of r to b.
+func (r Event) AppendRemoteTo(b *RemoteBatch) { b.Events = append(b.Events, r.Remote()) }
+
+// EventFields are the fields of the event record, by Go name.
+var EventFields = struct{ EventID, SessionID, TS, Name, Props, Seq, UserID, ReceivedAt, ClockOffsetMs *Field }{field(Events.Fields, "event_id"), field(Events.Fields, "session_id"), field(Events.Fields, "ts"), field(Events.Fields, "name"), field(Events.Fields, "props"), field(Events.Fields, "seq"), field(Events.Fields, "user_id"), field(Events.Fields, "received_at"), field(Events.Fields, "clock_offset_ms")}
+
+// Batch holds whole records of each type, written together: what the
+// self-hosted route writes and the ingest server validates and stores.
+type Batch struct {
+	Sessions  []Session  `json:"sessions"`
+	Turns     []Turn     `json:"turns"`
+	ToolCalls []ToolCall `json:"tool_calls"`
+	Events    []Event    `json:"events"`
+}
+
+// Len is the number of records in b.
+func (b *Batch) Len() int {
+	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
+}
+
+// Reset empties b and clears its arrays, kept for reuse, so that they
+// keep no record alive.
+func (b *Batch) Reset() {
+	b.Sessions = reset(b.Sessions)
+	b.Turns = reset(b.Turns)
+	b.ToolCalls = reset(b.ToolCalls)
+	b.Events = reset(b.Events)
+}
+
+// RemoteBatch holds remote-safe records: no field that could hold text
+// (their types are the Central fields of the declaration). It is what
+// the central route queues, spools and sends.
+type RemoteBatch struct {
+	Sessions  []RemoteSession  `json:"sessions"`
+	Turns     []RemoteTurn     `json:"turns"`
+	ToolCalls []RemoteToolCall `json:"tool_calls"`
+	Events    []RemoteEvent    `json:"events"`
+}
+
+// Len is the number of records in b.
+func (b *RemoteBatch) Len() int {
+	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
+}
+
+// Reset empties b and clears its arrays, kept for reuse, so that they
+// keep no record alive.
+func (b *RemoteBatch) Reset() {
+	b.Sessions = reset(b.Sessions)
+	b.Turns = reset(b.Turns)
+	b.ToolCalls = reset(b.ToolCalls)
+	b.Events = reset(b.Events)
+}
+
+// Row is what every whole record type offers the validator and the
+// stores.
+type Row interface {
+	ID() uuid.UUID
+	SessionRef() uuid.UUID
+	Stamp(userID string, receivedAt Time, clockOffsetMs int64)
+	SetValue(name string, v any) bool
+	AppendValues(s Set, dst []any) []any
+	AppendTo(b *Batch)
+	AppendRemoteTo(b *RemoteBatch)
+}
+
+// Add appends a zero record of r's type to b and returns it to be filled
+// (the first of a type makes room for n of them).
+func (b *Batch) Add(r *Record, n int) Row {
+	switch r {
+	case Sessions:
+		return add(&b.Sessions, n)
+	case Turns:
+		return add(&b.Turns, n)
+	case ToolCalls:
+		return add(&b.ToolCalls, n)
+	case Events:
+		return add(&b.Events, n)
+	}
+	panic("schema: " + r.Name + " is not a batch record")
+}
+
+// Split returns the first n records of b, in the order of Records, and
+// the rest, both views of b.
+func (b RemoteBatch) Split(n int) (head, rest RemoteBatch) {
+	head.Sessions, b.Sessions, n = split(b.Sessions, n)
+	head.Turns, b.Turns, n = split(b.Turns, n)
+	head.ToolCalls, b.ToolCalls, n = split(b.ToolCalls, n)
+	head.Events, b.Events, n = split(b.Events, n)
+	return head, b
+}
+
+// AppendJSON appends the record arrays of b as the members of a JSON
+// object ("sessions":[…],…), through the records' own AppendJSON.
+func (b *RemoteBatch) AppendJSON(out []byte) []byte {
+	out = appendArray(out, `"sessions":`, b.Sessions)
+	out = appendArray(out, `,"turns":`, b.Turns)
+	out = appendArray(out, `,"tool_calls":`, b.ToolCalls)
+	out = appendArray(out, `,"events":`, b.Events)
+	return out
+}
+
 // APIRetryProps are the props of a api_retry event.
 type APIRetryProps struct {
 	Attempt   int64  // retry number, from 1
@@ -1001,6 +1132,9 @@ func (p APIRetryProps) Props() Props {
 	return append(b, '}')
 }
 
+// APIRetryFields are the fields of the props of a api_retry event, by Go name.
+var APIRetryFields = struct{ Attempt, DelayMs, ErrorType, Status, LatencyMs *Field }{field(Events.Props["api_retry"], "attempt"), field(Events.Props["api_retry"], "delay_ms"), field(Events.Props["api_retry"], "error_type"), field(Events.Props["api_retry"], "status"), field(Events.Props["api_retry"], "latency_ms")}
+
 // ModeChangeProps are the props of a mode_change event.
 type ModeChangeProps struct {
 	From string // previous mode
@@ -1019,6 +1153,9 @@ func (p ModeChangeProps) Props() Props {
 	b = appendJSONString(b, p.To)
 	return append(b, '}')
 }
+
+// ModeChangeFields are the fields of the props of a mode_change event, by Go name.
+var ModeChangeFields = struct{ From, To *Field }{field(Events.Props["mode_change"], "from"), field(Events.Props["mode_change"], "to")}
 
 // ModelSwapProps are the props of a model_swap event.
 type ModelSwapProps struct {
@@ -1039,6 +1176,9 @@ func (p ModelSwapProps) Props() Props {
 	return append(b, '}')
 }
 
+// ModelSwapFields are the fields of the props of a model_swap event, by Go name.
+var ModelSwapFields = struct{ From, To *Field }{field(Events.Props["model_swap"], "from"), field(Events.Props["model_swap"], "to")}
+
 // SlashCommandProps are the props of a slash_command event.
 type SlashCommandProps struct {
 	Command string // command name without its slash or arguments
@@ -1054,3 +1194,6 @@ func (p SlashCommandProps) Props() Props {
 	b = appendJSONString(b, p.Command)
 	return append(b, '}')
 }
+
+// SlashCommandFields are the fields of the props of a slash_command event, by Go name.
+var SlashCommandFields = struct{ Command *Field }{field(Events.Props["slash_command"], "command")}

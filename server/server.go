@@ -357,8 +357,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	// The owner is the key's, whatever the payload says (and the validator
 	// refuses a payload that says anything).
-	batch := store.Batch{UserID: key.UserID, ReceivedAt: b.ReceivedAt, ClockOffset: b.ClockOffset,
-		Sessions: b.Sessions, Turns: b.Turns, ToolCalls: b.ToolCalls, Events: b.Events}
+	batch := store.Batch{UserID: key.UserID, ReceivedAt: b.ReceivedAt, ClockOffset: b.ClockOffset, Batch: b.Batch}
 	s.m.inflight.Inc()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 	start := time.Now()

@@ -91,19 +91,11 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 	return p, nil
 }
 
-// record is what the generated record types offer the store.
-type record interface {
-	ID() uuid.UUID
-	SessionRef() uuid.UUID
-	Stamp(userID string, receivedAt schema.Time, clockOffsetMs int64)
-	AppendValues(s schema.Set, dst []any) []any
-}
-
 // addChildren adds the records of a type that only ever insert (all but
 // sessions): repeats of an id within the batch are folded into one.
 func addChildren[T any, P interface {
 	*T
-	record
+	schema.Row
 }](p *prepared, set schema.Set, rec *schema.Record, recs []T, srv serverStamp, ref func(id uuid.UUID, array string, i int)) {
 	if len(recs) == 0 {
 		return

@@ -29,11 +29,11 @@ func BenchmarkPostgresToolCalls500(b *testing.B) {
 	}
 	g := fixture.New(42, time.Now())
 	sess := g.Session()
-	if _, err := s.Write(ctx, &Batch{UserID: "bench", Sessions: []schema.Session{sess}}); err != nil {
+	if _, err := s.Write(ctx, &Batch{UserID: "bench", Batch: schema.Batch{Sessions: []schema.Session{sess}}}); err != nil {
 		b.Fatal(err)
 	}
 	makeBatch := func() *Batch {
-		bt := &Batch{UserID: "bench", ToolCalls: make([]schema.ToolCall, 500)}
+		bt := &Batch{UserID: "bench", Batch: schema.Batch{ToolCalls: make([]schema.ToolCall, 500)}}
 		turn := g.ID()
 		for i := range bt.ToolCalls {
 			bt.ToolCalls[i] = g.ToolCall(sess.SessionID, turn, i)

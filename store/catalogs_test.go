@@ -27,7 +27,7 @@ func TestSessionCatalogs(t *testing.T) {
 			mine.ModelCatalog = []string{"fred-flash-2", "fred-pro-2"}
 			mine.ToolCatalog, mine.CommandCatalog = []string{"read_file", "bash"}, []string{"help"}
 			v1.ModelCatalog = nil
-			for _, b := range []*Batch{{UserID: "alice", Sessions: []schema.Session{mine, v1}}, {UserID: "bob", Sessions: []schema.Session{theirs}}} {
+			for _, b := range []*Batch{{UserID: "alice", Batch: schema.Batch{Sessions: []schema.Session{mine, v1}}}, {UserID: "bob", Batch: schema.Batch{Sessions: []schema.Session{theirs}}}} {
 				if _, err := s.Write(ctx, b); err != nil {
 					t.Fatal(err)
 				}

@@ -296,8 +296,8 @@ func TestEvolutionFromV1(t *testing.T) {
 				call.ResultFingerprint = g.Hash()
 				ev := g.Event(sess.SessionID)
 				ev.Seq = schema.IntOf(0)
-				if _, err := s.Write(ctx, &Batch{UserID: "alice", Sessions: []schema.Session{sess}, Turns: []schema.Turn{turn},
-					ToolCalls: []schema.ToolCall{call}, Events: []schema.Event{ev}}); err != nil {
+				if _, err := s.Write(ctx, &Batch{UserID: "alice", Batch: schema.Batch{Sessions: []schema.Session{sess}, Turns: []schema.Turn{turn},
+					ToolCalls: []schema.ToolCall{call}, Events: []schema.Event{ev}}}); err != nil {
 					t.Fatalf("v2 batch into the migrated database: %v", err)
 				}
 				if n := count(t, s, s.Set().TableName(schema.ToolCalls)+" WHERE result_fingerprint IS NOT NULL"); n != 1 {

@@ -81,16 +81,7 @@ type Batch struct {
 	// now. ClockOffset is the server clock minus the client's sent_at.
 	ReceivedAt  time.Time
 	ClockOffset time.Duration
-
-	Sessions  []schema.Session
-	Turns     []schema.Turn
-	ToolCalls []schema.ToolCall
-	Events    []schema.Event
-}
-
-// Len is the number of records in b.
-func (b *Batch) Len() int {
-	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
+	schema.Batch
 }
 
 // Result counts the records of a written batch.

@@ -79,7 +79,7 @@ func tableOf(s Store, r *schema.Record) string { return s.Set().TableName(r) }
 // sampleBatch is a session with turns, tool calls and events.
 func sampleBatch(g *fixture.Gen, turns, callsPerTurn, events int) *Batch {
 	s := g.Session()
-	b := &Batch{UserID: "user-1", Sessions: []schema.Session{s}}
+	b := &Batch{UserID: "user-1", Batch: schema.Batch{Sessions: []schema.Session{s}}}
 	for i := 0; i < turns; i++ {
 		tr := g.Turn(s.SessionID, i)
 		tr.UserInput, tr.AssistantText = "what does main.go do?", "It starts the server."
@@ -255,13 +255,13 @@ func TestSessionEndUpdatesTheOneRow(t *testing.T) {
 		ctx := context.Background()
 		g := fixture.New(3, time.Now())
 		sess := g.Session()
-		start := &Batch{UserID: "u1", Sessions: []schema.Session{sess}}
+		start := &Batch{UserID: "u1", Batch: schema.Batch{Sessions: []schema.Session{sess}}}
 		if _, err := s.Write(ctx, start); err != nil {
 			t.Fatal(err)
 		}
 		ended := sess
 		ended.EndedAt = schema.TimeOf(sess.StartedAt.Add(90 * time.Second))
-		res, err := s.Write(ctx, &Batch{UserID: "u1", Sessions: []schema.Session{ended}})
+		res, err := s.Write(ctx, &Batch{UserID: "u1", Batch: schema.Batch{Sessions: []schema.Session{ended}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func TestSessionEndUpdatesTheOneRow(t *testing.T) {
 		other := g.Session()
 		both := other
 		both.EndedAt = schema.TimeOf(other.StartedAt.Add(time.Second))
-		res, err = s.Write(ctx, &Batch{UserID: "u1", Sessions: []schema.Session{other, both}})
+		res, err = s.Write(ctx, &Batch{UserID: "u1", Batch: schema.Batch{Sessions: []schema.Session{other, both}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,10 +336,10 @@ func TestForeignSessionIsNeverTouched(t *testing.T) {
 				b    *Batch
 				path string
 			}{
-				{"end alice's session", &Batch{UserID: "bob", Sessions: []schema.Session{fresh, ended}}, "sessions[1].session_id"},
-				{"add a turn", &Batch{UserID: "bob", Turns: []schema.Turn{g.Turn(fresh.SessionID, 0), g.Turn(sid, 1)}}, "turns[1].session_id"},
-				{"add a tool call", &Batch{UserID: "bob", ToolCalls: []schema.ToolCall{g.ToolCall(sid, g.ID(), 0)}}, "tool_calls[0].session_id"},
-				{"add an event", &Batch{UserID: "bob", Events: []schema.Event{g.Event(sid)}}, "events[0].session_id"},
+				{"end alice's session", &Batch{UserID: "bob", Batch: schema.Batch{Sessions: []schema.Session{fresh, ended}}}, "sessions[1].session_id"},
+				{"add a turn", &Batch{UserID: "bob", Batch: schema.Batch{Turns: []schema.Turn{g.Turn(fresh.SessionID, 0), g.Turn(sid, 1)}}}, "turns[1].session_id"},
+				{"add a tool call", &Batch{UserID: "bob", Batch: schema.Batch{ToolCalls: []schema.ToolCall{g.ToolCall(sid, g.ID(), 0)}}}, "tool_calls[0].session_id"},
+				{"add an event", &Batch{UserID: "bob", Batch: schema.Batch{Events: []schema.Event{g.Event(sid)}}}, "events[0].session_id"},
 			}
 			for _, c := range cases {
 				_, err := s.Write(ctx, c.b)

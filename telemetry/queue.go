@@ -18,18 +18,8 @@ type buffer struct {
 }
 
 func (b *buffer) reset() {
-	// clear, not just truncate: the backing arrays are reused and must not
-	// keep text or strings of written records alive.
-	clear(b.remote.Sessions)
-	clear(b.remote.Turns)
-	clear(b.remote.ToolCalls)
-	clear(b.remote.Events)
-	clear(b.local.Sessions)
-	clear(b.local.Turns)
-	clear(b.local.ToolCalls)
-	clear(b.local.Events)
-	b.remote = RemoteBatch{b.remote.Sessions[:0], b.remote.Turns[:0], b.remote.ToolCalls[:0], b.remote.Events[:0]}
-	b.local = LocalBatch{b.local.Sessions[:0], b.local.Turns[:0], b.local.ToolCalls[:0], b.local.Events[:0]}
+	b.remote.Reset()
+	b.local.Reset()
 	b.n, b.bytes = 0, 0
 }
 
@@ -141,23 +131,24 @@ func (q *queue) drain() int {
 	return n
 }
 
-func (s *Session) accepted(b *buffer) {
-	s.q.unlock(b)
-	s.stats.recorded.Add(1)
-}
-
-func (s *Session) pushSession(r schema.Session) {
-	b := s.q.lock(sizeSession)
+// push queues r, or its remote part on the central route, unless the
+// queue is full. size is r's accounted size.
+func push[R interface {
+	AppendTo(*schema.Batch)
+	AppendRemoteTo(*schema.RemoteBatch)
+}](s *Session, r R, size int) {
+	b := s.q.lock(size)
 	if b == nil {
 		s.stats.dropped.Add(1)
 		return
 	}
 	if s.kind == Central {
-		b.remote.Sessions = append(b.remote.Sessions, r.Remote())
+		r.AppendRemoteTo(&b.remote)
 	} else {
-		b.local.Sessions = append(b.local.Sessions, r)
+		r.AppendTo(&b.local)
 	}
-	s.accepted(b)
+	s.q.unlock(b)
+	s.stats.recorded.Add(1)
 }
 
 func (s *Session) pushTurn(r *schema.Turn) {
@@ -168,43 +159,5 @@ func (s *Session) pushTurn(r *schema.Turn) {
 		}
 		size += len(r.UserInput) + len(r.AssistantText)
 	}
-	b := s.q.lock(size)
-	if b == nil {
-		s.stats.dropped.Add(1)
-		return
-	}
-	if s.kind == Central {
-		b.remote.Turns = append(b.remote.Turns, r.Remote())
-	} else {
-		b.local.Turns = append(b.local.Turns, *r)
-	}
-	s.accepted(b)
-}
-
-func (s *Session) pushToolCall(r *schema.ToolCall) {
-	b := s.q.lock(sizeToolCall)
-	if b == nil {
-		s.stats.dropped.Add(1)
-		return
-	}
-	if s.kind == Central {
-		b.remote.ToolCalls = append(b.remote.ToolCalls, r.Remote())
-	} else {
-		b.local.ToolCalls = append(b.local.ToolCalls, *r)
-	}
-	s.accepted(b)
-}
-
-func (s *Session) pushEvent(r *schema.Event) {
-	b := s.q.lock(sizeEvent)
-	if b == nil {
-		s.stats.dropped.Add(1)
-		return
-	}
-	if s.kind == Central {
-		b.remote.Events = append(b.remote.Events, r.Remote())
-	} else {
-		b.local.Events = append(b.local.Events, *r)
-	}
-	s.accepted(b)
+	push(s, *r, size)
 }

@@ -136,7 +136,7 @@ func (t *Turn) ToolCall(c ToolCall) {
 		RunStart:          runStart,
 		RunLen:            runLen,
 	}
-	s.pushToolCall(&rec)
+	push(s, rec, sizeToolCall)
 }
 
 // runMarks marks each call with its place in its run of identical calls
@@ -391,7 +391,7 @@ func (s *Session) event(p interface {
 	seq := s.eventSeq.Add(1) - 1
 	rec := schema.Event{EventID: s.ids.next(now), SessionID: s.id, TS: schema.TimeOf(now), Name: p.EventName(), Props: p.Props(),
 		Seq: schema.IntOf(fEventSeq.Clamp(seq))}
-	s.pushEvent(&rec)
+	push(s, rec, sizeEvent)
 }
 
 // End records the end of the session (sent again with ended_at; the store
@@ -403,5 +403,5 @@ func (s *Session) End() {
 	defer s.recoverPanic()
 	rec := s.session
 	rec.EndedAt = schema.TimeOf(s.opts.Now())
-	s.pushSession(rec)
+	push(s, rec, sizeSession)
 }

@@ -300,7 +300,7 @@ func (s *Session) begin(info SessionInfo) {
 		}
 		s.route.Rule = RuleCentral
 	}
-	s.pushSession(s.session)
+	push(s, s.session, sizeSession)
 	s.work = newScope(context.Background())
 	s.sends = newScope(s.work.ctx)
 	s.backlogSteps = newScope(s.sends.ctx)

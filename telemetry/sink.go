@@ -16,31 +16,11 @@ import (
 // (schema.Session.Remote and the others), applied to each record before it
 // is queued, are the client's enforcement point of SPEC §4: a field off the
 // central allowlist has nowhere to go.
-type RemoteBatch struct {
-	Sessions  []schema.RemoteSession  `json:"sessions"`
-	Turns     []schema.RemoteTurn     `json:"turns"`
-	ToolCalls []schema.RemoteToolCall `json:"tool_calls"`
-	Events    []schema.RemoteEvent    `json:"events"`
-}
-
-// Len is the number of records in b.
-func (b *RemoteBatch) Len() int {
-	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
-}
+type RemoteBatch = schema.RemoteBatch
 
 // LocalBatch is what the self-hosted route hands to its sink: whole records,
 // text included unless DSC_TELEMETRY_NO_TEXT is set.
-type LocalBatch struct {
-	Sessions  []schema.Session  `json:"sessions"`
-	Turns     []schema.Turn     `json:"turns"`
-	ToolCalls []schema.ToolCall `json:"tool_calls"`
-	Events    []schema.Event    `json:"events"`
-}
-
-// Len is the number of records in b.
-func (b *LocalBatch) Len() int {
-	return len(b.Sessions) + len(b.Turns) + len(b.ToolCalls) + len(b.Events)
-}
+type LocalBatch = schema.Batch
 
 // CentralSink receives the central route's batches: telemetry/central's
 // sender implements it; a sink that keeps no spool embeds NoSpool. The

@@ -70,11 +70,7 @@ type Batch struct {
 	// ReceivedAt is Limits.Now; ClockOffset is ReceivedAt - SentAt.
 	ReceivedAt  time.Time
 	ClockOffset time.Duration
-
-	Sessions  []schema.Session
-	Turns     []schema.Turn
-	ToolCalls []schema.ToolCall
-	Events    []schema.Event
+	schema.Batch
 
 	// Names are the model, tool and command names of a batch of version 2
 	// or later, which CheckNames checks against their sessions' catalogs.
@@ -183,11 +179,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 	b.ReceivedAt = lim.Now
 	b.ClockOffset = lim.Now.Sub(sent)
 
-	b.Sessions = make([]schema.Session, 0, len(sc.recs[0]))
-	b.Turns = make([]schema.Turn, 0, len(sc.recs[1]))
-	b.ToolCalls = make([]schema.ToolCall, 0, len(sc.recs[2]))
-	b.Events = make([]schema.Event, 0, len(sc.recs[3]))
-	v := &validator{version: b.SchemaVersion, sent: sent, b: b}
+	v := &validator{version: b.SchemaVersion, sent: sent}
 	base := make([]pstep, 2)
 	for ri, r := range schema.Records {
 		for i, sp := range sc.recs[ri] {
@@ -197,50 +189,15 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			if rj != nil {
 				return nil, rj
 			}
-			l := loc{top: r.Batch, idx: i, item: -1}
-			switch r {
-			case schema.Sessions:
-				var x schema.Session
-				if rj = v.record(r, e, l, &x); rj == nil {
-					b.Sessions = append(b.Sessions, x)
-				}
-			case schema.Turns:
-				var x schema.Turn
-				if rj = v.record(r, e, l, &x); rj == nil {
-					b.Turns = append(b.Turns, x)
-				}
-			case schema.ToolCalls:
-				var x schema.ToolCall
-				if rj = v.record(r, e, l, &x); rj == nil {
-					b.ToolCalls = append(b.ToolCalls, x)
-				}
-			case schema.Events:
-				var x schema.Event
-				if rj = v.record(r, e, l, &x); rj == nil {
-					b.Events = append(b.Events, x)
-				}
-			}
-			if rj != nil {
+			x := b.Add(r, len(sc.recs[ri]))
+			if rj := v.record(r, e, loc{top: r.Batch, idx: i, item: -1}, x); rj != nil {
 				return nil, rj
 			}
-			if len(v.names) > 0 {
-				var sid uuid.UUID
-				switch r {
-				case schema.Sessions:
-					sid = b.Sessions[len(b.Sessions)-1].SessionID
-				case schema.Turns:
-					sid = b.Turns[len(b.Turns)-1].SessionID
-				case schema.ToolCalls:
-					sid = b.ToolCalls[len(b.ToolCalls)-1].SessionID
-				case schema.Events:
-					sid = b.Events[len(b.Events)-1].SessionID
-				}
-				for _, n := range v.names {
-					n.Session = sid
-					b.Names = append(b.Names, n)
-				}
-				v.names = v.names[:0]
+			for _, n := range v.names {
+				n.Session = x.SessionRef()
+				b.Names = append(b.Names, n)
 			}
+			v.names = v.names[:0]
 		}
 	}
 	return b, nil
@@ -290,7 +247,6 @@ func at(field string) loc { return loc{key: field, idx: -1, item: -1} }
 type validator struct {
 	version int
 	sent    time.Time
-	b       *Batch
 	names   []NameRef // of the record being checked (version 2 on)
 }
 
@@ -299,11 +255,8 @@ func (v *validator) allowed(f *schema.Field) bool {
 	return f.Scope == schema.Central && f.Since <= v.version
 }
 
-// setter is what the generated record types offer the validator.
-type setter interface{ SetValue(name string, v any) bool }
-
 // record checks one record object and sets its fields on rec.
-func (v *validator) record(r *schema.Record, e *jval, l loc, rec setter) *Rejection {
+func (v *validator) record(r *schema.Record, e *jval, l loc, rec schema.Row) *Rejection {
 	if e.kind != jObj {
 		return Reject(http.StatusBadRequest, "type", l.String(), "want an object, got %s", e.kind)
 	}

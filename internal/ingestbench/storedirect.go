@@ -61,7 +61,7 @@ func measureStore(ctx context.Context, adminURL string, bs []*batch, writers, po
 	sbs := make([]store.Batch, len(bs))
 	rows := 0
 	for i, b := range bs {
-		sbs[i] = store.Batch{UserID: benchUser, ReceivedAt: now, Sessions: b.sessions, Turns: b.turns, ToolCalls: b.calls, Events: b.events}
+		sbs[i] = store.Batch{UserID: benchUser, ReceivedAt: now, Batch: schema.Batch{Sessions: b.sessions, Turns: b.turns, ToolCalls: b.calls, Events: b.events}}
 		rows += b.records
 	}
 	logf("Store.Write of the same %d rows, %d writers, pool %d (no HTTP, gzip or validation)", rows, writers, pool)

@@ -265,7 +265,11 @@ func goRecords() ([]byte, error) {
 			p("\t}\n")
 		}
 		p("\treturn dst\n}\n\n")
+		p("// AppendTo appends r to b.\nfunc (r %s) AppendTo(b *Batch) { b.%s = append(b.%s, r) }\n\n", name, batchField(r), batchField(r))
+		p("// AppendRemoteTo appends the remote part of r to b.\nfunc (r %s) AppendRemoteTo(b *RemoteBatch) { b.%s = append(b.%s, r.Remote()) }\n\n", name, batchField(r), batchField(r))
+		handles(p, name+"Fields", "the "+r.Name+" record", r.Fields, GoName(r.Batch)+".Fields")
 	}
+	batches(p)
 	// Typed props, one struct per event name.
 	names := make([]string, 0, len(schema.Events.Props))
 	for n := range schema.Events.Props {
@@ -295,6 +299,7 @@ func goRecords() ([]byte, error) {
 			}
 		}
 		p("\treturn append(b, '}')\n}\n\n")
+		handles(p, GoName(n)+"Fields", "the props of a "+n+" event", schema.Events.Props[n], fmt.Sprintf("Events.Props[%q]", n))
 	}
 	src := b.Bytes()
 	src = bytes.Replace(src, []byte("import \"github.com/google/uuid\""), []byte("import (\n\t\"strconv\"\n\t\"time\"\n\n\t\"github.com/google/uuid\"\n)"), 1)
@@ -303,4 +308,72 @@ func goRecords() ([]byte, error) {
 		return nil, fmt.Errorf("schemagen: gofmt: %w\n%s", err, src)
 	}
 	return out, nil
+}
+
+func batchField(r *schema.Record) string { return GoName(r.Batch) }
+
+// handles writes a struct of the fields fs by Go name, the typed handles
+// code uses instead of looking a field up by its name or position: a field
+// renamed in the declaration then fails to compile where it is used. The
+// values are looked up by name so that a stale file still compiles (the
+// generator imports this package) and the staleness test catches it.
+func handles(p func(string, ...any), name, what string, fs []*schema.Field, from string) {
+	var names, vals []string
+	for _, f := range fs {
+		names = append(names, GoName(f.Name))
+		vals = append(vals, fmt.Sprintf("field(%s, %q)", from, f.Name))
+	}
+	p("// %s are the fields of %s, by Go name.\n", name, what)
+	p("var %s = struct{ %s *Field }{%s}\n\n", name, strings.Join(names, ", "), strings.Join(vals, ", "))
+}
+
+// batches writes the batch types: every record type's slice, in the order
+// of schema.Records, and the loops over them.
+func batches(p func(string, ...any)) {
+	for _, remote := range []bool{false, true} {
+		t, pre := "Batch", ""
+		if remote {
+			t, pre = "RemoteBatch", "Remote"
+		}
+		if remote {
+			p("// RemoteBatch holds remote-safe records: no field that could hold text\n// (their types are the Central fields of the declaration). It is what\n// the central route queues, spools and sends.\n")
+		} else {
+			p("// Batch holds whole records of each type, written together: what the\n// self-hosted route writes and the ingest server validates and stores.\n")
+		}
+		p("type %s struct {\n", t)
+		for _, r := range schema.Records {
+			p("\t%s []%s%s `json:\"%s\"`\n", batchField(r), pre, recordType(r), r.Batch)
+		}
+		var lens []string
+		for _, r := range schema.Records {
+			lens = append(lens, "len(b."+batchField(r)+")")
+		}
+		p("}\n\n// Len is the number of records in b.\nfunc (b *%s) Len() int {\n\treturn %s\n}\n\n// Reset empties b and clears its arrays, kept for reuse, so that they\n// keep no record alive.\nfunc (b *%s) Reset() {\n", t, strings.Join(lens, " + "), t)
+		for _, r := range schema.Records {
+			p("\tb.%s = reset(b.%s)\n", batchField(r), batchField(r))
+		}
+		p("}\n\n")
+	}
+	p("// Row is what every whole record type offers the validator and the\n// stores.\ntype Row interface {\n\tID() uuid.UUID\n\tSessionRef() uuid.UUID\n")
+	p("\tStamp(userID string, receivedAt Time, clockOffsetMs int64)\n\tSetValue(name string, v any) bool\n\tAppendValues(s Set, dst []any) []any\n")
+	p("\tAppendTo(b *Batch)\n\tAppendRemoteTo(b *RemoteBatch)\n}\n\n")
+	p("// Add appends a zero record of r's type to b and returns it to be filled\n// (the first of a type makes room for n of them).\nfunc (b *Batch) Add(r *Record, n int) Row {\n\tswitch r {\n")
+	for _, r := range schema.Records {
+		p("\tcase %s:\n\t\treturn add(&b.%s, n)\n", GoName(r.Batch), batchField(r))
+	}
+	p("\t}\n\tpanic(\"schema: \" + r.Name + \" is not a batch record\")\n}\n\n")
+	p("// Split returns the first n records of b, in the order of Records, and\n// the rest, both views of b.\nfunc (b RemoteBatch) Split(n int) (head, rest RemoteBatch) {\n")
+	for _, r := range schema.Records {
+		p("\thead.%s, b.%s, n = split(b.%s, n)\n", batchField(r), batchField(r), batchField(r))
+	}
+	p("\treturn head, b\n}\n\n")
+	p("// AppendJSON appends the record arrays of b as the members of a JSON\n// object (\"sessions\":[…],…), through the records' own AppendJSON.\nfunc (b *RemoteBatch) AppendJSON(out []byte) []byte {\n")
+	for i, r := range schema.Records {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		p("\tout = appendArray(out, `%s\"%s\":`, b.%s)\n", sep, r.Batch, batchField(r))
+	}
+	p("\treturn out\n}\n\n")
 }

@@ -118,35 +118,8 @@ func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	out = schema.AppendString(out, s.fredVersion)
 	out = append(out, `,"runtime_version":`...)
 	out = schema.AppendString(out, rv)
-	out = append(out, `},"sessions":[`...)
-	for i := range b.Sessions {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = b.Sessions[i].AppendJSON(out)
-	}
-	out = append(out, `],"turns":[`...)
-	for i := range b.Turns {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = b.Turns[i].AppendJSON(out)
-	}
-	out = append(out, `],"tool_calls":[`...)
-	for i := range b.ToolCalls {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = b.ToolCalls[i].AppendJSON(out)
-	}
-	out = append(out, `],"events":[`...)
-	for i := range b.Events {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = b.Events[i].AppendJSON(out)
-	}
-	out = append(out, "]}"...)
+	out = append(out, "},"...)
+	out = append(b.AppendJSON(out), '}')
 	s.buf = out
 	return out
 }
@@ -173,44 +146,11 @@ const MaxRecords = 500
 // chunks splits b into batches of at most max records, as views of b.
 func chunks(b *telemetry.RemoteBatch, max int) []telemetry.RemoteBatch {
 	var out []telemetry.RemoteBatch
-	cur := telemetry.RemoteBatch{}
-	room := max
-	take := func(n int) int { k := min(n, room); room -= k; return k }
-	flush := func() {
-		if cur.Len() > 0 {
-			out = append(out, cur)
-		}
-		cur, room = telemetry.RemoteBatch{}, max
+	for rest := *b; rest.Len() > 0; {
+		var c telemetry.RemoteBatch
+		c, rest = rest.Split(max)
+		out = append(out, c)
 	}
-	for ss := b.Sessions; len(ss) > 0; {
-		k := take(len(ss))
-		cur.Sessions, ss = ss[:k], ss[k:]
-		if room == 0 {
-			flush()
-		}
-	}
-	for ts := b.Turns; len(ts) > 0; {
-		k := take(len(ts))
-		cur.Turns, ts = ts[:k], ts[k:]
-		if room == 0 {
-			flush()
-		}
-	}
-	for cs := b.ToolCalls; len(cs) > 0; {
-		k := take(len(cs))
-		cur.ToolCalls, cs = cs[:k], cs[k:]
-		if room == 0 {
-			flush()
-		}
-	}
-	for es := b.Events; len(es) > 0; {
-		k := take(len(es))
-		cur.Events, es = es[:k], es[k:]
-		if room == 0 {
-			flush()
-		}
-	}
-	flush()
 	return out
 }
 

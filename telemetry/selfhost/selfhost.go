@@ -44,7 +44,7 @@ func (k *sink) Write(ctx context.Context, b *telemetry.LocalBatch) error {
 		t.UserInput = telemetry.StorableText(t.UserInput)
 		t.AssistantText = telemetry.StorableText(t.AssistantText)
 	}
-	_, err := k.s.Write(ctx, &store.Batch{Sessions: b.Sessions, Turns: b.Turns, ToolCalls: b.ToolCalls, Events: b.Events})
+	_, err := k.s.Write(ctx, &store.Batch{Batch: *b})
 	if errors.Is(err, store.ErrRejected) {
 		return &telemetry.SendError{Err: err, Drop: true}
 	}
