@@ -121,14 +121,14 @@ func (t *Turn) ToolCall(c ToolCall) {
 		CallID:          id,
 		SessionID:       s.id,
 		TurnID:          t.id,
-		Seq:             fCallSeq.Clamp(seq),
+		Seq:             schema.ToolCallFields.Seq.Clamp(seq),
 		StartedAt:       schema.TimeOf(start),
 		ToolName:        name,
 		ArgsFingerprint: argsFP,
-		Permission:      s.clean(fPermission, c.Permission),
-		DurationMs:      fCallDur.Clamp(c.Duration.Milliseconds()),
+		Permission:      s.clean(schema.ToolCallFields.Permission, c.Permission),
+		DurationMs:      schema.ToolCallFields.DurationMs.Clamp(c.Duration.Milliseconds()),
 		Outcome:         outcome,
-		ResultBytes:     fResult.Clamp(resultBytes),
+		ResultBytes:     schema.ToolCallFields.ResultBytes.Clamp(resultBytes),
 		ResultIsError:   strings.HasPrefix(c.Result, "Error:"),
 		// Same arguments and same result again: the agent is stuck; same
 		// arguments and a changing result: it is polling.
@@ -195,7 +195,7 @@ func (s *Session) toolName(name string) string {
 // "mcp" for a tool of an MCP server the user configured, else "other".
 func (s *Session) cleanToolName(name string) string {
 	if s.kind != Central {
-		return s.clean(fToolName, name)
+		return s.clean(schema.ToolCallFields.ToolName, name)
 	}
 	if s.tools[name] {
 		return name
@@ -229,7 +229,7 @@ func isMCPName(name string) bool {
 // there is none.
 func (s *Session) modelName(m string) string {
 	if s.kind != Central {
-		return s.clean(fModel, m)
+		return s.clean(schema.SessionFields.Model, m)
 	}
 	if s.models[m] {
 		return m
@@ -284,23 +284,23 @@ func (t *Turn) End(r TurnResult) {
 	rec := schema.Turn{
 		TurnID:           t.id,
 		SessionID:        s.id,
-		Seq:              fTurnSeq.Clamp(t.seq),
+		Seq:              schema.TurnFields.Seq.Clamp(t.seq),
 		StartedAt:        schema.TimeOf(t.start),
 		Model:            s.modelName(model),
-		Mode:             s.clean(fMode, t.mode),
-		PromptTokens:     fTokens.Clamp(int64(r.PromptTokens)),
-		CompletionTokens: fTokens.Clamp(int64(r.CompletionTokens)),
-		CachedTokens:     fTokens.Clamp(int64(r.CachedTokens)),
-		FinishReason:     s.clean(fFinish, r.FinishReason),
-		DurationMs:       fTurnDuration.Clamp(now.Sub(t.start).Milliseconds()),
-		NumToolCalls:     fNumCalls.Clamp(n),
-		PromptChars:      fChars.Clamp(textChars(r.UserInput, r.PromptChars)),
-		ResponseChars:    fChars.Clamp(textChars(r.AssistantText, r.ResponseChars)),
+		Mode:             s.clean(schema.TurnFields.Mode, t.mode),
+		PromptTokens:     schema.TurnFields.PromptTokens.Clamp(int64(r.PromptTokens)),
+		CompletionTokens: schema.TurnFields.CompletionTokens.Clamp(int64(r.CompletionTokens)),
+		CachedTokens:     schema.TurnFields.CachedTokens.Clamp(int64(r.CachedTokens)),
+		FinishReason:     s.clean(schema.TurnFields.FinishReason, r.FinishReason),
+		DurationMs:       schema.TurnFields.DurationMs.Clamp(now.Sub(t.start).Milliseconds()),
+		NumToolCalls:     schema.TurnFields.NumToolCalls.Clamp(n),
+		PromptChars:      schema.TurnFields.PromptChars.Clamp(textChars(r.UserInput, r.PromptChars)),
+		ResponseChars:    schema.TurnFields.ResponseChars.Clamp(textChars(r.AssistantText, r.ResponseChars)),
 		UserInput:        s.storedText(r.UserInput),
 		AssistantText:    s.storedText(r.AssistantText),
 	}
 	if r.APIErrorType != "" {
-		rec.APIErrorType = schema.OptString(s.clean(fAPIError, r.APIErrorType))
+		rec.APIErrorType = schema.OptString(s.clean(schema.TurnFields.APIErrorType, r.APIErrorType))
 	}
 	s.pushTurn(&rec)
 }
@@ -354,11 +354,11 @@ func (s *Session) APIRetry(r Retry) {
 	}
 	defer s.recoverPanic()
 	s.event(schema.APIRetryProps{
-		Attempt:   fAttempt.Clamp(int64(r.Attempt)),
-		DelayMs:   fDelay.Clamp(r.Delay.Milliseconds()),
-		ErrorType: s.clean(fRetryError, r.ErrorType),
-		Status:    fStatus.Clamp(int64(r.Status)),
-		LatencyMs: fLatency.Clamp(r.Latency.Milliseconds()),
+		Attempt:   schema.APIRetryFields.Attempt.Clamp(int64(r.Attempt)),
+		DelayMs:   schema.APIRetryFields.DelayMs.Clamp(r.Delay.Milliseconds()),
+		ErrorType: s.clean(schema.APIRetryFields.ErrorType, r.ErrorType),
+		Status:    schema.APIRetryFields.Status.Clamp(int64(r.Status)),
+		LatencyMs: schema.APIRetryFields.LatencyMs.Clamp(r.Latency.Milliseconds()),
 	})
 }
 
@@ -368,7 +368,7 @@ func (s *Session) ModeChange(from, to string) {
 		return
 	}
 	defer s.recoverPanic()
-	s.event(schema.ModeChangeProps{From: s.clean(fMode, from), To: s.clean(fMode, to)})
+	s.event(schema.ModeChangeProps{From: s.clean(schema.ModeChangeFields.From, from), To: s.clean(schema.ModeChangeFields.To, to)})
 }
 
 // ModelSwap records a change of model.
@@ -390,7 +390,7 @@ func (s *Session) event(p interface {
 	now := s.opts.Now()
 	seq := s.eventSeq.Add(1) - 1
 	rec := schema.Event{EventID: s.ids.next(now), SessionID: s.id, TS: schema.TimeOf(now), Name: p.EventName(), Props: p.Props(),
-		Seq: schema.IntOf(fEventSeq.Clamp(seq))}
+		Seq: schema.IntOf(schema.EventFields.Seq.Clamp(seq))}
 	push(s, rec, sizeEvent)
 }
 

@@ -308,44 +308,6 @@ func (s *Session) begin(info SessionInfo) {
 	go s.run(s.route)
 }
 
-var (
-	fModel    = schema.Sessions.Field("model")
-	fVersion  = schema.Sessions.Field("fred_version")
-	fRuntime  = schema.Sessions.Field("runtime_version")
-	fOS       = schema.Sessions.Field("os")
-	fShell    = schema.Sessions.Field("shell")
-	fTools    = schema.Sessions.Field("tool_catalog")
-	fCommands = schema.Sessions.Field("command_catalog")
-	fModels   = schema.Sessions.Field("model_catalog")
-	fAgent    = schema.Sessions.Field("agent")
-
-	fAgentVersion = schema.Sessions.Field("agent_version")
-
-	fTurnSeq      = schema.Turns.Field("seq")
-	fMode         = schema.Turns.Field("mode")
-	fFinish       = schema.Turns.Field("finish_reason")
-	fAPIError     = schema.Turns.Field("api_error_type")
-	fTokens       = schema.Turns.Field("prompt_tokens")
-	fTurnDuration = schema.Turns.Field("duration_ms")
-	fNumCalls     = schema.Turns.Field("num_tool_calls")
-	fChars        = schema.Turns.Field("prompt_chars")
-
-	fToolName   = schema.ToolCalls.Field("tool_name")
-	fPermission = schema.ToolCalls.Field("permission")
-	fCallSeq    = schema.ToolCalls.Field("seq")
-	fCallDur    = schema.ToolCalls.Field("duration_ms")
-	fResult     = schema.ToolCalls.Field("result_bytes")
-
-	fEventSeq = schema.Events.Field("seq")
-
-	fCommand    = schema.Events.Props["slash_command"][0]
-	fAttempt    = schema.Events.Props["api_retry"][0]
-	fDelay      = schema.Events.Props["api_retry"][1]
-	fRetryError = schema.Events.Props["api_retry"][2]
-	fStatus     = schema.Events.Props["api_retry"][3]
-	fLatency    = schema.Events.Props["api_retry"][4]
-)
-
 var goVersion = regexp.MustCompile(`go[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,3})?((rc|beta)[0-9]{1,2})?`)
 
 func (s *Session) clean(f *schema.Field, v string) string {
@@ -378,20 +340,20 @@ func (s *Session) sessionRecord(info SessionInfo, now time.Time) schema.Session 
 	rec := schema.Session{
 		SessionID:      s.id,
 		StartedAt:      schema.TimeOf(now),
-		FredVersion:    s.clean(fVersion, s.opts.FredVersion),
-		RuntimeVersion: s.clean(fRuntime, goVersion.FindString(runtime.Version())),
-		OS:             s.clean(fOS, osName),
-		Shell:          s.clean(fShell, shell),
-		ToolCatalog:    fTools.CleanList(tools),
-		CommandCatalog: fCommands.CleanList(normalizeCommands(info.Commands)),
-		ModelCatalog:   fModels.CleanList(info.Models),
+		FredVersion:    s.clean(schema.SessionFields.FredVersion, s.opts.FredVersion),
+		RuntimeVersion: s.clean(schema.SessionFields.RuntimeVersion, goVersion.FindString(runtime.Version())),
+		OS:             s.clean(schema.SessionFields.OS, osName),
+		Shell:          s.clean(schema.SessionFields.Shell, shell),
+		ToolCatalog:    schema.SessionFields.ToolCatalog.CleanList(tools),
+		CommandCatalog: schema.SessionFields.CommandCatalog.CleanList(normalizeCommands(info.Commands)),
+		ModelCatalog:   schema.SessionFields.ModelCatalog.CleanList(info.Models),
 		// Fred itself unless the embedder says which agent (the relay);
 		// agent_version is for those: Fred's is fred_version.
 		Agent: "fred",
 	}
 	if info.Agent != "" {
-		rec.Agent = schema.OptString(s.clean(fAgent, info.Agent))
-		if v, ok := fAgentVersion.Clean(info.AgentVersion); ok && info.AgentVersion != "" {
+		rec.Agent = schema.OptString(s.clean(schema.SessionFields.Agent, info.Agent))
+		if v, ok := schema.SessionFields.AgentVersion.Clean(info.AgentVersion); ok && info.AgentVersion != "" {
 			rec.AgentVersion = schema.OptString(v)
 		}
 	}

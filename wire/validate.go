@@ -146,11 +146,11 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			return nil, Reject(http.StatusBadRequest, "unknown_field", "client."+declaredName(m.key), "field not allowed")
 		}
 	}
-	fv, rj := stringOf(client.field("fred_version"), at("client.fred_version"), schema.Sessions.Field("fred_version"))
+	fv, rj := stringOf(client.field("fred_version"), at("client.fred_version"), schema.SessionFields.FredVersion)
 	if rj != nil {
 		return nil, rj
 	}
-	if _, rj := stringOf(client.field("runtime_version"), at("client.runtime_version"), schema.Sessions.Field("runtime_version")); rj != nil {
+	if _, rj := stringOf(client.field("runtime_version"), at("client.runtime_version"), schema.SessionFields.RuntimeVersion); rj != nil {
 		return nil, rj
 	}
 	if lim.MinClient != "" && semverLess(fv, lim.MinClient) {

@@ -432,7 +432,7 @@ func (p *parser) sessionStart(line []byte) {
 	s.TS, tsOK = p.ts(l.TS)
 	ok = tsOK && ok
 	ok = p.required("model", l.Model) && ok
-	if l.FredVersion != "" && !schema.Sessions.Field("fred_version").Allows(l.FredVersion) {
+	if l.FredVersion != "" && !schema.SessionFields.FredVersion.Allows(l.FredVersion) {
 		p.fail("fred_version", "%q is not a version such as 1.4.2", l.FredVersion)
 		ok = false
 	}
@@ -486,21 +486,6 @@ func (p *parser) outside(typ string) {
 	}
 }
 
-var (
-	fMode       = schema.Turns.Field("mode")
-	fFinish     = schema.Turns.Field("finish_reason")
-	fAPIError   = schema.Turns.Field("api_error_type")
-	fTokens     = schema.Turns.Field("prompt_tokens")
-	fTurnDur    = schema.Turns.Field("duration_ms")
-	fPermission = schema.ToolCalls.Field("permission")
-	fCallDur    = schema.ToolCalls.Field("duration_ms")
-	fAttempt    = schema.Events.Props["api_retry"][0]
-	fDelay      = schema.Events.Props["api_retry"][1]
-	fRetryError = schema.Events.Props["api_retry"][2]
-	fStatus     = schema.Events.Props["api_retry"][3]
-	fLatency    = schema.Events.Props["api_retry"][4]
-)
-
 func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 	s := p.cur
 	if s == nil {
@@ -518,15 +503,15 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			return
 		}
 		tsRaw = l.TS
-		ok = p.enum("mode", fMode, l.Mode) && ok
+		ok = p.enum("mode", schema.TurnFields.Mode, l.Mode) && ok
 		ok = p.required("model", l.Model) && ok
-		ok = p.bounded("prompt_tokens", fTokens, l.PromptTokens) && ok
-		ok = p.bounded("completion_tokens", fTokens, l.CompletionTokens) && ok
-		ok = p.bounded("cached_tokens", fTokens, l.CachedTokens) && ok
-		ok = p.enum("finish_reason", fFinish, l.FinishReason) && ok
-		ok = p.bounded("duration_ms", fTurnDur, l.DurationMs) && ok
+		ok = p.bounded("prompt_tokens", schema.TurnFields.PromptTokens, l.PromptTokens) && ok
+		ok = p.bounded("completion_tokens", schema.TurnFields.CompletionTokens, l.CompletionTokens) && ok
+		ok = p.bounded("cached_tokens", schema.TurnFields.CachedTokens, l.CachedTokens) && ok
+		ok = p.enum("finish_reason", schema.TurnFields.FinishReason, l.FinishReason) && ok
+		ok = p.bounded("duration_ms", schema.TurnFields.DurationMs, l.DurationMs) && ok
 		if l.APIErrorType != "" {
-			ok = p.enum("api_error_type", fAPIError, l.APIErrorType) && ok
+			ok = p.enum("api_error_type", schema.TurnFields.APIErrorType, l.APIErrorType) && ok
 		}
 		st.Turn = &Turn{Mode: l.Mode, Model: l.Model, Duration: time.Duration(l.DurationMs) * time.Millisecond,
 			Result: telemetry.TurnResult{
@@ -557,8 +542,8 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			p.fail("args", "want a JSON object, got %s", jsonKind(a))
 			ok = false
 		}
-		ok = p.enum("permission", fPermission, l.Permission) && ok
-		ok = p.bounded("duration_ms", fCallDur, l.DurationMs) && ok
+		ok = p.enum("permission", schema.ToolCallFields.Permission, l.Permission) && ok
+		ok = p.bounded("duration_ms", schema.ToolCallFields.DurationMs, l.DurationMs) && ok
 		st.Call = &telemetry.ToolCall{Name: l.ToolName, Args: []byte(l.Args), Result: l.Result, Permission: l.Permission,
 			Failed: l.Failed, Duration: time.Duration(l.DurationMs) * time.Millisecond}
 	case "event":
@@ -596,12 +581,12 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 				p.fail("attempt", "missing (the retry number, from 1)")
 				ok = false
 			} else {
-				ok = p.bounded("attempt", fAttempt, l.Attempt) && ok
+				ok = p.bounded("attempt", schema.APIRetryFields.Attempt, l.Attempt) && ok
 			}
-			ok = p.bounded("delay_ms", fDelay, l.DelayMs) && ok
-			ok = p.enum("error_type", fRetryError, l.ErrorType) && ok
-			ok = p.bounded("status", fStatus, l.Status) && ok
-			ok = p.bounded("latency_ms", fLatency, l.LatencyMs) && ok
+			ok = p.bounded("delay_ms", schema.APIRetryFields.DelayMs, l.DelayMs) && ok
+			ok = p.enum("error_type", schema.APIRetryFields.ErrorType, l.ErrorType) && ok
+			ok = p.bounded("status", schema.APIRetryFields.Status, l.Status) && ok
+			ok = p.bounded("latency_ms", schema.APIRetryFields.LatencyMs, l.LatencyMs) && ok
 			ev.Retry = telemetry.Retry{Attempt: int(l.Attempt), Delay: time.Duration(l.DelayMs) * time.Millisecond,
 				Latency: time.Duration(l.LatencyMs) * time.Millisecond, ErrorType: l.ErrorType, Status: int(l.Status)}
 		case "mode_change", "model_swap":
@@ -611,8 +596,8 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			}
 			tsRaw = l.TS
 			if kind == "mode_change" {
-				ok = p.enum("from", fMode, l.From) && ok
-				ok = p.enum("to", fMode, l.To) && ok
+				ok = p.enum("from", schema.ModeChangeFields.From, l.From) && ok
+				ok = p.enum("to", schema.ModeChangeFields.To, l.To) && ok
 			} else {
 				ok = p.required("from", l.From) && ok
 				ok = p.required("to", l.To) && ok
