@@ -162,28 +162,6 @@ func (r *RemoteSession) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// Local makes a whole record of r, with its other fields zero.
-func (r *RemoteSession) Local() Session {
-	return Session{
-		SessionID:          r.SessionID,
-		StartedAt:          r.StartedAt,
-		EndedAt:            r.EndedAt,
-		Model:              r.Model,
-		FredVersion:        r.FredVersion,
-		RuntimeVersion:     r.RuntimeVersion,
-		OS:                 r.OS,
-		Shell:              r.Shell,
-		GitDirty:           r.GitDirty,
-		AgentsMDHash:       r.AgentsMDHash,
-		SystemPromptSHA256: r.SystemPromptSHA256,
-		ToolCatalog:        r.ToolCatalog,
-		CommandCatalog:     r.CommandCatalog,
-		ModelCatalog:       r.ModelCatalog,
-		Agent:              r.Agent,
-		AgentVersion:       r.AgentVersion,
-	}
-}
-
 // ID is the record id.
 func (r *Session) ID() uuid.UUID { return r.SessionID }
 
@@ -426,27 +404,6 @@ func (r *RemoteTurn) AppendJSON(b []byte) []byte {
 	b = append(b, `,"response_chars":`...)
 	b = strconv.AppendInt(b, r.ResponseChars, 10)
 	return append(b, '}')
-}
-
-// Local makes a whole record of r, with its other fields zero.
-func (r *RemoteTurn) Local() Turn {
-	return Turn{
-		TurnID:           r.TurnID,
-		SessionID:        r.SessionID,
-		Seq:              r.Seq,
-		StartedAt:        r.StartedAt,
-		Model:            r.Model,
-		Mode:             r.Mode,
-		PromptTokens:     r.PromptTokens,
-		CompletionTokens: r.CompletionTokens,
-		CachedTokens:     r.CachedTokens,
-		FinishReason:     r.FinishReason,
-		DurationMs:       r.DurationMs,
-		NumToolCalls:     r.NumToolCalls,
-		APIErrorType:     r.APIErrorType,
-		PromptChars:      r.PromptChars,
-		ResponseChars:    r.ResponseChars,
-	}
 }
 
 // ID is the record id.
@@ -696,27 +653,6 @@ func (r *RemoteToolCall) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// Local makes a whole record of r, with its other fields zero.
-func (r *RemoteToolCall) Local() ToolCall {
-	return ToolCall{
-		CallID:            r.CallID,
-		SessionID:         r.SessionID,
-		TurnID:            r.TurnID,
-		Seq:               r.Seq,
-		StartedAt:         r.StartedAt,
-		ToolName:          r.ToolName,
-		ArgsFingerprint:   r.ArgsFingerprint,
-		Permission:        r.Permission,
-		DurationMs:        r.DurationMs,
-		Outcome:           r.Outcome,
-		ResultBytes:       r.ResultBytes,
-		ResultIsError:     r.ResultIsError,
-		ResultFingerprint: r.ResultFingerprint,
-		RunStart:          r.RunStart,
-		RunLen:            r.RunLen,
-	}
-}
-
 // ID is the record id.
 func (r *ToolCall) ID() uuid.UUID { return r.CallID }
 
@@ -907,18 +843,6 @@ func (r *RemoteEvent) AppendJSON(b []byte) []byte {
 	b = append(b, `,"seq":`...)
 	b = r.Seq.AppendJSON(b)
 	return append(b, '}')
-}
-
-// Local makes a whole record of r, with its other fields zero.
-func (r *RemoteEvent) Local() Event {
-	return Event{
-		EventID:   r.EventID,
-		SessionID: r.SessionID,
-		TS:        r.TS,
-		Name:      r.Name,
-		Props:     r.Props,
-		Seq:       r.Seq,
-	}
 }
 
 // ID is the record id.

@@ -211,13 +211,6 @@ func goRecords() ([]byte, error) {
 			}
 		}
 		p("\treturn append(b, '}')\n}\n\n")
-		p("// Local makes a whole record of r, with its other fields zero.\nfunc (r *Remote%s) Local() %s {\n\treturn %s{\n", name, name, name)
-		for _, f := range r.Fields {
-			if f.Scope == schema.Central {
-				p("\t\t%s: r.%s,\n", GoName(f.Name), GoName(f.Name))
-			}
-		}
-		p("\t}\n}\n\n")
 		p("// ID is the record id.\nfunc (r *%s) ID() uuid.UUID { return r.%s }\n\n", name, GoName(r.Key().Name))
 		p("// SessionRef is the session the record belongs to.\nfunc (r *%s) SessionRef() uuid.UUID { return r.SessionID }\n\n", name)
 		p("// Stamp sets the server fields.\nfunc (r *%s) Stamp(userID string, receivedAt Time, clockOffsetMs int64) {\n", name)
