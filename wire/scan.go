@@ -75,8 +75,8 @@ var declBounds = func() bounds {
 	for _, k := range topLevel {
 		add(k)
 	}
-	add("fred_version")
-	add("runtime_version")
+	add(KeyFredVersion)
+	add(KeyRuntimeVersion)
 	b.maxMembers = max(len(topLevel), 2)
 	str := func(f *schema.Field) {
 		switch f.Kind {
@@ -535,7 +535,7 @@ func (sc *scanner) object(depth int, c ctx) *Rejection {
 			switch {
 			case recordIndex(name) >= 0:
 				child = ctxRecords
-			case name == "client":
+			case name == KeyClient:
 				child = ctxClient
 			default:
 				child = ctxScalar

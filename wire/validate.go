@@ -89,7 +89,26 @@ func SupportedVersions() []int {
 	return out
 }
 
-var topLevel = []string{"schema_version", "batch_id", "sent_at", "client", "sessions", "turns", "tool_calls", "events"}
+// The names of a batch's envelope, its members besides the record arrays
+// (named by schema.Record.Batch): the client's encoder and the validator
+// both spell them from here.
+const (
+	KeySchemaVersion  = "schema_version"
+	KeyBatchID        = "batch_id"
+	KeySentAt         = "sent_at"
+	KeyClient         = "client" // an object of these two:
+	KeyFredVersion    = "fred_version"
+	KeyRuntimeVersion = "runtime_version"
+)
+
+// topLevel are the members of a batch: the envelope, then the record arrays.
+var topLevel = func() []string {
+	out := []string{KeySchemaVersion, KeyBatchID, KeySentAt, KeyClient}
+	for _, r := range schema.Records {
+		out = append(out, r.Batch)
+	}
+	return out
+}()
 
 // Validate (the validateBatch of SPEC §4) checks a whole batch against the schema declaration and
 // decodes it. The first problem rejects everything: unknown or forbidden
@@ -118,11 +137,11 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		return p.parseAt(sp, []pstep{{name: name}})
 	}
 	// The version decides the allowlist, so it is checked first.
-	sv, rj := top("schema_version")
+	sv, rj := top(KeySchemaVersion)
 	if rj != nil {
 		return nil, rj
 	}
-	ver, rj := intOf(sv, at("schema_version"))
+	ver, rj := intOf(sv, at(KeySchemaVersion))
 	if rj != nil {
 		return nil, rj
 	}
@@ -131,49 +150,49 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 		versions = SupportedVersions()
 	}
 	if !slices.Contains(versions, int(ver)) {
-		return nil, Reject(http.StatusUnprocessableEntity, "schema_version_unsupported", "schema_version", "schema_version_unsupported")
+		return nil, Reject(http.StatusUnprocessableEntity, "schema_version_unsupported", KeySchemaVersion, "schema_version_unsupported")
 	}
 	b := &Batch{SchemaVersion: int(ver)}
-	client, rj := top("client")
+	client, rj := top(KeyClient)
 	if rj != nil {
 		return nil, rj
 	}
 	if client == nil || client.kind != jObj {
-		return nil, Reject(http.StatusBadRequest, "type", "client", "want an object with fred_version and runtime_version")
+		return nil, Reject(http.StatusBadRequest, "type", KeyClient, "want an object with fred_version and runtime_version")
 	}
 	for _, m := range client.members {
-		if m.key != "fred_version" && m.key != "runtime_version" {
-			return nil, Reject(http.StatusBadRequest, "unknown_field", "client."+declaredName(m.key), "field not allowed")
+		if m.key != KeyFredVersion && m.key != KeyRuntimeVersion {
+			return nil, Reject(http.StatusBadRequest, "unknown_field", KeyClient+"."+declaredName(m.key), "field not allowed")
 		}
 	}
-	fv, rj := stringOf(client.field("fred_version"), at("client.fred_version"), schema.SessionFields.FredVersion)
+	fv, rj := stringOf(client.field(KeyFredVersion), at(KeyClient+"."+KeyFredVersion), schema.SessionFields.FredVersion)
 	if rj != nil {
 		return nil, rj
 	}
-	if _, rj := stringOf(client.field("runtime_version"), at("client.runtime_version"), schema.SessionFields.RuntimeVersion); rj != nil {
+	if _, rj := stringOf(client.field(KeyRuntimeVersion), at(KeyClient+"."+KeyRuntimeVersion), schema.SessionFields.RuntimeVersion); rj != nil {
 		return nil, rj
 	}
 	if lim.MinClient != "" && semverLess(fv, lim.MinClient) {
-		return nil, Reject(http.StatusUpgradeRequired, "client_too_old", "client.fred_version", "client older than %s", lim.MinClient)
+		return nil, Reject(http.StatusUpgradeRequired, "client_too_old", KeyClient+"."+KeyFredVersion, "client older than %s", lim.MinClient)
 	}
 	b.FredVersion = fv
-	bid, rj := top("batch_id")
+	bid, rj := top(KeyBatchID)
 	if rj != nil {
 		return nil, rj
 	}
-	if b.BatchID, rj = uuidOf(bid, at("batch_id")); rj != nil {
+	if b.BatchID, rj = uuidOf(bid, at(KeyBatchID)); rj != nil {
 		return nil, rj
 	}
-	sa, rj := top("sent_at")
+	sa, rj := top(KeySentAt)
 	if rj != nil {
 		return nil, rj
 	}
-	sent, rj := timeOf(sa, at("sent_at"))
+	sent, rj := timeOf(sa, at(KeySentAt))
 	if rj != nil {
 		return nil, rj
 	}
 	if d := lim.Now.Sub(sent); lim.MaxClockSkew > 0 && (d > lim.MaxClockSkew || d < -lim.MaxClockSkew) {
-		return nil, Reject(http.StatusBadRequest, "clock", "sent_at", "more than %s from the server clock", lim.MaxClockSkew)
+		return nil, Reject(http.StatusBadRequest, "clock", KeySentAt, "more than %s from the server clock", lim.MaxClockSkew)
 	}
 	b.SentAt = sent
 	b.ReceivedAt = lim.Now

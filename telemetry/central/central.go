@@ -33,6 +33,7 @@ import (
 	"github.com/fredcode/fredtel/internal/redact"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/telemetry"
+	"github.com/fredcode/fredtel/wire"
 	"github.com/google/uuid"
 )
 
@@ -108,15 +109,15 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	rv, _ := schema.SessionFields.RuntimeVersion.Clean(goVersion())
 	out := s.buf[:0]
-	out = append(out, `{"schema_version":`...)
+	out = append(out, `{"`+wire.KeySchemaVersion+`":`...)
 	out = strconv.AppendInt(out, schema.Version, 10)
-	out = append(out, `,"batch_id":`...)
+	out = append(out, `,"`+wire.KeyBatchID+`":`...)
 	out = schema.AppendUUID(out, uuid.Must(uuid.NewV7()))
-	out = append(out, `,"sent_at":`...)
+	out = append(out, `,"`+wire.KeySentAt+`":`...)
 	out = schema.TimeOf(s.now()).AppendJSON(out)
-	out = append(out, `,"client":{"fred_version":`...)
+	out = append(out, `,"`+wire.KeyClient+`":{"`+wire.KeyFredVersion+`":`...)
 	out = schema.AppendString(out, s.fredVersion)
-	out = append(out, `,"runtime_version":`...)
+	out = append(out, `,"`+wire.KeyRuntimeVersion+`":`...)
 	out = schema.AppendString(out, rv)
 	out = append(out, "},"...)
 	out = append(b.AppendJSON(out), '}')
@@ -209,7 +210,7 @@ func refreshSentAt(body []byte, now time.Time) []byte {
 		return body
 	}
 	ts, _ := json.Marshal(schema.TimeOf(now))
-	m["sent_at"] = ts
+	m[wire.KeySentAt] = ts
 	out, err := json.Marshal(m)
 	if err != nil {
 		return body
