@@ -280,7 +280,7 @@ var (
 // table sets.
 func TestPages(t *testing.T) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				db := be.URL(t)

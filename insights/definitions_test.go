@@ -14,7 +14,7 @@ import (
 // filled by build.
 func forEach[C any](t *testing.T, build func(f *fx) C, fn func(t *testing.T, url string, set schema.Set, f *fx, c C)) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				f := newFx(t)

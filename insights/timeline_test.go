@@ -48,7 +48,7 @@ func timelineFleet(f *fx) *sess {
 
 func TestTimeline(t *testing.T) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				f := newFx(t)

@@ -37,7 +37,7 @@ func trPct(v []float64, p float64) float64 {
 // table sets, to the byte alike; the bucket of each record is its
 // session's; percentiles are percentile_cont of the bucket's turns.
 func TestTrends(t *testing.T) {
-	for _, set := range schema.Sets {
+	for _, set := range schema.Sets() {
 		t.Run(set.String(), func(t *testing.T) {
 			t.Parallel()
 			var got [2][]byte

@@ -66,7 +66,7 @@ func init() {
 			enumSets[f] = m
 		}
 	}
-	for _, r := range Records {
+	for _, r := range records {
 		for _, f := range r.Fields {
 			add(f)
 		}

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -218,7 +219,7 @@ type RetiredIndex struct {
 }
 
 // Current is the declaration of this build.
-var Current = &Declaration{Version: Version, Records: Records, ServerTables: ServerTables, Rollups: Rollups, Retired: RetiredIndexes}
+var Current = &Declaration{Version: Version, Records: slices.Clone(records[:]), ServerTables: slices.Clone(serverTables[:]), Rollups: Rollups, Retired: RetiredIndexes}
 
 // RetiredIndexes: early builds of migration 1 indexed the record tables by
 // (user_id, time); a later one of the same migration did not (the index

@@ -219,9 +219,12 @@ var Events = &Record{
 	},
 }
 
+var records = [...]*Record{Sessions, Turns, ToolCalls, Events}
+
 // Records lists every record type, in the order batches carry them and
-// stores write them (sessions first, so ownership is settled before children).
-var Records = []*Record{Sessions, Turns, ToolCalls, Events}
+// stores write them (sessions first, so ownership is settled before
+// children): a copy, so the declaration cannot be changed through it.
+func Records() [len(records)]*Record { return records }
 
 // APIKeys declares the ingest server's API keys: only a key's SHA-256 is
 // stored, never the key. A server table: central set only, never in a batch.
@@ -239,5 +242,7 @@ var APIKeys = &Record{
 	},
 }
 
+var serverTables = [...]*Record{APIKeys}
+
 // ServerTables lists the tables of the central set that hold no records.
-var ServerTables = []*Record{APIKeys}
+func ServerTables() [len(serverTables)]*Record { return serverTables }

@@ -286,9 +286,9 @@ func (s Set) TableName(r *Record) string {
 // tables in the central set.
 func (s Set) Tables() []*Record {
 	if s == CentralSet {
-		return append(append([]*Record(nil), Records...), ServerTables...)
+		return append(append([]*Record(nil), records[:]...), serverTables[:]...)
 	}
-	return Records
+	return append([]*Record(nil), records[:]...)
 }
 
 // Columns returns the fields of r stored in the set, in column order.
@@ -303,11 +303,11 @@ func (s Set) Columns(r *Record) []*Field {
 }
 
 // Sets lists both table sets.
-var Sets = []Set{CentralSet, SelfHostedSet}
+func Sets() [2]Set { return [...]Set{CentralSet, SelfHostedSet} }
 
 // RecordByBatch returns the record whose wire batch key is key, or nil.
 func RecordByBatch(key string) *Record {
-	for _, r := range Records {
+	for _, r := range records {
 		if r.Batch == key {
 			return r
 		}

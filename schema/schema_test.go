@@ -13,7 +13,7 @@ import (
 // on: unique names, one key, bounds and shapes that fit each kind.
 func TestDeclarationIsWellFormed(t *testing.T) {
 	tables := map[string]bool{}
-	for _, r := range Records {
+	for _, r := range Records() {
 		if tables[r.Table] || tables[r.Batch] && r.Batch != r.Table {
 			t.Errorf("record %s: table or batch name reused", r.Name)
 		}
@@ -49,7 +49,7 @@ func TestDeclarationIsWellFormed(t *testing.T) {
 			t.Errorf("record %s: props declared without a props field or the reverse", r.Name)
 		}
 	}
-	for _, r := range ServerTables {
+	for _, r := range ServerTables() {
 		if r.Batch != "" || !r.Unprefixed {
 			t.Errorf("server table %s: no batch key, no prefix", r.Name)
 		}
@@ -223,13 +223,13 @@ func TestPropsConstructors(t *testing.T) {
 
 func TestDDLCoversEveryColumn(t *testing.T) {
 	for _, d := range Dialects {
-		for _, s := range Sets {
+		for _, s := range Sets() {
 			var all []string
 			for v := 1; v <= Version; v++ {
 				all = append(all, DDL(d, s, v)...)
 			}
 			sql := strings.Join(all, "\n")
-			for _, r := range Records {
+			for _, r := range Records() {
 				if !strings.Contains(sql, "CREATE TABLE IF NOT EXISTS "+s.TableName(r)+" (") {
 					t.Errorf("%s %s: no table %s", d, s, s.TableName(r))
 				}

@@ -75,7 +75,7 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 					t.Fatalf("%s is not a version 1 batch", f)
 				}
 				n := 0
-				for _, r := range schema.Records {
+				for _, r := range schema.Records() {
 					var recs []json.RawMessage
 					json.Unmarshal(counts[r.Batch], &recs)
 					n += len(recs)
@@ -93,7 +93,7 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 			if stored == 0 || stored > want {
 				t.Errorf("%d rows stored from %d records", stored, want)
 			}
-			for _, r := range schema.Records {
+			for _, r := range schema.Records() {
 				for _, f := range schema.CentralSet.Columns(r) {
 					if f.Since > 1 {
 						q := "SELECT count(*) FROM " + schema.CentralSet.TableName(r) + " WHERE " + f.Name + " IS NOT NULL"

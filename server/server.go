@@ -577,7 +577,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 	versions := map[string]any{}
 	for _, v := range s.cfg.Versions {
 		recs := map[string]any{}
-		for _, rec := range schema.Records {
+		for _, rec := range schema.Records() {
 			fields := map[string]field{}
 			for _, f := range rec.Fields {
 				if f.Scope == schema.Central && f.Since <= v {

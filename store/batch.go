@@ -22,7 +22,7 @@ type table struct {
 
 // prepared is a batch after the checks and rewrites both backends share.
 type prepared struct {
-	tables []table // in schema.Records order; empty ones left out
+	tables []table // in schema.Records() order; empty ones left out
 	// refs maps every session id the batch names to the path of the first
 	// field naming it, for the ownership check and its error.
 	refs    map[uuid.UUID]ref

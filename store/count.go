@@ -10,8 +10,8 @@ import (
 
 // countSQL counts the rows of every record table of the set in one query.
 func countSQL(set schema.Set) string {
-	parts := make([]string, len(schema.Records))
-	for i, r := range schema.Records {
+	parts := make([]string, len(schema.Records()))
+	for i, r := range schema.Records() {
 		parts[i] = fmt.Sprintf("SELECT '%s', count(*) FROM %s", set.TableName(r), set.TableName(r))
 	}
 	return strings.Join(parts, " UNION ALL ")
@@ -62,7 +62,7 @@ func collectColumns(set schema.Set, rows interface {
 }) (map[string][]string, error) {
 	mine := map[string]bool{}
 	if set == schema.CentralSet {
-		for _, r := range schema.ServerTables {
+		for _, r := range schema.ServerTables() {
 			mine[r.Table] = true
 		}
 	}

@@ -176,7 +176,7 @@ func strings1(t *testing.T, s Store, q string) []string {
 func dump(t *testing.T, s Store) []string {
 	t.Helper()
 	var out []string
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		var cols []string
 		for _, f := range s.Set().Columns(r) {
 			if f.Since == 1 {
@@ -256,7 +256,7 @@ func withEnumValue(dc *schema.Declaration, rec, field, value string, v int) *sch
 // after it.
 func TestEvolutionFromV1(t *testing.T) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
@@ -277,7 +277,7 @@ func TestEvolutionFromV1(t *testing.T) {
 				if after := dump(t, s); !slices.Equal(after, before) {
 					t.Fatalf("rows changed by the migrations:\n%s", diff(before, after))
 				}
-				for _, r := range schema.Records {
+				for _, r := range schema.Records() {
 					for _, f := range s.Set().Columns(r) {
 						if f.Since >= 2 {
 							if n := count(t, s, s.Set().TableName(r)+" WHERE "+f.Name+" IS NOT NULL"); n != 0 {
@@ -434,7 +434,7 @@ func catalog(t *testing.T, s Store) []string {
 // Changed) fails here.
 func TestMigratedSchemaIsTheDeclaration(t *testing.T) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				d := schema.Postgres
@@ -507,7 +507,7 @@ func dialectOf(s Store) schema.Dialect {
 // recorded, migration 2 drops the retired indexes, and every row stays.
 func TestEarlierBuildsOfMigration1AreAdopted(t *testing.T) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				s := openBare(t, be.URL(t), set)

@@ -20,7 +20,7 @@ import (
 // fails here.
 func TestRollupsAreExact(t *testing.T) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()

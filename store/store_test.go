@@ -21,7 +21,7 @@ import (
 // migrated database.
 func forEachBackend(t *testing.T, fn func(t *testing.T, s Store)) {
 	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets {
+		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
 				fn(t, openStore(t, be.URL(t), set))
@@ -307,7 +307,7 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 		if !errors.Is(err, ErrRejected) {
 			t.Fatalf("Write = %v, want ErrRejected", err)
 		}
-		for _, r := range schema.Records {
+		for _, r := range schema.Records() {
 			if n := count(t, s, tableOf(s, r)); n != 0 {
 				t.Errorf("%s has %d rows after a rejected batch", tableOf(s, r), n)
 			}
@@ -370,7 +370,7 @@ func mixedBatches(seed uint64, n int) (batches []*Batch, ids map[string]map[uuid
 	// A fixed clock: helper processes must make the very same ids.
 	g := fixture.New(seed, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	ids = map[string]map[uuid.UUID]bool{}
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		ids[r.Table] = map[uuid.UUID]bool{}
 	}
 	var sessions []schema.Session
@@ -442,7 +442,7 @@ func TestConcurrentWritersExactlyOnce(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		for _, r := range schema.Records {
+		for _, r := range schema.Records() {
 			if n := count(t, s, tableOf(s, r)); n != len(ids[r.Table]) {
 				t.Errorf("%s: %d rows, want %d distinct ids", tableOf(s, r), n, len(ids[r.Table]))
 			}

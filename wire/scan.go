@@ -89,7 +89,7 @@ var declBounds = func() bounds {
 			b.maxItems = max(b.maxItems, f.MaxItems)
 		}
 	}
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		add(r.Batch)
 		b.maxMembers = max(b.maxMembers, len(r.Fields))
 		for _, f := range r.Fields {
@@ -165,7 +165,7 @@ type scanner struct {
 
 func scan(body []byte, maxRecords int) (*scanned, *Rejection) {
 	sc := &scanner{s: body, b: declBounds, maxRecords: maxRecords,
-		out: &scanned{recs: make([][]span, len(schema.Records))}}
+		out: &scanned{recs: make([][]span, len(schema.Records()))}}
 	if rj := sc.value(0, ctxRoot); rj != nil {
 		return nil, rj
 	}
@@ -478,7 +478,7 @@ func (sc *scanner) array(depth int, c ctx) *Rejection {
 }
 
 func recordIndex(batch string) int {
-	for i, r := range schema.Records {
+	for i, r := range schema.Records() {
 		if r.Batch == batch {
 			return i
 		}

@@ -104,7 +104,7 @@ const (
 // topLevel are the members of a batch: the envelope, then the record arrays.
 var topLevel = func() []string {
 	out := []string{KeySchemaVersion, KeyBatchID, KeySentAt, KeyClient}
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		out = append(out, r.Batch)
 	}
 	return out
@@ -200,7 +200,7 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 
 	v := &validator{version: b.SchemaVersion, sent: sent}
 	base := make([]pstep, 2)
-	for ri, r := range schema.Records {
+	for ri, r := range schema.Records() {
 		for i, sp := range sc.recs[ri] {
 			p.reset()
 			base[0], base[1] = pstep{name: r.Batch}, pstep{idx: i}

@@ -280,7 +280,7 @@ func BenchmarkValidateBatch(b *testing.B) {
 func declaredNames() map[string]bool {
 	m := map[string]bool{"schema_version": true, "batch_id": true, "sent_at": true, "client": true,
 		"fred_version": true, "runtime_version": true, "<unknown key>": true}
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		m[r.Batch] = true
 		for _, f := range r.Fields {
 			m[f.Name] = true

@@ -52,8 +52,8 @@ type scratchTable struct {
 }
 
 func scratchTables() []scratchTable {
-	out := make([]scratchTable, len(schema.Records))
-	for i, r := range schema.Records {
+	out := make([]scratchTable, len(schema.Records()))
+	for i, r := range schema.Records() {
 		cols := schema.CentralSet.Columns(r)
 		names := make([]string, len(cols))
 		for j, f := range cols {
@@ -65,7 +65,7 @@ func scratchTables() []scratchTable {
 }
 
 func createScratch(ctx context.Context, conn *pgx.Conn, ts []scratchTable) error {
-	for i, r := range schema.Records {
+	for i, r := range schema.Records() {
 		sql := fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)", ts[i].name, schema.CentralSet.TableName(r))
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("%s: %w", sql, err)

@@ -156,7 +156,7 @@ func makeBatches(count, size int, seed uint64) ([]*batch, error) {
 
 // rowsOf returns the rows of b for the central set as the server would
 // store them (user "bench", received now, no clock offset), one table per
-// record kind in schema.Records order, each sorted by id like the store
+// record kind in schema.Records() order, each sorted by id like the store
 // sorts them, with values converted to what pgx's binary COPY encodes.
 func rowsOf(b *batch, user string, now time.Time) [][][]any {
 	at := schema.TimeOf(now)

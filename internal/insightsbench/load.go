@@ -100,7 +100,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 		return err
 	}
 	t0 := time.Now()
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		if _, err := c.Exec(ctx, "VACUUM ANALYZE "+set.TableName(r)); err != nil {
 			return err
 		}

@@ -51,7 +51,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 // there.
 func TestFrozenMigrations(t *testing.T) {
 	for _, d := range schema.Dialects {
-		for _, s := range schema.Sets {
+		for _, s := range schema.Sets() {
 			for v := 1; v < schema.Version; v++ {
 				path := MigrationPath(d, s, v)
 				got, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))

@@ -233,7 +233,7 @@ func changes(before, after dbState) []string {
 // them are not records).
 func (s dbState) records() int64 {
 	var n int64
-	for _, r := range schema.Records {
+	for _, r := range schema.Records() {
 		n += s[schema.CentralSet.TableName(r)].rows
 	}
 	return n

@@ -23,7 +23,7 @@ func runMigrate(ctx context.Context, args []string, env cli.Getenv, stdout, stde
 	); err != nil {
 		return err
 	}
-	sets := map[string][]schema.Set{"central": {schema.CentralSet}, "self-hosted": {schema.SelfHostedSet}, "both": schema.Sets}
+	sets := map[string][]schema.Set{"central": {schema.CentralSet}, "self-hosted": {schema.SelfHostedSet}, "both": {schema.CentralSet, schema.SelfHostedSet}}
 	for _, set := range sets[set] {
 		s, err := store.Open(ctx, db, store.Options{Set: set})
 		if err != nil {
