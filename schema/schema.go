@@ -6,7 +6,9 @@
 //     PostgreSQL and SQLite (see [DDL] and the generated migrations under
 //     store/migrations);
 //   - the typed record structs in zz_records.go (written by
-//     `go generate ./schema`);
+//     `go generate ./schema`), the batches that hold them with their
+//     per-record loops, and typed handles of every field
+//     (SessionFields.Model), so a renamed field fails to compile;
 //   - the client's remote allowlist (fields whose [Scope] is [Central]);
 //   - the ingest server's validator (bounds, enums and patterns of each field);
 //   - docs/schema.md.
