@@ -323,25 +323,17 @@ func handles(p func(string, ...any), name, what string, fs []*schema.Field, from
 // batches writes the batch types: every record type's slice, in the order
 // of schema.Records(), and the loops over them.
 func batches(p func(string, ...any)) {
-	for _, remote := range []bool{false, true} {
-		t, pre := "Batch", ""
-		if remote {
-			t, pre = "RemoteBatch", "Remote"
-		}
-		if remote {
-			p("// RemoteBatch holds remote-safe records: no field that could hold text\n// (their types are the Central fields of the declaration). It is what\n// the central route queues, spools and sends.\n")
-		} else {
-			p("// Batch holds whole records of each type, written together: what the\n// self-hosted route writes and the ingest server validates and stores.\n")
-		}
-		p("type %s struct {\n", t)
-		for _, r := range schema.Records() {
-			p("\t%s []%s%s `json:\"%s\"`\n", batchField(r), pre, recordType(r), r.Batch)
-		}
+	for _, t := range []struct{ name, pre, doc string }{
+		{"Batch", "", "whole records of each type, written together: what the\n// self-hosted route writes and the ingest server validates and stores"},
+		{"RemoteBatch", "Remote", "remote-safe records: no field that could hold text\n// (their types are the Central fields of the declaration). It is what\n// the central route queues, spools and sends"},
+	} {
+		p("// %s holds %s.\ntype %s struct {\n", t.name, t.doc, t.name)
 		var lens []string
 		for _, r := range schema.Records() {
+			p("\t%s []%s%s `json:\"%s\"`\n", batchField(r), t.pre, recordType(r), r.Batch)
 			lens = append(lens, "len(b."+batchField(r)+")")
 		}
-		p("}\n\n// Len is the number of records in b.\nfunc (b *%s) Len() int {\n\treturn %s\n}\n\n// Reset empties b and clears its arrays, kept for reuse, so that they\n// keep no record alive.\nfunc (b *%s) Reset() {\n", t, strings.Join(lens, " + "), t)
+		p("}\n\n// Len is the number of records in b.\nfunc (b *%s) Len() int {\n\treturn %s\n}\n\n// Reset empties b and clears its arrays, kept for reuse, so that they\n// keep no record alive.\nfunc (b *%s) Reset() {\n", t.name, strings.Join(lens, " + "), t.name)
 		for _, r := range schema.Records() {
 			p("\tb.%s = reset(b.%s)\n", batchField(r), batchField(r))
 		}
