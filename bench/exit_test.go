@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/posthog/posthog-go"
 	analytics "gopkg.in/segmentio/analytics-go.v3"

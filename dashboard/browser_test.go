@@ -22,12 +22,12 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/fredcode/fredtel/insights"
-	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/sim"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // chromium finds the browser: FREDTEL_CHROMIUM, else Debian's
 // /usr/bin/chromium (scripts/test installs it), else one on PATH. Missing,
@@ -81,13 +81,13 @@ func TestBrowser(t *testing.T) {
 	chrome := chromium(t)
 	shots := artifacts(t)
 	db := testdb.SQLite(t)
-	srv := servertest.StartServer(t, db, "", "--dashboard-token", testToken, "--log-format", "text")
+	srv := testkit.StartServer(t, db, "", "--dashboard-token", testToken, "--log-format", "text")
 	base := "http://" + srv.URL
 
 	ctx := context.Background()
 	var keys []sim.UserKey
 	for i := range 6 {
-		keys = append(keys, sim.UserKey{Key: servertest.CreateKey(t, db, fmt.Sprintf("user-%02d", i+1))})
+		keys = append(keys, sim.UserKey{Key: testkit.CreateKey(t, db, fmt.Sprintf("user-%02d", i+1))})
 	}
 	filled := time.Now()
 	truth, err := sim.Run(ctx, sim.Config{Sessions: 150, Seed: 14, TempDir: t.TempDir()}, sim.Target{APIURL: base, Keys: keys})

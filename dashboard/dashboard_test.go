@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/insights"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 )
 

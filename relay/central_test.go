@@ -22,15 +22,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fredcode/fredtel/insights"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/fredcode/fredtel/telemetry/selfhost"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // folderWant is what one fixture session must become.
 type folderWant struct {
@@ -119,12 +118,12 @@ func replay(t *testing.T, opts telemetry.Options, stderr *testkit.Buffer, folder
 // database, the spool, the audit log, the relay's output nor the server's.
 func TestFixturesCentral(t *testing.T) {
 	db := testdb.Postgres(t)
-	srv := servertest.StartServer(t, db, "")
+	srv := testkit.StartServer(t, db, "")
 	var stderr testkit.Buffer
 	var configs []string
 	for _, folder := range folders(t) {
 		name := filepath.Base(folder)
-		dir := loggedIn(t, servertest.CreateKey(t, db, name))
+		dir := loggedIn(t, testkit.CreateKey(t, db, name))
 		configs = append(configs, dir)
 		env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + srv.URL}
 		st := replay(t, telemetry.Options{FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] },
@@ -253,8 +252,8 @@ func TestFixturesSelfHosted(t *testing.T) {
 // four times shows as a loop in the insights, under its agent only.
 func TestInsightsSeeACLILoop(t *testing.T) {
 	db := testdb.Postgres(t)
-	srv := servertest.StartServer(t, db, "")
-	dir := loggedIn(t, servertest.CreateKey(t, db, "loop"))
+	srv := testkit.StartServer(t, db, "")
+	dir := loggedIn(t, testkit.CreateKey(t, db, "loop"))
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + srv.URL}
 	var stderr testkit.Buffer
 	folder := filepath.Join(fixturesDir(t), "codex-full-json")

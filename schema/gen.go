@@ -1,3 +1,3 @@
 package schema
 
-//go:generate go run ../internal/schemagen/cmd/schemagen
+//go:generate go run ../internal/devcmd/schemagen

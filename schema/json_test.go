@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/fixture"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/schema"
 )
 

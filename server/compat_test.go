@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/google/uuid"
 )
@@ -61,8 +61,8 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			db := be.URL(t)
-			p := servertest.StartServer(t, db, "")
-			key := servertest.CreateKey(t, db, "old-client")
+			p := testkit.StartServer(t, db, "")
+			key := testkit.CreateKey(t, db, "old-client")
 			want := 0
 			for _, f := range files {
 				raw, err := os.ReadFile(f)

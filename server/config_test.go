@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/server"
 	"github.com/fredcode/fredtel/store"
@@ -92,18 +92,18 @@ func (p *inProcess) do(t testing.TB, method, path, key string, body []byte, hdr 
 func TestVersionsOption(t *testing.T) {
 	p := startInProcess(t, server.Config{Versions: []int{1}})
 	now := time.Now()
-	v1 := wiretest.ValidBatch(now)
-	if code, _, body := p.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(v1), nil); code != 200 {
+	v1 := fixture.ValidBatch(now)
+	if code, _, body := p.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(v1), nil); code != 200 {
 		t.Fatalf("v1 batch: %d %v", code, body)
 	}
-	v2 := wiretest.ValidBatch(now)
+	v2 := fixture.ValidBatch(now)
 	v2["schema_version"] = 2
-	code, _, body := p.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(v2), nil)
-	if code != 422 || body["error"] != "schema_version_unsupported" || string(wiretest.MustJSON(body["supported"])) != "[1]" {
+	code, _, body := p.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(v2), nil)
+	if code != 422 || body["error"] != "schema_version_unsupported" || string(fixture.MustJSON(body["supported"])) != "[1]" {
 		t.Fatalf("v2 batch to a v1-only server: %d %v", code, body)
 	}
 	code, _, body = p.do(t, "GET", "/v1/schema", "", nil, nil)
-	if code != 200 || string(wiretest.MustJSON(body["supported"])) != "[1]" {
+	if code != 200 || string(fixture.MustJSON(body["supported"])) != "[1]" {
 		t.Fatalf("/v1/schema: %d %v", code, body["supported"])
 	}
 	if vs, _ := body["versions"].(map[string]any); len(vs) != 1 || vs["1"] == nil {
@@ -119,7 +119,7 @@ func TestVersionsOption(t *testing.T) {
 // WWW-Authenticate.
 func TestUnauthorizedCarriesChallenge(t *testing.T) {
 	p := startInProcess(t, server.Config{})
-	body := wiretest.MustJSON(wiretest.ValidBatch(time.Now()))
+	body := fixture.MustJSON(fixture.ValidBatch(time.Now()))
 	for _, c := range []struct{ name, method, path, key string }{
 		{"no key", "POST", "/v1/batch", ""},
 		{"unknown key", "POST", "/v1/batch", "fred_live_" + "NoSuchKeyNoSuchKeyNoSuchKey12345"},
@@ -139,7 +139,7 @@ func TestUnauthorizedCarriesChallenge(t *testing.T) {
 func TestAdmissionAnswersBusyAtOnce(t *testing.T) {
 	// A rate limit out of the way: the third request is asked until it is turned away.
 	p := startInProcess(t, server.Config{MaxValidating: 2, ValidateMemory: 4 << 20, Rate: 10000, Burst: 10000})
-	valid := wiretest.MustJSON(wiretest.ValidBatch(time.Now()))
+	valid := fixture.MustJSON(fixture.ValidBatch(time.Now()))
 
 	// Two requests whose bodies never finish hold both slots.
 	var writers []*io.PipeWriter
@@ -195,7 +195,7 @@ func TestAdmissionAnswersBusyAtOnce(t *testing.T) {
 	// The server notices the broken bodies a moment after the client does.
 	served := false
 	for deadline := time.Now().Add(5 * time.Second); !served && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		code, _, _ := p.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil)
+		code, _, _ := p.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(fixture.ValidBatch(time.Now())), nil)
 		served = code == 200
 	}
 	if !served {
@@ -207,7 +207,7 @@ func TestAdmissionAnswersBusyAtOnce(t *testing.T) {
 	if code, hdr, body := p.do(t, "POST", "/v1/batch", p.key, big, map[string]string{"Content-Encoding": "gzip"}); code != 503 || hdr.Get("Retry-After") == "" {
 		t.Fatalf("a body over the memory budget: %d %v; want 503 with Retry-After", code, body)
 	}
-	if code, _, body := p.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil); code != 200 {
+	if code, _, body := p.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(fixture.ValidBatch(time.Now())), nil); code != 200 {
 		t.Fatalf("after the refused body the budget is free again: %d %v", code, body)
 	}
 }

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/wire"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -34,7 +33,7 @@ type answer struct {
 }
 
 // post sends body to /v1/batch with key and extra headers.
-func post(t testing.TB, p *servertest.Process, key string, body []byte, hdr map[string]string) answer {
+func post(t testing.TB, p *testkit.Process, key string, body []byte, hdr map[string]string) answer {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+p.URL+"/v1/batch", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -104,13 +103,13 @@ func holdWriteLock(t testing.TB, db string) (release func()) {
 // RunSuite reaches every answer of POST /v1/batch against a server on
 // serverDB (db is the same database, reached directly, for checks).
 func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
-	p := servertest.StartServer(t, serverDB, migrateDB, "--rate", "1000", "--burst", "1000", "--min-client-version", "1.0.0",
+	p := testkit.StartServer(t, serverDB, migrateDB, "--rate", "1000", "--burst", "1000", "--min-client-version", "1.0.0",
 		"--key-cache-ttl", "1s", "--write-timeout", "1s")
-	key := servertest.CreateKey(t, db, "alice")
+	key := testkit.CreateKey(t, db, "alice")
 	now := time.Now()
 
 	t.Run("200 and an idempotent retry", func(t *testing.T) {
-		b := wiretest.MustJSON(wiretest.ValidBatch(now))
+		b := fixture.MustJSON(fixture.ValidBatch(now))
 		a := post(t, p, key, b, nil)
 		if a.code != 200 || a.body["accepted"] != 7.0 || a.body["duplicates"] != 0.0 {
 			t.Fatalf("first: %d %v", a.code, a.body)
@@ -131,7 +130,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		reason string
 	}
 	mutate := func(f func(b map[string]any)) func() []byte {
-		return func() []byte { b := wiretest.ValidBatch(now); f(b); return wiretest.MustJSON(b) }
+		return func() []byte { b := fixture.ValidBatch(now); f(b); return fixture.MustJSON(b) }
 	}
 	bomb := func() []byte {
 		var buf bytes.Buffer
@@ -144,27 +143,27 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		return buf.Bytes()
 	}
 	cases := []tc{
-		{name: "text in a turn", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["user_input"] = "my secret prompt" }), code: 400, field: "turns[0].user_input"},
-		{name: "user_id in the payload", body: mutate(func(b map[string]any) { wiretest.Rec(b, "sessions", 0)["user_id"] = "mallory" }), code: 400, field: "sessions[0].user_id"},
-		{name: "unknown prop", body: mutate(func(b map[string]any) { wiretest.Rec(b, "events", 0)["props"].(map[string]any)["args"] = "x" }), code: 400, field: "events[0].props.<unknown key>"},
-		{name: "sentence as a tool name", body: mutate(func(b map[string]any) { wiretest.Rec(b, "tool_calls", 0)["tool_name"] = "read the secret file" }), code: 400, field: "tool_calls[0].tool_name"},
-		{name: "enum", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["mode"] = "yolo" }), code: 400, field: "turns[0].mode"},
+		{name: "text in a turn", body: mutate(func(b map[string]any) { fixture.Rec(b, "turns", 0)["user_input"] = "my secret prompt" }), code: 400, field: "turns[0].user_input"},
+		{name: "user_id in the payload", body: mutate(func(b map[string]any) { fixture.Rec(b, "sessions", 0)["user_id"] = "mallory" }), code: 400, field: "sessions[0].user_id"},
+		{name: "unknown prop", body: mutate(func(b map[string]any) { fixture.Rec(b, "events", 0)["props"].(map[string]any)["args"] = "x" }), code: 400, field: "events[0].props.<unknown key>"},
+		{name: "sentence as a tool name", body: mutate(func(b map[string]any) { fixture.Rec(b, "tool_calls", 0)["tool_name"] = "read the secret file" }), code: 400, field: "tool_calls[0].tool_name"},
+		{name: "enum", body: mutate(func(b map[string]any) { fixture.Rec(b, "turns", 0)["mode"] = "yolo" }), code: 400, field: "turns[0].mode"},
 		{name: "hash", body: mutate(func(b map[string]any) {
-			wiretest.Rec(b, "tool_calls", 0)["args_fingerprint"] = strings.Repeat("AB", 32)
+			fixture.Rec(b, "tool_calls", 0)["args_fingerprint"] = strings.Repeat("AB", 32)
 		}), code: 400, field: "tool_calls[0].args_fingerprint"},
-		{name: "negative count", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["prompt_tokens"] = -1 }), code: 400, field: "turns[0].prompt_tokens"},
-		{name: "float count", body: mutate(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["prompt_tokens"] = 1.5 }), code: 400, field: "turns[0].prompt_tokens"},
+		{name: "negative count", body: mutate(func(b map[string]any) { fixture.Rec(b, "turns", 0)["prompt_tokens"] = -1 }), code: 400, field: "turns[0].prompt_tokens"},
+		{name: "float count", body: mutate(func(b map[string]any) { fixture.Rec(b, "turns", 0)["prompt_tokens"] = 1.5 }), code: 400, field: "turns[0].prompt_tokens"},
 		{name: "time outside the window", body: mutate(func(b map[string]any) {
-			wiretest.Rec(b, "turns", 0)["started_at"] = now.Add(-40 * 24 * time.Hour).UTC().Format(time.RFC3339)
+			fixture.Rec(b, "turns", 0)["started_at"] = now.Add(-40 * 24 * time.Hour).UTC().Format(time.RFC3339)
 		}), code: 400, field: "turns[0].started_at"},
 		{name: "escaped key", body: func() []byte {
-			return bytes.Replace(wiretest.MustJSON(wiretest.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"user\u005finput":"x","mode":"act"`), 1)
+			return bytes.Replace(fixture.MustJSON(fixture.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"user\u005finput":"x","mode":"act"`), 1)
 		}, code: 400, field: "turns[0].user_input"},
 		{name: "duplicate key", body: func() []byte {
-			return bytes.Replace(wiretest.MustJSON(wiretest.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"mode":"act","mode":"plan"`), 1)
+			return bytes.Replace(fixture.MustJSON(fixture.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"mode":"act","mode":"plan"`), 1)
 		}, code: 400, field: "turns[0].mode"},
 		{name: "not JSON", body: func() []byte { return []byte(`{"schema_version":1,`) }, code: 400},
-		{name: "truncated gzip", body: func() []byte { g := gz(wiretest.MustJSON(wiretest.ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
+		{name: "truncated gzip", body: func() []byte { g := gz(fixture.MustJSON(fixture.ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
 		{name: "unknown key", key: "fred_live_nosuchkeynosuchkeynosuchkey12", body: mutate(func(map[string]any) {}), code: 401},
 		{name: "no key", key: "-", body: mutate(func(map[string]any) {}), code: 401},
 		{name: "body over 1 MiB", body: func() []byte { return bytes.Repeat([]byte(" "), 1<<20+10) }, code: 413},
@@ -222,10 +221,10 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	}
 
 	t.Run("429 with Retry-After", func(t *testing.T) {
-		q := servertest.StartServer(t, serverDB, migrateDB, "--rate", "0.5", "--burst", "2")
+		q := testkit.StartServer(t, serverDB, migrateDB, "--rate", "0.5", "--burst", "2")
 		var last answer
 		for i := 0; i < 3; i++ {
-			last = post(t, q, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
+			last = post(t, q, key, fixture.MustJSON(fixture.ValidBatch(now)), nil)
 		}
 		if last.code != 429 || last.header.Get("Retry-After") == "" {
 			t.Fatalf("third request: %d, Retry-After %q", last.code, last.header.Get("Retry-After"))
@@ -237,7 +236,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		release := holdWriteLock(t, db)
 		a := func() answer {
 			defer release()
-			return post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
+			return post(t, p, key, fixture.MustJSON(fixture.ValidBatch(now)), nil)
 		}()
 		if a.code != 503 || a.header.Get("Retry-After") == "" {
 			t.Fatalf("got %d %v, Retry-After %q", a.code, a.body, a.header.Get("Retry-After"))
@@ -245,20 +244,20 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		if after := rows(t, db); after != before {
 			t.Errorf("a failed batch wrote %d rows", after-before)
 		}
-		if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
+		if a := post(t, p, key, fixture.MustJSON(fixture.ValidBatch(now)), nil); a.code != 200 {
 			t.Fatalf("after the outage: %d %v", a.code, a.body)
 		}
 	})
 
 	t.Run("401 once a key is revoked", func(t *testing.T) {
-		k := servertest.CreateKey(t, db, "bob")
-		if a := post(t, p, k, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
+		k := testkit.CreateKey(t, db, "bob")
+		if a := post(t, p, k, fixture.MustJSON(fixture.ValidBatch(now)), nil); a.code != 200 {
 			t.Fatalf("fresh key: %d", a.code)
 		}
-		servertest.RevokeKey(t, db, k)
+		testkit.RevokeKey(t, db, k)
 		deadline := time.Now().Add(5 * time.Second) // the server caches keys for 1 s here
 		for {
-			a := post(t, p, k, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
+			a := post(t, p, k, fixture.MustJSON(fixture.ValidBatch(now)), nil)
 			if a.code == 401 {
 				break
 			}
@@ -270,14 +269,14 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	})
 
 	t.Run("another user's session", func(t *testing.T) {
-		b := wiretest.ValidBatch(now)
-		if a := post(t, p, key, wiretest.MustJSON(b), nil); a.code != 200 {
+		b := fixture.ValidBatch(now)
+		if a := post(t, p, key, fixture.MustJSON(b), nil); a.code != 200 {
 			t.Fatal(a.code)
 		}
-		mallory := servertest.CreateKey(t, db, "mallory")
-		wiretest.Rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
+		mallory := testkit.CreateKey(t, db, "mallory")
+		fixture.Rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
 		before := rows(t, db)
-		a := post(t, p, mallory, wiretest.MustJSON(b), nil)
+		a := post(t, p, mallory, fixture.MustJSON(b), nil)
 		if a.code != 400 || a.body["field"] != "sessions[0].session_id" || rows(t, db) != before {
 			t.Fatalf("got %d %v", a.code, a.body)
 		}
@@ -303,7 +302,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		if c, _ := get("/v1/whoami", "fred_live_nope"); c != 401 {
 			t.Errorf("whoami with a bad key: %d", c)
 		}
-		if c, b := get("/v1/schema", ""); c != 200 || !strings.Contains(b, `"supported":`+string(wiretest.MustJSON(wire.SupportedVersions()))) || !strings.Contains(b, `"args_fingerprint"`) || strings.Contains(b, "user_input") {
+		if c, b := get("/v1/schema", ""); c != 200 || !strings.Contains(b, `"supported":`+string(fixture.MustJSON(wire.SupportedVersions()))) || !strings.Contains(b, `"args_fingerprint"`) || strings.Contains(b, "user_input") {
 			t.Errorf("schema: %d %s", c, b)
 		}
 		if c, _ := get("/healthz", ""); c != 200 {
@@ -351,24 +350,24 @@ func TestTwoServersExactlyOnce(t *testing.T) {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
 			db := be.URL(t)
-			a := servertest.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
-			b := servertest.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
-			key := servertest.CreateKey(t, db, "fleet")
+			a := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+			b := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+			key := testkit.CreateKey(t, db, "fleet")
 			now := time.Now()
 			var bodies [][]byte
 			ids := map[string]bool{}
 			for i := 0; i < 20; i++ {
-				m := wiretest.ValidBatch(now)
+				m := fixture.ValidBatch(now)
 				for _, arr := range []string{"sessions", "turns", "tool_calls", "events"} {
 					for j := range m[arr].([]any) {
 						for _, k := range []string{"session_id", "turn_id", "call_id", "event_id"} {
-							if v, ok := wiretest.Rec(m, arr, j)[k].(string); ok && (k != "session_id" || arr == "sessions") && (k != "turn_id" || arr == "turns") {
+							if v, ok := fixture.Rec(m, arr, j)[k].(string); ok && (k != "session_id" || arr == "sessions") && (k != "turn_id" || arr == "turns") {
 								ids[arr+v] = true
 							}
 						}
 					}
 				}
-				bodies = append(bodies, wiretest.MustJSON(m))
+				bodies = append(bodies, fixture.MustJSON(m))
 			}
 			var wg sync.WaitGroup
 			var mu sync.Mutex
@@ -404,11 +403,11 @@ func TestTwoServersExactlyOnce(t *testing.T) {
 // database: the batch still commits and gets its 200, then the process exits.
 func TestShutdownFinishesInFlightBatches(t *testing.T) {
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "", "--write-timeout", "20s")
-	key := servertest.CreateKey(t, db, "alice")
+	p := testkit.StartServer(t, db, "", "--write-timeout", "20s")
+	key := testkit.CreateKey(t, db, "alice")
 	release := holdWriteLock(t, db)
 	done := make(chan answer, 1)
-	go func() { done <- post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(time.Now())), nil) }()
+	go func() { done <- post(t, p, key, fixture.MustJSON(fixture.ValidBatch(time.Now())), nil) }()
 	testkit.WaitFor(t, 10*time.Second, "the batch to wait on the lock", func() bool {
 		resp, err := http.Get("http://" + p.URL + "/metrics")
 		if err != nil {
@@ -444,10 +443,10 @@ func TestShutdownFinishesInFlightBatches(t *testing.T) {
 // 503 with Retry-After (never 500), /readyz says so, and ingest resumes.
 func TestDatabaseUnreachable(t *testing.T) {
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "", "--write-timeout", "3s")
-	key := servertest.CreateKey(t, db, "alice")
+	p := testkit.StartServer(t, db, "", "--write-timeout", "3s")
+	key := testkit.CreateKey(t, db, "alice")
 	now := time.Now()
-	if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
+	if a := post(t, p, key, fixture.MustJSON(fixture.ValidBatch(now)), nil); a.code != 200 {
 		t.Fatalf("before: %d", a.code)
 	}
 	admin, err := pgx.Connect(context.Background(), testdb.AdminURL())
@@ -466,7 +465,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	}
 	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS false")
 	exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'")
-	a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil)
+	a := post(t, p, key, fixture.MustJSON(fixture.ValidBatch(now)), nil)
 	if a.code != 503 || a.header.Get("Retry-After") == "" {
 		t.Errorf("database down: %d %v, Retry-After %q", a.code, a.body, a.header.Get("Retry-After"))
 	}
@@ -476,7 +475,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	}
 	resp.Body.Close()
 	exec("ALTER DATABASE " + name + " ALLOW_CONNECTIONS true")
-	if a := post(t, p, key, wiretest.MustJSON(wiretest.ValidBatch(now)), nil); a.code != 200 {
+	if a := post(t, p, key, fixture.MustJSON(fixture.ValidBatch(now)), nil); a.code != 200 {
 		t.Fatalf("after: %d %v", a.code, a.body)
 	}
 	if strings.Contains(p.Stderr(), `"level":"ERROR"`) {
@@ -484,4 +483,4 @@ func TestDatabaseUnreachable(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/server"
 	"github.com/fredcode/fredtel/store"
 	"github.com/google/uuid"
@@ -28,17 +28,17 @@ func (c *countingStore) SessionCatalogs(ctx context.Context, user string, ids []
 // session's catalogs: models fred-flash-2 and fred-pro-2, tools read_file
 // and bash, commands help and model.
 func v2Batch(now time.Time) map[string]any {
-	b := wiretest.ValidBatch(now)
+	b := fixture.ValidBatch(now)
 	b["schema_version"] = 2
-	wiretest.Rec(b, "sessions", 0)["model_catalog"] = []any{"fred-flash-2", "fred-pro-2"}
-	wiretest.Rec(b, "events", 1)["props"].(map[string]any)["latency_ms"] = 120
+	fixture.Rec(b, "sessions", 0)["model_catalog"] = []any{"fred-flash-2", "fred-pro-2"}
+	fixture.Rec(b, "events", 1)["props"].(map[string]any)["latency_ms"] = 120
 	return b
 }
 
 // children is b without its session record: the turns, tool calls and
 // events of a session sent in an earlier batch, with new ids.
 func children(b map[string]any, now time.Time) map[string]any {
-	sid := wiretest.Rec(b, "sessions", 0)["session_id"]
+	sid := fixture.Rec(b, "sessions", 0)["session_id"]
 	c := v2Batch(now)
 	delete(c, "sessions")
 	for _, arr := range []string{"turns", "tool_calls", "events"} {
@@ -75,7 +75,7 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 				return sum
 			}
 			post := func(b map[string]any, key string) (int, map[string]any) {
-				code, _, body := p.do(t, "POST", "/v1/batch", key, wiretest.MustJSON(b), nil)
+				code, _, body := p.do(t, "POST", "/v1/batch", key, fixture.MustJSON(b), nil)
 				return code, body
 			}
 			session := v2Batch(now)
@@ -87,18 +87,18 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 				name, field string
 				set         func(b map[string]any)
 			}{
-				{"e-mail as a turn's model", "turns[0].model", func(b map[string]any) { wiretest.Rec(b, "turns", 0)["model"] = "alice@example.com" }},
+				{"e-mail as a turn's model", "turns[0].model", func(b map[string]any) { fixture.Rec(b, "turns", 0)["model"] = "alice@example.com" }},
 				{"MCP tool named by the user's config", "tool_calls[0].tool_name", func(b map[string]any) {
-					wiretest.Rec(b, "tool_calls", 0)["tool_name"] = "mcp__acme-payroll-prod__export_salaries"
+					fixture.Rec(b, "tool_calls", 0)["tool_name"] = "mcp__acme-payroll-prod__export_salaries"
 				}},
 				{"hyphenated sentence as a command", "events[0].props.command", func(b map[string]any) {
-					wiretest.Rec(b, "events", 0)["props"] = map[string]any{"command": "fire-bob-on-friday"}
+					fixture.Rec(b, "events", 0)["props"] = map[string]any{"command": "fire-bob-on-friday"}
 				}},
 				{"URL with credentials as a model swap", "events[3].props.to", func(b map[string]any) {
-					wiretest.Rec(b, "events", 3)["props"] = map[string]any{"from": "fred-flash-2", "to": "https://bob:hunter2@llm.internal/v1"}
+					fixture.Rec(b, "events", 3)["props"] = map[string]any{"from": "fred-flash-2", "to": "https://bob:hunter2@llm.internal/v1"}
 				}},
 				{"path as a model swap's from", "events[3].props.from", func(b map[string]any) {
-					wiretest.Rec(b, "events", 3)["props"] = map[string]any{"from": "home/alice/models/private", "to": "fred-pro-2"}
+					fixture.Rec(b, "events", 3)["props"] = map[string]any{"from": "home/alice/models/private", "to": "fred-pro-2"}
 				}},
 			}
 			for _, l := range leaks {
@@ -121,7 +121,7 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 						}
 					}
 					// A version 1 batch keeps version 1's rules: stored whole.
-					b := wiretest.ValidBatch(now)
+					b := fixture.ValidBatch(now)
 					l.set(b)
 					if code, body := post(b, p.key); code != 200 {
 						t.Errorf("the same name in a v1 batch: %d %v, want 200 (v1 rules)", code, body)
@@ -131,10 +131,10 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 
 			t.Run("fixed words", func(t *testing.T) {
 				b := children(session, now)
-				wiretest.Rec(b, "turns", 0)["model"] = "custom"
-				wiretest.Rec(b, "tool_calls", 0)["tool_name"] = "mcp"
-				wiretest.Rec(b, "events", 0)["props"] = map[string]any{"command": "other"}
-				wiretest.Rec(b, "events", 3)["props"] = map[string]any{"from": "other", "to": "custom"}
+				fixture.Rec(b, "turns", 0)["model"] = "custom"
+				fixture.Rec(b, "tool_calls", 0)["tool_name"] = "mcp"
+				fixture.Rec(b, "events", 0)["props"] = map[string]any{"command": "other"}
+				fixture.Rec(b, "events", 3)["props"] = map[string]any{"from": "other", "to": "custom"}
 				if code, body := post(b, p.key); code != 200 {
 					t.Fatalf("fixed words: %d %v", code, body)
 				}
@@ -156,7 +156,7 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 				q := startOn(t, st, server.Config{Rate: 1000, Burst: 1000})
 				before := st.lookups.Load()
 				for range 3 {
-					code, _, body := q.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(children(session, now)), nil)
+					code, _, body := q.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(children(session, now)), nil)
 					if code != 200 {
 						t.Fatalf("children of a session written before the restart: %d %v", code, body)
 					}
@@ -165,8 +165,8 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 					t.Errorf("%d catalog lookups, want 1 (then cached)", n)
 				}
 				bad := children(session, now)
-				wiretest.Rec(bad, "turns", 0)["model"] = "alice@example.com"
-				if code, _, body := q.do(t, "POST", "/v1/batch", p.key, wiretest.MustJSON(bad), nil); code != 400 || body["field"] != "turns[0].model" {
+				fixture.Rec(bad, "turns", 0)["model"] = "alice@example.com"
+				if code, _, body := q.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(bad), nil); code != 400 || body["field"] != "turns[0].model" {
 					t.Errorf("after a restart, a name outside the catalog: %d %v", code, body)
 				}
 			})
@@ -186,7 +186,7 @@ func TestNamesMustBeInTheSessionCatalog(t *testing.T) {
 			t.Run("another user's session tells nothing of its catalog", func(t *testing.T) {
 				bob := p.newKey(t, "bob")
 				in, out := children(session, now), children(session, now)
-				wiretest.Rec(out, "turns", 0)["model"] = "alice@example.com"
+				fixture.Rec(out, "turns", 0)["model"] = "alice@example.com"
 				ci, bi := post(in, bob)
 				co, bo := post(out, bob)
 				if ci != 400 || co != 400 || bi["field"] != bo["field"] || bi["error"] != bo["error"] {

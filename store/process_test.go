@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 )
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/fixture"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/google/uuid"
 )

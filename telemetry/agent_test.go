@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // args200 is a typical edit call's arguments, about 200 bytes.

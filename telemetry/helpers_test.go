@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // recSink is a central sink that keeps the JSON of every batch it is sent.

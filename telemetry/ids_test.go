@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // TestIDSeedRepeatsIDs: with Options.IDSeed and the same clock, a session

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // TestNoHomeMeansNoConfigFolder: with HOME and XDG_CONFIG_HOME unset (or

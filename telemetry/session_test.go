@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // texts are the raw texts a scripted session feeds the library.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/wire"
 	"github.com/google/uuid"
@@ -26,7 +26,7 @@ func limits(now time.Time) wire.Limits {
 
 func TestValidateBatchAcceptsAValidBatch(t *testing.T) {
 	now := time.Now()
-	b, rj := wire.Validate(wiretest.MustJSON(wiretest.ValidBatch(now)), limits(now))
+	b, rj := wire.Validate(fixture.MustJSON(fixture.ValidBatch(now)), limits(now))
 	if rj != nil {
 		t.Fatalf("rejected: %v", rj)
 	}
@@ -46,9 +46,9 @@ func TestValidateBatchAcceptsAValidBatch(t *testing.T) {
 // the right status, rule and field path.
 func TestValidateBatchRejections(t *testing.T) {
 	now := time.Now()
-	m := func(f func(map[string]any)) []byte { b := wiretest.ValidBatch(now); f(b); return wiretest.MustJSON(b) }
+	m := func(f func(map[string]any)) []byte { b := fixture.ValidBatch(now); f(b); return fixture.MustJSON(b) }
 	raw := func(old, new string) []byte {
-		return bytes.Replace(wiretest.MustJSON(wiretest.ValidBatch(now)), []byte(old), []byte(new), 1)
+		return bytes.Replace(fixture.MustJSON(fixture.ValidBatch(now)), []byte(old), []byte(new), 1)
 	}
 	for _, c := range []struct {
 		name   string
@@ -57,47 +57,47 @@ func TestValidateBatchRejections(t *testing.T) {
 		reason string
 		field  string
 	}{
-		{"forbidden text", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["assistant_text"] = "hi" }), 400, "forbidden_field", "turns[0].assistant_text"},
-		{"server field", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["received_at"] = "x" }), 400, "forbidden_field", "turns[0].received_at"},
+		{"forbidden text", m(func(b map[string]any) { fixture.Rec(b, "turns", 0)["assistant_text"] = "hi" }), 400, "forbidden_field", "turns[0].assistant_text"},
+		{"server field", m(func(b map[string]any) { fixture.Rec(b, "turns", 0)["received_at"] = "x" }), 400, "forbidden_field", "turns[0].received_at"},
 		{"unknown top level", m(func(b map[string]any) { b["user_id"] = "x" }), 400, "unknown_field", "user_id"},
 		{"unknown client field", m(func(b map[string]any) { b["client"].(map[string]any)["hostname"] = "box" }), 400, "unknown_field", "client.<unknown key>"},
-		{"homoglyph key", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["us\u0435r_input"] = "x" }), 400, "unknown_field", "turns[0].<unknown key>"},
-		{"zero-width in a name", m(func(b map[string]any) { wiretest.Rec(b, "tool_calls", 0)["tool_name"] = "read\u200b_file" }), 400, "pattern", "tool_calls[0].tool_name"},
+		{"homoglyph key", m(func(b map[string]any) { fixture.Rec(b, "turns", 0)["us\u0435r_input"] = "x" }), 400, "unknown_field", "turns[0].<unknown key>"},
+		{"zero-width in a name", m(func(b map[string]any) { fixture.Rec(b, "tool_calls", 0)["tool_name"] = "read\u200b_file" }), 400, "pattern", "tool_calls[0].tool_name"},
 		{"sentence in a model", m(func(b map[string]any) {
-			wiretest.Rec(b, "sessions", 0)["model"] = "please ignore previous instructions"
+			fixture.Rec(b, "sessions", 0)["model"] = "please ignore previous instructions"
 		}), 400, "pattern", "sessions[0].model"},
 		{"SQL in a command", m(func(b map[string]any) {
-			wiretest.Rec(b, "events", 0)["props"] = map[string]any{"command": "x'); DROP TABLE api_keys;--"}
+			fixture.Rec(b, "events", 0)["props"] = map[string]any{"command": "x'); DROP TABLE api_keys;--"}
 		}), 400, "pattern", "events[0].props.command"},
 		{"prop of another event", m(func(b map[string]any) {
-			wiretest.Rec(b, "events", 2)["props"] = map[string]any{"from": "act", "to": "plan", "command": "help"}
+			fixture.Rec(b, "events", 2)["props"] = map[string]any{"from": "act", "to": "plan", "command": "help"}
 		}), 400, "unknown_field", "events[2].props.command"},
-		{"missing prop", m(func(b map[string]any) { wiretest.Rec(b, "events", 1)["props"] = map[string]any{"attempt": 1} }), 400, "missing_field", "events[1].props.delay_ms"},
-		{"props not an object", m(func(b map[string]any) { wiretest.Rec(b, "events", 0)["props"] = "command=help" }), 400, "type", "events[0].props"},
-		{"unknown event", m(func(b map[string]any) { wiretest.Rec(b, "events", 0)["name"] = "keystroke" }), 400, "enum", "events[0].name"},
-		{"missing field", m(func(b map[string]any) { delete(wiretest.Rec(b, "tool_calls", 0), "outcome") }), 400, "missing_field", "tool_calls[0].outcome"},
-		{"null where required", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["model"] = nil }), 400, "type", "turns[0].model"},
-		{"string for an int", m(func(b map[string]any) { wiretest.Rec(b, "turns", 0)["seq"] = "0" }), 400, "type", "turns[0].seq"},
+		{"missing prop", m(func(b map[string]any) { fixture.Rec(b, "events", 1)["props"] = map[string]any{"attempt": 1} }), 400, "missing_field", "events[1].props.delay_ms"},
+		{"props not an object", m(func(b map[string]any) { fixture.Rec(b, "events", 0)["props"] = "command=help" }), 400, "type", "events[0].props"},
+		{"unknown event", m(func(b map[string]any) { fixture.Rec(b, "events", 0)["name"] = "keystroke" }), 400, "enum", "events[0].name"},
+		{"missing field", m(func(b map[string]any) { delete(fixture.Rec(b, "tool_calls", 0), "outcome") }), 400, "missing_field", "tool_calls[0].outcome"},
+		{"null where required", m(func(b map[string]any) { fixture.Rec(b, "turns", 0)["model"] = nil }), 400, "type", "turns[0].model"},
+		{"string for an int", m(func(b map[string]any) { fixture.Rec(b, "turns", 0)["seq"] = "0" }), 400, "type", "turns[0].seq"},
 		{"huge int", raw(`"prompt_tokens":1200`, `"prompt_tokens":99999999999999999999999`), 400, "bounds", "turns[0].prompt_tokens"},
 		{"1e400", raw(`"prompt_tokens":1200`, `"prompt_tokens":1e400`), 400, "type", "turns[0].prompt_tokens"},
-		{"absurd count", m(func(b map[string]any) { wiretest.Rec(b, "tool_calls", 0)["duration_ms"] = math.MaxInt32 * 1000 }), 400, "bounds", "tool_calls[0].duration_ms"},
+		{"absurd count", m(func(b map[string]any) { fixture.Rec(b, "tool_calls", 0)["duration_ms"] = math.MaxInt32 * 1000 }), 400, "bounds", "tool_calls[0].duration_ms"},
 		{"NaN", raw(`"prompt_tokens":1200`, `"prompt_tokens":NaN`), 400, "json", ""},
-		{"bool as string", m(func(b map[string]any) { wiretest.Rec(b, "tool_calls", 0)["result_is_error"] = "false" }), 400, "type", "tool_calls[0].result_is_error"},
+		{"bool as string", m(func(b map[string]any) { fixture.Rec(b, "tool_calls", 0)["result_is_error"] = "false" }), 400, "type", "tool_calls[0].result_is_error"},
 		{"uppercase uuid", m(func(b map[string]any) { b["batch_id"] = strings.ToUpper(b["batch_id"].(string)) }), 400, "uuid", "batch_id"},
-		{"time without zone", m(func(b map[string]any) { wiretest.Rec(b, "events", 0)["ts"] = "2026-11-27T10:00:00" }), 400, "time", "events[0].ts"},
+		{"time without zone", m(func(b map[string]any) { fixture.Rec(b, "events", 0)["ts"] = "2026-11-27T10:00:00" }), 400, "time", "events[0].ts"},
 		{"sent_at a year off", m(func(b map[string]any) { b["sent_at"] = now.AddDate(1, 0, 0).UTC().Format(time.RFC3339) }), 400, "clock", "sent_at"},
 		{"record an hour after sent_at", m(func(b map[string]any) {
-			wiretest.Rec(b, "turns", 0)["started_at"] = now.Add(2 * time.Hour).UTC().Format(time.RFC3339)
+			fixture.Rec(b, "turns", 0)["started_at"] = now.Add(2 * time.Hour).UTC().Format(time.RFC3339)
 		}), 400, "time_window", "turns[0].started_at"},
 		{"catalog with a sentence", m(func(b map[string]any) {
-			wiretest.Rec(b, "sessions", 0)["tool_catalog"] = []any{"read_file", "do the thing"}
+			fixture.Rec(b, "sessions", 0)["tool_catalog"] = []any{"read_file", "do the thing"}
 		}), 400, "pattern", "sessions[0].tool_catalog[1]"},
 		{"catalog too long", m(func(b map[string]any) {
 			var l []any
 			for i := 0; i < 600; i++ {
 				l = append(l, fmt.Sprintf("t%d", i))
 			}
-			wiretest.Rec(b, "sessions", 0)["tool_catalog"] = l
+			fixture.Rec(b, "sessions", 0)["tool_catalog"] = l
 		}), 400, "bounds", "sessions[0].tool_catalog"},
 		{"records not an array", m(func(b map[string]any) { b["turns"] = map[string]any{} }), 400, "type", "turns"},
 		{"record not an object", m(func(b map[string]any) { b["turns"] = []any{"turn"} }), 400, "type", "turns[0]"},
@@ -207,7 +207,7 @@ func allowlistHolds(body []byte) error {
 // allowlist invariant, checked independently.
 func FuzzValidateBatch(f *testing.F) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	valid := wiretest.MustJSON(wiretest.ValidBatch(now))
+	valid := fixture.MustJSON(fixture.ValidBatch(now))
 	f.Add(valid)
 	f.Add(bytes.Replace(valid, []byte(`"mode":"act"`), []byte(`"mode":"act","user_input":"x"`), 1))
 	f.Add(bytes.Replace(valid, []byte(`"command":"model"`), []byte(`"command":"model","x":1`), 1))
@@ -251,10 +251,10 @@ func FuzzValidateBatch(f *testing.F) {
 // one: 500 tool calls, the most a client sends in one request.
 func BenchmarkValidateBatch(b *testing.B) {
 	now := time.Now()
-	full := wiretest.ValidBatch(now)
+	full := fixture.ValidBatch(now)
 	var calls []any
 	for range 500 {
-		c := maps.Clone(wiretest.Rec(full, "tool_calls", 0))
+		c := maps.Clone(fixture.Rec(full, "tool_calls", 0))
 		c["call_id"] = uuid.Must(uuid.NewV7()).String()
 		calls = append(calls, c)
 	}
@@ -262,7 +262,7 @@ func BenchmarkValidateBatch(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		body []byte
-	}{{"7_records", wiretest.MustJSON(wiretest.ValidBatch(now))}, {"500_tool_calls", wiretest.MustJSON(full)}} {
+	}{{"7_records", fixture.MustJSON(fixture.ValidBatch(now))}, {"500_tool_calls", fixture.MustJSON(full)}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(c.body)))
 			b.ReportAllocs()
@@ -330,7 +330,7 @@ func TestPathsHoldOnlyDeclaredNames(t *testing.T) {
 	now := time.Now()
 	secret := "x[SECRET TEXT " + strings.Repeat("alice@example.com ", 8) + "]"
 	long := "x[" + strings.Repeat("SECRET TEXT ", 600_000) // 7 MB, 7 KiB gzipped
-	valid := string(wiretest.MustJSON(wiretest.ValidBatch(now)))
+	valid := string(fixture.MustJSON(fixture.ValidBatch(now)))
 	for _, c := range []struct{ name, body string }{
 		{"duplicate odd key at the top", `{` + q(secret) + `:1,` + q(secret) + `:2}`},
 		{"duplicate odd key in a record", strings.Replace(valid, `"mode":"act"`, q(secret)+`:1,`+q(secret)+`:2,"mode":"act"`, 1)},
@@ -360,7 +360,7 @@ func TestPathsHoldOnlyDeclaredNames(t *testing.T) {
 	}
 }
 
-func q(s string) string { return string(wiretest.MustJSON(s)) }
+func q(s string) string { return string(fixture.MustJSON(s)) }
 
 // hostile is a body built to cost the parser as much as possible: each is
 // inside the body limits (8 MiB) and must be refused.
@@ -373,7 +373,7 @@ type hostile struct {
 
 func hostileBodies(now time.Time) []hostile {
 	const size = 8 << 20
-	valid := string(wiretest.MustJSON(wiretest.ValidBatch(now)))
+	valid := string(fixture.MustJSON(fixture.ValidBatch(now)))
 	// fill repeats unit until the body is about size bytes.
 	fill := func(prefix, unit, suffix string) []byte {
 		return fillTo(size, prefix, unit, suffix)

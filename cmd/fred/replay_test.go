@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/fredcode/fredtel/internal/replay"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 )
 
 // `fred telemetry replay` through the real binary: the example it prints

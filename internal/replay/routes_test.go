@@ -12,9 +12,8 @@ import (
 
 	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/replay"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/jackc/pgx/v5"
@@ -24,7 +23,7 @@ import (
 // (fredcli.Run, the code the fred binary runs) on every route, against
 // the real ingest server, real PostgreSQL and real SQLite files.
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // fred runs the fred command in-process with env as its whole environment.
 func fred(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
@@ -138,8 +137,8 @@ func check(t *testing.T, url, prefix string, e expect) {
 // sends nothing.
 func TestCentral(t *testing.T) {
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "")
-	dir := user(t, servertest.CreateKey(t, db, "alice"))
+	p := testkit.StartServer(t, db, "")
+	dir := user(t, testkit.CreateKey(t, db, "alice"))
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + p.URL}
 	file := write(t, replay.Example)
 
@@ -461,8 +460,8 @@ func TestNoTextLeavesTheMachine(t *testing.T) {
 		}
 	}
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "")
-	dir := user(t, servertest.CreateKey(t, db, "alice"))
+	p := testkit.StartServer(t, db, "")
+	dir := user(t, testkit.CreateKey(t, db, "alice"))
 	file := write(t, markerTranscript)
 
 	code, out, errs := fred(t, map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://127.0.0.1:1"}, "", "telemetry", "replay", file)

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/sim"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 )
@@ -28,7 +28,7 @@ func TestSameSeedSameData(t *testing.T) {
 	ctx := context.Background()
 	central := func(seed uint64) (string, []byte) {
 		db := testdb.SQLite(t)
-		proc := servertest.StartServer(t, db, "")
+		proc := testkit.StartServer(t, db, "")
 		keys, err := sim.CreateKeys(ctx, db, 4)
 		if err != nil {
 			t.Fatal(err)

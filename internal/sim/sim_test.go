@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/insights"
-	"github.com/fredcode/fredtel/internal/servertest"
 	"github.com/fredcode/fredtel/internal/sim"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // TestFleetThroughTheRealServer: a fleet recorded through the client
 // library and the real fredtel serve (at its default rate limit) lands whole,
@@ -25,7 +25,7 @@ func TestFleetThroughTheRealServer(t *testing.T) {
 	for _, b := range testdb.Backends {
 		t.Run(b.Name, func(t *testing.T) {
 			db := b.URL(t)
-			proc := servertest.StartServer(t, db, "")
+			proc := testkit.StartServer(t, db, "")
 			ctx := context.Background()
 			keys, err := sim.CreateKeys(ctx, db, 8)
 			if err != nil {

@@ -20,13 +20,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/jackc/pgx/v5"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // answer is what the server said, raw and decoded.
 type answer struct {

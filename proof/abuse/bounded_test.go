@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // worstBodies are the shapes that cost a parser the most, each about 8 MiB
@@ -23,7 +23,7 @@ import (
 // numbers, deep nesting, at the top and inside a record.
 func worstBodies(now time.Time) map[string][]byte {
 	const size = 8<<20 - 64
-	valid := string(wiretest.MustJSON(wiretest.ValidBatch(now)))
+	valid := string(fixture.MustJSON(fixture.ValidBatch(now)))
 	fill := func(n int, prefix, unit, suffix string) string {
 		k := (n - len(prefix) - len(suffix)) / len(unit)
 		return prefix + strings.Repeat(unit, k) + suffix
@@ -93,9 +93,9 @@ func TestWorstCaseBodies(t *testing.T) {
 	const concurrent, rounds = 32, 3
 	now := time.Now()
 	db := newDB(t)
-	p := servertest.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+	p := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
 	conn := dbConn(t, db)
-	attacker, bystander := servertest.CreateKey(t, db, "mallory"), servertest.CreateKey(t, db, "bystander")
+	attacker, bystander := testkit.CreateKey(t, db, "mallory"), testkit.CreateKey(t, db, "bystander")
 	bodies := worstBodies(now)
 	names := make([]string, 0, len(bodies))
 	sent := map[string][]byte{}
@@ -122,7 +122,7 @@ func TestWorstCaseBodies(t *testing.T) {
 				return
 			default:
 			}
-			b := wiretest.MustJSON(wiretest.ValidBatch(now))
+			b := fixture.MustJSON(fixture.ValidBatch(now))
 			for {
 				a := postKeepAlive(t, p.URL, bystander, b)
 				if a.code == 200 {

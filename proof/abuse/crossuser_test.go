@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
 // envelope is a batch with no records yet.
 func envelope(now time.Time) map[string]any {
-	b := wiretest.ValidBatch(now)
+	b := fixture.ValidBatch(now)
 	for _, k := range []string{"sessions", "turns", "tool_calls", "events"} {
 		b[k] = []any{}
 	}
@@ -42,19 +42,19 @@ func clone(r map[string]any) map[string]any {
 func TestCrossUser(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
-	p := servertest.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+	p := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
 	conn := dbConn(t, db)
-	alice, bob := servertest.CreateKey(t, db, "alice"), servertest.CreateKey(t, db, "bob")
+	alice, bob := testkit.CreateKey(t, db, "alice"), testkit.CreateKey(t, db, "bob")
 	now := time.Now()
 
-	aBatch := wiretest.ValidBatch(now)
-	aBody := wiretest.MustJSON(aBatch)
+	aBatch := fixture.ValidBatch(now)
+	aBody := fixture.MustJSON(aBatch)
 	if a := post(t, p.URL, alice, aBody); a.code != 200 || a.body["accepted"] != 7.0 {
 		t.Fatalf("alice's batch: %d %s", a.code, a.raw)
 	}
-	aSession := wiretest.Rec(aBatch, "sessions", 0)
+	aSession := fixture.Rec(aBatch, "sessions", 0)
 	sA := aSession["session_id"].(string)
-	tA := wiretest.Rec(aBatch, "turns", 0)["turn_id"].(string)
+	tA := fixture.Rec(aBatch, "turns", 0)["turn_id"].(string)
 	aliceBefore := userRows(t, conn, "alice")
 	if n := len(aliceBefore["telemetry_sessions"]) + len(aliceBefore["telemetry_turns"]) + len(aliceBefore["telemetry_tool_calls"]) + len(aliceBefore["telemetry_events"]); n != 7 {
 		t.Fatalf("alice owns %d rows, want her batch's 7", n)
@@ -62,12 +62,12 @@ func TestCrossUser(t *testing.T) {
 
 	// intoA is one of bob's records, pointed at alice's session.
 	intoA := func(kind string) map[string]any {
-		r := clone(wiretest.Rec(wiretest.ValidBatch(now), kind, 0))
+		r := clone(fixture.Rec(fixture.ValidBatch(now), kind, 0))
 		r["session_id"] = sA
 		return r
 	}
 	with := func(f func(b map[string]any)) func() []byte {
-		return func() []byte { b := envelope(now); f(b); return wiretest.MustJSON(b) }
+		return func() []byte { b := envelope(now); f(b); return fixture.MustJSON(b) }
 	}
 	attacks := []struct {
 		name  string
@@ -100,21 +100,21 @@ func TestCrossUser(t *testing.T) {
 		{name: "replay_a_batch", body: func() []byte { return aBody }, field: "sessions[0].session_id"},
 		{name: "replay_a_batch_gzip", body: func() []byte { return gz(aBody) }, hdr: map[string]string{"Content-Encoding": "gzip"}, field: "sessions[0].session_id"},
 		{name: "mix_a_session_into_valid_batch", body: func() []byte {
-			b := wiretest.ValidBatch(now)
+			b := fixture.ValidBatch(now)
 			b["events"] = append(b["events"].([]any), intoA("events"))
-			return wiretest.MustJSON(b)
+			return fixture.MustJSON(b)
 		}, field: "events[4].session_id"},
 		{name: "mix_a_session_mid_batch", body: func() []byte {
-			b := wiretest.ValidBatch(now)
-			wiretest.Rec(b, "tool_calls", 0)["session_id"] = sA
-			return wiretest.MustJSON(b)
+			b := fixture.ValidBatch(now)
+			fixture.Rec(b, "tool_calls", 0)["session_id"] = sA
+			return fixture.MustJSON(b)
 		}, field: "tool_calls[0].session_id"},
 		{name: "mix_a_session_beside_b_session", body: func() []byte {
-			b := wiretest.ValidBatch(now)
+			b := fixture.ValidBatch(now)
 			s := clone(aSession)
 			s["ended_at"] = b["sent_at"]
 			b["sessions"] = append(b["sessions"].([]any), s)
-			return wiretest.MustJSON(b)
+			return fixture.MustJSON(b)
 		}, field: "sessions[1].session_id"},
 	}
 
@@ -169,10 +169,10 @@ func TestCrossUser(t *testing.T) {
 	// session: the store is idempotent on record ids, so bob's record is a
 	// duplicate and dropped; alice's row stays hers, unchanged.
 	t.Run("collide_with_a_turn_id", func(t *testing.T) {
-		b := wiretest.ValidBatch(now)
-		wiretest.Rec(b, "turns", 0)["turn_id"] = tA
-		wiretest.Rec(b, "turns", 0)["mode"] = "plan"
-		a := post(t, p.URL, bob, wiretest.MustJSON(b))
+		b := fixture.ValidBatch(now)
+		fixture.Rec(b, "turns", 0)["turn_id"] = tA
+		fixture.Rec(b, "turns", 0)["mode"] = "plan"
+		a := post(t, p.URL, bob, fixture.MustJSON(b))
 		if a.code != 200 || a.body["accepted"] != 6.0 || a.body["duplicates"] != 1.0 {
 			t.Fatalf("bob's batch with alice's turn id: %d %s, want 200 with 1 duplicate", a.code, a.raw)
 		}
@@ -192,13 +192,13 @@ func TestCrossUser(t *testing.T) {
 			sid := newID()
 			bodies := make([][]byte, 2)
 			for i := range bodies {
-				b := wiretest.ValidBatch(now)
+				b := fixture.ValidBatch(now)
 				for _, kind := range []string{"sessions", "turns", "tool_calls", "events"} {
 					for j := range b[kind].([]any) {
-						wiretest.Rec(b, kind, j)["session_id"] = sid
+						fixture.Rec(b, kind, j)["session_id"] = sid
 					}
 				}
-				bodies[i] = wiretest.MustJSON(b)
+				bodies[i] = fixture.MustJSON(b)
 			}
 			var wg sync.WaitGroup
 			codes := make([]int, 2)
@@ -237,7 +237,7 @@ func TestCrossUser(t *testing.T) {
 		s := clone(aSession)
 		s["ended_at"] = b["sent_at"]
 		b["sessions"] = []any{s}
-		if a := post(t, p.URL, alice, wiretest.MustJSON(b)); a.code != 200 || a.body["accepted"] != 1.0 {
+		if a := post(t, p.URL, alice, fixture.MustJSON(b)); a.code != 200 || a.body["accepted"] != 1.0 {
 			t.Fatalf("alice ending her own session after the attacks: %d %s", a.code, a.raw)
 		}
 	})

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/wiretest"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // TestFlood: one key sends hundreds of batches at once. The server answers
@@ -22,9 +22,9 @@ func TestFlood(t *testing.T) {
 	t.Parallel()
 	const rate, burst, n, workers = 5.0, 10, 240, 8
 	db := newDB(t)
-	p := servertest.StartServer(t, db, "", "--rate", strconv.FormatFloat(rate, 'f', -1, 64), "--burst", strconv.Itoa(burst))
+	p := testkit.StartServer(t, db, "", "--rate", strconv.FormatFloat(rate, 'f', -1, 64), "--burst", strconv.Itoa(burst))
 	conn := dbConn(t, db)
-	flooder, bystander := servertest.CreateKey(t, db, "flooder"), servertest.CreateKey(t, db, "bystander")
+	flooder, bystander := testkit.CreateKey(t, db, "flooder"), testkit.CreateKey(t, db, "bystander")
 	now := time.Now()
 	userRecords := func(user string) int64 {
 		return queryInt(t, conn, `SELECT (SELECT count(*) FROM telemetry_sessions WHERE user_id = $1) + (SELECT count(*) FROM telemetry_turns WHERE user_id = $1)
@@ -34,7 +34,7 @@ func TestFlood(t *testing.T) {
 	t.Run("one_key", func(t *testing.T) {
 		bodies := make(chan []byte, n)
 		for range n {
-			bodies <- wiretest.MustJSON(wiretest.ValidBatch(now))
+			bodies <- fixture.MustJSON(fixture.ValidBatch(now))
 		}
 		close(bodies)
 		var mu sync.Mutex
@@ -73,7 +73,7 @@ func TestFlood(t *testing.T) {
 			case <-floodDone:
 			}
 			for range 5 {
-				bystanderCodes = append(bystanderCodes, postKeepAlive(t, p.URL, bystander, wiretest.MustJSON(wiretest.ValidBatch(now))).code)
+				bystanderCodes = append(bystanderCodes, postKeepAlive(t, p.URL, bystander, fixture.MustJSON(fixture.ValidBatch(now))).code)
 			}
 		}()
 		<-floodDone
@@ -117,7 +117,7 @@ func TestFlood(t *testing.T) {
 		// Waiting as the answer said is all a client needs to be served
 		// again: the wait is the protocol under test, not a guess.
 		time.Sleep(time.Duration(wait) * time.Second)
-		if a := postKeepAlive(t, p.URL, flooder, wiretest.MustJSON(wiretest.ValidBatch(now))); a.code != 200 {
+		if a := postKeepAlive(t, p.URL, flooder, fixture.MustJSON(fixture.ValidBatch(now))); a.code != 200 {
 			t.Fatalf("after waiting Retry-After %d s the flooder got %d %s", wait, a.code, a.raw)
 		}
 		proof.Figure(t, "abuse", "a flood from one key",
@@ -138,7 +138,7 @@ func TestFlood(t *testing.T) {
 				for i := w; i < m; i += workers {
 					var r [16]byte
 					rand.Read(r[:])
-					a := postKeepAlive(t, p.URL, "fred_live_"+hex.EncodeToString(r[:]), wiretest.MustJSON(wiretest.ValidBatch(now)))
+					a := postKeepAlive(t, p.URL, "fred_live_"+hex.EncodeToString(r[:]), fixture.MustJSON(fixture.ValidBatch(now)))
 					mu.Lock()
 					codes[a.code]++
 					mu.Unlock()
@@ -153,7 +153,7 @@ func TestFlood(t *testing.T) {
 			t.Errorf("unknown keys changed the database: %v", d)
 		}
 		healthy(t, p.URL)
-		if a := postKeepAlive(t, p.URL, bystander, wiretest.MustJSON(wiretest.ValidBatch(now))); a.code != 200 {
+		if a := postKeepAlive(t, p.URL, bystander, fixture.MustJSON(fixture.ValidBatch(now))); a.code != 200 {
 			t.Errorf("a real key after the flood of made-up ones: %d", a.code)
 		}
 		if !t.Failed() {

@@ -3,7 +3,7 @@ package abuse
 import (
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/proof"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // mutants each remove one protection the catalogue, the cross-user or the

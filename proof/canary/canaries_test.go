@@ -24,7 +24,7 @@ import (
 
 	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/replay"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite" // the driver the SQLite columns are read with

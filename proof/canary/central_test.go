@@ -10,15 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // loggedIn is a config dir logged in with key that has seen the notice. It
 // lies outside the canary folder, so a path the CLI prints is no false
@@ -53,8 +52,8 @@ func TestCentral(t *testing.T) {
 	db := testdb.Postgres(t)
 	// The server binary is built before the test moves into the canary
 	// folder, which is outside the module.
-	srv := servertest.StartServer(t, db, "")
-	dir := loggedIn(t, servertest.CreateKey(t, db, "alice"))
+	srv := testkit.StartServer(t, db, "")
+	dir := loggedIn(t, testkit.CreateKey(t, db, "alice"))
 	api := "http://" + srv.URL
 	hole, accepted := blackhole(t)
 	c := newCanaries(t)

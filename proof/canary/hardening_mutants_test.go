@@ -3,7 +3,7 @@ package canary_test
 import (
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/proof"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // hardeningMutants each remove one protection of issue 12 §4-§6; the check

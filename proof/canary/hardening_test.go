@@ -20,10 +20,9 @@ import (
 
 	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/cli/fredtel"
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 	"github.com/fredcode/fredtel/telemetry"
 )
 
@@ -105,9 +104,9 @@ func loginAs(t *testing.T, dir, key string) {
 // is read, shown or deleted, and the user is told once.
 func TestFolderAttacks(t *testing.T) {
 	db := testdb.Postgres(t)
-	srv := servertest.StartServer(t, db, "")
-	alice := servertest.CreateKey(t, db, "alice")
-	mallory := servertest.CreateKey(t, db, "mallory")
+	srv := testkit.StartServer(t, db, "")
+	alice := testkit.CreateKey(t, db, "alice")
+	mallory := testkit.CreateKey(t, db, "mallory")
 	rows := func() int {
 		return testdb.QueryInt(t, db, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
 			+ (SELECT count(*) FROM telemetry_tool_calls) + (SELECT count(*) FROM telemetry_events)`)

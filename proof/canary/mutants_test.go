@@ -3,7 +3,7 @@ package canary_test
 import (
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/proof"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // mutants each remove one protection the canary checks guard; the check

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/fredcode/fredtel/telemetry/selfhost"

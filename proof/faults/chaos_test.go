@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/pgtemp"
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // dbGrace is how long after PostgreSQL is back 503s are still expected:
@@ -43,7 +43,7 @@ func TestServerKilledAndPostgresRestartedUnderLoad(t *testing.T) {
 	}
 	note := newNotes(t)
 	t0 := time.Now()
-	cluster := pgtemp.Start(quietTB{t, note})
+	cluster := testdb.StartCluster(quietTB{t, note})
 	db := cluster.URL()
 	px := startProxy(t)
 	srv := startServer(t, db, px, "--log-format", "text")

@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/server"
 	"github.com/fredcode/fredtel/store"
@@ -357,7 +356,7 @@ type serverCtl struct {
 	px   *proxy
 
 	mu     sync.Mutex
-	proc   *servertest.Process
+	proc   *testkit.Process
 	killed *atomic.Bool
 	kills  int
 }
@@ -386,7 +385,7 @@ func (k killableTB) Cleanup(f func()) {
 func (s *serverCtl) start() {
 	s.t.Helper()
 	k := &atomic.Bool{}
-	p := servertest.StartServer(killableTB{s.t, k}, s.db, "", s.args...)
+	p := testkit.StartServer(killableTB{s.t, k}, s.db, "", s.args...)
 	s.mu.Lock()
 	s.proc, s.killed = p, k
 	s.mu.Unlock()

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/pgtemp"
-	"github.com/fredcode/fredtel/internal/proof"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // TestLoad: 200 concurrent clients, each a user with a key of its own
@@ -30,7 +30,7 @@ func TestLoad(t *testing.T) {
 	// A private cluster: the shared server at DATABASE_URL carries the
 	// other packages' tests (and their fsyncs) in parallel, which this
 	// check would measure too.
-	db := pgtemp.Start(quietTB{t, note}).URL()
+	db := testdb.StartCluster(quietTB{t, note}).URL()
 	px := startProxy(t)
 	srv := startServer(t, db, px, "--log-format", "text")
 	led := newLedger()

@@ -3,7 +3,7 @@ package faults_test
 import (
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/servertest"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }

@@ -3,7 +3,7 @@ package faults_test
 import (
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/proof"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // mutants each remove one protection these checks stand on; the named

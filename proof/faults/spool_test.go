@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
+	"github.com/fredcode/fredtel/proof"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 	"github.com/google/uuid"
@@ -51,8 +50,8 @@ func spoolFault(t *testing.T, fault string) {
 	note := newNotes(t)
 	dir := mountTmpfs(t, fsSize)
 	db := testdb.Postgres(t)
-	srv := servertest.StartServer(t, db, "")
-	key := servertest.CreateKey(t, db, "spool-"+strings.ReplaceAll(fault, "-", ""))
+	srv := testkit.StartServer(t, db, "")
+	key := testkit.CreateKey(t, db, "spool-"+strings.ReplaceAll(fault, "-", ""))
 	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
 		t.Fatal(err)
 	}

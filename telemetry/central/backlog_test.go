@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
@@ -117,8 +116,8 @@ func shortSessionAfterBlackhole(t *testing.T) (slow bool, failure string) {
 	}
 
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "")
-	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: servertest.CreateKey(t, db, "alice")})
+	p := testkit.StartServer(t, db, "")
+	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: testkit.CreateKey(t, db, "alice")})
 	proxy, url := countingProxy(t, "http://"+p.URL)
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": url}
 	t0 := time.Now()
@@ -174,8 +173,8 @@ func TestBacklogKeptOn422(t *testing.T) {
 	}
 
 	db := testdb.Postgres(t)
-	old := servertest.StartServer(t, db, "", "--schema-versions", "1")
-	k := servertest.CreateKey(t, db, "alice")
+	old := testkit.StartServer(t, db, "", "--schema-versions", "1")
+	k := testkit.CreateKey(t, db, "alice")
 	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: k})
 	proxy, url := countingProxy(t, "http://"+old.URL)
 	var stderr testkit.Buffer
@@ -206,7 +205,7 @@ func TestBacklogKeptOn422(t *testing.T) {
 	}
 
 	// Upgraded: the next session delivers both sessions' records, once.
-	p := servertest.StartServer(t, db, "")
+	p := testkit.StartServer(t, db, "")
 	s = start(dir, "http://"+p.URL, &testkit.Buffer{}, time.Second)
 	s.Close(context.Background())
 	if got, want := rows(t, db), first-1+second-1+1; got != want {

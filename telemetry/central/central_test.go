@@ -16,14 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
 
-func TestMain(m *testing.M) { servertest.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // user is a logged-in config dir that has seen the notice.
 func user(t *testing.T, key string) string {
@@ -67,8 +66,8 @@ func rows(t *testing.T, db string) int {
 // prints exactly what the server stored for the last batch.
 func TestEndToEnd(t *testing.T) {
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "")
-	k := servertest.CreateKey(t, db, "alice")
+	p := testkit.StartServer(t, db, "")
+	k := testkit.CreateKey(t, db, "alice")
 	dir := user(t, k)
 	var stderr testkit.Buffer
 	s := start(dir, "http://"+p.URL, &stderr, time.Second)
@@ -153,8 +152,8 @@ func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 	}
 
 	db := testdb.Postgres(t)
-	p := servertest.StartServer(t, db, "")
-	k := servertest.CreateKey(t, db, "alice")
+	p := testkit.StartServer(t, db, "")
+	k := testkit.CreateKey(t, db, "alice")
 	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: k})
 	s := start(dir, "http://"+p.URL, &testkit.Buffer{}, time.Second)
 	deadline := time.Now().Add(5 * time.Second) // delivered in the background while the session runs

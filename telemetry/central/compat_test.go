@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -22,8 +21,8 @@ func TestNewerClientKeepsItsRecords(t *testing.T) {
 		t.Fatal("this test needs a client newer than version 1")
 	}
 	db := testdb.Postgres(t)
-	old := servertest.StartServer(t, db, "", "--schema-versions", "1")
-	k := servertest.CreateKey(t, db, "alice")
+	old := testkit.StartServer(t, db, "", "--schema-versions", "1")
+	k := testkit.CreateKey(t, db, "alice")
 	dir := user(t, k)
 	var stderr testkit.Buffer
 	s := start(dir, "http://"+old.URL, &stderr, time.Second)
@@ -38,7 +37,7 @@ func TestNewerClientKeepsItsRecords(t *testing.T) {
 		t.Fatalf("the v1-only server stored %d rows of a v2 batch", got)
 	}
 
-	upgraded := servertest.StartServer(t, db, "")
+	upgraded := testkit.StartServer(t, db, "")
 	s = start(dir, "http://"+upgraded.URL, &stderr, time.Second)
 	m := record(s, 1)
 	want := n + 1 + m + 1 // each session's start and end are one row

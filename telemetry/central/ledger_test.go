@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/pgtemp"
-	"github.com/fredcode/fredtel/internal/servertest"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -134,7 +132,7 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 		t.Skip("restarts servers for ~15 s")
 	}
 	t0 := time.Now()
-	cluster := pgtemp.Start(t)
+	cluster := testdb.StartCluster(t)
 	db := cluster.URL()
 	// A generous rate limit: this test is about crashes, not 429s.
 	serverArgs := []string{"--rate", "1000", "--burst", "1000", "--log-format", "text"}
@@ -142,19 +140,19 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 	var (
 		urlMu  sync.Mutex
 		apiURL string
-		proc   *servertest.Process
+		proc   *testkit.Process
 		killed *atomic.Bool
 	)
 	startServer := func() {
 		k := &atomic.Bool{}
-		p := servertest.StartServer(killableTB{t, k}, db, "", serverArgs...)
+		p := testkit.StartServer(killableTB{t, k}, db, "", serverArgs...)
 		urlMu.Lock()
 		proc, killed, apiURL = p, k, "http://"+p.URL
 		urlMu.Unlock()
 	}
 	currentURL := func() string { urlMu.Lock(); defer urlMu.Unlock(); return apiURL }
 	startServer()
-	key := servertest.CreateKey(t, db, "ledger")
+	key := testkit.CreateKey(t, db, "ledger")
 
 	const workers = 4
 	const minSessions = 40

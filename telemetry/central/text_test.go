@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // TestServerTextReachesTheTerminalClean: what a server says (min_version of

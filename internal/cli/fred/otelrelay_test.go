@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 )
 
 // dashBuffer is a bytes.Buffer a running command writes while the test

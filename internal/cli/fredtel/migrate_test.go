@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fredcode/fredtel/internal/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 )
 
 // run runs fredtel in process with env as its environment.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/sim"
-	"github.com/fredcode/fredtel/internal/testdb"
-	"github.com/fredcode/fredtel/internal/testkit"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/server"
 	"github.com/fredcode/fredtel/store"

@@ -1,6 +1,7 @@
-// Package proof is what the proof suite (proof/...) shares: a log of the
-// figures each check produced, which scripts/proof turns into
-// docs/proof-report.md, and mutants — small edits that remove one
+// Package proof is what the proof suite's checks (proof/abuse,
+// proof/canary, proof/faults) share: a log of the figures each check
+// produced, which scripts/proof turns into docs/proof-report.md
+// (internal/devcmd/proofreport), and mutants — small edits that remove one
 // protection — with a runner that shows the check guarding it fails.
 //
 // Figures go to the file named by FREDTEL_PROOF_LOG, one JSON object a

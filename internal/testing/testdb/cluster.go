@@ -1,18 +1,4 @@
-// Package pgtemp runs a private, throwaway PostgreSQL cluster for fault
-// tests: tests that restart, stop or otherwise break the database on purpose.
-//
-// Such tests cannot use the shared server at DATABASE_URL (package testdb):
-// other tests, in this package and in others running in parallel, keep their
-// databases there, and restarting it would fail them. A cluster of its own,
-// on a free loopback port in a temporary folder, a test may stop and restart
-// at will; it is stopped and removed when the test ends.
-//
-// The binaries are the newest of /usr/lib/postgresql/*/bin (Debian's
-// layout), else initdb and pg_ctl on PATH. When they are missing the test is
-// skipped, unless testdb.Required() (FREDTEL_REQUIRE_DB=1 or CI), where that
-// is a failure. As root the cluster runs as the postgres OS user (initdb and
-// postgres refuse to run as root).
-package pgtemp
+package testdb
 
 import (
 	"bytes"
@@ -32,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/testdb"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -42,9 +27,14 @@ const (
 	readyTimeout = 30 * time.Second // accepting connections after a start
 )
 
-// Cluster is a running private PostgreSQL cluster. Its methods that take a
-// testing.TB fail the test with t.Fatal, so call them from the test's own
-// goroutine.
+// Cluster is a private, throwaway PostgreSQL cluster for fault tests:
+// tests that restart, stop or otherwise break the database on purpose.
+// They cannot use the shared server at DATABASE_URL: other tests, in their
+// package and in others running in parallel, keep their databases there,
+// and restarting it would fail them. A cluster of its own, on a free
+// loopback port in a temporary folder, a test may stop and restart at
+// will. Its methods that take a testing.TB fail the test with t.Fatal, so
+// call them from the test's own goroutine.
 type Cluster struct {
 	bin  string // folder of initdb, pg_ctl, postgres
 	dir  string // the temporary folder: data/, the log, the socket
@@ -57,22 +47,26 @@ type Cluster struct {
 	running bool
 }
 
-// Start creates, starts and waits for a new cluster; it is stopped and
-// removed when t ends.
-func Start(t testing.TB) *Cluster {
+// StartCluster creates, starts and waits for a new cluster; it is stopped
+// and removed when t ends. The binaries are the newest of
+// /usr/lib/postgresql/*/bin (Debian's layout), else initdb and pg_ctl on
+// PATH. When they are missing the test is skipped, unless Required(). As
+// root the cluster runs as the postgres OS user (initdb and postgres
+// refuse to run as root).
+func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	bin, err := findBin()
 	if err != nil {
-		if testdb.Required() {
-			t.Fatalf("pgtemp: PostgreSQL binaries are required (FREDTEL_REQUIRE_DB=1 or CI) but not found: %v", err)
+		if Required() {
+			t.Fatalf("cluster: PostgreSQL binaries are required (FREDTEL_REQUIRE_DB=1 or CI) but not found: %v", err)
 		}
-		t.Skipf("pgtemp: no PostgreSQL binaries (install postgresql): %v", err)
+		t.Skipf("cluster: no PostgreSQL binaries (install postgresql): %v", err)
 	}
 	c := &Cluster{bin: bin}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Fatalf("pgtemp: running as root, and initdb refuses root: need the postgres OS user: %v", err)
+			t.Fatalf("cluster: running as root, and initdb refuses root: need the postgres OS user: %v", err)
 		}
 		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
@@ -81,15 +75,15 @@ func Start(t testing.TB) *Cluster {
 	// Not t.TempDir(): that is root's, mode 0700, unreachable for postgres.
 	c.dir, err = os.MkdirTemp("", "pgtemp-")
 	if err != nil {
-		t.Fatalf("pgtemp: %v", err)
+		t.Fatalf("cluster: %v", err)
 	}
 	t.Cleanup(c.cleanup(t))
 	if err := os.Chmod(c.dir, 0o700); err != nil {
-		t.Fatalf("pgtemp: %v", err)
+		t.Fatalf("cluster: %v", err)
 	}
 	if c.cred != nil {
 		if err := os.Chown(c.dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-			t.Fatalf("pgtemp: chown %s to postgres: %v", c.dir, err)
+			t.Fatalf("cluster: chown %s to postgres: %v", c.dir, err)
 		}
 	}
 	c.data = filepath.Join(c.dir, "data")
@@ -97,7 +91,7 @@ func Start(t testing.TB) *Cluster {
 
 	t0 := time.Now()
 	if out, err := c.run("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
-		t.Fatalf("pgtemp: initdb: %v\n%s", err, out)
+		t.Fatalf("cluster: initdb: %v\n%s", err, out)
 	}
 	conf, err := os.OpenFile(filepath.Join(c.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err == nil {
@@ -107,23 +101,23 @@ func Start(t testing.TB) *Cluster {
 		}
 	}
 	if err != nil {
-		t.Fatalf("pgtemp: postgresql.conf: %v", err)
+		t.Fatalf("cluster: postgresql.conf: %v", err)
 	}
 	// A port can be taken between finding it free and the server binding
 	// it: try a few.
 	for attempt := 0; ; attempt++ {
 		if err := c.configure(); err != nil {
-			t.Fatalf("pgtemp: %v", err)
+			t.Fatalf("cluster: %v", err)
 		}
 		err := c.start()
 		if err == nil {
 			break
 		}
 		if attempt == 2 {
-			t.Fatalf("pgtemp: %v", err)
+			t.Fatalf("cluster: %v", err)
 		}
 	}
-	t.Logf("pgtemp: PostgreSQL (%s) on 127.0.0.1:%d ready in %v", filepath.Base(filepath.Dir(c.bin)), c.port, time.Since(t0).Round(time.Millisecond))
+	t.Logf("cluster: PostgreSQL (%s) on 127.0.0.1:%d ready in %v", filepath.Base(filepath.Dir(c.bin)), c.port, time.Since(t0).Round(time.Millisecond))
 	return c
 }
 
@@ -142,7 +136,7 @@ func (c *Cluster) Restart(t testing.TB) {
 	t.Helper()
 	c.Stop(t)
 	if err := c.start(); err != nil {
-		t.Fatalf("pgtemp: restart: %v", err)
+		t.Fatalf("cluster: restart: %v", err)
 	}
 }
 
@@ -150,7 +144,7 @@ func (c *Cluster) Restart(t testing.TB) {
 func (c *Cluster) Stop(t testing.TB) {
 	t.Helper()
 	if err := c.stop("fast"); err != nil {
-		t.Fatalf("pgtemp: stop: %v", err)
+		t.Fatalf("cluster: stop: %v", err)
 	}
 }
 
@@ -230,11 +224,11 @@ func (c *Cluster) stop(mode string) error {
 func (c *Cluster) cleanup(t testing.TB) func() {
 	return func() {
 		if err := c.stop("immediate"); err != nil {
-			t.Errorf("pgtemp: %v", err)
+			t.Errorf("cluster: %v", err)
 			c.killPostmaster()
 		}
 		if err := os.RemoveAll(c.dir); err != nil {
-			t.Errorf("pgtemp: remove %s: %v", c.dir, err)
+			t.Errorf("cluster: remove %s: %v", c.dir, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package schemagen
+package main
 
 import (
 	"bytes"
@@ -8,8 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
 )
+
+var root = testkit.RepoRoot()
 
 // TestGeneratedFilesAreCurrent fails when a file derived from the schema
 // declaration was edited by hand or not regenerated after a declaration
@@ -20,7 +23,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range files {
-		got, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+		got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(path)))
 		if err != nil {
 			t.Errorf("%s: %v (run go generate ./schema)", path, err)
 			continue
@@ -31,9 +34,9 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	}
 	// No stray migration: every file is the newest version's, generated
 	// above, or an earlier one's, frozen.
-	stray, _ := filepath.Glob(filepath.Join("..", "..", "store", "migrations", "*", "*", "*.sql"))
+	stray, _ := filepath.Glob(filepath.Join(root, "store", "migrations", "*", "*", "*.sql"))
 	for _, p := range stray {
-		rel, _ := filepath.Rel(filepath.Join("..", ".."), p)
+		rel, _ := filepath.Rel(root, p)
 		if _, ok := files[filepath.ToSlash(rel)]; ok {
 			continue
 		}
@@ -54,12 +57,12 @@ func TestFrozenMigrations(t *testing.T) {
 		for _, s := range schema.Sets() {
 			for v := 1; v < schema.Version; v++ {
 				path := MigrationPath(d, s, v)
-				got, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+				got, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(path)))
 				if err != nil {
 					t.Errorf("%s: %v: a frozen migration is never removed", path, err)
 					continue
 				}
-				frozen := filepath.Join("..", "..", "store", "testdata", strings.TrimPrefix(filepath.ToSlash(path), "store/"))
+				frozen := filepath.Join(root, "store", "testdata", strings.TrimPrefix(filepath.ToSlash(path), "store/"))
 				want, err := os.ReadFile(frozen)
 				if err != nil {
 					t.Errorf("%s has no frozen copy (%v): copy it to %s when the next version starts", path, err, frozen)

@@ -1,8 +1,8 @@
-// Command report turns the proof suite's figures log (one JSON entry a
+// Command proofreport turns the proof suite's figures log (one JSON entry a
 // line, written by proof.Figure) into the markdown report scripts/proof
 // keeps in docs/proof-report.md.
 //
-//	go run ./internal/proof/report -log FILE -mode full|fast [-mutants] > docs/proof-report.md
+//	go run ./internal/devcmd/proofreport -log FILE -mode full|fast [-mutants] > docs/proof-report.md
 package main
 
 import (
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/proof"
+	"github.com/fredcode/fredtel/proof"
 )
 
 // sections in the order the issue lists the promises.

@@ -1,13 +1,9 @@
-// Command schemagen writes the artefacts derived from the schema declaration.
-// It is run by `go generate ./schema` from the schema folder.
 package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/fredcode/fredtel/internal/schemagen"
 )
 
 func main() {
@@ -18,7 +14,7 @@ func main() {
 }
 
 func run(root string) error {
-	files, err := schemagen.Files()
+	files, err := Files()
 	if err != nil {
 		return err
 	}

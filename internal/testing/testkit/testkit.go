@@ -1,9 +1,11 @@
 // Package testkit holds the small helpers several packages' tests share:
 // a buffer safe for concurrent writers, a listing of a folder to tell
 // whether anything was written, waiting on a condition instead of
-// sleeping, and loopback listeners that misbehave (a blackhole, a
-// connection dropper). It imports only the standard library, so any test
-// can use it, the bench module's too.
+// sleeping, loopback listeners that misbehave (a blackhole, a connection
+// dropper), and the real fredtel binary: built once, a server process on a
+// free loopback port, its key commands. The developer commands
+// (internal/devcmd) build and start fredtel with it too. It imports only
+// the standard library, so any test can use it, the bench module's too.
 package testkit
 
 import (

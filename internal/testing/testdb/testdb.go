@@ -6,7 +6,8 @@
 // to CREATE DATABASE), else postgres://postgres@127.0.0.1:5432/postgres. When
 // it cannot be reached the PostgreSQL half of a test is skipped with the
 // reason, unless FREDTEL_REQUIRE_DB=1 (set by scripts/test, and so in CI),
-// where that is a failure.
+// where that is a failure. A test that breaks the database on purpose gets a
+// private cluster instead (StartCluster).
 package testdb
 
 import (
@@ -14,6 +15,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -46,10 +48,6 @@ var (
 	probeErr  error
 )
 
-func connectAdmin(ctx context.Context) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, AdminURL())
-}
-
 // Postgres creates an empty database for t and returns its URL. The
 // database is dropped when t ends.
 func Postgres(t testing.TB) string {
@@ -57,7 +55,7 @@ func Postgres(t testing.TB) string {
 	probeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, err := connectAdmin(ctx)
+		c, err := pgx.Connect(ctx, AdminURL())
 		if err == nil {
 			c.Close(ctx)
 		}
@@ -69,38 +67,53 @@ func Postgres(t testing.TB) string {
 		}
 		t.Skipf("PostgreSQL unreachable at DATABASE_URL or %s (run scripts/test to start it): %v", DefaultAdminURL, probeErr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := connectAdmin(ctx)
+	u, drop, err := Create(context.Background(), AdminURL(), "fredtel_t_")
 	if err != nil {
-		t.Fatalf("testdb: connect admin: %v", err)
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("testdb: %v", err)
+		}
+	})
+	return u
+}
+
+// Create makes an empty database, named prefix and random letters, on the
+// server of adminURL, and returns its URL and how to drop it. The
+// benchmarks (internal/devcmd) make theirs with it too.
+func Create(ctx context.Context, adminURL, prefix string) (string, func() error, error) {
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL at %s: %w", u.Redacted(), err)
 	}
 	defer admin.Close(ctx)
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	name := "fredtel_t_" + hex.EncodeToString(rnd[:])
+	name := prefix + hex.EncodeToString(rnd[:])
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("testdb: create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := connectAdmin(ctx)
-		if err != nil {
-			t.Errorf("testdb: drop %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("testdb: drop %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(AdminURL())
-	if err != nil {
-		t.Fatalf("testdb: DATABASE_URL: %v", err)
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, adminURL)
+		if err == nil {
+			defer c.Close(ctx)
+			_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		}
+		if err != nil {
+			return fmt.Errorf("drop %s: %w", name, err)
+		}
+		return nil
+	}, nil
 }
 
 // SQLite returns the URL of a new SQLite file in t's temporary folder.

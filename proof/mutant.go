@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // MutantsEnv turns the mutant runs on: each builds and runs a test
@@ -43,7 +45,7 @@ type Mutant struct {
 // -overlay file, and `go build` run by a test inherits it. The checks run
 // at their CI size: under a mutant they only have to fail.
 func RunMutants(t *testing.T, ms []Mutant) {
-	root := repoRoot(t)
+	root := testkit.RepoRoot()
 	mutated := make([][]byte, len(ms))
 	for i, m := range ms {
 		src, err := os.ReadFile(filepath.Join(root, m.File))
@@ -164,23 +166,6 @@ next:
 		out = append(out, kv)
 	}
 	return out
-}
-
-func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal(fmt.Errorf("no go.mod above the test's folder"))
-		}
-		dir = parent
-	}
 }
 
 func tail(s string, n int) string {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fredcode/fredtel/internal/fixture"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/google/uuid"
 )

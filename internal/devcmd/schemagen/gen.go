@@ -1,11 +1,12 @@
-// Package schemagen writes every artefact derived from the schema
+// Command schemagen writes every artefact derived from the schema
 // declaration: the typed record structs, the migration files of the newest
 // schema version for both table sets in both dialects, and docs/schema.md.
 // The migrations of earlier versions are frozen: never written again.
 //
-// Run it with `go generate ./schema`. TestGeneratedFilesAreCurrent fails when
-// a committed artefact differs from what the declaration gives today.
-package schemagen
+// `go generate ./schema` runs it from the schema folder.
+// TestGeneratedFilesAreCurrent fails when a committed artefact differs from
+// what the declaration gives today.
+package main
 
 import (
 	"bytes"
