@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 )
@@ -94,7 +95,7 @@ func TestBadInput(t *testing.T) {
 	sink := &memSink{}
 	var stderr testkit.Buffer
 	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, MaxBody: 64 << 10, MaxDecoded: 256 << 10})
-	bomb := gzipped(bytes.Repeat([]byte(" "), 1<<20)) // 1 KiB that inflates to 1 MiB
+	bomb := fixture.Gzip(bytes.Repeat([]byte(" "), 1<<20)) // 1 KiB that inflates to 1 MiB
 	for _, tc := range []struct {
 		name, path, ct, enc string
 		body                []byte
@@ -104,7 +105,7 @@ func TestBadInput(t *testing.T) {
 		{"JSON of another shape", "/v1/logs", "application/json", "", []byte(`{"resourceLogs":"` + canary + `"}`), 400},
 		{"malformed protobuf", "/v1/traces", "application/x-protobuf", "", []byte("\x0a\xff\xff\xff\xff\x0f" + canary), 400},
 		{"not gzip", "/v1/logs", "application/json", "gzip", []byte(canary), 400},
-		{"truncated gzip", "/v1/logs", "application/json", "gzip", gzipped(logsJSON("claude-code", nil))[:40], 400},
+		{"truncated gzip", "/v1/logs", "application/json", "gzip", fixture.Gzip(logsJSON("claude-code", nil))[:40], 400},
 		{"gzip bomb", "/v1/logs", "application/json", "gzip", bomb, 413},
 		{"too large", "/v1/metrics", "application/json", "", bytes.Repeat([]byte(" "), 65<<10), 413},
 		{"another type", "/v1/logs", "text/plain", "", []byte(canary), 415},

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"compress/gzip"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/slim/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
@@ -101,14 +101,6 @@ func fixtureRequests(t testing.TB, folder string) []request {
 	return out
 }
 
-func gzipped(b []byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	zw.Close()
-	return buf.Bytes()
-}
-
 // send posts one request to the relay's handler (gzipped when gz) and
 // returns the status.
 func send(t testing.TB, h http.Handler, rq request, gz bool) int {
@@ -117,7 +109,7 @@ func send(t testing.TB, h http.Handler, rq request, gz bool) int {
 	req := httptest.NewRequest(http.MethodPost, rq.path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", rq.contentType)
 	if gz {
-		req.Body = httpBody(gzipped(body))
+		req.Body = httpBody(fixture.Gzip(body))
 		req.Header.Set("Content-Encoding", "gzip")
 	}
 	w := httptest.NewRecorder()

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -203,19 +202,11 @@ func TestAdmissionAnswersBusyAtOnce(t *testing.T) {
 	}
 
 	// A body whose buffers need more than the budget: 503, not read.
-	big := gzipBytes(bytes.Repeat([]byte(" "), 3<<20))
+	big := fixture.Gzip(bytes.Repeat([]byte(" "), 3<<20))
 	if code, hdr, body := p.do(t, "POST", "/v1/batch", p.key, big, map[string]string{"Content-Encoding": "gzip"}); code != 503 || hdr.Get("Retry-After") == "" {
 		t.Fatalf("a body over the memory budget: %d %v; want 503 with Retry-After", code, body)
 	}
 	if code, _, body := p.do(t, "POST", "/v1/batch", p.key, fixture.MustJSON(fixture.ValidBatch(time.Now())), nil); code != 200 {
 		t.Fatalf("after the refused body the budget is free again: %d %v", code, body)
 	}
-}
-
-func gzipBytes(b []byte) []byte {
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	w.Write(b)
-	w.Close()
-	return buf.Bytes()
 }

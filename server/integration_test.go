@@ -54,14 +54,6 @@ func post(t testing.TB, p *testkit.Process, key string, body []byte, hdr map[str
 	return a
 }
 
-func gz(b []byte) []byte {
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	w.Write(b)
-	w.Close()
-	return buf.Bytes()
-}
-
 // rows counts every row of the central record tables.
 func rows(t testing.TB, db string) int {
 	return testdb.QueryInt(t, db, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
@@ -114,7 +106,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		if a.code != 200 || a.body["accepted"] != 7.0 || a.body["duplicates"] != 0.0 {
 			t.Fatalf("first: %d %v", a.code, a.body)
 		}
-		a = post(t, p, key, gz(b), map[string]string{"Content-Encoding": "gzip"})
+		a = post(t, p, key, fixture.Gzip(b), map[string]string{"Content-Encoding": "gzip"})
 		if a.code != 200 || a.body["accepted"] != 0.0 || a.body["duplicates"] != 7.0 {
 			t.Fatalf("gzip retry: %d %v", a.code, a.body)
 		}
@@ -163,7 +155,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 			return bytes.Replace(fixture.MustJSON(fixture.ValidBatch(now)), []byte(`"mode":"act"`), []byte(`"mode":"act","mode":"plan"`), 1)
 		}, code: 400, field: "turns[0].mode"},
 		{name: "not JSON", body: func() []byte { return []byte(`{"schema_version":1,`) }, code: 400},
-		{name: "truncated gzip", body: func() []byte { g := gz(fixture.MustJSON(fixture.ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
+		{name: "truncated gzip", body: func() []byte { g := fixture.Gzip(fixture.MustJSON(fixture.ValidBatch(now))); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, code: 400},
 		{name: "unknown key", key: "fred_live_nosuchkeynosuchkeynosuchkey12", body: mutate(func(map[string]any) {}), code: 401},
 		{name: "no key", key: "-", body: mutate(func(map[string]any) {}), code: 401},
 		{name: "body over 1 MiB", body: func() []byte { return bytes.Repeat([]byte(" "), 1<<20+10) }, code: 413},

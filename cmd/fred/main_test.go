@@ -25,12 +25,11 @@ var fredBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "fred-bin")
-	if err != nil {
-		panic(err)
+	if err == nil {
+		fredBin, err = testkit.Build(context.Background(), dir, "cmd/fred")
 	}
-	fredBin = filepath.Join(dir, "fred")
-	if out, err := exec.Command("go", "build", "-o", fredBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building fred: %v\n%s", err, out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -8,7 +8,6 @@ package abuse
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -122,14 +121,6 @@ func postKeepAlive(t testing.TB, base, key string, body []byte) answer {
 func post(t testing.TB, base, key string, body []byte) answer {
 	t.Helper()
 	return send(t, base, request{body: body, hdr: map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}})
-}
-
-func gz(b []byte) []byte {
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	w.Write(b)
-	w.Close()
-	return buf.Bytes()
 }
 
 // healthy fails t unless both probes answer 200: a request that took the

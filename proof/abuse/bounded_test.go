@@ -2,7 +2,6 @@ package abuse
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -61,21 +60,11 @@ func worstBodies(now time.Time) map[string][]byte {
 // vmHWM is the peak resident set of a process, from /proc.
 func vmHWM(t testing.TB, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kib, err := testkit.ProcStatusKiB(pid, "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
+	return kib << 10
 }
 
 // TestWorstCaseBodies (issue 12, item 1): rounds of 32 worst-case bodies
@@ -101,7 +90,7 @@ func TestWorstCaseBodies(t *testing.T) {
 	sent := map[string][]byte{}
 	for n, b := range bodies {
 		names = append(names, n)
-		sent[n] = gz(b)
+		sent[n] = fixture.Gzip(b)
 	}
 	slices.Sort(names)
 	pid := p.Cmd.Process.Pid

@@ -473,19 +473,19 @@ func catalogue() []abuseCase {
 			b := validBody(t, f)
 			return append(b, bytes.Repeat([]byte(" "), 8<<20+1-len(b))...)
 		}, gzip: true, status: 413, reason: "too_large_inflated"},
-		{name: "gzip_truncated_half", body: func(t testing.TB, f *scene) []byte { g := gz(validBody(t, f)); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
-		{name: "gzip_truncated_header", body: func(t testing.TB, f *scene) []byte { return gz(validBody(t, f))[:5] }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
-		{name: "gzip_missing_trailer", body: func(t testing.TB, f *scene) []byte { g := gz(validBody(t, f)); return g[:len(g)-8] }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
+		{name: "gzip_truncated_half", body: func(t testing.TB, f *scene) []byte { g := fixture.Gzip(validBody(t, f)); return g[:len(g)/2] }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
+		{name: "gzip_truncated_header", body: func(t testing.TB, f *scene) []byte { return fixture.Gzip(validBody(t, f))[:5] }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
+		{name: "gzip_missing_trailer", body: func(t testing.TB, f *scene) []byte { g := fixture.Gzip(validBody(t, f)); return g[:len(g)-8] }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
 		{name: "gzip_bad_crc", body: func(t testing.TB, f *scene) []byte {
-			g := gz(validBody(t, f))
+			g := fixture.Gzip(validBody(t, f))
 			g[len(g)-8] ^= 0xff
 			return g
 		}, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
-		{name: "gzip_trailing_garbage", body: func(t testing.TB, f *scene) []byte { return append(gz(validBody(t, f)), []byte(S)...) }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
+		{name: "gzip_trailing_garbage", body: func(t testing.TB, f *scene) []byte { return append(fixture.Gzip(validBody(t, f)), []byte(S)...) }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
 		{name: "gzip_declared_but_plain", body: validBody, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "gzip"},
-		{name: "gzip_undeclared", body: func(t testing.TB, f *scene) []byte { return gz(validBody(t, f)) }, status: 400, reason: "json"},
-		{name: "gzip_twice_declared_once", body: func(t testing.TB, f *scene) []byte { return gz(gz(validBody(t, f))) }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "json"},
-		{name: "encoding_gzip_gzip", body: func(t testing.TB, f *scene) []byte { return gz(gz(validBody(t, f))) }, hdr: map[string]string{"Content-Encoding": "gzip, gzip"}, status: 415, reason: "content_encoding"},
+		{name: "gzip_undeclared", body: func(t testing.TB, f *scene) []byte { return fixture.Gzip(validBody(t, f)) }, status: 400, reason: "json"},
+		{name: "gzip_twice_declared_once", body: func(t testing.TB, f *scene) []byte { return fixture.Gzip(fixture.Gzip(validBody(t, f))) }, hdr: map[string]string{"Content-Encoding": "gzip"}, status: 400, reason: "json"},
+		{name: "encoding_gzip_gzip", body: func(t testing.TB, f *scene) []byte { return fixture.Gzip(fixture.Gzip(validBody(t, f))) }, hdr: map[string]string{"Content-Encoding": "gzip, gzip"}, status: 415, reason: "content_encoding"},
 		{name: "encoding_br", body: validBody, hdr: map[string]string{"Content-Encoding": "br"}, status: 415, reason: "content_encoding"},
 		{name: "encoding_deflate", body: validBody, hdr: map[string]string{"Content-Encoding": "deflate"}, status: 415, reason: "content_encoding"},
 
@@ -796,7 +796,7 @@ func runCase(t *testing.T, p *testkit.Process, pc *pgx.Conn, f *scene, c abuseCa
 		hdr["Authorization"] = "Bearer " + c.key(f)
 	}
 	if c.gzip {
-		body = gz(body)
+		body = fixture.Gzip(body)
 		hdr["Content-Encoding"] = "gzip"
 	}
 	for k, v := range c.hdr {

@@ -98,7 +98,7 @@ func TestCrossUser(t *testing.T) {
 			b["sessions"] = []any{s}
 		}), field: "sessions[0].session_id"},
 		{name: "replay_a_batch", body: func() []byte { return aBody }, field: "sessions[0].session_id"},
-		{name: "replay_a_batch_gzip", body: func() []byte { return gz(aBody) }, hdr: map[string]string{"Content-Encoding": "gzip"}, field: "sessions[0].session_id"},
+		{name: "replay_a_batch_gzip", body: func() []byte { return fixture.Gzip(aBody) }, hdr: map[string]string{"Content-Encoding": "gzip"}, field: "sessions[0].session_id"},
 		{name: "mix_a_session_into_valid_batch", body: func() []byte {
 			b := fixture.ValidBatch(now)
 			b["events"] = append(b["events"].([]any), intoA("events"))

@@ -15,10 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
-	"github.com/fredcode/fredtel/schema"
-	"github.com/fredcode/fredtel/server"
-	"github.com/fredcode/fredtel/store"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
@@ -316,34 +314,19 @@ func (f *fleet) drain(api string, within time.Duration) int {
 	return int(n.Load())
 }
 
-// createKeys makes n keys, one user each, straight through the store
-// (the server has migrated db): a process per key would cost seconds.
-func createKeys(t testing.TB, db string, n int) []string {
+func newClients(t testing.TB, db string, n int) []*client {
 	t.Helper()
+	// Straight through the store (the server has migrated db): a process
+	// per key would cost seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, db, store.Options{Set: schema.CentralSet, MaxConns: 2})
+	keys, err := sim.CreateKeys(ctx, db, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	keys := make([]string, n)
-	for i := range keys {
-		key, rec := server.NewKey(fmt.Sprintf("user-%03d", i), "faults", time.Now().UTC())
-		if err := st.CreateKey(ctx, rec); err != nil {
-			t.Fatalf("key %d: %v", i, err)
-		}
-		keys[i] = key
-	}
-	return keys
-}
-
-func newClients(t testing.TB, db string, n int) []*client {
-	t.Helper()
-	keys := createKeys(t, db, n)
 	cs := make([]*client, n)
 	for i := range cs {
-		cs[i] = newClient(t, i, keys[i])
+		cs[i] = newClient(t, i, keys[i].Key)
 	}
 	return cs
 }
@@ -355,10 +338,9 @@ type serverCtl struct {
 	args []string
 	px   *proxy
 
-	mu     sync.Mutex
-	proc   *testkit.Process
-	killed *atomic.Bool
-	kills  int
+	mu    sync.Mutex
+	proc  *testkit.Process
+	kills int
 }
 
 func startServer(t *testing.T, db string, px *proxy, args ...string) *serverCtl {
@@ -367,27 +349,11 @@ func startServer(t *testing.T, db string, px *proxy, args ...string) *serverCtl 
 	return s
 }
 
-// killableTB skips the SIGTERM cleanup servertest registers once the
-// process was killed (it would report the kill as an unclean stop).
-type killableTB struct {
-	testing.TB
-	killed *atomic.Bool
-}
-
-func (k killableTB) Cleanup(f func()) {
-	k.TB.Cleanup(func() {
-		if !k.killed.Load() {
-			f()
-		}
-	})
-}
-
 func (s *serverCtl) start() {
 	s.t.Helper()
-	k := &atomic.Bool{}
-	p := testkit.StartServer(killableTB{s.t, k}, s.db, "", s.args...)
+	p := testkit.StartServer(s.t, s.db, "", s.args...)
 	s.mu.Lock()
-	s.proc, s.killed = p, k
+	s.proc = p
 	s.mu.Unlock()
 	s.px.setTarget(s.t, "http://"+p.URL)
 }
@@ -396,13 +362,11 @@ func (s *serverCtl) start() {
 func (s *serverCtl) kill() {
 	s.t.Helper()
 	s.mu.Lock()
-	p, k := s.proc, s.killed
+	p := s.proc
 	s.mu.Unlock()
-	k.Store(true)
-	if err := p.Cmd.Process.Kill(); err != nil {
+	if err := p.Kill(); err != nil {
 		s.t.Fatalf("kill the server: %v", err)
 	}
-	p.Cmd.Wait()
 	s.kills++
 }
 
@@ -411,19 +375,11 @@ func (s *serverCtl) peakRSS() int64 {
 	s.mu.Lock()
 	pid := s.proc.Cmd.Process.Pid
 	s.mu.Unlock()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	kib, err := testkit.ProcStatusKiB(pid, "VmHWM")
 	if err != nil {
 		return -1
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
+	return kib << 10
 }
 
 func (s *serverCtl) stderr() string {

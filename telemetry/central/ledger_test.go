@@ -104,22 +104,6 @@ func metric(api, name string) string {
 	return "0"
 }
 
-// killableTB lets a test SIGKILL a server that servertest started: the
-// SIGTERM cleanup servertest registers is skipped once the process was
-// killed (it would report the kill as an unclean stop).
-type killableTB struct {
-	testing.TB
-	killed *atomic.Bool
-}
-
-func (k killableTB) Cleanup(f func()) {
-	k.TB.Cleanup(func() {
-		if !k.killed.Load() {
-			f()
-		}
-	})
-}
-
 // TestLedgerExactlyOnceThroughCrashes: concurrent sessions record a known
 // number of records while the ingest server is SIGKILLed and restarted and
 // PostgreSQL restarts; records that could not be sent wait in the spool and
@@ -141,13 +125,11 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 		urlMu  sync.Mutex
 		apiURL string
 		proc   *testkit.Process
-		killed *atomic.Bool
 	)
 	startServer := func() {
-		k := &atomic.Bool{}
-		p := testkit.StartServer(killableTB{t, k}, db, "", serverArgs...)
+		p := testkit.StartServer(t, db, "", serverArgs...)
 		urlMu.Lock()
-		proc, killed, apiURL = p, k, "http://"+p.URL
+		proc, apiURL = p, "http://"+p.URL
 		urlMu.Unlock()
 	}
 	currentURL := func() string { urlMu.Lock(); defer urlMu.Unlock(); return apiURL }
@@ -210,13 +192,11 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 	kills, pgRestarts := 0, 0
 	killServer := func() {
 		urlMu.Lock()
-		p, k := proc, killed
+		p := proc
 		urlMu.Unlock()
-		k.Store(true)
-		if err := p.Cmd.Process.Kill(); err != nil {
+		if err := p.Kill(); err != nil {
 			t.Fatalf("kill the server: %v", err)
 		}
-		p.Cmd.Wait() // reaped: "signal: killed"
 		kills++
 	}
 	kill := func() {

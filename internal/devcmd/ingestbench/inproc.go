@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -25,32 +24,27 @@ import (
 // server's time goes. Of the serve flags only --pool is understood. The
 // clients then share the process: its RSS and CPU are not the server's
 // alone.
-func startInProcess(ctx context.Context, dbURL string, serveArgs []string) (*serverProc, string, error) {
+func startInProcess(ctx context.Context, dbURL string, serveArgs []string) (*serverProc, error) {
 	fs := flag.NewFlagSet("--serve-args", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pool := fs.Int("pool", 8, "")
 	if err := fs.Parse(serveArgs); err != nil || fs.NArg() > 0 {
-		return nil, "", errors.New("--serve-args with --cpuprofile: only --pool N is understood")
+		return nil, errors.New("--serve-args with --cpuprofile: only --pool N is understood")
 	}
 	st, err := store.Open(ctx, dbURL, store.Options{Set: schema.CentralSet, Migrate: true, MaxConns: int32(*pool)})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	p := &serverProc{pid: os.Getpid(), log: &tail{max: 64 << 10}, done: make(chan struct{}), inProc: true}
 	srv, err := server.New(server.Config{Rate: 1e6, Burst: 1e6, Logger: slog.New(slog.NewJSONHandler(p.log, nil))}, st)
 	if err != nil {
 		st.Close()
-		return nil, "", err
-	}
-	key, rec := server.NewKey(benchUser, "ingestbench", time.Now().UTC())
-	if err := st.CreateKey(ctx, rec); err != nil {
-		st.Close()
-		return nil, "", fmt.Errorf("creating the key: %w", err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		st.Close()
-		return nil, "", err
+		return nil, err
 	}
 	p.addr = ln.Addr().String()
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -75,7 +69,7 @@ func startInProcess(ctx context.Context, dbURL string, serveArgs []string) (*ser
 			finish(hs.Shutdown(sctx))
 		}()
 	}
-	return p, key, nil
+	return p, nil
 }
 
 // profiler writes a CPU profile of the measured window to a file.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // answer is what one POST /v1/batch got.
@@ -169,7 +171,7 @@ func runLoad(ctx context.Context, srv *serverProc, key string, bs []*batch, from
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kib, err := procStatusKiB(srv.pid, "VmRSS"); err == nil {
+			if kib, err := testkit.ProcStatusKiB(srv.pid, "VmRSS"); err == nil {
 				lr.peakRSSKiB = max(lr.peakRSSKiB, kib)
 				lr.rssSamples++
 			}

@@ -18,14 +18,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -36,13 +34,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/fredcode/fredtel/internal/sim"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
-const (
-	defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	benchUser       = "bench"
+// benchUser owns the rows: the user of the key sim.CreateKeys makes first.
+var benchUser = sim.UserID(1)
 
+const (
 	targetPct   = 50.0
 	targetP99   = 250 * time.Millisecond
 	targetRSSMi = 256.0
@@ -84,16 +84,12 @@ func main() {
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("ingestbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := os.Getenv("DATABASE_URL")
-	if admin == "" {
-		admin = defaultAdminURL
-	}
 	cfg := &config{}
 	fs.IntVar(&cfg.clients, "clients", 16, "concurrent clients, each with its own keep-alive connection")
 	fs.IntVar(&cfg.batch, "batch", 500, "records per batch (1 session, 12 % turns, 76 % tool calls, 12 % events)")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "measured load, after the warm-up")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "load before the measurement starts (not counted)")
-	fs.StringVar(&cfg.adminURL, "admin-url", admin, "PostgreSQL `URL` allowed to CREATE DATABASE (env DATABASE_URL)")
+	fs.StringVar(&cfg.adminURL, "admin-url", testdb.AdminURL(), "PostgreSQL `URL` allowed to CREATE DATABASE (env DATABASE_URL)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the benchmark database (its URL is printed)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON")
 	fs.IntVar(&cfg.rate, "rate", 0, "records/s offered by all clients together, paced; 0 sends each batch as soon as the last is answered (saturation)")
@@ -138,10 +134,6 @@ func numCPU() int { return runtime.NumCPU() }
 func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error) {
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "ingestbench: "+format+"\n", a...) }
 
-	root, err := repoRoot(ctx)
-	if err != nil {
-		return err
-	}
 	tmp, err := os.MkdirTemp("", "fredtel-ingestbench")
 	if err != nil {
 		return err
@@ -150,12 +142,12 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error)
 	var bin string
 	if cfg.cpuprofile == "" {
 		logf("building fredtel")
-		if bin, err = buildFredtel(ctx, root, tmp); err != nil {
+		if bin, err = testkit.Build(ctx, tmp, "cmd/fredtel"); err != nil {
 			return err
 		}
 	}
 
-	dbURL, dropDB, err := createDatabase(ctx, cfg.adminURL)
+	dbURL, dropDB, err := testdb.Create(ctx, cfg.adminURL, "fredtel_bench_")
 	if err != nil {
 		return err
 	}
@@ -174,11 +166,10 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error)
 
 	var (
 		srv  *serverProc
-		key  string
 		prof *profiler
 	)
 	if cfg.cpuprofile != "" {
-		if srv, key, err = startInProcess(ctx, dbURL, cfg.serveArgs); err != nil {
+		if srv, err = startInProcess(ctx, dbURL, cfg.serveArgs); err != nil {
 			return err
 		}
 		prof = &profiler{path: cfg.cpuprofile}
@@ -193,10 +184,12 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error)
 	}()
 	if !srv.inProc {
 		logf("fredtel serve (pid %d) listening on %s", srv.pid, srv.addr)
-		if key, err = createKey(ctx, bin, dbURL, benchUser); err != nil {
-			return err
-		}
 	}
+	keys, err := sim.CreateKeys(ctx, dbURL, 1)
+	if err != nil {
+		return err
+	}
+	key := keys[0].Key
 
 	load := cfg.warmup + cfg.duration
 	count := int(math.Ceil(float64(cfg.genRate)*load.Seconds()/float64(cfg.batch))) + 1
@@ -234,7 +227,7 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error)
 		}
 		logf("CPU profile of the window (server and clients in one process): go tool pprof %s", cfg.cpuprofile)
 	}
-	hwm, hwmErr := procStatusKiB(srv.pid, "VmHWM")
+	hwm, hwmErr := testkit.ProcStatusKiB(srv.pid, "VmHWM")
 	if hwmErr != nil {
 		logf("cannot read VmHWM: %v", hwmErr)
 	}
@@ -278,41 +271,6 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error)
 	}
 	r.print(stdout)
 	return nil
-}
-
-// createDatabase makes a fresh database on the server of adminURL and
-// returns its URL and how to drop it.
-func createDatabase(ctx context.Context, adminURL string) (string, func() error, error) {
-	u, err := url.Parse(adminURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("--admin-url: %w", err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(cctx, adminURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("PostgreSQL at %s: %w (scripts/bench-ingest sets it up)", u.Redacted(), err)
-	}
-	defer admin.Close(context.Background())
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	name := "fredtel_bench_" + hex.EncodeToString(rnd[:])
-	if _, err := admin.Exec(cctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, fmt.Errorf("CREATE DATABASE %s: %w", name, err)
-	}
-	drop := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			return err
-		}
-		defer c.Close(ctx)
-		_, err = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		return err
-	}
-	u.Path = "/" + name
-	return u.String(), drop, nil
 }
 
 func (lr *loadRun) inWindow(t time.Time) bool {

@@ -2,20 +2,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
 // tail keeps the last max bytes written to it: the server's log, shown
@@ -64,41 +63,17 @@ func startServer(bin, dbURL string, extra []string) (*serverProc, error) {
 	cmd.Env = serverEnv()
 	cmd.Stderr = p.log
 	dieWithParent(cmd)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start fredtel serve: %w", err)
+	var err error
+	if p.addr, err = testkit.Serve(cmd, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("%v:\n%s", err, p.log)
 	}
 	p.pid = cmd.Process.Pid
 	p.shutdown = func() { cmd.Process.Signal(syscall.SIGTERM) }
-	ready := make(chan string, 1)
-	go func() {
-		lines := bufio.NewScanner(out)
-		for lines.Scan() {
-			if a, ok := strings.CutPrefix(lines.Text(), "fredtel serve: listening on "); ok {
-				if f := strings.Fields(a); len(f) > 0 {
-					ready <- strings.TrimPrefix(f[0], "http://")
-				}
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	select {
-	case p.addr = <-ready:
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("fredtel serve exited (%v) before listening:\n%s", p.err, p.log)
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-p.done
-		return nil, fmt.Errorf("fredtel serve did not listen within 60 s:\n%s", p.log)
-	}
+	return p, nil
 }
 
 // running reports whether the server is still up.
@@ -140,82 +115,6 @@ func serverEnv() []string {
 		}
 	}
 	return env
-}
-
-// createKey runs `fredtel keys create` and returns the key it prints.
-func createKey(ctx context.Context, bin, dbURL, user string) (string, error) {
-	cmd := exec.CommandContext(ctx, bin, "keys", "create", "--db", dbURL, "--user", user, "--label", "ingestbench")
-	cmd.Env = serverEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("fredtel keys create: %v: %s", err, stderr.String())
-	}
-	key := strings.TrimSpace(string(out))
-	if !strings.HasPrefix(key, "fred_live_") {
-		return "", fmt.Errorf("fredtel keys create printed %q, not a key", key)
-	}
-	return key, nil
-}
-
-// buildFredtel builds ./cmd/fredtel of the module at root into dir.
-func buildFredtel(ctx context.Context, root, dir string) (string, error) {
-	bin := filepath.Join(dir, "fredtel")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/fredtel")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/fredtel: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-const modulePath = "github.com/fredcode/fredtel"
-
-// repoRoot finds the fredtel module: `go env GOMOD` from the working
-// directory, else the nearest go.mod above it that declares the module.
-func repoRoot(ctx context.Context) (string, error) {
-	isOurs := func(gomod string) bool {
-		b, err := os.ReadFile(gomod)
-		return err == nil && bytes.HasPrefix(bytes.TrimSpace(b), []byte("module "+modulePath+"\n"))
-	}
-	if out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output(); err == nil {
-		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull && isOurs(gomod) {
-			return filepath.Dir(gomod), nil
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if isOurs(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return "", fmt.Errorf("not inside the %s module: run from the repository", modulePath)
-		}
-		dir = up
-	}
-}
-
-// procStatusKiB reads a "Vm…:   123 kB" line of /proc/PID/status.
-func procStatusKiB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) == 0 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
 // clockTicks is USER_HZ, 100 on every Linux platform Go supports.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
 )
@@ -43,7 +44,7 @@ type storeResult struct {
 // over a pool of pool connections (as fredtel serve does), into a second
 // fresh database.
 func measureStore(ctx context.Context, adminURL string, bs []*batch, writers, pool int, logf func(string, ...any)) (*storeResult, error) {
-	dbURL, drop, err := createDatabase(ctx, adminURL)
+	dbURL, drop, err := testdb.Create(ctx, adminURL, "fredtel_bench_")
 	if err != nil {
 		return nil, err
 	}

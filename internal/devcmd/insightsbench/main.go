@@ -17,14 +17,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -32,15 +29,15 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/insights"
+	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
 	"github.com/jackc/pgx/v5"
 )
 
 const (
-	defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	goalEach        = time.Second
-	goalWhole       = 3 * time.Second
+	goalEach  = time.Second
+	goalWhole = 3 * time.Second
 )
 
 type config struct {
@@ -75,16 +72,12 @@ func main() {
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("insightsbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	admin := os.Getenv("DATABASE_URL")
-	if admin == "" {
-		admin = defaultAdminURL
-	}
 	cfg := &config{}
 	fs.Float64Var(&cfg.scale, "scale", 1, "share of the full size (100,000 sessions, 2M turns, 10M tool calls, 1M events) to load")
 	fs.IntVar(&cfg.runs, "runs", 3, "reports computed; the median and best of each analysis are printed")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the benchmark database (its URL is printed)")
 	fs.StringVar(&cfg.reuse, "reuse", "", "time the database at `URL` (kept by an earlier --keep run) instead of loading one")
-	fs.StringVar(&cfg.adminURL, "admin-url", admin, "PostgreSQL `URL` allowed to CREATE DATABASE (env DATABASE_URL)")
+	fs.StringVar(&cfg.adminURL, "admin-url", testdb.AdminURL(), "PostgreSQL `URL` allowed to CREATE DATABASE (env DATABASE_URL)")
 	fs.BoolVar(&cfg.json, "json", false, "print the result as JSON")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "fleet seed")
 	fs.Func("ddl", "a statement run on the database before timing, e.g. a candidate index (repeatable): what it buys, before the schema gets it", func(s string) error {
@@ -136,8 +129,8 @@ func run(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	var from, to time.Time
 	if dbURL == "" {
 		var err error
-		var drop func()
-		dbURL, drop, err = createDB(ctx, cfg.adminURL)
+		var drop func() error
+		dbURL, drop, err = testdb.Create(ctx, cfg.adminURL, "fredtel_insights_bench_")
 		if err != nil {
 			return err
 		}
@@ -242,35 +235,6 @@ func best(ds []time.Duration) time.Duration {
 		b = min(b, d)
 	}
 	return b
-}
-
-// createDB makes a fresh database through the admin URL; drop removes it.
-func createDB(ctx context.Context, admin string) (string, func(), error) {
-	c, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("PostgreSQL at %s: %w", store.MaskURL(admin), err)
-	}
-	defer c.Close(ctx)
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	name := "fredtel_insights_bench_" + hex.EncodeToString(rnd[:])
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, err
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		return "", nil, err
-	}
-	u.Path = "/" + name
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	}
-	return u.String(), drop, nil
 }
 
 // runDDL runs the --ddl statements, then ANALYZE so the planner knows them.
