@@ -6,10 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fredcode/fredtel/insights"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
@@ -85,18 +84,6 @@ func folders(t *testing.T) []string {
 	return out
 }
 
-func loggedIn(t *testing.T, key string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fred")
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	if err := telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // replay sends every request of folder, in order, to a new relay with
 // opts, every other one gzipped, and closes it.
 func replay(t *testing.T, opts telemetry.Options, stderr *testkit.Buffer, folder string, extra ...request) Stats {
@@ -123,7 +110,7 @@ func TestFixturesCentral(t *testing.T) {
 	var configs []string
 	for _, folder := range folders(t) {
 		name := filepath.Base(folder)
-		dir := loggedIn(t, testkit.CreateKey(t, db, name))
+		dir := fixture.LoggedIn(t, testkit.CreateKey(t, db, name))
 		configs = append(configs, dir)
 		env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + srv.URL}
 		st := replay(t, telemetry.Options{FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] },
@@ -142,7 +129,7 @@ func TestFixturesCentral(t *testing.T) {
 		checkRows(t, conn, name, wants[name])
 	}
 
-	dump := string(pgDump(t, db))
+	dump := string(testdb.PGDump(t, db))
 	var spool bytes.Buffer
 	for _, dir := range configs {
 		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -234,7 +221,7 @@ func TestFixturesSelfHosted(t *testing.T) {
 	if n := testdb.QueryInt(t, db, `SELECT count(*) FROM dsc_sessions`); n != len(wants) {
 		t.Fatalf("%d sessions, want %d", n, len(wants))
 	}
-	dump := string(pgDump(t, db))
+	dump := string(testdb.PGDump(t, db))
 	if n := strings.Count(dump, "SECRET-PROMPT-CANARY-42"); n != withPrompt {
 		t.Fatalf("the canary is %d times in the dump, %d times in user_input: it is somewhere else too", n, withPrompt)
 	}
@@ -253,7 +240,7 @@ func TestFixturesSelfHosted(t *testing.T) {
 func TestInsightsSeeACLILoop(t *testing.T) {
 	db := testdb.Postgres(t)
 	srv := testkit.StartServer(t, db, "")
-	dir := loggedIn(t, testkit.CreateKey(t, db, "loop"))
+	dir := fixture.LoggedIn(t, testkit.CreateKey(t, db, "loop"))
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + srv.URL}
 	var stderr testkit.Buffer
 	folder := filepath.Join(fixturesDir(t), "codex-full-json")
@@ -329,24 +316,4 @@ func repeatedToolResult(t *testing.T, folder, file, event string, n int) request
 		t.Fatal(err)
 	}
 	return request{name: "repeated tool_result", path: "/v1/logs", contentType: "application/x-protobuf", body: out}
-}
-
-// pgDump is the whole database at url as pg_dump's plain format writes it.
-func pgDump(t *testing.T, url string) []byte {
-	t.Helper()
-	bin, err := exec.LookPath("pg_dump")
-	if err != nil {
-		paths, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump")
-		version := func(p string) int { v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p)))); return v }
-		sort.Slice(paths, func(i, j int) bool { return version(paths[i]) > version(paths[j]) })
-		if len(paths) == 0 {
-			t.Fatal("pg_dump is not installed")
-		}
-		bin = paths[0]
-	}
-	out, err := exec.Command(bin, "--format=plain", "--no-password", "--dbname="+url).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	return out
 }

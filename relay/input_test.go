@@ -43,10 +43,7 @@ func (m *memSink) String() string              { m.mu.Lock(); defer m.mu.Unlock(
 // centralTo is the options of a central route, logged in, whose batches
 // go to sink.
 func centralTo(t testing.TB, sink telemetry.CentralSink, stderr *testkit.Buffer) telemetry.Options {
-	dir := t.TempDir()
-	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: "fred_live_ab12cd34ef56gh78ij90kl"})
-	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-02T03:04:05Z"})
-	env := map[string]string{"FRED_CONFIG_DIR": dir}
+	env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, "fred_live_ab12cd34ef56gh78ij90kl")}
 	return telemetry.Options{Getenv: func(k string) string { return env[k] }, Stderr: stderr, Central: sink,
 		FlushInterval: 10 * time.Millisecond, CloseBudget: 5 * time.Second}
 }

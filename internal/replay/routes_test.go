@@ -12,6 +12,7 @@ import (
 
 	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/replay"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
@@ -44,16 +45,6 @@ func write(t *testing.T, transcript string) string {
 }
 
 const apiKey = "fred_live_0123456789abcdefghijKLMN"
-
-// user is a config dir logged in with key that has seen the notice.
-func user(t *testing.T, key string) string {
-	dir := filepath.Join(t.TempDir(), "fred")
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
-	return dir
-}
 
 // expect is what a transcript must leave in a database, computed from the
 // transcript itself.
@@ -138,7 +129,7 @@ func check(t *testing.T, url, prefix string, e expect) {
 func TestCentral(t *testing.T) {
 	db := testdb.Postgres(t)
 	p := testkit.StartServer(t, db, "")
-	dir := user(t, testkit.CreateKey(t, db, "alice"))
+	dir := fixture.LoggedIn(t, testkit.CreateKey(t, db, "alice"))
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://" + p.URL}
 	file := write(t, replay.Example)
 
@@ -178,7 +169,7 @@ func TestSelfHosted(t *testing.T) {
 				// Logged in and DO_NOT_TRACK too: DSC_TELEMETRY_DB_URL wins
 				// (SPEC §2), and FRED_TELEMETRY_DEBUG would print any
 				// central batch.
-				env := map[string]string{"FRED_CONFIG_DIR": user(t, apiKey), "DSC_TELEMETRY_DB_URL": url, "DO_NOT_TRACK": "1",
+				env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, apiKey), "DSC_TELEMETRY_DB_URL": url, "DO_NOT_TRACK": "1",
 					"FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"}
 				if noText {
 					env["DSC_TELEMETRY_NO_TEXT"] = "1"
@@ -264,7 +255,7 @@ func debugBatches(t *testing.T, stderr string) []telemetry.RemoteBatch {
 // TestDebug: on the central route FRED_TELEMETRY_DEBUG prints the exact
 // batches on stderr and sends nothing.
 func TestDebug(t *testing.T) {
-	dir := user(t, apiKey)
+	dir := fixture.LoggedIn(t, apiKey)
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"}
 	code, out, errs := fred(t, env, "", "telemetry", "replay", write(t, replay.Example))
 	if code != 0 || !strings.HasSuffix(out, ": 20 records printed on stderr, not sent (FRED_TELEMETRY_DEBUG)\n") {
@@ -316,7 +307,7 @@ func TestOffRoutes(t *testing.T) {
 		{"not logged in", func(dir string) map[string]string { telemetry.DeleteCredentials(dir); return nil }, nil, "off (not logged in"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := user(t, apiKey)
+			dir := fixture.LoggedIn(t, apiKey)
 			env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"}
 			for k, v := range c.setup(dir) {
 				env[k] = v
@@ -360,7 +351,7 @@ func TestMalformedRecordsNothing(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "never.db")
 			for _, env := range []map[string]string{
 				{"FRED_CONFIG_DIR": t.TempDir(), "DSC_TELEMETRY_DB_URL": "sqlite:" + db},
-				{"FRED_CONFIG_DIR": user(t, apiKey), "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"},
+				{"FRED_CONFIG_DIR": fixture.LoggedIn(t, apiKey), "FRED_TELEMETRY_DEBUG": "1", "FRED_API_URL": "http://127.0.0.1:1"},
 			} {
 				code, out, errs := fred(t, env, "", "telemetry", "replay", file)
 				if code != 1 || out != "" || !strings.HasPrefix(errs, "fred telemetry replay: "+file+c.want) ||
@@ -461,7 +452,7 @@ func TestNoTextLeavesTheMachine(t *testing.T) {
 	}
 	db := testdb.Postgres(t)
 	p := testkit.StartServer(t, db, "")
-	dir := user(t, testkit.CreateKey(t, db, "alice"))
+	dir := fixture.LoggedIn(t, testkit.CreateKey(t, db, "alice"))
 	file := write(t, markerTranscript)
 
 	code, out, errs := fred(t, map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": "http://127.0.0.1:1"}, "", "telemetry", "replay", file)
@@ -500,7 +491,7 @@ func TestNoTextLeavesTheMachine(t *testing.T) {
 	left, _ := folderText(t, filepath.Join(dir, "spool"))
 	noMarker(t, "the spool", left)
 
-	code, out, errs = fred(t, map[string]string{"FRED_CONFIG_DIR": user(t, apiKey), "FRED_TELEMETRY_DEBUG": "1"}, "", "telemetry", "replay", file)
+	code, out, errs = fred(t, map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, apiKey), "FRED_TELEMETRY_DEBUG": "1"}, "", "telemetry", "replay", file)
 	if code != 0 || len(debugBatches(t, errs)) == 0 {
 		t.Fatalf("debug: exit %d\n%s\n%s", code, out, errs)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/proof"
@@ -18,21 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
-
-// loggedIn is a config dir logged in with key that has seen the notice. It
-// lies outside the canary folder, so a path the CLI prints is no false
-// alarm.
-func loggedIn(t *testing.T, key string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fred")
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	if err := telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 func mapEnv(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
@@ -53,7 +39,7 @@ func TestCentral(t *testing.T) {
 	// The server binary is built before the test moves into the canary
 	// folder, which is outside the module.
 	srv := testkit.StartServer(t, db, "")
-	dir := loggedIn(t, testkit.CreateKey(t, db, "alice"))
+	dir := fixture.LoggedIn(t, testkit.CreateKey(t, db, "alice"))
 	api := "http://" + srv.URL
 	hole, accepted := blackhole(t)
 	c := newCanaries(t)
@@ -175,7 +161,7 @@ func TestCentral(t *testing.T) {
 		}
 	}
 
-	dump := pgDump(t, db)
+	dump := testdb.PGDump(t, db)
 	tables, rows := dumpRows(dump)
 	total := 0
 	for table, n := range map[string]int{"telemetry_sessions": want.sessions, "telemetry_turns": want.turns,

@@ -20,6 +20,7 @@ import (
 
 	fredcli "github.com/fredcode/fredtel/internal/cli/fred"
 	"github.com/fredcode/fredtel/internal/cli/fredtel"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/proof"
@@ -85,17 +86,6 @@ func newTap(t *testing.T, upstream string) (*tap, string) {
 	return p, srv.URL
 }
 
-// loginAs is a config dir logged in with key, notice seen.
-func loginAs(t *testing.T, dir, key string) {
-	t.Helper()
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	if err := telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestFolderAttacks: the config folder, spool/ and audit/ must be the
 // user's own. Each attack of issue 12 §4 is set up as another local user
 // would, then the user works as usual (a REPL session, `fred telemetry
@@ -115,7 +105,7 @@ func TestFolderAttacks(t *testing.T) {
 	// A batch as the sender spools it, to plant where it must not be sent
 	// from: made by a session of alice's to an endpoint that never answers.
 	batchDir := filepath.Join(t.TempDir(), "batch")
-	loginAs(t, batchDir, alice)
+	fixture.LogIn(t, batchDir, alice)
 	fredIn(mapEnv(map[string]string{"FRED_CONFIG_DIR": batchDir, "FRED_API_URL": testkit.Blackhole(t)}), "a prompt\n", "repl")
 	spooled, _ := os.ReadDir(filepath.Join(batchDir, "spool"))
 	if len(spooled) == 0 {
@@ -149,22 +139,20 @@ func TestFolderAttacks(t *testing.T) {
 	}
 	attacks := []attack{
 		{"symlinked spool", func(t *testing.T, secret string) (map[string]string, string) {
-			dir := filepath.Join(t.TempDir(), "fred")
-			loginAs(t, dir, alice)
+			dir := fixture.LoggedIn(t, alice)
 			p := privateFolder(t, secret)
 			os.Symlink(p, filepath.Join(dir, "spool"))
 			return map[string]string{"FRED_CONFIG_DIR": dir}, p
 		}, "symbolic link"},
 		{"symlinked audit", func(t *testing.T, secret string) (map[string]string, string) {
-			dir := filepath.Join(t.TempDir(), "fred")
-			loginAs(t, dir, alice)
+			dir := fixture.LoggedIn(t, alice)
 			p := privateFolder(t, secret)
 			os.Symlink(p, filepath.Join(dir, "audit"))
 			return map[string]string{"FRED_CONFIG_DIR": dir}, p
 		}, "symbolic link"},
 		{"folder anyone may write (0777) with another user's key", func(t *testing.T, secret string) (map[string]string, string) {
 			dir := filepath.Join(t.TempDir(), "fred-config")
-			loginAs(t, dir, mallory)
+			fixture.LogIn(t, dir, mallory)
 			os.Chmod(dir, 0o777)
 			return map[string]string{"FRED_CONFIG_DIR": dir}, ""
 		}, "writable by others"},
@@ -173,7 +161,7 @@ func TestFolderAttacks(t *testing.T) {
 				t.Skip("making a folder another user's takes root (chown); the mode case covers the check as anyone")
 			}
 			dir := filepath.Join(t.TempDir(), "fred-config")
-			loginAs(t, dir, mallory)
+			fixture.LogIn(t, dir, mallory)
 			os.Chown(dir, 65534, 65534)
 			return map[string]string{"FRED_CONFIG_DIR": dir}, ""
 		}, "belongs to another user"},
@@ -240,8 +228,7 @@ func TestFolderAttacks(t *testing.T) {
 	// field no batch may carry: it never reaches the wire.
 	t.Run("smuggled field in the spool", func(t *testing.T) {
 		secret := token(t, "smuggled")
-		dir := filepath.Join(t.TempDir(), "fred")
-		loginAs(t, dir, alice)
+		dir := fixture.LoggedIn(t, alice)
 		smuggled := strings.Replace(string(batch), `"turns":[{`, `"turns":[{"user_input":"`+secret+`",`, 1)
 		if smuggled == string(batch) {
 			t.Fatal("the batch has no turn")

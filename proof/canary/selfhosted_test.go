@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/proof"
@@ -34,7 +35,7 @@ func selfHosted(t *testing.T, noText bool) {
 			// Logged in, with an API that accepts connections: the user's
 			// database wins (SPEC §2) and nothing may go there.
 			hole, accepted := blackhole(t)
-			dir := loggedIn(t, "fred_live_0123456789abcdefghijKLMN")
+			dir := fixture.LoggedIn(t, "fred_live_0123456789abcdefghijKLMN")
 			c := newCanaries(t)
 			cwd := c.enterCwd(t)
 			vars := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": hole, "DSC_TELEMETRY_DB_URL": url}
@@ -113,7 +114,7 @@ func selfHosted(t *testing.T, noText bool) {
 				raw, files := sqliteBytes(t, path)
 				store, storeWhat = raw, fmt.Sprintf("the raw bytes of the SQLite database (%s, %s)", kib(len(raw)), nof(files, "file"))
 			} else {
-				store = pgDump(t, url)
+				store = testdb.PGDump(t, url)
 				storeWhat = fmt.Sprintf("the %s pg_dump", kib(len(store)))
 			}
 			noneIn(t, storeWhat, store, others)

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/sim"
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
@@ -40,14 +40,7 @@ type client struct {
 
 func newClient(t testing.TB, n int, key string) *client {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fred")
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	if err := telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"}); err != nil {
-		t.Fatal(err)
-	}
-	return &client{n: n, dir: dir, rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
+	return &client{n: n, dir: fixture.LoggedIn(t, key), rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
 }
 
 // start starts a session of c against api.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/proof"
@@ -52,12 +53,7 @@ func spoolFault(t *testing.T, fault string) {
 	db := testdb.Postgres(t)
 	srv := testkit.StartServer(t, db, "")
 	key := testkit.CreateKey(t, db, "spool-"+strings.ReplaceAll(fault, "-", ""))
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	if err := telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"}); err != nil {
-		t.Fatal(err)
-	}
+	fixture.LogIn(t, dir, key)
 	var heal func()
 	switch fault {
 	case "full":

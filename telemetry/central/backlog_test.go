@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
@@ -104,7 +105,7 @@ func shortSessionAfterBlackhole(t *testing.T) (slow bool, failure string) {
 		// several times slower; the scenario is the same.
 		budget = 400 * time.Millisecond
 	}
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, budget)
 	spooled := record(s, 3) + 2 // and the session, at its start and end
 	s.Close(context.Background())
@@ -163,7 +164,7 @@ func shortSessionAfterBlackhole(t *testing.T) (slow bool, failure string) {
 // do the session's own records), nothing is dropped, and nothing more is
 // sent that session.
 func TestBacklogKeptOn422(t *testing.T) {
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 100*time.Millisecond)
 	first := record(s, 2) + 2
 	s.Close(context.Background())
@@ -250,7 +251,7 @@ func TestUserAgentIsTheCleanedVersion(t *testing.T) {
 			mu.Unlock()
 			w.Write([]byte(`{"accepted":1,"duplicates":0}`))
 		}))
-		env := map[string]string{"FRED_CONFIG_DIR": user(t, key), "FRED_API_URL": srv.URL}
+		env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": srv.URL}
 		s := telemetry.Start(telemetry.Options{FredVersion: c.version, Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{},
 			NewCentral: central.New, CloseBudget: time.Second}, telemetry.SessionInfo{})
 		s.Close(context.Background())
@@ -287,7 +288,7 @@ func TestEncodedPayloadCarriesNoName(t *testing.T) {
 		w.Write([]byte(`{"accepted":1,"duplicates":0}`))
 	}))
 	defer srv.Close()
-	env := map[string]string{"FRED_CONFIG_DIR": user(t, key), "FRED_API_URL": srv.URL, "FRED_MODEL": names[1]}
+	env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": srv.URL, "FRED_MODEL": names[1]}
 	s := telemetry.Start(telemetry.Options{FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{},
 		NewCentral: central.New, CloseBudget: time.Second}, telemetry.SessionInfo{
 		Model: env["FRED_MODEL"], Tools: []string{"read_file", names[0]}, Commands: []string{"help", "model"}, Models: []string{"fred-flash-2"},
@@ -321,7 +322,7 @@ func TestEncodedPayloadCarriesNoName(t *testing.T) {
 // sent or spooled (the zero-padded time in the file name used to be read
 // as octal, and every batch was shown as of 1970).
 func TestShowDatesEachBatch(t *testing.T) {
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 50*time.Millisecond)
 	record(s, 1)
 	before := time.Now().UTC().Truncate(time.Second)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
@@ -36,7 +37,7 @@ func TestBurstWithTheEndpointDown(t *testing.T) {
 	if raceEnabled {
 		n = 200_000 // same bound, a tenth of the time under the race detector
 	}
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": refused}
 	base := heap()
 	s := telemetry.Start(telemetry.Options{

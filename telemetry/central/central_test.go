@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
@@ -23,16 +24,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
-
-// user is a logged-in config dir that has seen the notice.
-func user(t *testing.T, key string) string {
-	dir := filepath.Join(t.TempDir(), "fred")
-	if err := telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: key}); err != nil {
-		t.Fatal(err)
-	}
-	telemetry.SavePrefs(dir, telemetry.Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
-	return dir
-}
 
 func start(dir, api string, stderr *testkit.Buffer, budget time.Duration) *telemetry.Session {
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": api}
@@ -68,7 +59,7 @@ func TestEndToEnd(t *testing.T) {
 	db := testdb.Postgres(t)
 	p := testkit.StartServer(t, db, "")
 	k := testkit.CreateKey(t, db, "alice")
-	dir := user(t, k)
+	dir := fixture.LoggedIn(t, k)
 	var stderr testkit.Buffer
 	s := start(dir, "http://"+p.URL, &stderr, time.Second)
 	n := record(s, 5)
@@ -122,7 +113,7 @@ func TestEndToEnd(t *testing.T) {
 // spool and the next session delivers them.
 func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 	const budget = 100 * time.Millisecond
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	hole, accepted := testkit.Listener(t, nil)
 	var best time.Duration = time.Hour
 	total := 0
@@ -222,7 +213,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	for _, code := range []int{429, 503} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			sc, url := scriptedServer(t, status(code, "Retry-After", "1"))
-			s := start(user(t, key), url, &testkit.Buffer{}, time.Second)
+			s := start(fixture.LoggedIn(t, key), url, &testkit.Buffer{}, time.Second)
 			record(s, 1)
 			deadline := time.Now().Add(5 * time.Second)
 			for len(sc.requests()) < 2 && time.Now().Before(deadline) {
@@ -266,7 +257,7 @@ func TestAnswersThatStopOrDrop(t *testing.T) {
 			}
 			// Every answer is the same failure.
 			sc, url := scriptedServer(t, answer, answer, answer, answer, answer, answer, answer, answer)
-			dir := user(t, key)
+			dir := fixture.LoggedIn(t, key)
 			var stderr testkit.Buffer
 			s := start(dir, url, &stderr, time.Second)
 			record(s, 2)
@@ -302,7 +293,7 @@ func TestAnswersThatStopOrDrop(t *testing.T) {
 // TestTurnOffDeletesTheSpool: `fred telemetry off` (and /telemetry off)
 // leave nothing unsent on disk.
 func TestTurnOffDeletesTheSpool(t *testing.T) {
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 300*time.Millisecond)
 	record(s, 2)
 	s.Close(context.Background())
@@ -321,7 +312,7 @@ func TestTurnOffDeletesTheSpool(t *testing.T) {
 // retried with exponential backoff, not at every flush tick.
 func TestConnectionErrorsBackOff(t *testing.T) {
 	url, accepted := testkit.Listener(t, func(c net.Conn) { c.Close() })
-	s := start(user(t, key), url, &testkit.Buffer{}, 100*time.Millisecond)
+	s := start(fixture.LoggedIn(t, key), url, &testkit.Buffer{}, 100*time.Millisecond)
 	record(s, 1)
 	time.Sleep(3 * time.Second) // the window measured: 150 flush ticks of 20 ms
 	s.Close(context.Background())
@@ -339,7 +330,7 @@ func TestConnectionErrorsBackOff(t *testing.T) {
 // TestTwoProcessesShareOneSpool: two sessions on one config dir deliver a
 // backlog together; each spooled batch is sent exactly once.
 func TestTwoProcessesShareOneSpool(t *testing.T) {
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	hole := testkit.Blackhole(t)
 	for i := 0; i < 6; i++ {
 		s := start(dir, hole, &testkit.Buffer{}, 300*time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/schema"
@@ -23,7 +24,7 @@ func TestNewerClientKeepsItsRecords(t *testing.T) {
 	db := testdb.Postgres(t)
 	old := testkit.StartServer(t, db, "", "--schema-versions", "1")
 	k := testkit.CreateKey(t, db, "alice")
-	dir := user(t, k)
+	dir := fixture.LoggedIn(t, k)
 	var stderr testkit.Buffer
 	s := start(dir, "http://"+old.URL, &stderr, time.Second)
 	n := record(s, 3)

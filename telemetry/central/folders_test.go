@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
@@ -68,7 +69,7 @@ func newRecorder(t *testing.T, code int) (*recorder, string) {
 // sender would send.
 func spooledBatch(t *testing.T) []byte {
 	t.Helper()
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 600*time.Millisecond) // the last quarter spools
 	record(s, 1)
 	s.Close(context.Background())
@@ -139,7 +140,7 @@ func noneSent(t *testing.T, r *recorder) {
 // by `fred telemetry off`, `show` or `fred logout`.
 func TestSymlinkedSpoolIsNeverFollowed(t *testing.T) {
 	priv, files := private(t)
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	if err := os.Symlink(priv, filepath.Join(dir, "spool")); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestSymlinkedSpoolIsNeverFollowed(t *testing.T) {
 // there is read, shown, written or pruned.
 func TestSymlinkedAuditIsNeverFollowed(t *testing.T) {
 	priv, files := private(t)
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	if err := os.Symlink(priv, filepath.Join(dir, "audit")); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestSymlinkedAuditIsNeverFollowed(t *testing.T) {
 // sent.
 func TestForeignFilesInTheSpool(t *testing.T) {
 	priv, files := private(t)
-	dir := user(t, key)
+	dir := fixture.LoggedIn(t, key)
 	spool := filepath.Join(dir, "spool")
 	os.Mkdir(spool, 0o700)
 	batch := spooledBatch(t)
@@ -293,7 +294,7 @@ func TestForeignConfigFolderIsRefused(t *testing.T) {
 		{"a symbolic link", nil, "symbolic link"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := user(t, key)
+			dir := fixture.LoggedIn(t, key)
 			s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 600*time.Millisecond) // the last quarter spools
 			record(s, 1)
 			s.Close(context.Background()) // a spool to be sent, or deleted

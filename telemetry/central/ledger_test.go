@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry"
@@ -140,7 +141,7 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 	const minSessions = 40
 	dirs := make([]string, workers)
 	for i := range dirs {
-		dirs[i] = user(t, key)
+		dirs[i] = fixture.LoggedIn(t, key)
 	}
 
 	var (

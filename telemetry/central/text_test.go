@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
@@ -29,7 +30,7 @@ func TestServerTextReachesTheTerminalClean(t *testing.T) {
 		answer := func(w http.ResponseWriter) { w.WriteHeader(c.code); w.Write([]byte(c.body)) }
 		_, url := scriptedServer(t, answer, answer, answer)
 		var stderr testkit.Buffer
-		s := start(user(t, key), url, &stderr, time.Second)
+		s := start(fixture.LoggedIn(t, key), url, &stderr, time.Second)
 		record(s, 1)
 		s.Close(context.Background())
 		out := stderr.String()
@@ -65,7 +66,7 @@ func TestReasonPhraseNeverShown(t *testing.T) {
 		}()
 	})
 	var stderr testkit.Buffer
-	s := start(user(t, key), url, &stderr, time.Second)
+	s := start(fixture.LoggedIn(t, key), url, &stderr, time.Second)
 	record(s, 1)
 	s.Close(context.Background())
 	out := stderr.String()

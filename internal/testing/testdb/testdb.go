@@ -11,6 +11,7 @@
 package testdb
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -18,7 +19,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -160,4 +164,30 @@ func QueryInt(t testing.TB, url, q string) int {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n
+}
+
+// PGDump is the whole database at url, schema and data, as pg_dump's
+// plain format writes it.
+func PGDump(t testing.TB, url string) []byte {
+	t.Helper()
+	bin, err := exec.LookPath("pg_dump")
+	if err != nil {
+		// Debian installs the versioned binaries off PATH; the newest reads
+		// every older server.
+		paths, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_dump")
+		version := func(p string) int { v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p)))); return v }
+		sort.Slice(paths, func(i, j int) bool { return version(paths[i]) > version(paths[j]) })
+		if len(paths) == 0 {
+			t.Fatal("pg_dump is not installed (not on PATH nor in /usr/lib/postgresql/*/bin); scripts/test installs it")
+		}
+		bin = paths[0]
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--format=plain", "--no-password", "--dbname="+url)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", bin, err, stderr.String())
+	}
+	return out
 }
