@@ -89,7 +89,7 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 				}
 				want += n
 			}
-			stored := rows(t, db)
+			stored := testdb.Rows(t, db)
 			if stored == 0 || stored > want {
 				t.Errorf("%d rows stored from %d records", stored, want)
 			}

@@ -54,12 +54,6 @@ func post(t testing.TB, p *testkit.Process, key string, body []byte, hdr map[str
 	return a
 }
 
-// rows counts every row of the central record tables.
-func rows(t testing.TB, db string) int {
-	return testdb.QueryInt(t, db, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
-		+ (SELECT count(*) FROM telemetry_tool_calls) + (SELECT count(*) FROM telemetry_events)`)
-}
-
 // holdWriteLock blocks writers of db until release is called.
 func holdWriteLock(t testing.TB, db string) (release func()) {
 	t.Helper()
@@ -179,7 +173,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.code, " ", c.name), func(t *testing.T) {
-			before := rows(t, db)
+			before := testdb.Rows(t, db)
 			k := key
 			if c.key == "-" {
 				k = ""
@@ -193,7 +187,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 			if c.field != "" && a.body["field"] != c.field {
 				t.Errorf("field %v, want %s", a.body["field"], c.field)
 			}
-			if after := rows(t, db); after != before {
+			if after := testdb.Rows(t, db); after != before {
 				t.Errorf("a rejected batch wrote %d rows", after-before)
 			}
 			switch c.code {
@@ -224,7 +218,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 	})
 
 	t.Run("503 with Retry-After while the database cannot write", func(t *testing.T) {
-		before := rows(t, db)
+		before := testdb.Rows(t, db)
 		release := holdWriteLock(t, db)
 		a := func() answer {
 			defer release()
@@ -233,7 +227,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		if a.code != 503 || a.header.Get("Retry-After") == "" {
 			t.Fatalf("got %d %v, Retry-After %q", a.code, a.body, a.header.Get("Retry-After"))
 		}
-		if after := rows(t, db); after != before {
+		if after := testdb.Rows(t, db); after != before {
 			t.Errorf("a failed batch wrote %d rows", after-before)
 		}
 		if a := post(t, p, key, fixture.MustJSON(fixture.ValidBatch(now)), nil); a.code != 200 {
@@ -267,9 +261,9 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		}
 		mallory := testkit.CreateKey(t, db, "mallory")
 		fixture.Rec(b, "sessions", 0)["ended_at"] = now.UTC().Format(time.RFC3339)
-		before := rows(t, db)
+		before := testdb.Rows(t, db)
 		a := post(t, p, mallory, fixture.MustJSON(b), nil)
-		if a.code != 400 || a.body["field"] != "sessions[0].session_id" || rows(t, db) != before {
+		if a.code != 400 || a.body["field"] != "sessions[0].session_id" || testdb.Rows(t, db) != before {
 			t.Fatalf("got %d %v", a.code, a.body)
 		}
 	})
@@ -384,7 +378,7 @@ func TestTwoServersExactlyOnce(t *testing.T) {
 			if codes[200] != 8*len(bodies) {
 				t.Fatalf("answers %v, want all 200", codes)
 			}
-			if n := rows(t, db); n != len(ids) {
+			if n := testdb.Rows(t, db); n != len(ids) {
 				t.Fatalf("%d rows for %d distinct record ids", n, len(ids))
 			}
 		})
@@ -426,7 +420,7 @@ func TestShutdownFinishesInFlightBatches(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the in-flight batch never finished")
 	}
-	if n := rows(t, db); n != 7 {
+	if n := testdb.Rows(t, db); n != 7 {
 		t.Fatalf("%d rows after shutdown, want the batch's 7", n)
 	}
 }

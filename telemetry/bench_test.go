@@ -3,7 +3,6 @@ package telemetry
 import (
 	"context"
 	"crypto/sha256"
-	"runtime"
 	"testing"
 	"time"
 
@@ -84,14 +83,6 @@ func BenchmarkSHA256Floor(b *testing.B) {
 	}
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // TestMillionToolCallsWithStalledSink: with the sink stalled, recording a
 // million tool calls keeps the heap under twice the queue bound (slice growth)
 // plus 1 MiB, and counts the drops.
@@ -108,7 +99,7 @@ func TestMillionToolCallsWithStalledSink(t *testing.T) {
 	opts.QueueBytes = queue
 	opts.MaxBatch = 500
 	opts.CloseBudget = 20 * time.Millisecond
-	base := heapInUse()
+	base := testkit.HeapAlloc()
 	s := Start(opts, SessionInfo{Model: "m", Tools: []string{"edit"}})
 	tr := s.BeginTurn("act", "m")
 	c := ToolCall{Name: "edit", Args: args200, Result: "ok", Permission: "auto_allowed"}
@@ -116,10 +107,10 @@ func TestMillionToolCallsWithStalledSink(t *testing.T) {
 	for i := 0; i < n; i++ {
 		tr.ToolCall(c)
 		if i%100_000 == 99_999 {
-			peak = max(peak, heapInUse())
+			peak = max(peak, testkit.HeapAlloc())
 		}
 	}
-	peak = max(peak, heapInUse())
+	peak = max(peak, testkit.HeapAlloc())
 	st := s.Stats()
 	s.Close(context.Background())
 	close(sink.stall)

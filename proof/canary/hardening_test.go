@@ -97,10 +97,6 @@ func TestFolderAttacks(t *testing.T) {
 	srv := testkit.StartServer(t, db, "")
 	alice := testkit.CreateKey(t, db, "alice")
 	mallory := testkit.CreateKey(t, db, "mallory")
-	rows := func() int {
-		return testdb.QueryInt(t, db, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
-			+ (SELECT count(*) FROM telemetry_tool_calls) + (SELECT count(*) FROM telemetry_events)`)
-	}
 
 	// A batch as the sender spools it, to plant where it must not be sent
 	// from: made by a session of alice's to an endpoint that never answers.
@@ -208,7 +204,7 @@ func TestFolderAttacks(t *testing.T) {
 			if got := p.posted(); len(got) != 0 {
 				t.Errorf("%d requests reached the server; the first: %.300s", len(got), got[0])
 			}
-			if n := rows(); n != 0 {
+			if n := testdb.Rows(t, db); n != 0 {
 				t.Errorf("%d rows in the central tables", n)
 			}
 			if strings.Contains(out.String(), secret) {

@@ -1,11 +1,9 @@
 package faults_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -419,24 +417,15 @@ func (q quietTB) Logf(format string, args ...any) { q.n.Logf(format, args...) }
 // straight from the server (-1 when it cannot).
 func (s *serverCtl) metric(name string) float64 {
 	s.mu.Lock()
-	u := "http://" + s.proc.URL + "/metrics"
+	u := "http://" + s.proc.URL
 	s.mu.Unlock()
-	resp, err := http.Get(u)
+	m, err := testkit.Metrics(context.Background(), u)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
 	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
+	for series, v := range m {
+		if rest, ok := strings.CutPrefix(series, name); ok && (rest == "" || rest[0] == '{') {
 			sum += v
 		}
 	}

@@ -140,7 +140,7 @@ func shortSessionAfterBlackhole(t *testing.T) (slow bool, failure string) {
 		fails = append(fails, fmt.Sprintf("%d batches still in the spool", b))
 	}
 	// Each session's start and end are one row.
-	if got, want := rows(t, db), spooled-1+own-1; got != want {
+	if got, want := testdb.Rows(t, db), spooled-1+own-1; got != want {
 		fails = append(fails, fmt.Sprintf("%d rows stored, want %d (the %d spooled records and the session's own %d)", got, want, spooled, own))
 	}
 	proxy.mu.Lock()
@@ -201,7 +201,7 @@ func TestBacklogKeptOn422(t *testing.T) {
 	if !strings.Contains(stderr.String(), "kept") {
 		t.Errorf("the warning does not say the records are kept: %q", stderr.String())
 	}
-	if got := rows(t, db); got != 0 {
+	if got := testdb.Rows(t, db); got != 0 {
 		t.Errorf("the v1-only server stored %d rows", got)
 	}
 
@@ -209,7 +209,7 @@ func TestBacklogKeptOn422(t *testing.T) {
 	p := testkit.StartServer(t, db, "")
 	s = start(dir, "http://"+p.URL, &testkit.Buffer{}, time.Second)
 	s.Close(context.Background())
-	if got, want := rows(t, db), first-1+second-1+1; got != want {
+	if got, want := testdb.Rows(t, db), first-1+second-1+1; got != want {
 		t.Errorf("%d rows after the upgrade, want %d", got, want)
 	}
 	if b, _ := central.SpoolSize(dir); b != 0 {

@@ -3,7 +3,6 @@ package central_test
 import (
 	"context"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -12,14 +11,6 @@ import (
 	"github.com/fredcode/fredtel/telemetry"
 	"github.com/fredcode/fredtel/telemetry/central"
 )
-
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // TestBurstWithTheEndpointDown: a million tool calls while the ingest API
 // refuses connections: the heap stays under twice the queue bound (slice
@@ -39,7 +30,7 @@ func TestBurstWithTheEndpointDown(t *testing.T) {
 	}
 	dir := fixture.LoggedIn(t, key)
 	env := map[string]string{"FRED_CONFIG_DIR": dir, "FRED_API_URL": refused}
-	base := heap()
+	base := testkit.HeapAlloc()
 	s := telemetry.Start(telemetry.Options{
 		Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{}, NewCentral: central.New,
 		QueueBytes: queue, FlushInterval: 20 * time.Millisecond, CloseBudget: 100 * time.Millisecond,
@@ -50,10 +41,10 @@ func TestBurstWithTheEndpointDown(t *testing.T) {
 	for i := 0; i < n; i++ {
 		tr.ToolCall(telemetry.ToolCall{Name: "edit", Args: args, Result: "ok", Permission: "auto_allowed"})
 		if i%100_000 == 99_999 {
-			peak = max(peak, heap())
+			peak = max(peak, testkit.HeapAlloc())
 		}
 	}
-	peak = max(peak, heap())
+	peak = max(peak, testkit.HeapAlloc())
 	s.Close(context.Background())
 	st := s.Stats()
 	growth := int64(peak) - int64(base)

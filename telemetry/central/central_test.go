@@ -48,11 +48,6 @@ func record(s *telemetry.Session, n int) int {
 
 const key = "fred_live_0123456789abcdefghijKLMN"
 
-func rows(t *testing.T, db string) int {
-	return testdb.QueryInt(t, db, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
-		+ (SELECT count(*) FROM telemetry_tool_calls) + (SELECT count(*) FROM telemetry_events)`)
-}
-
 // TestEndToEnd: a session through the real server into PostgreSQL; `show`
 // prints exactly what the server stored for the last batch.
 func TestEndToEnd(t *testing.T) {
@@ -68,7 +63,7 @@ func TestEndToEnd(t *testing.T) {
 	if st.Written != int64(n)+2 || st.Dropped != 0 || stderr.String() != "" {
 		t.Fatalf("stats %+v, stderr %q", st, stderr.String())
 	}
-	if got := rows(t, db); got != n+1 { // the session's two records are one row
+	if got := testdb.Rows(t, db); got != n+1 { // the session's two records are one row
 		t.Fatalf("%d rows, want %d", got, n+1)
 	}
 	if testdb.QueryInt(t, db, "SELECT count(*) FROM telemetry_sessions WHERE ended_at IS NOT NULL AND user_id = 'alice'") != 1 {
@@ -156,7 +151,7 @@ func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 		t.Fatalf("%d batches still spooled", b)
 	}
 	// 3 spooled sessions (their 2 records each are 1 row) + the new one.
-	if got, want := rows(t, db), total-3+1; got != want {
+	if got, want := testdb.Rows(t, db), total-3+1; got != want {
 		t.Fatalf("%d rows delivered from the spool, want %d", got, want)
 	}
 }

@@ -34,7 +34,7 @@ func TestNewerClientKeepsItsRecords(t *testing.T) {
 	if st.Dropped != 0 || st.Spooled == 0 || spooled == 0 {
 		t.Fatalf("against a v1-only server: stats %+v, %d bytes spooled; want every record kept", st, spooled)
 	}
-	if got := rows(t, db); got != 0 {
+	if got := testdb.Rows(t, db); got != 0 {
 		t.Fatalf("the v1-only server stored %d rows of a v2 batch", got)
 	}
 
@@ -42,9 +42,9 @@ func TestNewerClientKeepsItsRecords(t *testing.T) {
 	s = start(dir, "http://"+upgraded.URL, &stderr, time.Second)
 	m := record(s, 1)
 	want := n + 1 + m + 1 // each session's start and end are one row
-	testkit.WaitFor(t, 10*time.Second, "the spooled records", func() bool { return rows(t, db) >= want-1 })
+	testkit.WaitFor(t, 10*time.Second, "the spooled records", func() bool { return testdb.Rows(t, db) >= want-1 })
 	s.Close(context.Background())
-	if got := rows(t, db); got != want {
+	if got := testdb.Rows(t, db); got != want {
 		t.Fatalf("%d rows after the upgrade, want %d (every spooled record once, and the new session)", got, want)
 	}
 	if left, _ := central.SpoolSize(dir); left != 0 {

@@ -3,10 +3,7 @@ package central_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,22 +84,6 @@ func ledgerSession(dir, api string, rng *rand.Rand, live time.Duration) (tally, 
 		return c, fmt.Errorf("session records neither written nor spooled: %+v", st)
 	}
 	return c, nil
-}
-
-// metric reads one sample of a server's /metrics ("?" when it cannot).
-func metric(api, name string) string {
-	resp, err := http.Get(api + "/metrics")
-	if err != nil {
-		return "?"
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return v
-		}
-	}
-	return "0"
 }
 
 // TestLedgerExactlyOnceThroughCrashes: concurrent sessions record a known
@@ -301,7 +282,11 @@ func TestLedgerExactlyOnceThroughCrashes(t *testing.T) {
 	t.Logf("%d records written by their session, %d spooled by %d sessions (%d batches in the spools after the chaos), drained by %v sessions",
 		total.written, total.spooled, total.spoolingSessions, spooledBefore, drainSessions)
 	t.Logf("rows: %v; ledger: %v", got, want)
-	t.Logf("the last server (the drain) found %s records already stored (deliveries whose answer was lost)", metric(currentURL(), `fredtel_records_total{result="duplicate"}`))
+	dups := "?"
+	if m, err := testkit.Metrics(context.Background(), currentURL()); err == nil {
+		dups = fmt.Sprint(m[`fredtel_records_total{result="duplicate"}`])
+	}
+	t.Logf("the last server (the drain) found %s records already stored (deliveries whose answer was lost)", dups)
 	for tb, n := range want {
 		if got[tb] != n {
 			t.Errorf("%s: %d rows, the ledger says %d (%+d)", tb, got[tb], n, got[tb]-n)

@@ -211,7 +211,7 @@ func runLoad(ctx context.Context, srv *serverProc, key string, bs []*batch, from
 		return nil, fmt.Errorf("the %d pre-built batches ran out during the warm-up: raise --gen-rate", len(bs)-from)
 	}
 	cpu0 := takeCPU(pid)
-	lr.metricsFrom, _ = scrape(ctx, srv.addr)
+	lr.metricsFrom, _ = testkit.Metrics(ctx, "http://"+srv.addr)
 	prof.start()
 	if wait(end) {
 		lr.windowEnd = end
@@ -220,7 +220,7 @@ func runLoad(ctx context.Context, srv *serverProc, key string, bs []*batch, from
 	}
 	prof.stop()
 	cpu1 := takeCPU(pid)
-	lr.metricsTo, _ = scrape(ctx, srv.addr)
+	lr.metricsTo, _ = testkit.Metrics(ctx, "http://"+srv.addr)
 	if failure != nil {
 		cancel()
 	}

@@ -166,6 +166,12 @@ func QueryInt(t testing.TB, url, q string) int {
 	return n
 }
 
+// Rows counts every row of the central record tables at url.
+func Rows(t testing.TB, url string) int {
+	return QueryInt(t, url, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
+		+ (SELECT count(*) FROM telemetry_tool_calls) + (SELECT count(*) FROM telemetry_events)`)
+}
+
 // PGDump is the whole database at url, schema and data, as pg_dump's
 // plain format writes it.
 func PGDump(t testing.TB, url string) []byte {
