@@ -66,11 +66,11 @@ func RunMutants(t *testing.T, ms []Mutant) {
 		t.Run(m.Name, func(t *testing.T) {
 			out, err := runMutant(t, root, m, mutated[i])
 			if err == nil {
-				t.Fatalf("with %s removed (%s), %s -run %q still passes:\n%s", m.Breaks, m.File, m.Pkg, m.Run, tail(out, 3000))
+				t.Fatalf("with %s removed (%s), %s -run %q still passes:\n%s", m.Breaks, m.File, m.Pkg, m.Run, testkit.Tail(out, 3000))
 			}
 			failed := failures(out)
 			if len(failed) == 0 {
-				t.Fatalf("mutant %s: go test failed without a failing test (does it build?):\n%s", m.Name, tail(out, 3000))
+				t.Fatalf("mutant %s: go test failed without a failing test (does it build?):\n%s", m.Name, testkit.Tail(out, 3000))
 			}
 			Figure(t, "mutants", m.Breaks, "%s failed: %s", strings.Join(failed, ", "), firstError(out))
 		})
@@ -97,7 +97,7 @@ func runMutant(t *testing.T, root string, m Mutant, mutated []byte) (string, err
 		strings.TrimSpace("GOFLAGS="+os.Getenv("GOFLAGS")+" -overlay="+ovPath))
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("mutant %s: timed out:\n%s", m.Name, tail(string(out), 3000))
+		t.Fatalf("mutant %s: timed out:\n%s", m.Name, testkit.Tail(string(out), 3000))
 	}
 	return string(out), err
 }
@@ -166,11 +166,4 @@ next:
 		out = append(out, kv)
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fredcode/fredtel/internal/testing/testdb"
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -81,7 +82,7 @@ func startPgBouncer(t testing.TB, bin, db string) string {
 	dir := t.TempDir()
 	var last string
 	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken before pgbouncer binds it
-		port := freePort(t)
+		port := testkit.FreePort(t)
 		ini := writePgBouncerConfig(t, dir, port, target)
 		b := runPgBouncer(t, bin, ini)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -105,17 +106,6 @@ func startPgBouncer(t testing.TB, bin, db string) string {
 	}
 	t.Fatalf("pgbouncer did not start: %s", last)
 	return ""
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // writePgBouncerConfig writes pgbouncer.ini and its userlist into dir. Both

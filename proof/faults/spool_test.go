@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +74,7 @@ func spoolFault(t *testing.T, fault string) {
 	// several spool files and the disk fills up between two of them.
 	cfg := sessionCfg{turns: [2]int{150, 150}, think: [2]time.Duration{0, 2 * time.Millisecond},
 		flush: 20 * time.Millisecond, maxBatch: 100}
-	o, err := c.session(deadURL(t), cfg, nil)
+	o, err := c.session(testkit.Refused(t), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,19 +226,6 @@ func fill(t *testing.T, dir, path string, room int) {
 	if err := os.WriteFile(path, make([]byte, free-room), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// deadURL is a loopback address nothing listens on: connections are
-// refused at once, so every send fails and Close must spool.
-func deadURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
 }
 
 type spooled struct {

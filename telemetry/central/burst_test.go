@@ -2,7 +2,6 @@ package central_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -16,13 +15,7 @@ import (
 // refuses connections: the heap stays under twice the queue bound (slice
 // growth) plus 1 MiB, and the drop counter says how many did not fit.
 func TestBurstWithTheEndpointDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String()
-	ln.Close()
-
+	refused := testkit.Refused(t)
 	const queue = 4 << 20
 	n := 1_000_000
 	if raceEnabled {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -106,7 +106,7 @@ func StartCluster(t testing.TB) *Cluster {
 	// A port can be taken between finding it free and the server binding
 	// it: try a few.
 	for attempt := 0; ; attempt++ {
-		if err := c.configure(); err != nil {
+		if err := c.configure(testkit.FreePort(t)); err != nil {
 			t.Fatalf("cluster: %v", err)
 		}
 		err := c.start()
@@ -154,12 +154,8 @@ func (c *Cluster) Log() string {
 	return string(b)
 }
 
-// configure picks a free port and writes the settings the cluster runs with.
-func (c *Cluster) configure() error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+// configure writes the settings the cluster runs with, on port.
+func (c *Cluster) configure(port int) error {
 	c.port = port
 	conf := fmt.Sprintf(`port = %d
 listen_addresses = '127.0.0.1'
@@ -184,7 +180,7 @@ func (c *Cluster) start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if out, err := c.run("pg_ctl", "start", "-D", c.data, "-l", c.log, "-w", "-t", strconv.Itoa(int(readyTimeout/time.Second))); err != nil {
-		return fmt.Errorf("pg_ctl start on port %d: %v\n%s\nlog:\n%s", c.port, err, out, tail(c.Log(), 2000))
+		return fmt.Errorf("pg_ctl start on port %d: %v\n%s\nlog:\n%s", c.port, err, out, testkit.Tail(c.Log(), 2000))
 	}
 	c.running = true
 	deadline := time.Now().Add(readyTimeout)
@@ -200,7 +196,7 @@ func (c *Cluster) start() error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not accepting connections on port %d after %v: %v\nlog:\n%s", c.port, readyTimeout, err, tail(c.Log(), 2000))
+			return fmt.Errorf("not accepting connections on port %d after %v: %v\nlog:\n%s", c.port, readyTimeout, err, testkit.Tail(c.Log(), 2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -298,20 +294,4 @@ func hasTools(dir string) bool {
 		}
 	}
 	return true
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

@@ -58,6 +58,14 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// Tail is the last n bytes of s, marked when cut.
+func Tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
 // HeapAlloc is the live heap after two collections, in bytes.
 func HeapAlloc() uint64 {
 	runtime.GC()
@@ -108,6 +116,21 @@ func Listener(tb testing.TB, handle func(net.Conn)) (url string, accepted func()
 		return append([]time.Time(nil), times...)
 	}
 }
+
+// FreePort is a loopback TCP port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Refused is the URL of a loopback port nothing listens on: connections
+// are refused at once.
+func Refused(tb testing.TB) string { return fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb)) }
 
 // Blackhole is the URL of a loopback listener that accepts connections and
 // never answers.
