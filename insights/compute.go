@@ -443,9 +443,8 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	rs.StormThreshold = o.StormRetries
 	// One read of the window's retries (their partial index), kept for the
 	// statement (MATERIALIZED) with their counts per session: every count
-	// of the analysis is a branch of one UNION ALL over them, every
-	// percentile one pctRows (a query per figure read the retries eight
-	// times over).
+	// and percentile of the analysis is a branch of one UNION ALL over them
+	// (a query per figure read the retries eight times over).
 	retries := fmt.Sprintf(`r AS MATERIALIZED (SELECT e.session_id, ws.model, e.ts, coalesce(e.props->>'error_type', 'other') AS et,
 		CAST(e.props->>'delay_ms' AS bigint) AS delay, CAST(e.props->>'latency_ms' AS bigint) AS lat,
 		coalesce(CAST(e.props->>'attempt' AS bigint), 0) AS attempt
@@ -454,20 +453,34 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		FROM r GROUP BY session_id, et),
 	ps AS MATERIALIZED (SELECT session_id, max(model) AS model, %[3]s AS n, CAST(sum(ms) AS bigint) AS ms FROM pe GROUP BY session_id), `,
 		d.table("events"), count32, sum32("n"))
+	// The percentiles: of the delays (all, and per error type), of the
+	// retries per session, and of the durations of all sessions and of the
+	// storm sessions; rows of kind p, next to the counts.
+	dur := d.durationMs("ws.started_at", "ws.ended_at")
+	src := fmt.Sprintf(`SELECT 'e:' || et AS g, delay AS x0 FROM r WHERE delay IS NOT NULL
+		UNION ALL SELECT 'delay' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL
+		UNION ALL SELECT 'per' AS g, n AS x0 FROM ps
+		UNION ALL SELECT 'all' AS g, %[1]s AS x0 FROM ws WHERE ws.ended_at IS NOT NULL
+		UNION ALL SELECT 'storm' AS g, %[1]s AS x0 FROM ws JOIN ps ON ps.session_id = ws.session_id WHERE ps.n >= %[2]d AND ws.ended_at IS NOT NULL`,
+		dur, o.StormRetries)
+	pct := newPctScan([]float64{0.5, 0.8, 0.95, 0.99})
 	// Who hits storms: the tool called just before each of their retries
 	// (an index probe per retry of a storm session only).
-	q := fmt.Sprintf(`_x AS (SELECT 1)
-	SELECT 'e', et, '', %[1]s, count(*) FROM pe GROUP BY et
-	UNION ALL SELECT 'm', model, '', %[1]s, count(*) FROM ps GROUP BY model
-	UNION ALL SELECT 'a', CAST(attempt AS text), '', count(*), 0 FROM r GROUP BY attempt
-	UNION ALL SELECT 's', CAST(session_id AS text), model, n, ms FROM ps WHERE n >= %[2]d
+	q := fmt.Sprintf(`%[4]s
+	SELECT 'e', et, '', %[1]s, count(*), %[5]s FROM pe GROUP BY et
+	UNION ALL SELECT 'm', model, '', %[1]s, count(*), %[5]s FROM ps GROUP BY model
+	UNION ALL SELECT 'a', CAST(attempt AS text), '', count(*), 0, %[5]s FROM r GROUP BY attempt
+	UNION ALL SELECT 's', CAST(session_id AS text), model, n, ms, %[5]s FROM ps WHERE n >= %[2]d
 	UNION ALL SELECT 'b', coalesce((SELECT tc.tool_name FROM %[3]s tc WHERE tc.session_id = r.session_id AND tc.started_at <= r.ts
-		ORDER BY tc.started_at DESC, tc.seq DESC LIMIT 1), '(none)'), '', count(*), 0
-		FROM r JOIN ps ON ps.session_id = r.session_id WHERE ps.n >= %[2]d GROUP BY 2`, sum32("n"), o.StormRetries, d.table("tool_calls"))
+		ORDER BY tc.started_at DESC, tc.seq DESC LIMIT 1), '(none)'), '', count(*), 0, %[5]s
+		FROM r JOIN ps ON ps.session_id = r.session_id WHERE ps.n >= %[2]d GROUP BY 2
+	UNION ALL SELECT 'p', CAST(g AS text), '', 0, 0, CAST(x0 AS double precision), cum - n, cum, total FROM pc WHERE %[6]s`,
+		sum32("n"), o.StormRetries, d.table("tool_calls"), pctCTEs(src), "CAST(0 AS double precision), 0, 0, 0", d.pctNear(pct.ps))
 	err := rn.query(ctx, retries+q, func(r *sql.Rows) error {
 		var kind, key, model string
-		var a, b int64
-		if err := r.Scan(&kind, &key, &model, &a, &b); err != nil {
+		var a, b, first, next, total int64
+		var x float64
+		if err := r.Scan(&kind, &key, &model, &a, &b, &x, &first, &next, &total); err != nil {
 			return err
 		}
 		switch kind {
@@ -488,10 +501,15 @@ func (rn *run) retryStorms(ctx context.Context) error {
 			rs.StormSessions = append(rs.StormSessions, s)
 		case "b":
 			rs.BeforeStormRetries = append(rs.BeforeStormRetries, ToolRetries{ToolName: key, Retries: a})
+		case "p":
+			pct.add(key, pctVal{x: x, first: first, next: next}, total)
 		}
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := pct.finish(); err != nil {
 		return err
 	}
 	sort.Slice(rs.Attempts, func(i, j int) bool { return rs.Attempts[i].Attempt < rs.Attempts[j].Attempt })
@@ -502,20 +520,6 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		}
 		return a.SessionID < b.SessionID
 	})
-	// The percentiles: of the delays (all, and per error type), of the
-	// retries per session, and of the durations of all sessions and of the
-	// storm sessions.
-	dur := d.durationMs("ws.started_at", "ws.ended_at")
-	src := fmt.Sprintf(`SELECT 'e:' || et AS g, delay AS x0 FROM r WHERE delay IS NOT NULL
-		UNION ALL SELECT 'delay' AS g, delay AS x0 FROM r WHERE delay IS NOT NULL
-		UNION ALL SELECT 'per' AS g, n AS x0 FROM ps
-		UNION ALL SELECT 'all' AS g, %[1]s AS x0 FROM ws WHERE ws.ended_at IS NOT NULL
-		UNION ALL SELECT 'storm' AS g, %[1]s AS x0 FROM ws JOIN ps ON ps.session_id = ws.session_id WHERE ps.n >= %[2]d AND ws.ended_at IS NOT NULL`,
-		dur, o.StormRetries)
-	pct, err := rn.percentiles(ctx, retries, src, []float64{0.5, 0.8, 0.95, 0.99})
-	if err != nil {
-		return err
-	}
 	three := func(g string) Percentiles {
 		_, p := pct.result(g)
 		return Percentiles{P50: p[0], P95: p[2], P99: p[3]}

@@ -128,15 +128,25 @@ func (d *db) catalogElems(k, col string) string {
 // operations of its percentile_cont_final_common in their order; SQLite,
 // which has no percentile_cont, gets the same numbers.
 func (d *db) pctRows(src string, ps []float64) string {
+	return pctCTEs(src) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + d.pctNear(ps)
+}
+
+// pctCTEs are the expressions ph and pc of pctRows, for a query that
+// selects from pc itself.
+func pctCTEs(src string) string {
+	return fmt.Sprintf(`ph AS (SELECT g, x0, %s AS n FROM (%s) q GROUP BY g, x0),
+	pc AS (SELECT g, x0, n, sum(n) OVER (PARTITION BY g ORDER BY x0 ROWS UNBOUNDED PRECEDING) AS cum,
+		sum(n) OVER (PARTITION BY g) AS total FROM ph)`, count32, src)
+}
+
+// pctNear is the condition on pc of the rows pctRows returns.
+func (d *db) pctNear(ps []float64) string {
 	var near []string
 	for _, p := range ps {
 		lo := d.floor(ftoa(p) + " * (total - 1)")
 		near = append(near, fmt.Sprintf("(cum - n <= %s + 1 AND cum > %s)", lo, lo))
 	}
-	return fmt.Sprintf(`ph AS (SELECT g, x0, %s AS n FROM (%s) q GROUP BY g, x0),
-	pc AS (SELECT g, x0, n, sum(n) OVER (PARTITION BY g ORDER BY x0 ROWS UNBOUNDED PRECEDING) AS cum,
-		sum(n) OVER (PARTITION BY g) AS total FROM ph)
-	SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE %s ORDER BY g, x0`, count32, src, strings.Join(near, " OR "))
+	return "(" + strings.Join(near, " OR ") + ")"
 }
 
 // sum32 is the SQL sum of a count column or expression e: PostgreSQL
@@ -187,6 +197,12 @@ func (a *pctScan) scan(r *sql.Rows) error {
 	if err := r.Scan(&g, &v.x, &v.first, &v.next, &n); err != nil {
 		return err
 	}
+	a.add(g, v, n)
+	return nil
+}
+
+// add keeps value v of group g, of n rows.
+func (a *pctScan) add(g string, v pctVal, n int64) {
 	gr := a.groups[g]
 	if gr == nil {
 		gr = &pctGroup{n: n}
@@ -194,7 +210,6 @@ func (a *pctScan) scan(r *sql.Rows) error {
 		a.order = append(a.order, g)
 	}
 	gr.vals = append(gr.vals, v)
-	return nil
 }
 
 // at is the value of rank i of the group, if pctRows read it.
