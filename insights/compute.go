@@ -245,10 +245,12 @@ func (rn *run) stuck(ctx context.Context) error {
 		return err
 	}
 	// The percentiles of tool calls per turn (group n+model) and of turn
-	// duration (d+model), from one read of the turns.
-	a, err := rn.percentiles(ctx, "", fmt.Sprintf(`SELECT CASE v.k WHEN 0 THEN 'n' ELSE 'd' END || t.model AS g,
-		CASE v.k WHEN 0 THEN t.num_tool_calls ELSE t.duration_ms END AS x0
-		FROM %s t JOIN ws ON ws.session_id = t.session_id CROSS JOIN (SELECT 0 AS k UNION ALL SELECT 1 AS k) v`, d.table("turns")),
+	// duration (d+model), from one read of the turns, counted by (model,
+	// tool calls, duration) first: a third fewer rows to count per group
+	// than the turns twice over.
+	a, err := rn.percentiles(ctx, fmt.Sprintf(`tr AS (SELECT t.model, t.num_tool_calls AS nc, t.duration_ms AS dm, count(*) AS w
+		FROM %s t JOIN ws ON ws.session_id = t.session_id GROUP BY t.model, t.num_tool_calls, t.duration_ms), `, d.table("turns")),
+		`SELECT 'n' || model AS g, nc AS x0, w FROM tr UNION ALL SELECT 'd' || model AS g, dm AS x0, w FROM tr`, true,
 		[]float64{0.5, 0.95, 0.99})
 	if err != nil {
 		return err
@@ -475,7 +477,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		ORDER BY tc.started_at DESC, tc.seq DESC LIMIT 1), '(none)'), '', count(*), 0, %[5]s
 		FROM r JOIN ps ON ps.session_id = r.session_id WHERE ps.n >= %[2]d GROUP BY 2
 	UNION ALL SELECT 'p', CAST(g AS text), '', 0, 0, CAST(x0 AS double precision), cum - n, cum, total FROM pc WHERE %[6]s`,
-		sum32("n"), o.StormRetries, d.table("tool_calls"), pctCTEs(src), "CAST(0 AS double precision), 0, 0, 0", d.pctNear(pct.ps))
+		sum32("n"), o.StormRetries, d.table("tool_calls"), pctCTEs(src, false), "CAST(0 AS double precision), 0, 0, 0", d.pctNear(pct.ps))
 	err := rn.query(ctx, retries+q, func(r *sql.Rows) error {
 		var kind, key, model string
 		var a, b, first, next, total int64

@@ -128,15 +128,20 @@ func (d *db) catalogElems(k, col string) string {
 // operations of its percentile_cont_final_common in their order; SQLite,
 // which has no percentile_cont, gets the same numbers.
 func (d *db) pctRows(src string, ps []float64) string {
-	return pctCTEs(src) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + d.pctNear(ps)
+	return pctCTEs(src, false) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + d.pctNear(ps)
 }
 
 // pctCTEs are the expressions ph and pc of pctRows, for a query that
-// selects from pc itself.
-func pctCTEs(src string) string {
+// selects from pc itself. With weighted, src has a third column w, the
+// number of rows its row stands for (src counted already).
+func pctCTEs(src string, weighted bool) string {
+	n := count32
+	if weighted {
+		n = sum32("w")
+	}
 	return fmt.Sprintf(`ph AS (SELECT g, x0, %s AS n FROM (%s) q GROUP BY g, x0),
 	pc AS (SELECT g, x0, n, sum(n) OVER (PARTITION BY g ORDER BY x0 ROWS UNBOUNDED PRECEDING) AS cum,
-		sum(n) OVER (PARTITION BY g) AS total FROM ph)`, count32, src)
+		sum(n) OVER (PARTITION BY g) AS total FROM ph)`, n, src)
 }
 
 // pctNear is the condition on pc of the rows pctRows returns.
@@ -253,11 +258,12 @@ func (a *pctScan) result(g string) (int64, []float64) {
 	return gr.n, gr.p
 }
 
-// percentiles runs pctRows over src after the CTEs pre (which end in a
-// comma, or are empty) and collects it.
-func (rn *run) percentiles(ctx context.Context, pre, src string, ps []float64) (*pctScan, error) {
+// percentiles runs pctRows over src (weighted: see pctCTEs) after the
+// CTEs pre (which end in a comma, or are empty) and collects it.
+func (rn *run) percentiles(ctx context.Context, pre, src string, weighted bool, ps []float64) (*pctScan, error) {
 	a := newPctScan(ps)
-	if err := rn.query(ctx, pre+rn.d.pctRows(src, ps), a.scan); err != nil {
+	q := pctCTEs(src, weighted) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + rn.d.pctNear(ps)
+	if err := rn.query(ctx, pre+q, a.scan); err != nil {
 		return nil, err
 	}
 	return a, a.finish()
