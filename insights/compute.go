@@ -458,10 +458,9 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		CAST(e.props->>'delay_ms' AS bigint) AS delay, CAST(e.props->>'latency_ms' AS bigint) AS lat,
 		coalesce(CAST(e.props->>'attempt' AS bigint), 0) AS attempt
 		FROM %[1]s e JOIN ws ON ws.session_id = e.session_id WHERE e.name = 'api_retry'),
-	pe AS MATERIALIZED (SELECT session_id, et, max(model) AS model, %[2]s AS n, coalesce(sum(delay), 0) + coalesce(sum(lat), 0) AS ms
-		FROM r GROUP BY session_id, et),
-	ps AS MATERIALIZED (SELECT session_id, max(model) AS model, %[3]s AS n, CAST(sum(ms) AS bigint) AS ms FROM pe GROUP BY session_id), `,
-		d.table("events"), count32, sum32("n"))
+	ps AS MATERIALIZED (SELECT session_id, max(model) AS model, %[2]s AS n,
+		CAST(coalesce(sum(delay), 0) + coalesce(sum(lat), 0) AS bigint) AS ms FROM r GROUP BY session_id), `,
+		d.table("events"), count32)
 	// The percentiles: of the delays (all, and per error type), of the
 	// retries per session, and of the durations of all sessions and of the
 	// storm sessions; rows of kind p, next to the counts.
@@ -476,7 +475,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	// Who hits storms: the tool called just before each of their retries
 	// (an index probe per retry of a storm session only).
 	q := fmt.Sprintf(`%[4]s
-	SELECT 'e', et, '', %[1]s, count(*), %[5]s FROM pe GROUP BY et
+	SELECT 'e', et, '', count(*), count(DISTINCT session_id), %[5]s FROM r GROUP BY et
 	UNION ALL SELECT 'm', model, '', %[1]s, count(*), %[5]s FROM ps GROUP BY model
 	UNION ALL SELECT 'a', CAST(attempt AS text), '', count(*), 0, %[5]s FROM r GROUP BY attempt
 	UNION ALL SELECT 's', CAST(session_id AS text), model, n, ms, %[5]s FROM ps WHERE n >= %[2]d
