@@ -24,6 +24,14 @@ func Compute(ctx context.Context, dbURL string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return within(ctx, dbURL, set, "", func(d *db, tx *sql.Tx) (*Report, error) { return d.report(ctx, tx, &opts) })
+}
+
+// within opens the set's tables at dbURL, checks their schema version and
+// runs fn in one snapshot; an error of fn other than ErrNoData and
+// ErrNoSession becomes a one-line error naming step (unless step is "":
+// fn's errors are that already).
+func within[T any](ctx context.Context, dbURL string, set schema.Set, step string, fn func(*db, *sql.Tx) (*T, error)) (*T, error) {
 	d, err := open(ctx, dbURL, set)
 	if err != nil {
 		return nil, err
@@ -32,7 +40,19 @@ func Compute(ctx context.Context, dbURL string, opts Options) (*Report, error) {
 	if err := d.checkVersion(ctx); err != nil {
 		return nil, err
 	}
-	return d.report(ctx, &opts)
+	tx, err := d.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	v, err := fn(d, tx)
+	if err != nil && step != "" && !errors.Is(err, ErrNoData) && !errors.Is(err, ErrNoSession) {
+		err = d.fail(step, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // stuckFromRollup: the stuck rule reads turn_counts when it can (a
@@ -76,12 +96,7 @@ func (d *db) snapshot(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-func (d *db) report(ctx context.Context, o *Options) (*Report, error) {
-	tx, err := d.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
+func (d *db) report(ctx context.Context, tx *sql.Tx, o *Options) (*Report, error) {
 	if d.dialect == schema.Postgres {
 		// Sorts of a few million rows (the loop and plan analyses) stay in
 		// memory instead of spilling to disk.

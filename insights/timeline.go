@@ -172,28 +172,11 @@ func Timeline(ctx context.Context, dbURL string, o TimelineOptions) (*SessionTim
 	if err != nil || len(o.SessionID) != 36 {
 		return nil, fmt.Errorf("%w: session %q: want a UUID such as 0190a000-0000-7000-8000-000000000001", ErrBadOptions, cut(o.SessionID, 40))
 	}
-	d, err := open(ctx, dbURL, set)
-	if err != nil {
-		return nil, err
-	}
-	defer d.close()
-	if err := d.checkVersion(ctx); err != nil {
-		return nil, err
-	}
-	tx, err := d.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	tl := &SessionTimeline{Tables: opts.Tables, MinRepeats: opts.MinRepeats,
-		Lead: []TimelineEvent{}, Turns: []TimelineTurn{}, Loops: []TimelineLoop{}}
-	if err := d.timeline(ctx, tx, id.String(), tl); err != nil {
-		if errors.Is(err, ErrNoSession) {
-			return nil, err
-		}
-		return nil, d.fail("timeline", err)
-	}
-	return tl, nil
+	return within(ctx, dbURL, set, "timeline", func(d *db, tx *sql.Tx) (*SessionTimeline, error) {
+		tl := &SessionTimeline{Tables: opts.Tables, MinRepeats: opts.MinRepeats,
+			Lead: []TimelineEvent{}, Turns: []TimelineTurn{}, Loops: []TimelineLoop{}}
+		return tl, d.timeline(ctx, tx, id.String(), tl)
+	})
 }
 
 func cut(s string, n int) string {

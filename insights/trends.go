@@ -3,7 +3,6 @@ package insights
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -86,27 +85,7 @@ func ComputeTrends(ctx context.Context, dbURL string, opts Options, maxBuckets i
 	if maxBuckets > 1000 {
 		return nil, fmt.Errorf("%w: %d buckets: want at most 1000", ErrBadOptions, maxBuckets)
 	}
-	d, err := open(ctx, dbURL, set)
-	if err != nil {
-		return nil, err
-	}
-	defer d.close()
-	if err := d.checkVersion(ctx); err != nil {
-		return nil, err
-	}
-	tx, err := d.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	tr, err := d.trends(ctx, tx, &opts, maxBuckets)
-	if err != nil {
-		if errors.Is(err, ErrNoData) {
-			return nil, err
-		}
-		return nil, d.fail("trends", err)
-	}
-	return tr, nil
+	return within(ctx, dbURL, set, "trends", func(d *db, tx *sql.Tx) (*Trends, error) { return d.trends(ctx, tx, &opts, maxBuckets) })
 }
 
 // epochMs is SQL for the timestamp column col in milliseconds since 1970.
