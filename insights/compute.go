@@ -290,12 +290,7 @@ func (rn *run) stuck(ctx context.Context) error {
 			st.FastModels = append(st.FastModels, ms.Model)
 		}
 	}
-	sort.Slice(st.Models, func(i, j int) bool {
-		if st.Models[i].Turns != st.Models[j].Turns {
-			return st.Models[i].Turns > st.Models[j].Turns
-		}
-		return st.Models[i].Model < st.Models[j].Model
-	})
+	most(st.Models, func(m ModelStats) (int64, string) { return m.Turns, m.Model })
 	sort.Strings(st.FastModels)
 
 	// Stuck sessions: fast-model turns up to the first swap to a stronger
@@ -355,13 +350,7 @@ func (rn *run) stuck(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(st.StuckSessions, func(i, j int) bool {
-		a, b := st.StuckSessions[i], st.StuckSessions[j]
-		if a.Impact.Tokens != b.Impact.Tokens {
-			return a.Impact.Tokens > b.Impact.Tokens
-		}
-		return a.SessionID < b.SessionID
-	})
+	most(st.StuckSessions, func(s StuckSession) (int64, string) { return s.Impact.Tokens, s.SessionID })
 	st.Recall, st.FalseAlarms = ratio(st.Caught, st.Swapped), ratio(st.Flagged-st.Caught, st.Flagged)
 	st.Rule = fmt.Sprintf("%d fast-model turns (before any swap to a stronger model) that end in length or error or ask for ≥ %d tool calls",
 		o.StruggleTurns, o.StruggleToolCalls)
@@ -440,14 +429,7 @@ func (rn *run) deadCommands(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(dc.Unused)
-	// Ties in Go, byte order: the same on every database collation.
-	sort.Slice(dc.Commands, func(i, j int) bool {
-		a, b := dc.Commands[i], dc.Commands[j]
-		if a.Uses != b.Uses {
-			return a.Uses > b.Uses
-		}
-		return a.Command < b.Command
-	})
+	most(dc.Commands, func(c CommandUse) (int64, string) { return c.Uses, c.Command })
 	switch {
 	case len(dc.Unused) > 0:
 		dc.Finding = fmt.Sprintf("%d of the catalog's commands were never used (%s): remove them or make them discoverable", len(dc.Unused), listSome(dc.Unused, 6))
@@ -536,13 +518,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		return err
 	}
 	sort.Slice(rs.Attempts, func(i, j int) bool { return rs.Attempts[i].Attempt < rs.Attempts[j].Attempt })
-	sort.Slice(rs.StormSessions, func(i, j int) bool {
-		a, b := rs.StormSessions[i], rs.StormSessions[j]
-		if a.Impact.Ms != b.Impact.Ms {
-			return a.Impact.Ms > b.Impact.Ms
-		}
-		return a.SessionID < b.SessionID
-	})
+	most(rs.StormSessions, func(s StormSession) (int64, string) { return s.Impact.Ms, s.SessionID })
 	three := func(g string) Percentiles {
 		_, p := pct.result(g)
 		return Percentiles{P50: p[0], P95: p[2], P99: p[3]}
@@ -583,23 +559,10 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Ties in Go, byte order: the same on every database collation.
-	sort.Slice(rs.ErrorTypes, func(i, j int) bool {
-		a, b := rs.ErrorTypes[i], rs.ErrorTypes[j]
-		return a.Retries > b.Retries || a.Retries == b.Retries && a.ErrorType < b.ErrorType
-	})
-	sort.Slice(rs.TurnErrors, func(i, j int) bool {
-		a, b := rs.TurnErrors[i], rs.TurnErrors[j]
-		return a.Turns > b.Turns || a.Turns == b.Turns && a.ErrorType < b.ErrorType
-	})
-	sort.Slice(rs.ByModel, func(i, j int) bool {
-		a, b := rs.ByModel[i], rs.ByModel[j]
-		return a.Retries > b.Retries || a.Retries == b.Retries && a.Model < b.Model
-	})
-	sort.Slice(rs.BeforeStormRetries, func(i, j int) bool {
-		a, b := rs.BeforeStormRetries[i], rs.BeforeStormRetries[j]
-		return a.Retries > b.Retries || a.Retries == b.Retries && a.ToolName < b.ToolName
-	})
+	most(rs.ErrorTypes, func(e ErrorTypeCount) (int64, string) { return e.Retries, e.ErrorType })
+	most(rs.TurnErrors, func(e TurnErrorCount) (int64, string) { return e.Turns, e.ErrorType })
+	most(rs.ByModel, func(m ModelRetries) (int64, string) { return m.Retries, m.Model })
+	most(rs.BeforeStormRetries, func(t ToolRetries) (int64, string) { return t.Retries, t.ToolName })
 	rs.Recommendation = rn.retryRecommendation()
 	return nil
 }
@@ -747,18 +710,8 @@ func (rn *run) toolLoops(ctx context.Context) error {
 		bm.Sessions = int64(len(modelSessions[name]))
 		tl.ByModel = append(tl.ByModel, *bm)
 	}
-	sort.Slice(tl.ByTool, func(i, j int) bool {
-		if tl.ByTool[i].Loops != tl.ByTool[j].Loops {
-			return tl.ByTool[i].Loops > tl.ByTool[j].Loops
-		}
-		return tl.ByTool[i].ToolName < tl.ByTool[j].ToolName
-	})
-	sort.Slice(tl.ByModel, func(i, j int) bool {
-		if tl.ByModel[i].Loops != tl.ByModel[j].Loops {
-			return tl.ByModel[i].Loops > tl.ByModel[j].Loops
-		}
-		return tl.ByModel[i].Model < tl.ByModel[j].Model
-	})
+	most(tl.ByTool, func(t ToolLoopAgg) (int64, string) { return t.Loops, t.ToolName })
+	most(tl.ByModel, func(m ModelLoops) (int64, string) { return m.Loops, m.Model })
 	switch {
 	case len(tl.Loops) == 0:
 		tl.Finding = fmt.Sprintf("no run of %d or more identical calls", o.MinRepeats)
@@ -876,13 +829,7 @@ func (rn *run) permissions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(pe.Tools, func(i, j int) bool {
-		a, b := pe.Tools[i], pe.Tools[j]
-		if a.DeniedShare != b.DeniedShare {
-			return a.DeniedShare > b.DeniedShare
-		}
-		return a.ToolName < b.ToolName
-	})
+	most(pe.Tools, func(t ToolPermissions) (float64, string) { return t.DeniedShare, t.ToolName })
 	heavy := rn.denialHeavy()
 	switch {
 	case len(pe.Tools) == 0:
@@ -975,6 +922,16 @@ func (rn *run) problems() {
 			return a.Ms > b.Ms
 		}
 		return a.Tokens > b.Tokens
+	})
+}
+
+// most sorts xs by the number of by descending, then by its name in byte
+// order: ties broken in Go, the same on every database collation.
+func most[T any, N int64 | float64](xs []T, by func(T) (N, string)) {
+	sort.Slice(xs, func(i, j int) bool {
+		a, an := by(xs[i])
+		b, bn := by(xs[j])
+		return a > b || a == b && an < bn
 	})
 }
 
