@@ -315,14 +315,14 @@ func (rn *run) stuck(ctx context.Context) error {
 		sum(prompt_tokens), sum(completion_tokens), sum(duration_ms)
 	FROM ft GROUP BY session_id HAVING sum(struggle) >= %[7]d OR count(swap_at) > 0`,
 		d.table("events"), fast(o, "e.props->>'from'"), fast(o, "e.props->>'to'"), o.StruggleToolCalls,
-		d.table("turns"), fast(o, "t.model"), o.StruggleTurns, swapped)
+		d.table("turns"), oneOf("t.model", st.FastModels), o.StruggleTurns, swapped)
 	if fromRollup {
 		q += fmt.Sprintf(`
 	UNION ALL SELECT CAST(tc.session_id AS text), max(tc.model), %s, 0,
 		sum(tc.prompt_tokens), sum(tc.completion_tokens), sum(tc.duration_ms)
 	FROM %s tc JOIN ws ON ws.session_id = tc.session_id
 	WHERE %s AND NOT EXISTS (SELECT 1 FROM sw WHERE sw.session_id = tc.session_id)
-	GROUP BY tc.session_id HAVING %s >= %d`, sum32("tc.struggles"), d.table("turn_counts"), fast(o, "tc.model"), sum32("tc.struggles"), o.StruggleTurns)
+	GROUP BY tc.session_id HAVING %s >= %d`, sum32("tc.struggles"), d.table("turn_counts"), oneOf("tc.model", st.FastModels), sum32("tc.struggles"), o.StruggleTurns)
 	}
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
 		var s StuckSession

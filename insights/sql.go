@@ -101,6 +101,21 @@ func fast(o *Options, col string) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
+// oneOf is the SQL predicate "col is one of models" (the fast models of
+// the window's model table: an equality per row where fast matches
+// patterns).
+func oneOf(col string, models []string) string {
+	if len(models) == 0 {
+		return "(1 = 0)"
+	}
+	q := make([]string, len(models))
+	for i, m := range models {
+		// Read from the database: quoted whatever it holds.
+		q[i] = "'" + strings.ReplaceAll(m, "'", "''") + "'"
+	}
+	return "(" + col + " IN (" + strings.Join(q, ", ") + "))"
+}
+
 // isFast is fast in Go: the live hints' rule.
 func isFast(o *Options, model string) bool { return rules.IsFast(model, o.FastModels) }
 
