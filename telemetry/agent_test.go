@@ -24,9 +24,7 @@ func TestAgentAndLengthsWithoutText(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := configDir(t, true, true)
-			sink := &recSink{}
-			opts := testOptions(dir, nil, &testkit.Buffer{})
-			opts.Central = sink
+			opts, sink := centralOptions(dir, &testkit.Buffer{})
 			s := Start(opts, SessionInfo{Model: "m", Models: []string{"m"}, Agent: tc.agent, AgentVersion: tc.version})
 			turn := s.BeginTurn("act", "m")
 			turn.ToolCall(ToolCall{Name: "t", Args: []byte(`{}`), ResultBytes: 1234, Permission: "auto_allowed"})

@@ -117,6 +117,14 @@ func testOptions(dir string, env map[string]string, stderr *testkit.Buffer) Opti
 	}
 }
 
+// centralOptions are testOptions on dir on the central route, with a
+// recSink as its sink.
+func centralOptions(dir string, stderr *testkit.Buffer) (Options, *recSink) {
+	opts, sink := testOptions(dir, nil, stderr), &recSink{}
+	opts.Central = sink
+	return opts, sink
+}
+
 // libraryGoroutines counts goroutines running this package's code.
 func libraryGoroutines() int {
 	buf := make([]byte, 1<<20)

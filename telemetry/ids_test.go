@@ -15,9 +15,8 @@ func TestIDSeedRepeatsIDs(t *testing.T) {
 	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	record := func(seed *[32]byte) RemoteBatch {
 		var stderr testkit.Buffer
-		sink := &recSink{}
-		opts := testOptions(configDir(t, true, true), nil, &stderr)
-		opts.Central, opts.IDSeed = sink, seed
+		opts, sink := centralOptions(configDir(t, true, true), &stderr)
+		opts.IDSeed = seed
 		opts.Now = func() time.Time { return at }
 		s := Start(opts, SessionInfo{Model: "fred-flash", Tools: []string{"bash"}})
 		tr := s.BeginTurn("act", "fred-flash")
@@ -51,9 +50,7 @@ func TestIDSeedRepeatsIDs(t *testing.T) {
 // TestSessionID: ID is the session_id of every record; zero when off.
 func TestSessionID(t *testing.T) {
 	var stderr testkit.Buffer
-	sink := &recSink{}
-	opts := testOptions(configDir(t, true, true), nil, &stderr)
-	opts.Central = sink
+	opts, sink := centralOptions(configDir(t, true, true), &stderr)
 	s := Start(opts, SessionInfo{Model: "fred-flash"})
 	s.BeginTurn("act", "fred-flash").End(TurnResult{FinishReason: "stop"})
 	s.Close(context.Background())

@@ -61,9 +61,7 @@ func hostileInfo() SessionInfo {
 // word of the schema; none of issue 12's names reaches the payload, in any
 // field. The self-hosted route keeps the names that fit the patterns.
 func TestCentralNamesComeFromClosedVocabularies(t *testing.T) {
-	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
-	sink := &recSink{}
-	opts.Central = sink
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	s := Start(opts, hostileInfo())
 	hostileSession(s)
 	s.Close(context.Background())
@@ -164,9 +162,7 @@ func TestCentralNamesComeFromClosedVocabularies(t *testing.T) {
 // commands gets every command recorded as other on the central route, not
 // whatever word was typed.
 func TestEmptyCommandCatalogRecordsNoWord(t *testing.T) {
-	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
-	sink := &recSink{}
-	opts.Central = sink
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	s := Start(opts, SessionInfo{})
 	for _, c := range []string{"/help", "/" + sentence, "/deploy-acme-payroll"} {
 		s.SlashCommand(c)
@@ -186,9 +182,7 @@ func TestEmptyCommandCatalogRecordsNoWord(t *testing.T) {
 // (an HMAC under the session's key, like the arguments': never the text),
 // the order of events, and how long a retried attempt took.
 func TestSchemaV2Fields(t *testing.T) {
-	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
-	sink := &recSink{}
-	opts.Central = sink
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	s := Start(opts, SessionInfo{Model: "fred-flash-2", Tools: []string{"bash"}, Models: []string{"fred-flash-2"}})
 	tr := s.BeginTurn("act", "fred-flash-2")
 	call := func(result string) {

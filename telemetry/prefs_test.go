@@ -105,9 +105,7 @@ func TestConfigFolderMustBeTheUsersOwn(t *testing.T) {
 				}
 			}
 			var stderr testkit.Buffer
-			sink := &recSink{}
-			opts := testOptions(dir, nil, &stderr)
-			opts.Central = sink
+			opts, sink := centralOptions(dir, &stderr)
 			s := Start(opts, SessionInfo{Model: "fred-flash-2"})
 			s.Close(t.Context())
 			if r := s.Route(); r.Kind != Off || r.Rule != RuleConfigDir {

@@ -74,9 +74,7 @@ func checkNoText(t *testing.T, payload string, inputs map[string]string) {
 // returns the JSON of everything the central sink received.
 func runSession(t *testing.T, x texts) string {
 	t.Helper()
-	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
-	sink := &recSink{}
-	opts.Central = sink
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	info := sessionInfo(x)
 	info.Model = x.model
 	info.Tools = append(info.Tools, x.tool)

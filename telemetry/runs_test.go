@@ -13,9 +13,7 @@ import (
 // by seq), across turns; a call of an earlier turn recorded after a later
 // turn's call leaves the session's calls unmarked from then on.
 func TestRunMarks(t *testing.T) {
-	opts := testOptions(configDir(t, true, true), nil, nil)
-	sink := &recSink{}
-	opts.Central = sink
+	opts, sink := centralOptions(configDir(t, true, true), nil)
 	s := Start(opts, SessionInfo{Model: "fred-flash-2", Tools: []string{"bash", "read"}, Models: []string{"fred-flash-2"}})
 	call := func(tr *Turn, tool, args string) {
 		tr.ToolCall(ToolCall{Name: tool, Args: []byte(args), Result: "r", Permission: "auto_allowed"})

@@ -70,9 +70,7 @@ func agentLoop(s *Session, x texts) string {
 func TestCentralSessionSendsRemoteSafeRecords(t *testing.T) {
 	dir := configDir(t, true, true)
 	var stderr testkit.Buffer
-	sink := &recSink{}
-	opts := testOptions(dir, nil, &stderr)
-	opts.Central = sink
+	opts, sink := centralOptions(dir, &stderr)
 	s := Start(opts, sessionInfo(canaries))
 	if r := s.Route(); r.Kind != Central {
 		t.Fatalf("route %v (%s), want central", r.Kind, r.Status())
@@ -130,27 +128,23 @@ func TestCentralSessionSendsRemoteSafeRecords(t *testing.T) {
 	}
 }
 
-// offCases are the routes that must record nothing.
-func offCases(t *testing.T) []struct {
+// offCase is a route that must record nothing.
+type offCase struct {
 	name string
 	opts func(*testing.T) (Options, *recSink)
 	rule Rule
-} {
+}
+
+func offCases() []offCase {
 	mk := func(loggedIn, notice bool, env map[string]string, flag bool) func(*testing.T) (Options, *recSink) {
 		return func(t *testing.T) (Options, *recSink) {
 			dir := configDir(t, loggedIn, notice)
-			opts := testOptions(dir, env, &testkit.Buffer{})
-			sink := &recSink{}
-			opts.Central = sink
-			opts.NoTelemetry = flag
+			opts, sink := testOptions(dir, env, &testkit.Buffer{}), &recSink{}
+			opts.Central, opts.NoTelemetry = sink, flag
 			return opts, sink
 		}
 	}
-	return []struct {
-		name string
-		opts func(*testing.T) (Options, *recSink)
-		rule Rule
-	}{
+	return []offCase{
 		{"--no-telemetry", mk(true, true, nil, true), RuleFlag},
 		{"DO_NOT_TRACK", mk(true, true, map[string]string{"DO_NOT_TRACK": "1"}, false), RuleDoNotTrack},
 		{"preference off", func(t *testing.T) (Options, *recSink) {
@@ -171,7 +165,7 @@ func offCases(t *testing.T) []struct {
 // TestOffMeansOff: on every route that is off, the library sends nothing,
 // writes no file and starts no goroutine.
 func TestOffMeansOff(t *testing.T) {
-	for _, c := range offCases(t) {
+	for _, c := range offCases() {
 		t.Run(c.name, func(t *testing.T) {
 			opts, sink := c.opts(t)
 			dir := ConfigDir(opts.Getenv)
@@ -205,17 +199,15 @@ func TestOffMeansOff(t *testing.T) {
 // TestAgentBehavesTheSameOnEveryRoute: the scripted agent's own output, and
 // every value the API hands back, do not depend on the route.
 func TestAgentBehavesTheSameOnEveryRoute(t *testing.T) {
-	var outputs []string
-	var names []string
-	for _, c := range offCases(t) {
+	var outputs, names []string
+	for _, c := range offCases() {
 		opts, _ := c.opts(t)
 		s := Start(opts, sessionInfo(canaries))
 		outputs = append(outputs, agentLoop(s, canaries))
 		names = append(names, c.name)
 		s.Close(context.Background())
 	}
-	opts := testOptions(configDir(t, true, true), nil, &testkit.Buffer{})
-	opts.Central = &recSink{}
+	opts, _ := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	s := Start(opts, sessionInfo(canaries))
 	outputs = append(outputs, agentLoop(s, canaries))
 	names = append(names, "central")
@@ -276,10 +268,8 @@ func TestNoticeOnceEver(t *testing.T) {
 		{terminal: false, wantNotice: false, wantSent: true}, // shown once already: a pipe is fine now
 	} {
 		var stderr testkit.Buffer
-		opts := testOptions(dir, nil, &stderr)
+		opts, sink := centralOptions(dir, &stderr)
 		opts.StderrIsTerminal = func() bool { return r.terminal }
-		sink := &recSink{}
-		opts.Central = sink
 		s := Start(opts, sessionInfo(canaries))
 		agentLoop(s, canaries)
 		s.Close(context.Background())
@@ -305,9 +295,7 @@ func TestCorruptPreferencesMeanCentralOff(t *testing.T) {
 		dir := configDir(t, true, true)
 		os.WriteFile(filepath.Join(dir, prefsFile), []byte(content), 0o600)
 		var stderr testkit.Buffer
-		opts := testOptions(dir, nil, &stderr)
-		sink := &recSink{}
-		opts.Central = sink
+		opts, sink := centralOptions(dir, &stderr)
 		s := Start(opts, sessionInfo(canaries))
 		agentLoop(s, canaries)
 		s.Close(context.Background())
@@ -335,11 +323,9 @@ func TestCorruptPreferencesMeanCentralOff(t *testing.T) {
 // queued without sending it, and ignores what follows.
 func TestTurnOffDropsQueuedRecords(t *testing.T) {
 	dir := configDir(t, true, true)
-	opts := testOptions(dir, nil, &testkit.Buffer{})
+	opts, sink := centralOptions(dir, &testkit.Buffer{})
 	opts.FlushInterval = time.Hour
 	opts.MaxBatch = 1 << 20
-	sink := &recSink{}
-	opts.Central = sink
 	s := Start(opts, sessionInfo(canaries))
 	agentLoop(s, canaries)
 	queued := s.Stats().Recorded
