@@ -17,19 +17,24 @@ type discardSink struct{ NoSpool }
 func (discardSink) Send(context.Context, *RemoteBatch) error { return nil }
 func (discardSink) Close(context.Context) error              { return nil }
 
-func benchSession(b *testing.B, sink CentralSink, queue int) *Session {
-	return benchSessionWith(b, sink, queue, nil)
-}
-
-func benchSessionWith(b *testing.B, sink CentralSink, queue int, onHint func(Hint)) *Session {
+// benchToolCalls records c b.N times on a central session whose sink
+// discards everything, with onHint as Options.OnHint; b.Loop times only the
+// calls. It returns the session, closed when the benchmark ends.
+func benchToolCalls(b *testing.B, c ToolCall, onHint func(Hint)) *Session {
 	dir := b.TempDir()
 	SaveCredentials(dir, Credentials{APIKey: testKey})
 	SavePrefs(dir, Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
 	env := map[string]string{"FRED_CONFIG_DIR": dir}
-	s := Start(Options{Getenv: envOf(env), Stderr: &testkit.Buffer{}, Central: sink, QueueBytes: queue, FlushInterval: 50 * time.Millisecond, OnHint: onHint},
+	s := Start(Options{Getenv: envOf(env), Stderr: &testkit.Buffer{}, Central: discardSink{}, QueueBytes: 64 << 20, FlushInterval: 50 * time.Millisecond, OnHint: onHint},
 		SessionInfo{Model: "fred-flash-2", Tools: []string{"edit"}})
 	if s.Route().Kind != Central {
 		b.Fatal("not central")
+	}
+	b.Cleanup(func() { s.Close(context.Background()) })
+	t := s.BeginTurn("act", "fred-flash-2")
+	b.ReportAllocs()
+	for b.Loop() {
+		t.ToolCall(c)
 	}
 	return s
 }
@@ -39,16 +44,7 @@ func benchSessionWith(b *testing.B, sink CentralSink, queue int, onHint func(Hin
 // conversion and the hand-off to the queue. Compare with BenchmarkSHA256Floor
 // of the same run.
 func BenchmarkRecordToolCall(b *testing.B) {
-	s := benchSession(b, discardSink{}, 64<<20)
-	defer s.Close(context.Background())
-	t := s.BeginTurn("act", "fred-flash-2")
-	c := ToolCall{Name: "edit", Args: args200, Result: "Applied 1 edit.", Permission: "auto_allowed", Duration: 3 * time.Millisecond}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		t.ToolCall(c)
-	}
-	b.StopTimer()
+	s := benchToolCalls(b, ToolCall{Name: "edit", Args: args200, Result: "Applied 1 edit.", Permission: "auto_allowed", Duration: 3 * time.Millisecond}, nil)
 	if s.Stats().Dropped > 0 {
 		b.Logf("%d dropped: the queue filled up", s.Stats().Dropped)
 	}
@@ -59,16 +55,7 @@ func BenchmarkRecordToolCall(b *testing.B) {
 // call repeated is a loop, told once.
 func BenchmarkRecordToolCallWithHints(b *testing.B) {
 	told := 0
-	s := benchSessionWith(b, discardSink{}, 64<<20, func(Hint) { told++ })
-	defer s.Close(context.Background())
-	t := s.BeginTurn("act", "fred-flash-2")
-	c := ToolCall{Name: "edit", Args: args200, Result: "Applied 1 edit.", Permission: "auto_allowed", Duration: 3 * time.Millisecond}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		t.ToolCall(c)
-	}
-	b.StopTimer()
+	benchToolCalls(b, ToolCall{Name: "edit", Args: args200, Result: "Applied 1 edit.", Permission: "auto_allowed", Duration: 3 * time.Millisecond}, func(Hint) { told++ })
 	if b.N >= 3 && told != 1 {
 		b.Fatalf("the loop was told %d times, want once", told)
 	}
@@ -92,13 +79,9 @@ func TestMillionToolCallsWithStalledSink(t *testing.T) {
 	if raceEnabled {
 		n = 200_000 // the race detector makes each call ~10× slower; the bound is the same
 	}
-	sink := &recSink{stall: make(chan struct{})}
-	dir := configDir(t, true, true)
-	opts := testOptions(dir, nil, &testkit.Buffer{})
-	opts.Central = sink
-	opts.QueueBytes = queue
-	opts.MaxBatch = 500
-	opts.CloseBudget = 20 * time.Millisecond
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
+	sink.stall = make(chan struct{})
+	opts.QueueBytes, opts.MaxBatch, opts.CloseBudget = queue, 500, 20*time.Millisecond
 	base := testkit.HeapAlloc()
 	s := Start(opts, SessionInfo{Model: "m", Tools: []string{"edit"}})
 	tr := s.BeginTurn("act", "m")

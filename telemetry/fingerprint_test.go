@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -192,13 +191,5 @@ func TestResultFingerprintIsBounded(t *testing.T) {
 // log) costs the agent's goroutine what a 32 KiB one does, hints on:
 // 20.6 µs against 564 µs when the whole result was hashed (same run).
 func BenchmarkRecordToolCallBigResult(b *testing.B) {
-	s := benchSessionWith(b, discardSink{}, 64<<20, func(Hint) {})
-	defer s.Close(context.Background())
-	t := s.BeginTurn("act", "fred-flash-2")
-	c := ToolCall{Name: "edit", Args: args200, Result: strings.Repeat("package x\n", 100_000), Permission: "auto_allowed"}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		t.ToolCall(c)
-	}
+	benchToolCalls(b, ToolCall{Name: "edit", Args: args200, Result: strings.Repeat("package x\n", 100_000), Permission: "auto_allowed"}, func(Hint) {})
 }
