@@ -90,7 +90,7 @@ func replay(t *testing.T, opts telemetry.Options, stderr *testkit.Buffer, folder
 	t.Helper()
 	r := New(Options{Telemetry: opts, Stderr: stderr})
 	for i, rq := range append(fixtureRequests(t, folder), extra...) {
-		if c := send(t, r, rq, i%2 == 1); c != 200 {
+		if c := send(r, rq, i%2 == 1); c != 200 {
 			t.Fatalf("%s: %s answered %d", filepath.Base(folder), rq.name, c)
 		}
 	}

@@ -200,7 +200,7 @@ func TestConcurrentExports(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 5; i++ {
 				for _, rq := range reqs {
-					if c := send(t, r, rq, i%2 == 0); c != 200 {
+					if c := send(r, rq, i%2 == 0); c != 200 {
 						t.Errorf("%s: %d", rq.name, c)
 					}
 				}
@@ -235,7 +235,7 @@ func TestOffRecordsNothing(t *testing.T) {
 	before := testkit.Tree(dir)
 	r := New(Options{Telemetry: opts, Stderr: &stderr})
 	for _, rq := range fixtureRequests(t, fixturesDir(t)+"/claude-full") {
-		if c := send(t, r, rq, false); c != 200 {
+		if c := send(r, rq, false); c != 200 {
 			t.Fatalf("%s: %d", rq.name, c)
 		}
 	}
@@ -257,7 +257,7 @@ func TestSessionsEnd(t *testing.T) {
 		r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: 5 * time.Millisecond,
 			Settle: 20 * time.Millisecond, Idle: tc.idle})
 		for _, rq := range fixtureRequests(t, fixturesDir(t)+"/"+tc.folder) {
-			send(t, r, rq, false)
+			send(r, rq, false)
 		}
 		testkit.WaitFor(t, 10*time.Second, tc.folder+"'s session closed by the worker", func() bool { return r.Stats().Closed == 1 })
 		if !strings.Contains(sink.String(), `"ended_at":"`) {

@@ -292,7 +292,7 @@ func (x *batch) add(sid string, f fact) {
 	if f.end.Before(f.at) {
 		f.end = f.at
 	}
-	f.text, f.args, f.result = clip(f.text, maxText), clip(f.args, maxArgs), clip(f.result, maxText)
+	f.text, f.args, f.result = f.text[:min(len(f.text), maxText)], f.args[:min(len(f.args), maxArgs)], f.result[:min(len(f.result), maxText)]
 	x.r.st.facts.Add(1)
 	x.facts[sid] = append(x.facts[sid], f)
 	x.sizes[sid] += f.size()
@@ -317,13 +317,6 @@ const (
 	maxText = 256 << 10
 	maxArgs = 64 << 10
 )
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
 
 // accept maps a decoded request to facts and holds them.
 func (r *Relay) accept(msg proto.Message) {

@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,25 +102,12 @@ func fixtureRequests(t testing.TB, folder string) []request {
 
 // send posts one request to the relay's handler (gzipped when gz) and
 // returns the status.
-func send(t testing.TB, h http.Handler, rq request, gz bool) int {
-	t.Helper()
-	body := rq.body
-	req := httptest.NewRequest(http.MethodPost, rq.path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", rq.contentType)
+func send(h http.Handler, rq request, gz bool) int {
 	if gz {
-		req.Body = httpBody(fixture.Gzip(body))
-		req.Header.Set("Content-Encoding", "gzip")
+		return post(h, rq.path, rq.contentType, "gzip", fixture.Gzip(rq.body)).Code
 	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	return w.Code
+	return post(h, rq.path, rq.contentType, "", rq.body).Code
 }
-
-func httpBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
-
-type readCloser struct{ *bytes.Reader }
-
-func (readCloser) Close() error { return nil }
 
 // The fixture reader sends a .pb body as it was sent, and its decoded
 // copy only when the .pb is not there.
