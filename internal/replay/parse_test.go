@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,9 +91,7 @@ func TestMalformedLines(t *testing.T) {
 		out = append(out, line)
 		return append(out, ex[n-1:]...)
 	}
-	start := ex[0]
-	turn := ex[3]
-	call := ex[4]
+	start, turn, call := ex[0], ex[3], ex[4]
 	for _, c := range []struct {
 		name  string
 		lines []string
@@ -151,15 +150,13 @@ func TestMalformedLines(t *testing.T) {
 				t.Fatalf("want Errors and no transcript, got %v (%v)", err, tr)
 			}
 			e := errs[0]
-			want := "t.jsonl:" + itoa(c.line) + ": " + c.field + ": "
+			want := "t.jsonl:" + strconv.Itoa(c.line) + ": " + c.field + ": "
 			if e.Line != c.line || e.Field != c.field || !strings.HasPrefix(e.Error(), want) || !strings.Contains(e.Problem, c.says) {
 				t.Fatalf("got %q, want %q…%q", err.Error(), want, c.says)
 			}
 		})
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestParseAcceptsBlankLinesCRLFAndSeveralSessions(t *testing.T) {
 	two := strings.ReplaceAll(Example+"\n"+Example, "\n", "\r\n")

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -355,11 +356,8 @@ func describe(v any, te *json.UnmarshalTypeError) string {
 }
 
 func fieldType(v any, name string) (reflect.Type, bool) {
-	t := reflect.TypeOf(v).Elem()
-	for i := 0; i < t.NumField(); i++ {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag == name {
-			return t.Field(i).Type, true
-		}
+	if i := slices.Index(fieldsOf(v), name); i >= 0 {
+		return reflect.TypeOf(v).Elem().Field(i).Type, true
 	}
 	return nil, false
 }
