@@ -277,18 +277,8 @@ func TestUserAgentIsTheCleanedVersion(t *testing.T) {
 func TestEncodedPayloadCarriesNoName(t *testing.T) {
 	names := []string{"mcp__acme-payroll-prod__export_salaries", "alice@example.com", "https://bob:hunter2@db.internal/prod",
 		"/home/alice/secret-plan.md", "please-delete-the-prod-database"}
-	var mu sync.Mutex
-	var posted strings.Builder
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		zr, _ := gzip.NewReader(r.Body)
-		b, _ := io.ReadAll(zr)
-		mu.Lock()
-		posted.Write(b)
-		mu.Unlock()
-		w.Write([]byte(`{"accepted":1,"duplicates":0}`))
-	}))
-	defer srv.Close()
-	env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": srv.URL, "FRED_MODEL": names[1]}
+	rec, url := newRecorder(t, 0)
+	env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": url, "FRED_MODEL": names[1]}
 	s := telemetry.Start(telemetry.Options{FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{},
 		NewCentral: central.New, CloseBudget: time.Second}, telemetry.SessionInfo{
 		Model: env["FRED_MODEL"], Tools: []string{"read_file", names[0]}, Commands: []string{"help", "model"}, Models: []string{"fred-flash-2"},
@@ -303,9 +293,7 @@ func TestEncodedPayloadCarriesNoName(t *testing.T) {
 		tr.End(telemetry.TurnResult{FinishReason: "stop", Model: n})
 	}
 	s.Close(context.Background())
-	mu.Lock()
-	defer mu.Unlock()
-	payload := posted.String()
+	payload := strings.Join(rec.posted(), "")
 	for _, n := range append(names, "acme", "alice", "hunter2", "secret-plan", "delete") {
 		q, _ := json.Marshal(n)
 		if strings.Contains(payload, n) || strings.Contains(payload, string(q[1:len(q)-1])) {
