@@ -35,10 +35,8 @@ func TestNoHomeMeansNoConfigFolder(t *testing.T) {
 	shared := filepath.Join(os.TempDir(), "fred-config")
 	_, existed := os.Lstat(shared)
 	var stderr testkit.Buffer
-	sink := &recSink{}
-	opts := testOptions("", map[string]string{}, &stderr)
+	opts, sink := centralOptions("", &stderr)
 	opts.Getenv = envOf(map[string]string{})
-	opts.Central = sink
 	s := Start(opts, SessionInfo{Model: "fred-flash-2", AgentsMD: "agents"})
 	tr := s.BeginTurn("act", "fred-flash-2")
 	tr.End(TurnResult{FinishReason: "stop"})
@@ -92,8 +90,7 @@ func TestConfigFolderMustBeTheUsersOwn(t *testing.T) {
 		}, "belongs to another user"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := configDir(t, true, true)
-			dir = c.make(t, dir)
+			dir := c.make(t, configDir(t, true, true))
 			for _, err := range []error{
 				func() error { _, err := LoadPrefs(dir); return err }(),
 				func() error { _, err := LoadCredentials(dir); return err }(),
