@@ -277,7 +277,7 @@ func TestUserAgentIsTheCleanedVersion(t *testing.T) {
 func TestEncodedPayloadCarriesNoName(t *testing.T) {
 	names := []string{"mcp__acme-payroll-prod__export_salaries", "alice@example.com", "https://bob:hunter2@db.internal/prod",
 		"/home/alice/secret-plan.md", "please-delete-the-prod-database"}
-	rec, url := newRecorder(t, 0)
+	rec, url := scriptedServer(t)
 	env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": url, "FRED_MODEL": names[1]}
 	s := telemetry.Start(telemetry.Options{FredVersion: "1.4.2", Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{},
 		NewCentral: central.New, CloseBudget: time.Second}, telemetry.SessionInfo{

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -156,17 +157,24 @@ func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 	}
 }
 
-// scripted is a loopback ingest API answering from a script; it records the
-// time of every request.
+// scripted is a loopback ingest API answering from a script, then
+// accepting; it records the time and the decompressed body of every request.
 type scripted struct {
 	mu      sync.Mutex
 	answers []func(w http.ResponseWriter)
 	times   []time.Time
+	bodies  []string
 }
 
 func (sc *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	var body []byte
+	if zr, err := gzip.NewReader(r.Body); err == nil {
+		body, _ = io.ReadAll(zr)
+	}
 	sc.mu.Lock()
-	sc.times = append(sc.times, time.Now())
+	sc.times = append(sc.times, now)
+	sc.bodies = append(sc.bodies, string(body))
 	var a func(http.ResponseWriter)
 	if len(sc.answers) > 0 {
 		a, sc.answers = sc.answers[0], sc.answers[1:]
@@ -183,6 +191,12 @@ func (sc *scripted) requests() []time.Time {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return append([]time.Time(nil), sc.times...)
+}
+
+func (sc *scripted) posted() []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return append([]string(nil), sc.bodies...)
 }
 
 func status(code int, hdr ...string) func(http.ResponseWriter) {

@@ -2,16 +2,12 @@ package central_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,45 +21,6 @@ import (
 // main of that day (the spool reader followed symlinks and posted what it
 // read; the audit pruned whatever audit/ pointed to; a folder someone else
 // made was used as it was).
-
-// recorder is an ingest API that keeps every body posted to it, and
-// answers 400 as the real server would to a file that is not a batch.
-type recorder struct {
-	mu     sync.Mutex
-	bodies []string
-	code   int
-}
-
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	zr, err := gzip.NewReader(req.Body)
-	var body []byte
-	if err == nil {
-		body, _ = io.ReadAll(zr)
-	}
-	r.mu.Lock()
-	r.bodies = append(r.bodies, string(body))
-	code := r.code
-	r.mu.Unlock()
-	if code == 0 {
-		w.Write([]byte(`{"accepted":1,"duplicates":0}`))
-		return
-	}
-	w.WriteHeader(code)
-	w.Write([]byte(`{"error":"invalid"}`))
-}
-
-func (r *recorder) posted() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.bodies...)
-}
-
-func newRecorder(t *testing.T, code int) (*recorder, string) {
-	r := &recorder{code: code}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, srv.URL
-}
 
 // spooledBatch returns the body of a batch the sender spooled: a file any
 // sender would send.
@@ -125,7 +82,7 @@ func untouched(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-func noneSent(t *testing.T, r *recorder) {
+func noneSent(t *testing.T, r *scripted) {
 	t.Helper()
 	for _, b := range r.posted() {
 		if strings.Contains(b, "PRIVATE") || strings.Contains(b, `"batch_id"`) {
@@ -144,7 +101,8 @@ func TestSymlinkedSpoolIsNeverFollowed(t *testing.T) {
 	if err := os.Symlink(priv, filepath.Join(dir, "spool")); err != nil {
 		t.Fatal(err)
 	}
-	rec, url := newRecorder(t, http.StatusBadRequest)
+	bad := status(http.StatusBadRequest) // as the real server answers a file that is not a batch
+	rec, url := scriptedServer(t, bad, bad, bad, bad, bad, bad, bad, bad)
 
 	var stderr testkit.Buffer
 	s := start(dir, url, &stderr, time.Second)
@@ -187,7 +145,7 @@ func TestSymlinkedAuditIsNeverFollowed(t *testing.T) {
 	if err := os.Symlink(priv, filepath.Join(dir, "audit")); err != nil {
 		t.Fatal(err)
 	}
-	rec, url := newRecorder(t, 0)
+	rec, url := scriptedServer(t)
 	var stderr testkit.Buffer
 	s := start(dir, url, &stderr, time.Second)
 	record(s, 2)
@@ -241,7 +199,7 @@ func TestForeignFilesInTheSpool(t *testing.T) {
 	}
 	write("1600000000000000004-000000000005.json", string(batch)) // a real one: it goes
 
-	rec, url := newRecorder(t, 0)
+	rec, url := scriptedServer(t)
 	snd := central.NewSender(telemetry.CentralConfig{APIURL: url, APIKey: key, ConfigDir: dir, FredVersion: "1.4.2"})
 	for i := 0; i < 4; i++ {
 		snd.SendBacklog(context.Background())
@@ -311,7 +269,7 @@ func TestForeignConfigFolderIsRefused(t *testing.T) {
 				}
 				dir = link
 			}
-			rec, url := newRecorder(t, 0)
+			rec, url := scriptedServer(t)
 			var stderr testkit.Buffer
 			s = start(dir, url, &stderr, time.Second)
 			record(s, 2)
