@@ -23,8 +23,7 @@ func TestAgentAndLengthsWithoutText(t *testing.T) {
 		{name: "an unknown agent is other", agent: "me@example.com", version: "1.0.0", wantAgent: "other", wantVer: "1.0.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := configDir(t, true, true)
-			opts, sink := centralOptions(dir, &testkit.Buffer{})
+			opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 			s := Start(opts, SessionInfo{Model: "m", Models: []string{"m"}, Agent: tc.agent, AgentVersion: tc.version})
 			turn := s.BeginTurn("act", "m")
 			turn.ToolCall(ToolCall{Name: "t", Args: []byte(`{}`), ResultBytes: 1234, Permission: "auto_allowed"})

@@ -14,8 +14,7 @@ import (
 func TestIDSeedRepeatsIDs(t *testing.T) {
 	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	record := func(seed *[32]byte) RemoteBatch {
-		var stderr testkit.Buffer
-		opts, sink := centralOptions(configDir(t, true, true), &stderr)
+		opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 		opts.IDSeed = seed
 		opts.Now = func() time.Time { return at }
 		s := Start(opts, SessionInfo{Model: "fred-flash", Tools: []string{"bash"}})
@@ -49,8 +48,7 @@ func TestIDSeedRepeatsIDs(t *testing.T) {
 
 // TestSessionID: ID is the session_id of every record; zero when off.
 func TestSessionID(t *testing.T) {
-	var stderr testkit.Buffer
-	opts, sink := centralOptions(configDir(t, true, true), &stderr)
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	s := Start(opts, SessionInfo{Model: "fred-flash"})
 	s.BeginTurn("act", "fred-flash").End(TurnResult{FinishReason: "stop"})
 	s.Close(context.Background())

@@ -68,9 +68,7 @@ func agentLoop(s *Session, x texts) string {
 }
 
 func TestCentralSessionSendsRemoteSafeRecords(t *testing.T) {
-	dir := configDir(t, true, true)
-	var stderr testkit.Buffer
-	opts, sink := centralOptions(dir, &stderr)
+	opts, sink := centralOptions(configDir(t, true, true), &testkit.Buffer{})
 	s := Start(opts, sessionInfo(canaries))
 	if r := s.Route(); r.Kind != Central {
 		t.Fatalf("route %v (%s), want central", r.Kind, r.Status())
