@@ -48,6 +48,14 @@ func centralTo(t testing.TB, sink telemetry.CentralSink, stderr *testkit.Buffer)
 		FlushInterval: 10 * time.Millisecond, CloseBudget: 5 * time.Second}
 }
 
+// memRelay is a relay with o on a central route whose batches go to a
+// memSink; it returns the sink and the relay's stderr.
+func memRelay(t testing.TB, o Options) (*Relay, *memSink, *testkit.Buffer) {
+	sink, stderr := &memSink{}, &testkit.Buffer{}
+	o.Telemetry, o.Stderr = centralTo(t, sink, stderr), stderr
+	return New(o), sink, stderr
+}
+
 const canary = "SECRET-PROMPT-CANARY-42"
 
 // logsJSON is an OTLP/JSON logs request of service with one record,
@@ -89,9 +97,7 @@ func post(h http.Handler, path, ct, enc string, body []byte) *httptest.ResponseR
 // kind, never a crash, and never any of their text in a record or a
 // message.
 func TestBadInput(t *testing.T) {
-	sink := &memSink{}
-	var stderr testkit.Buffer
-	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, MaxBody: 64 << 10, MaxDecoded: 256 << 10})
+	r, sink, stderr := memRelay(t, Options{MaxBody: 64 << 10, MaxDecoded: 256 << 10})
 	bomb := fixture.Gzip(bytes.Repeat([]byte(" "), 1<<20)) // 1 KiB that inflates to 1 MiB
 	for _, tc := range []struct {
 		name, path, ct, enc string
@@ -161,9 +167,7 @@ func TestBadInput(t *testing.T) {
 // SessionBytes before its events are recorded or dropped (counted), and
 // sessions beyond MaxSessions close the longest idle one.
 func TestBounds(t *testing.T) {
-	sink := &memSink{}
-	var stderr testkit.Buffer
-	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, SessionBytes: 8 << 10, MaxSessions: 3, Tick: time.Hour})
+	r, _, _ := memRelay(t, Options{SessionBytes: 8 << 10, MaxSessions: 3, Tick: time.Hour})
 	defer r.Close(context.Background())
 	prompt := strings.Repeat("x", 1000)
 	for i := 0; i < 100; i++ {
@@ -189,9 +193,7 @@ func TestBounds(t *testing.T) {
 // TestConcurrentExports: CLIs exporting at once while the worker records
 // (run with -race).
 func TestConcurrentExports(t *testing.T) {
-	sink := &memSink{}
-	var stderr testkit.Buffer
-	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: time.Millisecond, Settle: time.Millisecond})
+	r, sink, _ := memRelay(t, Options{Tick: time.Millisecond, Settle: time.Millisecond})
 	reqs := fixtureRequests(t, fixturesDir(t)+"/gemini-full")
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
@@ -252,10 +254,7 @@ func TestSessionsEnd(t *testing.T) {
 		folder string
 		idle   time.Duration
 	}{{"gemini-full", 50 * time.Millisecond}, {"gemini-interactive", time.Hour}} {
-		sink := &memSink{}
-		var stderr testkit.Buffer
-		r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: 5 * time.Millisecond,
-			Settle: 20 * time.Millisecond, Idle: tc.idle})
+		r, sink, _ := memRelay(t, Options{Tick: 5 * time.Millisecond, Settle: 20 * time.Millisecond, Idle: tc.idle})
 		for _, rq := range fixtureRequests(t, fixturesDir(t)+"/"+tc.folder) {
 			send(r, rq, false)
 		}
@@ -270,9 +269,7 @@ func TestSessionsEnd(t *testing.T) {
 // TestFailedCalls: a failed model call is a retry when another attempt
 // follows, and the error that ended its turn when none does.
 func TestFailedCalls(t *testing.T) {
-	sink := &memSink{}
-	var stderr testkit.Buffer
-	r := New(Options{Telemetry: centralTo(t, sink, &stderr), Stderr: &stderr, Tick: time.Hour})
+	r, sink, _ := memRelay(t, Options{Tick: time.Hour})
 	// Each event a millisecond after the one before: the relay orders a
 	// session's events by their own time.
 	at := time.Now()
