@@ -217,18 +217,14 @@ func TestKeepTimes(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	tr, _ := replay.Parse("x", strings.NewReader(replay.Example))
-	s := tr.Sessions[0]
-	times := []string{}
-	for _, st := range s.Steps {
-		times = append(times, st.TS.Format("2006-01-02T15:04:05.000Z"))
-	}
-	got := 0
-	for _, ts := range times {
+	steps, got := tr.Sessions[0].Steps, 0
+	for _, st := range steps {
 		got += testdb.QueryInt(t, url, fmt.Sprintf(`SELECT (SELECT count(*) FROM dsc_turns WHERE started_at = '%[1]s')
-			+ (SELECT count(*) FROM dsc_tool_calls WHERE started_at = '%[1]s') + (SELECT count(*) FROM dsc_events WHERE ts = '%[1]s')`, ts))
+			+ (SELECT count(*) FROM dsc_tool_calls WHERE started_at = '%[1]s') + (SELECT count(*) FROM dsc_events WHERE ts = '%[1]s')`,
+			st.TS.Format("2006-01-02T15:04:05.000Z")))
 	}
-	if got != len(times) {
-		t.Fatalf("%d of %d records at their ts", got, len(times))
+	if got != len(steps) {
+		t.Fatalf("%d of %d records at their ts", got, len(steps))
 	}
 	if n := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_sessions WHERE started_at = '2026-03-02T09:14:05.000Z' AND ended_at = '2026-03-02T09:16:02.000Z'"); n != 1 {
 		t.Fatal("the session's times are not the transcript's")
