@@ -1,9 +1,11 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/binary"
 	"reflect"
-	"sort"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,19 +70,11 @@ func TestPlanPathologies(t *testing.T) {
 	for _, l := range tr.ToolLoops.Loops {
 		got = append(got, lk{index[l.SessionID], l.Kind, l.Repeats})
 	}
-	less := func(s []lk) func(a, b int) bool {
-		return func(a, b int) bool {
-			if s[a].i != s[b].i {
-				return s[a].i < s[b].i
-			}
-			if s[a].kind != s[b].kind {
-				return s[a].kind < s[b].kind
-			}
-			return s[a].repeats < s[b].repeats
-		}
+	order := func(a, b lk) int {
+		return cmp.Or(cmp.Compare(a.i, b.i), strings.Compare(a.kind, b.kind), cmp.Compare(a.repeats, b.repeats))
 	}
-	sort.Slice(want, less(want))
-	sort.Slice(got, less(got))
+	slices.SortFunc(want, order)
+	slices.SortFunc(got, order)
 	if len(want) < 200 || !reflect.DeepEqual(want, got) {
 		t.Errorf("%d loops injected, %d found by the definition", len(want), len(got))
 	}
