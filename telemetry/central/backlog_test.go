@@ -239,24 +239,14 @@ func TestUserAgentIsTheCleanedVersion(t *testing.T) {
 		{"1.4.2\r\nX-Leak: secret", "fred/0.0.0"},
 		{"/home/alice/bin/fred", "fred/0.0.0"},
 	} {
-		var mu sync.Mutex
-		var agents []string
-		var bodies []string
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			zr, _ := gzip.NewReader(r.Body)
-			b, _ := io.ReadAll(zr)
-			mu.Lock()
-			agents = append(agents, r.Header.Get("User-Agent"))
-			bodies = append(bodies, string(b))
-			mu.Unlock()
-			w.Write([]byte(`{"accepted":1,"duplicates":0}`))
-		}))
-		env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": srv.URL}
+		sc, url := scriptedServer(t)
+		env := map[string]string{"FRED_CONFIG_DIR": fixture.LoggedIn(t, key), "FRED_API_URL": url}
 		s := telemetry.Start(telemetry.Options{FredVersion: c.version, Getenv: func(k string) string { return env[k] }, Stderr: &testkit.Buffer{},
 			NewCentral: central.New, CloseBudget: time.Second}, telemetry.SessionInfo{})
 		s.Close(context.Background())
-		srv.Close()
-		mu.Lock()
+		sc.mu.Lock()
+		agents, bodies := sc.agents, sc.bodies
+		sc.mu.Unlock()
 		if len(agents) == 0 {
 			t.Fatalf("%q: nothing sent", c.version)
 		}
@@ -265,7 +255,6 @@ func TestUserAgentIsTheCleanedVersion(t *testing.T) {
 				t.Errorf("version %q: User-Agent %q, body %s; want %q", c.version, a, bodies[i], c.want)
 			}
 		}
-		mu.Unlock()
 	}
 }
 

@@ -158,11 +158,13 @@ func TestBlackholeCloseKeepsItsBudget(t *testing.T) {
 }
 
 // scripted is a loopback ingest API answering from a script, then
-// accepting; it records the time and the decompressed body of every request.
+// accepting; it records the time, the User-Agent and the decompressed body
+// of every request.
 type scripted struct {
 	mu      sync.Mutex
 	answers []func(w http.ResponseWriter)
 	times   []time.Time
+	agents  []string
 	bodies  []string
 }
 
@@ -174,6 +176,7 @@ func (sc *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sc.mu.Lock()
 	sc.times = append(sc.times, now)
+	sc.agents = append(sc.agents, r.Header.Get("User-Agent"))
 	sc.bodies = append(sc.bodies, string(body))
 	var a func(http.ResponseWriter)
 	if len(sc.answers) > 0 {
