@@ -560,26 +560,19 @@ func (g *gen) inject(its []*iter, in *injection) []*iter {
 	var seq []*telemetry.ToolCall
 	switch in.kind {
 	case "stuck":
+		var c *telemetry.ToolCall
 		switch r.IntN(3) {
 		case 0:
-			in.tool = "bash"
-			c := mk("bash", `{"command":"go build ./..."}`, "Error: internal/auth/token.go:41:2: undefined: refreshToken", true)
+			c = mk("bash", `{"command":"go build ./..."}`, "Error: internal/auth/token.go:41:2: undefined: refreshToken", true)
 			c.Permission = "user_allowed"
-			for range in.repeats {
-				seq = append(seq, c)
-			}
 		case 1:
-			in.tool = "read_file"
-			c := mk("read_file", `{"path":"internal/auth/session.go","offset":0}`, strings.Repeat("package auth\n", 90), false)
-			for range in.repeats {
-				seq = append(seq, c)
-			}
+			c = mk("read_file", `{"path":"internal/auth/session.go","offset":0}`, strings.Repeat("package auth\n", 90), false)
 		default:
-			in.tool = "grep"
-			c := mk("grep", `{"pattern":"func refreshToken","path":"."}`, "no matches", false)
-			for range in.repeats {
-				seq = append(seq, c)
-			}
+			c = mk("grep", `{"pattern":"func refreshToken","path":"."}`, "no matches", false)
+		}
+		in.tool = c.Name
+		for range in.repeats {
+			seq = append(seq, c)
 		}
 	case "polling":
 		in.tool = "bash"
