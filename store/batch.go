@@ -57,62 +57,50 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 		}
 	}
 
-	// Sessions: fold repeats, later ended_at wins.
-	if len(b.Sessions) > 0 {
-		idx := make(map[uuid.UUID]int, len(b.Sessions))
-		merged := make([]schema.Session, 0, len(b.Sessions))
-		for i := range b.Sessions {
-			s := b.Sessions[i]
-			ref(s.SessionID, schema.Sessions.Batch, i)
-			if j, ok := idx[s.SessionID]; ok {
-				p.dups++
-				if merged[j].EndedAt.IsZero() && !s.EndedAt.IsZero() {
-					merged[j].EndedAt = s.EndedAt
-					p.endings++
-				}
-				continue
-			}
-			idx[s.SessionID] = len(merged)
-			merged = append(merged, s)
+	// Sessions fold repeats too, and the later ended_at wins.
+	addRecords(p, set, schema.Sessions, b.Sessions, srv, ref, func(kept, again *schema.Session) {
+		if kept.EndedAt.IsZero() && !again.EndedAt.IsZero() {
+			kept.EndedAt = again.EndedAt
+			p.endings++
 		}
-		t := newTable(set, schema.Sessions, len(merged))
-		for i := range merged {
-			s := &merged[i]
-			s.Stamp(srv.user, srv.at, srv.offsetMs)
-			t.add(s.SessionID, s.AppendValues(set, t.next()))
-		}
-		p.tables = append(p.tables, t.sorted())
-	}
-
-	addChildren(p, set, schema.Turns, b.Turns, srv, ref)
-	addChildren(p, set, schema.ToolCalls, b.ToolCalls, srv, ref)
-	addChildren(p, set, schema.Events, b.Events, srv, ref)
+	})
+	addRecords(p, set, schema.Turns, b.Turns, srv, ref, nil)
+	addRecords(p, set, schema.ToolCalls, b.ToolCalls, srv, ref, nil)
+	addRecords(p, set, schema.Events, b.Events, srv, ref, nil)
 	slices.SortFunc(p.refIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	return p, nil
 }
 
-// addChildren adds the records of a type that only ever insert (all but
-// sessions): repeats of an id within the batch are folded into one.
-func addChildren[T any, P interface {
+// addRecords adds the records of a type: repeats of an id within the batch
+// are folded into the first, through fold where the type has one (only
+// sessions are sent again, to end them; the others only ever insert).
+func addRecords[T any, P interface {
 	*T
 	schema.Row
-}](p *prepared, set schema.Set, rec *schema.Record, recs []T, srv serverStamp, ref func(id uuid.UUID, array string, i int)) {
+}](p *prepared, set schema.Set, rec *schema.Record, recs []T, srv serverStamp, ref func(id uuid.UUID, array string, i int), fold func(kept, again *T)) {
 	if len(recs) == 0 {
 		return
 	}
-	t := newTable(set, rec, len(recs))
-	seen := make(map[uuid.UUID]bool, len(recs))
+	idx := make(map[uuid.UUID]int, len(recs))
+	kept := make([]T, 0, len(recs)) // copies: the caller's records are not stamped
 	for i := range recs {
-		r := recs[i] // a copy: the caller's records are not stamped
-		rp := P(&r)
-		ref(rp.SessionRef(), rec.Batch, i)
-		if seen[rp.ID()] {
+		r := P(&recs[i])
+		ref(r.SessionRef(), rec.Batch, i)
+		if j, ok := idx[r.ID()]; ok {
 			p.dups++
+			if fold != nil {
+				fold(&kept[j], &recs[i])
+			}
 			continue
 		}
-		seen[rp.ID()] = true
-		rp.Stamp(srv.user, srv.at, srv.offsetMs)
-		t.add(rp.ID(), rp.AppendValues(set, t.next()))
+		idx[r.ID()] = len(kept)
+		kept = append(kept, recs[i])
+	}
+	t := newTable(set, rec, len(kept))
+	for i := range kept {
+		r := P(&kept[i])
+		r.Stamp(srv.user, srv.at, srv.offsetMs)
+		t.add(r.ID(), r.AppendValues(set, t.next()))
 	}
 	p.tables = append(p.tables, t.sorted())
 }
