@@ -2,6 +2,9 @@ package schema
 
 // This file is THE declaration. Edit it, then run `go generate ./schema`.
 
+// KeyScheme starts every API key (internal/apikey is the rest of a key).
+const KeyScheme = "fred_live_"
+
 // Patterns: tight enough that no sentence fits (no spaces, bounded length).
 var (
 	PatModel = classPattern("model", `A-Za-z0-9`, `A-Za-z0-9._:/@+-`, 100, "other",
@@ -16,7 +19,7 @@ var (
 		"a Go runtime version such as go1.26.8")
 	PatUserID = classPattern("user_id", `A-Za-z0-9`, `A-Za-z0-9._@-`, 128, "",
 		"the id of the key's owner, set by the server")
-	PatKeyPrefix = newPattern("key_prefix", `^fred_live_[A-Za-z0-9]{8}$`, "",
+	PatKeyPrefix = newPattern("key_prefix", `^`+KeyScheme+`[A-Za-z0-9]{8}$`, "",
 		"the first 8 characters of a key after fred_live_: enough to name it, useless to use it")
 	PatLabel = newPattern("label", `^[A-Za-z0-9 ._@:/+-]{0,64}$`, "",
 		"an operator's note on a key")

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/apikey"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/jackc/pgx/v5"
 )
@@ -103,9 +103,8 @@ func (k *keyDB) RevokeKey(ctx context.Context, prefix string, at time.Time) (API
 	if err := k.check(); err != nil {
 		return APIKey{}, err
 	}
-	rest, ok := strings.CutPrefix(prefix, "fred_live_")
-	if !ok || len(rest) < 4 || strings.Trim(rest, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
-		return APIKey{}, fmt.Errorf("%w: give at least fred_live_ and 4 more characters", ErrNoKey)
+	if !apikey.Names(prefix) {
+		return APIKey{}, fmt.Errorf("%w: give at least %s and 4 more characters", ErrNoKey, apikey.Scheme)
 	}
 	// The stored prefix starts with exactly these bytes: no LIKE, which
 	// SQLite compares without case (fred_live_abcd would revoke

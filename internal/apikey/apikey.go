@@ -1,17 +1,20 @@
 // Package apikey is the one definition of a Fred API key: its shape, the
 // parts of it that may be shown and stored, and making a new one. The
 // client checks a key with it before storing or sending it, the server
-// before looking it up; only the server makes keys. Standard library only:
-// the client links it.
+// before looking it up; only the server makes keys. The client links it:
+// standard library and package schema only.
 package apikey
 
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"strings"
+
+	"github.com/fredcode/fredtel/schema"
 )
 
-// Scheme starts every key.
-const Scheme = "fred_live_"
+// Scheme starts every key; the schema's key_prefix pattern declares it.
+const Scheme = schema.KeyScheme
 
 // Lengths of what follows Scheme: a key has between minBody and maxBody
 // letters and digits (New makes newBody, about 190 bits); the stored prefix
@@ -28,24 +31,24 @@ const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const Doc = Scheme + " followed by 20 to 128 letters and digits"
 
 // Valid reports whether key has the shape of a Fred API key.
-func Valid(key string) bool {
-	body, ok := cutScheme(key)
-	return ok && len(body) >= minBody && len(body) <= maxBody
-}
+func Valid(key string) bool { return shaped(key, minBody, maxBody) }
 
-// cutScheme returns what follows Scheme, and whether key starts with it
-// and the rest is letters and digits only.
-func cutScheme(key string) (string, bool) {
-	if len(key) < len(Scheme) || key[:len(Scheme)] != Scheme {
-		return "", false
+// Names reports whether prefix is enough of a key to name it to an
+// operator: Scheme and at least 4 more letters and digits, as Shown prints.
+func Names(prefix string) bool { return shaped(prefix, shownBody, len(prefix)) }
+
+// shaped reports whether key is Scheme and then lo to hi letters and digits.
+func shaped(key string, lo, hi int) bool {
+	body, ok := strings.CutPrefix(key, Scheme)
+	if !ok || len(body) < lo || len(body) > hi {
+		return false
 	}
-	body := key[len(Scheme):]
 	for i := 0; i < len(body); i++ {
 		if c := body[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return "", false
+			return false
 		}
 	}
-	return body, true
+	return true
 }
 
 // Stored is the prefix a server stores beside the key's hash to name it:
@@ -58,7 +61,7 @@ func Hash(key string) [32]byte { return sha256.Sum256([]byte(key)) }
 // Shown is the part of a key that may be printed: Scheme, 4 more
 // characters and an ellipsis.
 func Shown(key string) string {
-	if body, ok := cutScheme(key); ok && len(body) >= shownBody {
+	if Names(key) {
 		return key[:len(Scheme)+shownBody] + "…"
 	}
 	return Scheme + "…"
