@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"io"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -96,20 +97,6 @@ func posthogProps() posthog.Properties {
 		Set("result_bytes", 15)
 }
 
-func segmentProps() analytics.Properties {
-	return analytics.NewProperties().
-		Set("session_id", propSession).
-		Set("tool", "edit").
-		Set("args_sha256", propArgsSHA).
-		Set("permission", "auto_allowed").
-		Set("outcome", "ok").
-		Set("model", "fred-flash-2").
-		Set("mode", "act").
-		Set("seq", 7).
-		Set("duration_ms", 3).
-		Set("result_bytes", 15)
-}
-
 func otelAttrs() []attribute.KeyValue {
 	return []attribute.KeyValue{
 		attribute.String("session_id", propSession),
@@ -125,18 +112,31 @@ func otelAttrs() []attribute.KeyValue {
 	}
 }
 
-func newPosthog(tb testing.TB, url string, tr http.RoundTripper) posthog.Client {
-	c, err := posthog.NewWithConfig("phc_bench0123456789", posthog.Config{Endpoint: url, Transport: tr, Logger: quiet{}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
-}
+// openSDK makes an SDK client that sends to url through tr, and the
+// enqueueing of one tool call event on it.
+type openSDK func(tb testing.TB, url string, tr http.RoundTripper) (io.Closer, func() error)
 
-func newSegment(tb testing.TB, url string, tr http.RoundTripper) analytics.Client {
-	c, err := analytics.NewWithConfig("segment-bench-key", analytics.Config{Endpoint: url, Transport: tr, Logger: quiet{}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
+// sdks are the SDK clients fred is compared with.
+var sdks = []struct {
+	name string
+	open openSDK
+}{
+	{"posthog", func(tb testing.TB, url string, tr http.RoundTripper) (io.Closer, func() error) {
+		c, err := posthog.NewWithConfig("phc_bench0123456789", posthog.Config{Endpoint: url, Transport: tr, Logger: quiet{}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return c, func() error {
+			return c.Enqueue(posthog.Capture{DistinctId: "user-1234", Event: "tool_call", Properties: posthogProps()})
+		}
+	}},
+	{"segment", func(tb testing.TB, url string, tr http.RoundTripper) (io.Closer, func() error) {
+		c, err := analytics.NewWithConfig("segment-bench-key", analytics.Config{Endpoint: url, Transport: tr, Logger: quiet{}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return c, func() error {
+			return c.Enqueue(analytics.Track{UserId: "user-1234", Event: "tool_call", Properties: analytics.Properties(posthogProps())})
+		}
+	}},
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 	"github.com/fredcode/fredtel/telemetry/central"
-	"github.com/posthog/posthog-go"
-	analytics "gopkg.in/segmentio/analytics-go.v3"
 )
 
 const (
@@ -73,43 +71,28 @@ func TestExitCost(t *testing.T) {
 		if ep.name == "blackhole" {
 			runs = sdkSlowRuns
 		}
-		for _, c := range []struct {
-			name string
-			run  func(url string) time.Duration
-		}{
-			{"posthog", func(url string) time.Duration {
+		for _, sdk := range sdks {
+			run := func(url string) time.Duration {
 				tr := freshTransport()
 				defer tr.CloseIdleConnections()
-				c := newPosthog(t, url, tr)
+				c, enqueue := sdk.open(t, url, tr)
 				for range exitRecords {
-					c.Enqueue(posthog.Capture{DistinctId: "user-1234", Event: "tool_call", Properties: posthogProps()})
+					enqueue()
 				}
 				t0 := time.Now()
 				c.Close()
 				return time.Since(t0)
-			}},
-			{"segment", func(url string) time.Duration {
-				tr := freshTransport()
-				defer tr.CloseIdleConnections()
-				c := newSegment(t, url, tr)
-				for range exitRecords {
-					c.Enqueue(analytics.Track{UserId: "user-1234", Event: "tool_call", Properties: segmentProps()})
-				}
-				t0 := time.Now()
-				c.Close()
-				return time.Since(t0)
-			}},
-		} {
+			}
 			var d []time.Duration
 			cell := time.Now()
 			for i := 0; i < runs && (i < sdkSlowRuns || time.Since(cell) < sdkCellCap); i++ {
-				d = append(d, c.run(ep.url))
+				d = append(d, run(ep.url))
 			}
 			note := ""
 			if len(d) < exitRuns {
 				note = fmt.Sprintf("fewer runs: each Close is slow here (cap %d runs or %v)", runs, sdkCellCap)
 			}
-			rows = append(rows, row{c.name, ep.name, d, note})
+			rows = append(rows, row{sdk.name, ep.name, d, note})
 		}
 	}
 	fmt.Printf("\nexit cost: wall time of Close after a %d-record session\n", exitRecords)

@@ -15,9 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/fredcode/fredtel/schema"
-	"github.com/posthog/posthog-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	analytics "gopkg.in/segmentio/analytics-go.v3"
 )
 
 // drainTimeout bounds the wait for the sink to have every record.
@@ -112,8 +110,9 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	for range rounds {
 		b.Run("fred", func(b *testing.B) { benchFred(b, queueBytes) })
-		b.Run("posthog", benchPosthog)
-		b.Run("segment", benchSegment)
+		for _, sdk := range sdks {
+			b.Run(sdk.name, func(b *testing.B) { benchSDK(b, sdk.name, sdk.open) })
+		}
 		b.Run("otel", benchOTel)
 	}
 	printRatios()
@@ -157,46 +156,27 @@ func benchFred(b *testing.B, queueBytes int) {
 	}
 }
 
-func benchPosthog(b *testing.B) {
+// benchSDK times b.N tool call events through an SDK client, up to its
+// Close, which returns once every event has been answered.
+func benchSDK(b *testing.B, name string, open openSDK) {
 	sk := newSink(b, `"tool_call"`) // the event name, once per event
 	tr := freshTransport()
 	defer tr.CloseIdleConnections()
-	c := newPosthog(b, sk.URL(), tr)
+	c, enqueue := open(b, sk.URL(), tr)
 	sk.reset()
-	m := start(b, "posthog")
+	m := start(b, name)
 	var failed int
 	for i := 0; i < b.N; i++ {
-		if err := c.Enqueue(posthog.Capture{DistinctId: "user-1234", Event: "tool_call", Properties: posthogProps()}); err != nil {
+		if err := enqueue(); err != nil {
 			failed++
 		}
 	}
-	c.Close() // returns once every event has been answered
+	c.Close()
 	m.stop("")
 	if failed > 0 {
-		b.Fatalf("posthog: %d enqueue errors", failed)
+		b.Fatalf("%s: %d enqueue errors", name, failed)
 	}
-	sk.check(b, "posthog", "events")
-}
-
-func benchSegment(b *testing.B) {
-	sk := newSink(b, `"tool_call"`)
-	tr := freshTransport()
-	defer tr.CloseIdleConnections()
-	c := newSegment(b, sk.URL(), tr)
-	sk.reset()
-	m := start(b, "segment")
-	var failed int
-	for i := 0; i < b.N; i++ {
-		if err := c.Enqueue(analytics.Track{UserId: "user-1234", Event: "tool_call", Properties: segmentProps()}); err != nil {
-			failed++
-		}
-	}
-	c.Close() // returns once every event has been answered
-	m.stop("")
-	if failed > 0 {
-		b.Fatalf("segment: %d enqueue errors", failed)
-	}
-	sk.check(b, "segment", "events")
+	sk.check(b, name, "events")
 }
 
 // countExporter is an OTel SpanExporter that counts the spans and discards
