@@ -73,38 +73,27 @@ func (o *Options) defaults() {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	if o.Settle <= 0 {
-		o.Settle = DefaultSettle
-	}
-	if o.Idle <= 0 {
-		o.Idle = DefaultIdle
-	}
-	if o.MaxSessions <= 0 {
-		o.MaxSessions = 32
-	}
-	if o.SessionBytes <= 0 {
-		o.SessionBytes = 256 << 10
-	}
-	if o.MaxBody <= 0 {
-		o.MaxBody = 8 << 20
-	}
-	if o.MaxDecoded <= 0 {
-		o.MaxDecoded = 32 << 20
-	}
-	if o.MaxConcurrent <= 0 {
-		o.MaxConcurrent = 4
-	}
-	if o.CloseBudget <= 0 {
-		o.CloseBudget = 2 * time.Second
-	}
+	orDefault(&o.Settle, DefaultSettle)
+	orDefault(&o.Idle, DefaultIdle)
+	orDefault(&o.MaxSessions, 32)
+	orDefault(&o.SessionBytes, 256<<10)
+	orDefault(&o.MaxBody, 8<<20)
+	orDefault(&o.MaxDecoded, 32<<20)
+	orDefault(&o.MaxConcurrent, 4)
+	orDefault(&o.CloseBudget, 2*time.Second)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Tick <= 0 {
-		o.Tick = time.Second
-	}
+	orDefault(&o.Tick, time.Second)
 	if o.Telemetry.CloseBudget < o.CloseBudget {
 		o.Telemetry.CloseBudget = o.CloseBudget
+	}
+}
+
+// orDefault sets *p to def where it was left zero (or made negative).
+func orDefault[T ~int | ~int64 | ~float64](p *T, def T) {
+	if *p <= 0 {
+		*p = def
 	}
 }
 

@@ -84,42 +84,18 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c *Config) defaults() {
-	if c.MaxBody <= 0 {
-		c.MaxBody = 1 << 20
-	}
-	if c.MaxInflated <= 0 {
-		c.MaxInflated = 8 << 20
-	}
-	if c.MaxRecords <= 0 {
-		c.MaxRecords = 1000
-	}
-	if c.MaxValidating <= 0 {
-		c.MaxValidating = max(8, 4*runtime.GOMAXPROCS(0))
-	}
-	if c.ValidateMemory <= 0 {
-		c.ValidateMemory = 96 << 20
-	}
-	if c.SessionCacheBytes <= 0 {
-		c.SessionCacheBytes = 32 << 20
-	}
-	if c.Rate <= 0 {
-		c.Rate = 20
-	}
-	if c.Burst <= 0 {
-		c.Burst = 40
-	}
-	if c.KeyCacheTTL <= 0 {
-		c.KeyCacheTTL = 30 * time.Second
-	}
-	if c.MaxClockSkew <= 0 {
-		c.MaxClockSkew = 30 * 24 * time.Hour
-	}
-	if c.RetryAfter <= 0 {
-		c.RetryAfter = 5 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
+	orDefault(&c.MaxBody, 1<<20)
+	orDefault(&c.MaxInflated, 8<<20)
+	orDefault(&c.MaxRecords, 1000)
+	orDefault(&c.MaxValidating, max(8, 4*runtime.GOMAXPROCS(0)))
+	orDefault(&c.ValidateMemory, 96<<20)
+	orDefault(&c.SessionCacheBytes, 32<<20)
+	orDefault(&c.Rate, 20)
+	orDefault(&c.Burst, 40)
+	orDefault(&c.KeyCacheTTL, 30*time.Second)
+	orDefault(&c.MaxClockSkew, 30*24*time.Hour)
+	orDefault(&c.RetryAfter, 5*time.Second)
+	orDefault(&c.WriteTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -131,6 +107,13 @@ func (c *Config) defaults() {
 	}
 	if len(c.Versions) == 0 {
 		c.Versions = wire.SupportedVersions()
+	}
+}
+
+// orDefault sets *p to def where it was left zero (or made negative).
+func orDefault[T ~int | ~int64 | ~float64](p *T, def T) {
+	if *p <= 0 {
+		*p = def
 	}
 }
 

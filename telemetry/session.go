@@ -99,26 +99,23 @@ func (o *Options) defaults() {
 			return ok && term.IsTerminal(int(f.Fd()))
 		}
 	}
-	if o.QueueBytes <= 0 {
-		o.QueueBytes = 8 << 20
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 500
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 2 * time.Second
-	}
-	if o.CloseBudget <= 0 {
-		o.CloseBudget = 100 * time.Millisecond
-	}
-	if o.SelfHostedCloseBudget <= 0 {
-		o.SelfHostedCloseBudget = time.Second
-	}
+	orDefault(&o.QueueBytes, 8<<20)
+	orDefault(&o.MaxBatch, 500)
+	orDefault(&o.FlushInterval, 2*time.Second)
+	orDefault(&o.CloseBudget, 100*time.Millisecond)
+	orDefault(&o.SelfHostedCloseBudget, time.Second)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.FredVersion == "" {
 		o.FredVersion = "0.0.0"
+	}
+}
+
+// orDefault sets *p to def where it was left zero (or made negative).
+func orDefault[T ~int | ~int64 | ~float64](p *T, def T) {
+	if *p <= 0 {
+		*p = def
 	}
 }
 
