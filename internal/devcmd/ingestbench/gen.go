@@ -160,45 +160,30 @@ func makeBatches(count, size int, seed uint64) ([]*batch, error) {
 // sorts them, with values converted to what pgx's binary COPY encodes.
 func rowsOf(b *batch, user string, now time.Time) [][][]any {
 	at := schema.TimeOf(now)
+	return [][][]any{rowsOfType(b.sessions, user, at), rowsOfType(b.turns, user, at),
+		rowsOfType(b.calls, user, at), rowsOfType(b.events, user, at)}
+}
+
+// rowsOfType is one table of rowsOf.
+func rowsOfType[T any, P interface {
+	*T
+	schema.Row
+}](recs []T, user string, at schema.Time) [][]any {
 	type row struct {
 		id   uuid.UUID
 		vals []any
 	}
-	sorted := func(rows []row) [][]any {
-		slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.id[:], b.id[:]) })
-		out := make([][]any, len(rows))
-		for i, r := range rows {
-			out[i] = copyValues(r.vals)
-		}
-		return out
-	}
-	tables := make([][][]any, 0, 4)
-	var rs []row
-	for i := range b.sessions {
-		r := b.sessions[i]
+	rows := make([]row, len(recs))
+	for i := range recs {
+		rec := recs[i] // a copy: the batch itself stays unstamped
+		r := P(&rec)
 		r.Stamp(user, at, 0)
-		rs = append(rs, row{r.SessionID, r.AppendValues(schema.CentralSet, nil)})
+		rows[i] = row{r.ID(), r.AppendValues(schema.CentralSet, nil)}
 	}
-	tables = append(tables, sorted(rs))
-	rs = nil
-	for i := range b.turns {
-		r := b.turns[i]
-		r.Stamp(user, at, 0)
-		rs = append(rs, row{r.TurnID, r.AppendValues(schema.CentralSet, nil)})
+	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.id[:], b.id[:]) })
+	out := make([][]any, len(rows))
+	for i, r := range rows {
+		out[i] = copyValues(r.vals)
 	}
-	tables = append(tables, sorted(rs))
-	rs = nil
-	for i := range b.calls {
-		r := b.calls[i]
-		r.Stamp(user, at, 0)
-		rs = append(rs, row{r.CallID, r.AppendValues(schema.CentralSet, nil)})
-	}
-	tables = append(tables, sorted(rs))
-	rs = nil
-	for i := range b.events {
-		r := b.events[i]
-		r.Stamp(user, at, 0)
-		rs = append(rs, row{r.EventID, r.AppendValues(schema.CentralSet, nil)})
-	}
-	return append(tables, sorted(rs))
+	return out
 }
