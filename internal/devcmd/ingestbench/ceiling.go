@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
@@ -174,34 +172,10 @@ func measureCeiling(ctx context.Context, dbURL string, bs []*batch, par int, log
 		return nil, fmt.Errorf("ceiling: truncate: %w", err)
 	}
 	logf("ceiling: COPY of the same rows, %d connections", par)
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
 	t0 = time.Now()
-	for _, c := range conns {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(rows) {
-					return
-				}
-				if err := copyBatch(ctx, c, ts, rows[i]); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, fmt.Errorf("ceiling: %w", first)
+	err := inParallel(len(conns), len(rows), func(w, i int) error { return copyBatch(ctx, conns[w], ts, rows[i]) })
+	if err != nil {
+		return nil, fmt.Errorf("ceiling: %w", err)
 	}
 	p := time.Since(t0)
 	res.ParallelSeconds = p.Seconds()

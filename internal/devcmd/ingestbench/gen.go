@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fredcode/fredtel/internal/testing/fixture"
@@ -127,31 +128,40 @@ func makeBatch(seed uint64, n int, now time.Time) (*batch, error) {
 func makeBatches(count, size int, seed uint64) ([]*batch, error) {
 	out := make([]*batch, count)
 	now := time.Now()
+	err := inParallel(runtime.GOMAXPROCS(0), count, func(_, i int) (err error) {
+		out[i], err = makeBatch(seed^uint64(i)*0x9e3779b97f4a7c15, size, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building batches: %w", err)
+	}
+	return out, nil
+}
+
+// inParallel calls do(w, i) for every i below n from workers goroutines
+// (w: the worker's number), each taking the next i, and returns the first
+// error; a worker stops at its own.
+func inParallel(workers, n int, do func(w, i int) error) error {
 	var (
+		next  atomic.Int64
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 	)
-	workers := runtime.GOMAXPROCS(0)
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < count; i += workers {
-				b, err := makeBatch(seed^uint64(i)*0x9e3779b97f4a7c15, size, now)
-				if err != nil {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := do(w, i); err != nil {
 					mu.Lock()
 					first = cmp.Or(first, err)
 					mu.Unlock()
 					return
 				}
-				out[i] = b
 			}
 		})
 	}
 	wg.Wait()
-	if first != nil {
-		return nil, fmt.Errorf("building batches: %w", first)
-	}
-	return out, nil
+	return first
 }
 
 // rowsOf returns the rows of b for the central set as the server would

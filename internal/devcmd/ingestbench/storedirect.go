@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fredcode/fredtel/internal/testing/testdb"
@@ -66,38 +64,16 @@ func measureStore(ctx context.Context, adminURL string, bs []*batch, writers, po
 		rows += b.records
 	}
 	logf("Store.Write of the same %d rows, %d writers, pool %d (no HTTP, gzip or validation)", rows, writers, pool)
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
 	t0 := time.Now()
-	for range writers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(sbs) {
-					return
-				}
-				res, err := st.Write(ctx, &sbs[i])
-				if err == nil && res.Accepted != sbs[i].Len() {
-					err = fmt.Errorf("Store.Write accepted %d of %d", res.Accepted, sbs[i].Len())
-				}
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
+	err = inParallel(writers, len(sbs), func(_, i int) error {
+		res, err := st.Write(ctx, &sbs[i])
+		if err == nil && res.Accepted != sbs[i].Len() {
+			err = fmt.Errorf("Store.Write accepted %d of %d", res.Accepted, sbs[i].Len())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	d := time.Since(t0)
 	return &storeResult{Pool: pool, Writers: writers, Seconds: d.Seconds(), RecordsPerS: float64(rows) / d.Seconds()}, nil
