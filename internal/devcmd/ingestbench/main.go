@@ -449,14 +449,10 @@ func (r *report) judge() {
 // thousands formats n with thin spaces between groups of three digits.
 func thousands(x float64) string {
 	s := strconv.FormatInt(int64(math.Round(x)), 10)
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
-			out = append(out, ' ')
-		}
-		out = append(out, s[i])
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + " " + s[i:]
 	}
-	return string(out)
+	return s
 }
 
 func mark(ok bool) string {
