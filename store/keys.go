@@ -240,28 +240,3 @@ func (s *sqliteStore) keys() *keyDB {
 		},
 	}
 }
-
-func (s *pgStore) CreateKey(ctx context.Context, k APIKey) error { return s.keys().CreateKey(ctx, k) }
-func (s *pgStore) LookupKey(ctx context.Context, h schema.Hash) (APIKey, error) {
-	return s.keys().LookupKey(ctx, h)
-}
-func (s *pgStore) ListKeys(ctx context.Context) ([]APIKey, error) { return s.keys().ListKeys(ctx) }
-func (s *pgStore) RevokeKey(ctx context.Context, p string, at time.Time) (APIKey, error) {
-	return s.keys().RevokeKey(ctx, p, at)
-}
-func (s *pgStore) TouchKey(ctx context.Context, h schema.Hash, at time.Time) error {
-	return s.keys().TouchKey(ctx, h, at)
-}
-func (s *sqliteStore) CreateKey(ctx context.Context, k APIKey) error {
-	return s.keys().CreateKey(ctx, k)
-}
-func (s *sqliteStore) LookupKey(ctx context.Context, h schema.Hash) (APIKey, error) {
-	return s.keys().LookupKey(ctx, h)
-}
-func (s *sqliteStore) ListKeys(ctx context.Context) ([]APIKey, error) { return s.keys().ListKeys(ctx) }
-func (s *sqliteStore) RevokeKey(ctx context.Context, p string, at time.Time) (APIKey, error) {
-	return s.keys().RevokeKey(ctx, p, at)
-}
-func (s *sqliteStore) TouchKey(ctx context.Context, h schema.Hash, at time.Time) error {
-	return s.keys().TouchKey(ctx, h, at)
-}

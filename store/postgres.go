@@ -19,10 +19,11 @@ import (
 )
 
 type pgStore struct {
-	pool *pgxpool.Pool
-	loc  Location
-	set  schema.Set
-	now  func() time.Time
+	*keyDB // the API key methods, over this store
+	pool   *pgxpool.Pool
+	loc    Location
+	set    schema.Set
+	now    func() time.Time
 }
 
 func openPostgres(ctx context.Context, loc Location, opts Options) (*pgStore, error) {
@@ -46,7 +47,9 @@ func openPostgres(ctx context.Context, loc Location, opts Options) (*pgStore, er
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", loc.Masked, classify(err))
 	}
-	return &pgStore{pool: pool, loc: loc, set: opts.Set, now: time.Now}, nil
+	s := &pgStore{pool: pool, loc: loc, set: opts.Set, now: time.Now}
+	s.keyDB = s.keys()
+	return s, nil
 }
 
 func (s *pgStore) Location() Location { return s.loc }

@@ -23,10 +23,11 @@ import (
 const sqliteMaxVars = 30000
 
 type sqliteStore struct {
-	db  *sql.DB
-	loc Location
-	set schema.Set
-	now func() time.Time
+	*keyDB // the API key methods, over this store
+	db     *sql.DB
+	loc    Location
+	set    schema.Set
+	now    func() time.Time
 	// mu serialises this process's writers: SQLite has one writer at a
 	// time anyway, and waiting on a mutex is cheaper and fairer than
 	// spinning on SQLITE_BUSY. Other processes are kept out by BEGIN
@@ -86,7 +87,9 @@ func openSQLite(ctx context.Context, loc Location, opts Options) (*sqliteStore, 
 		}
 		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
 	}
-	return &sqliteStore{db: db, loc: loc, set: opts.Set, now: time.Now}, nil
+	s := &sqliteStore{db: db, loc: loc, set: opts.Set, now: time.Now}
+	s.keyDB = s.keys()
+	return s, nil
 }
 
 func (s *sqliteStore) Location() Location { return s.loc }
