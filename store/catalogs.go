@@ -29,29 +29,13 @@ func (s *pgStore) SessionCatalogs(ctx context.Context, userID string, ids []uuid
 	for i, id := range ids {
 		strs[i] = id.String()
 	}
-	rows, err := s.pool.Query(ctx, `SELECT session_id, tool_catalog::text, command_catalog::text, model_catalog::text
+	rows, err := s.pool.Query(ctx, `SELECT session_id::text, tool_catalog::text, command_catalog::text, model_catalog::text
 		FROM telemetry_sessions WHERE session_id = ANY($1::uuid[]) AND user_id = $2`, strs, userID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", s.loc.Masked, classify(err))
 	}
-	err = scanCatalogs(out, func(yield func(scan func(...any) error) error) error {
-		defer rows.Close()
-		for rows.Next() {
-			if err := yield(rows.Scan); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	}, func(v any) (uuid.UUID, error) {
-		switch x := v.(type) {
-		case [16]byte:
-			return uuid.UUID(x), nil
-		case string:
-			return uuid.Parse(x)
-		}
-		return uuid.UUID{}, fmt.Errorf("session_id of type %T", v)
-	})
-	if err != nil {
+	defer rows.Close()
+	if err := scanCatalogs(out, rows); err != nil {
 		return nil, fmt.Errorf("store: %s: %w", s.loc.Masked, classify(err))
 	}
 	return out, nil
@@ -74,21 +58,8 @@ func (s *sqliteStore) SessionCatalogs(ctx context.Context, userID string, ids []
 		if err != nil {
 			return nil, fmt.Errorf("store: %s: %w", s.loc.Masked, classifySQLite(err))
 		}
-		err = scanCatalogs(out, func(yield func(scan func(...any) error) error) error {
-			defer rows.Close()
-			for rows.Next() {
-				if err := yield(rows.Scan); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
-		}, func(v any) (uuid.UUID, error) {
-			x, ok := v.(string)
-			if !ok {
-				return uuid.UUID{}, fmt.Errorf("session_id of type %T", v)
-			}
-			return uuid.Parse(x)
-		})
+		err = scanCatalogs(out, rows)
+		rows.Close()
 		if err != nil {
 			return nil, fmt.Errorf("store: %s: %w", s.loc.Masked, classifySQLite(err))
 		}
@@ -98,15 +69,14 @@ func (s *sqliteStore) SessionCatalogs(ctx context.Context, userID string, ids []
 
 // scanCatalogs reads rows of (session_id, tool_catalog, command_catalog,
 // model_catalog), the lists as JSON text, into out.
-func scanCatalogs(out map[uuid.UUID]Catalogs, rows func(yield func(scan func(...any) error) error) error, id func(any) (uuid.UUID, error)) error {
-	return rows(func(scan func(...any) error) error {
-		var sid any
-		var tools, commands string
+func scanCatalogs(out map[uuid.UUID]Catalogs, rows rowReader) error {
+	for rows.Next() {
+		var sid, tools, commands string
 		var models *string
-		if err := scan(&sid, &tools, &commands, &models); err != nil {
+		if err := rows.Scan(&sid, &tools, &commands, &models); err != nil {
 			return err
 		}
-		u, err := id(sid)
+		u, err := uuid.Parse(sid)
 		if err != nil {
 			return err
 		}
@@ -123,6 +93,6 @@ func scanCatalogs(out map[uuid.UUID]Catalogs, rows func(yield func(scan func(...
 			}
 		}
 		out[u] = c
-		return nil
-	})
+	}
+	return rows.Err()
 }

@@ -35,12 +35,15 @@ func (s *sqliteStore) Count(ctx context.Context) (map[string]int64, error) {
 	return scanCounts(rows)
 }
 
-// scanCounts reads (table, count) rows from either driver.
-func scanCounts(rows interface {
+// rowReader is what pgx.Rows and *sql.Rows both offer a reader.
+type rowReader interface {
 	Next() bool
 	Scan(...any) error
 	Err() error
-}) (map[string]int64, error) {
+}
+
+// scanCounts reads (table, count) rows from either driver.
+func scanCounts(rows rowReader) (map[string]int64, error) {
 	out := map[string]int64{}
 	for rows.Next() {
 		var t string
@@ -55,11 +58,7 @@ func scanCounts(rows interface {
 
 // collectColumns reads (table, column) rows of either driver, keeping the
 // tables that belong to the set: its prefix, and the server tables.
-func collectColumns(set schema.Set, rows interface {
-	Next() bool
-	Scan(...any) error
-	Err() error
-}) (map[string][]string, error) {
+func collectColumns(set schema.Set, rows rowReader) (map[string][]string, error) {
 	mine := map[string]bool{}
 	if set == schema.CentralSet {
 		for _, r := range schema.ServerTables() {
