@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -67,23 +66,8 @@ func (p *inProcess) newKey(t *testing.T, user string) string {
 // do sends a request and decodes a JSON answer.
 func (p *inProcess) do(t testing.TB, method, path, key string, body []byte, hdr map[string]string) (int, http.Header, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, p.url+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	json.Unmarshal(raw, &m)
-	return resp.StatusCode, resp.Header, m
+	a := send(t, method, p.url+path, key, body, hdr)
+	return a.code, a.header, a.body
 }
 
 // TestVersionsOption: a server built to accept only v1 refuses v2 batches

@@ -35,7 +35,13 @@ type answer struct {
 // post sends body to /v1/batch with key and extra headers.
 func post(t testing.TB, p *testkit.Process, key string, body []byte, hdr map[string]string) answer {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+p.URL+"/v1/batch", bytes.NewReader(body))
+	return send(t, http.MethodPost, "http://"+p.URL+"/v1/batch", key, body, hdr)
+}
+
+// send sends a request with key and extra headers, and decodes a JSON answer.
+func send(t testing.TB, method, url, key string, body []byte, hdr map[string]string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -45,7 +51,7 @@ func post(t testing.TB, p *testkit.Process, key string, body []byte, hdr map[str
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST /v1/batch: %v", err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	a := answer{code: resp.StatusCode, header: resp.Header}
