@@ -146,11 +146,7 @@ func TestCentralRouteHandsOnlyRemoteSafeRecords(t *testing.T) {
 func TestSelfHostedRouteWritesTheUsersDatabase(t *testing.T) {
 	for _, be := range testdb.Backends {
 		for _, noText := range []bool{false, true} {
-			name := be.Name + "/text"
-			if noText {
-				name = be.Name + "/no-text"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(be.Name+map[bool]string{false: "/text", true: "/no-text"}[noText], func(t *testing.T) {
 				t.Parallel()
 				url := be.URL(t)
 				extra := []string{"DSC_TELEMETRY_DB_URL=" + url}

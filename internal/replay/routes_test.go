@@ -159,11 +159,7 @@ func TestCentral(t *testing.T) {
 func TestSelfHosted(t *testing.T) {
 	for _, be := range testdb.Backends {
 		for _, noText := range []bool{false, true} {
-			name := be.Name + "/text"
-			if noText {
-				name = be.Name + "/no-text"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(be.Name+map[bool]string{false: "/text", true: "/no-text"}[noText], func(t *testing.T) {
 				t.Parallel()
 				url := be.URL(t)
 				// Logged in and DO_NOT_TRACK too: DSC_TELEMETRY_DB_URL wins
