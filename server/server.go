@@ -402,26 +402,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tk *ticket) ([
 	in := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
-	case "", "identity":
-		body, err := readAll(in, r.ContentLength, s.cfg.MaxBody+1, tk)
-		if err == errNoRoom {
-			return nil, errBusy
-		}
-		if err != nil {
-			if rj := tooLarge(err); rj != nil {
-				return nil, rj
-			}
-			return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
-		}
-		return body, nil
-	case "gzip":
+	case "", "identity", "gzip":
 	default:
 		return nil, wire.Reject(http.StatusUnsupportedMediaType, "content_encoding", "", "want Content-Encoding gzip or none")
 	}
-	// The compressed body first (at most MaxBody): its gzip trailer
-	// states the inflated size, so an honest body is inflated into one
-	// buffer of the right size. A trailer that lies only costs the liar
-	// growth within its reservation.
+	// The body as sent first (at most MaxBody). A gzip trailer states the
+	// inflated size, so an honest body is inflated into one buffer of the
+	// right size. A trailer that lies only costs the liar growth within
+	// its reservation.
 	zbody, err := readAll(in, r.ContentLength, s.cfg.MaxBody+1, tk)
 	if err == errNoRoom {
 		return nil, errBusy
@@ -431,6 +419,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tk *ticket) ([
 			return nil, rj
 		}
 		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
+	}
+	if enc != "gzip" {
+		return zbody, nil
 	}
 	hint := int64(-1)
 	if len(zbody) >= 18 {
