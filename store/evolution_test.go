@@ -464,32 +464,28 @@ func TestMigratedSchemaIsTheDeclaration(t *testing.T) {
 // it applied, and refuses to go on when this build's file of the same
 // version differs, naming the file.
 func TestMigrationChecksums(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			s := openStore(t, be.URL(t), schema.CentralSet)
-			all, err := migrations(migrationFS, dialectOf(s), schema.CentralSet)
-			if err != nil {
-				t.Fatal(err)
+	forEachCentral(t, func(t *testing.T, s Store) {
+		all, err := migrations(migrationFS, dialectOf(s), schema.CentralSet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range all {
+			if n := count(t, s, "telemetry_schema_migrations WHERE version = ? AND checksum = ?", m.version, m.checksum); n != 1 {
+				t.Errorf("migration %d: checksum %s not recorded", m.version, m.checksum)
 			}
-			for _, m := range all {
-				if n := count(t, s, "telemetry_schema_migrations WHERE version = ? AND checksum = ?", m.version, m.checksum); n != 1 {
-					t.Errorf("migration %d: checksum %s not recorded", m.version, m.checksum)
-				}
-			}
-			if err := execSQL(s, "UPDATE telemetry_schema_migrations SET checksum = ? WHERE version = 1", strings.Repeat("0", 64)); err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.Migrate(context.Background())
-			if err == nil {
-				t.Fatal("Migrate accepted a database whose migration 1 had another checksum")
-			}
-			want := "migration store/migrations/" + string(dialectOf(s)) + "/central/0001_schema_v1.sql: the database applied another text of this file"
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error = %q\nwant it to contain %q", err, want)
-			}
-		})
-	}
+		}
+		if err := execSQL(s, "UPDATE telemetry_schema_migrations SET checksum = ? WHERE version = 1", strings.Repeat("0", 64)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Migrate(context.Background())
+		if err == nil {
+			t.Fatal("Migrate accepted a database whose migration 1 had another checksum")
+		}
+		want := "migration store/migrations/" + string(dialectOf(s)) + "/central/0001_schema_v1.sql: the database applied another text of this file"
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %q\nwant it to contain %q", err, want)
+		}
+	})
 }
 
 func dialectOf(s Store) schema.Dialect {

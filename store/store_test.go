@@ -30,6 +30,16 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, s Store)) {
 	}
 }
 
+// forEachCentral runs fn on a central store of each backend, in parallel.
+func forEachCentral(t *testing.T, fn func(t *testing.T, s Store)) {
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, openStore(t, be.URL(t), schema.CentralSet))
+		})
+	}
+}
+
 func openStore(t testing.TB, url string, set schema.Set) Store {
 	t.Helper()
 	s, err := Open(context.Background(), url, Options{Set: set, Migrate: true})
@@ -316,52 +326,48 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 }
 
 func TestForeignSessionIsNeverTouched(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			s := openStore(t, be.URL(t), schema.CentralSet)
-			ctx := context.Background()
-			g := fixture.New(5, time.Now())
-			alice := sampleBatch(g, 1, 1, 0)
-			alice.UserID = "alice"
-			if _, err := s.Write(ctx, alice); err != nil {
-				t.Fatal(err)
+	forEachCentral(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		g := fixture.New(5, time.Now())
+		alice := sampleBatch(g, 1, 1, 0)
+		alice.UserID = "alice"
+		if _, err := s.Write(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		sid := alice.Sessions[0].SessionID
+		ended := alice.Sessions[0]
+		ended.EndedAt = schema.TimeOf(time.Now())
+		fresh := g.Session()
+		cases := []struct {
+			name string
+			b    *Batch
+			path string
+		}{
+			{"end alice's session", &Batch{UserID: "bob", Batch: schema.Batch{Sessions: []schema.Session{fresh, ended}}}, "sessions[1].session_id"},
+			{"add a turn", &Batch{UserID: "bob", Batch: schema.Batch{Turns: []schema.Turn{g.Turn(fresh.SessionID, 0), g.Turn(sid, 1)}}}, "turns[1].session_id"},
+			{"add a tool call", &Batch{UserID: "bob", Batch: schema.Batch{ToolCalls: []schema.ToolCall{g.ToolCall(sid, g.ID(), 0)}}}, "tool_calls[0].session_id"},
+			{"add an event", &Batch{UserID: "bob", Batch: schema.Batch{Events: []schema.Event{g.Event(sid)}}}, "events[0].session_id"},
+		}
+		for _, c := range cases {
+			_, err := s.Write(ctx, c.b)
+			var ce *ConflictError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrForeignSession) || ce.Path != c.path {
+				t.Errorf("%s: Write = %v, want ConflictError at %s", c.name, err, c.path)
 			}
-			sid := alice.Sessions[0].SessionID
-			ended := alice.Sessions[0]
-			ended.EndedAt = schema.TimeOf(time.Now())
-			fresh := g.Session()
-			cases := []struct {
-				name string
-				b    *Batch
-				path string
-			}{
-				{"end alice's session", &Batch{UserID: "bob", Batch: schema.Batch{Sessions: []schema.Session{fresh, ended}}}, "sessions[1].session_id"},
-				{"add a turn", &Batch{UserID: "bob", Batch: schema.Batch{Turns: []schema.Turn{g.Turn(fresh.SessionID, 0), g.Turn(sid, 1)}}}, "turns[1].session_id"},
-				{"add a tool call", &Batch{UserID: "bob", Batch: schema.Batch{ToolCalls: []schema.ToolCall{g.ToolCall(sid, g.ID(), 0)}}}, "tool_calls[0].session_id"},
-				{"add an event", &Batch{UserID: "bob", Batch: schema.Batch{Events: []schema.Event{g.Event(sid)}}}, "events[0].session_id"},
+		}
+		tbl := "telemetry_sessions"
+		if n := count(t, s, tbl+" WHERE ended_at IS NULL AND user_id = ?", "alice"); n != 1 {
+			t.Errorf("alice's session changed")
+		}
+		if n := count(t, s, tbl); n != 1 {
+			t.Errorf("%d sessions, want 1: bob's rejected batch wrote something", n)
+		}
+		for _, r := range []*schema.Record{schema.Turns, schema.ToolCalls, schema.Events} {
+			if n := count(t, s, "telemetry_"+r.Table+" WHERE user_id = ?", "bob"); n != 0 {
+				t.Errorf("bob has %d rows in %s", n, r.Table)
 			}
-			for _, c := range cases {
-				_, err := s.Write(ctx, c.b)
-				var ce *ConflictError
-				if !errors.As(err, &ce) || !errors.Is(err, ErrForeignSession) || ce.Path != c.path {
-					t.Errorf("%s: Write = %v, want ConflictError at %s", c.name, err, c.path)
-				}
-			}
-			tbl := "telemetry_sessions"
-			if n := count(t, s, tbl+" WHERE ended_at IS NULL AND user_id = ?", "alice"); n != 1 {
-				t.Errorf("alice's session changed")
-			}
-			if n := count(t, s, tbl); n != 1 {
-				t.Errorf("%d sessions, want 1: bob's rejected batch wrote something", n)
-			}
-			for _, r := range []*schema.Record{schema.Turns, schema.ToolCalls, schema.Events} {
-				if n := count(t, s, "telemetry_"+r.Table+" WHERE user_id = ?", "bob"); n != 0 {
-					t.Errorf("bob has %d rows in %s", n, r.Table)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // mixedBatches makes n batches over a few sessions: starts, ends, and
