@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,11 +63,8 @@ func send(t testing.TB, method, url, key string, body []byte, hdr map[string]str
 func holdWriteLock(t testing.TB, db string) (release func()) {
 	t.Helper()
 	ctx := context.Background()
-	if path, ok := strings.CutPrefix(db, "sqlite:"); ok {
-		sdb, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
+	if strings.HasPrefix(db, "sqlite:") {
+		sdb := testdb.Open(t, db)
 		conn, err := sdb.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package sim_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 )
 
 // TestSameSeedSameData: the same seed, size and end time, run twice into two
@@ -100,14 +97,7 @@ func compareRows(t *testing.T, a, b, prefix string) {
 // stamps, with each fingerprint replaced by the order it first appeared in.
 func dumpRows(t *testing.T, url, table, key string) []string {
 	t.Helper()
-	driver, dsn := "pgx", url
-	if p, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		driver, dsn = "sqlite", p
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.Open(t, url)
 	defer db.Close()
 	rows, err := db.Query("SELECT * FROM " + table + " ORDER BY " + key)
 	if err != nil {

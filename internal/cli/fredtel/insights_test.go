@@ -2,7 +2,6 @@ package fredtel
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
-	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 // fillDB migrates a fresh database of the backend and writes a few sessions
@@ -55,14 +53,7 @@ func fillDB(t *testing.T, be testdb.Backend, set schema.Set, sessions int) strin
 // execDB runs a statement on the database at url.
 func execDB(t *testing.T, url, stmt string) {
 	t.Helper()
-	driver, dsn := "pgx", url
-	if p, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		driver, dsn = "sqlite", p
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.Open(t, url)
 	defer db.Close()
 	if _, err := db.Exec(stmt); err != nil {
 		t.Fatalf("%s: %v", stmt, err)

@@ -29,7 +29,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "modernc.org/sqlite" // the driver QueryInt opens SQLite files with
+	_ "github.com/jackc/pgx/v5/stdlib" // the drivers Open uses
+	_ "modernc.org/sqlite"
 )
 
 // DefaultAdminURL is used when DATABASE_URL is not set.
@@ -138,29 +139,29 @@ var Backends = []Backend{
 	{Name: "sqlite", URL: SQLite},
 }
 
+// Open opens the database at url (a URL of either backend) through
+// database/sql, with a pool of its own; the caller closes it.
+func Open(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	driver, dsn := "pgx", url
+	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
+		driver, dsn = "sqlite", path
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // QueryInt runs a query returning one integer on the database at url (a
 // URL of either backend), through a connection of its own.
 func QueryInt(t testing.TB, url, q string) int {
 	t.Helper()
+	db := Open(t, url)
+	defer db.Close()
 	var n int
-	if path, ok := strings.CutPrefix(url, "sqlite:"); ok {
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.QueryRow(q).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	if err := c.QueryRow(ctx, q).Scan(&n); err != nil {
+	if err := db.QueryRow(q).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n
