@@ -164,11 +164,7 @@ func TestSelfHostedRouteWritesTheUsersDatabase(t *testing.T) {
 					"SELECT count(*) FROM dsc_tool_calls":                          2,
 					"SELECT count(*) FROM dsc_events":                              7, // the script's /telemetry too
 				}
-				for q, want := range counts {
-					if n := testdb.QueryInt(t, url, q); n != want {
-						t.Errorf("%s = %d, want %d", q, n, want)
-					}
-				}
+				testdb.Counts(t, url, counts)
 				texts := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input LIKE 'CANARY-prompt-%' AND assistant_text IS NOT NULL")
 				anyText := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
 				if noText && anyText != 0 {

@@ -135,7 +135,7 @@ func TestCentral(t *testing.T) {
 	ns := c.needles()
 
 	// The database: first that the canaries' records are all there.
-	for q, n := range map[string]int{
+	testdb.Counts(t, db, map[string]int{
 		"SELECT count(*) FROM telemetry_sessions WHERE user_id = 'alice' AND ended_at IS NOT NULL":        want.sessions,
 		"SELECT count(*) FROM telemetry_turns":                                                            want.turns,
 		"SELECT count(*) FROM telemetry_tool_calls":                                                       want.calls,
@@ -155,11 +155,7 @@ func TestCentral(t *testing.T) {
 		"SELECT count(*) FROM telemetry_sessions WHERE shell = 'fish'": 1,
 		"SELECT count(*) FROM telemetry_sessions WHERE shell = 'bash'": 1,
 		"SELECT count(*) FROM telemetry_sessions WHERE shell = 'zsh'":  2,
-	} {
-		if got := testdb.QueryInt(t, db, q); got != n {
-			t.Errorf("%s = %d, want %d", q, got, n)
-		}
-	}
+	})
 
 	dump := testdb.PGDump(t, db)
 	tables, rows := dumpRows(dump)

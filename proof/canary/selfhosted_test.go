@@ -149,7 +149,7 @@ func selfHosted(t *testing.T, noText bool) {
 					}
 				}
 			}
-			for q, n := range map[string]int{
+			testdb.Counts(t, url, map[string]int{
 				"SELECT count(*) FROM dsc_sessions WHERE ended_at IS NOT NULL":                                 want.sessions,
 				"SELECT count(*) FROM dsc_turns":                                                               want.turns,
 				"SELECT count(*) FROM dsc_tool_calls":                                                          want.calls,
@@ -161,11 +161,7 @@ func selfHosted(t *testing.T, noText bool) {
 				"SELECT count(DISTINCT args_fingerprint) FROM dsc_tool_calls":                                  want.distinctArgs,
 				"SELECT count(*) FROM dsc_sessions WHERE system_prompt_sha256 = '" + c.systemPromptSHA() + "'": want.sessions,
 				"SELECT count(*) FROM dsc_sessions WHERE agents_md_hash IS NOT NULL":                           want.sessions,
-			} {
-				if got := testdb.QueryInt(t, url, q); got != n {
-					t.Errorf("%s = %d, want %d", q, got, n)
-				}
-			}
+			})
 
 			files, nfiles := folder(t, dir)
 			noneIn(t, "the config dir", files, ns)

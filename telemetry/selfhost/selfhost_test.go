@@ -53,7 +53,7 @@ func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
 				if st := s.Stats(); st.Written != st.Recorded || st.Dropped != 0 {
 					t.Fatalf("stats %+v, stderr %q", st, stderr.String())
 				}
-				for q, want := range map[string]int{
+				testdb.Counts(t, url, map[string]int{
 					"SELECT count(*) FROM dsc_sessions WHERE ended_at IS NOT NULL": 1,
 					"SELECT count(*) FROM dsc_turns":                               2,
 					"SELECT count(*) FROM dsc_tool_calls":                          4,
@@ -61,11 +61,7 @@ func TestSelfHostedWritesRowsWithAndWithoutText(t *testing.T) {
 					"SELECT count(*) FROM dsc_tool_calls WHERE result_is_error":    2,
 					"SELECT count(*) FROM dsc_events":                              1,
 					"SELECT count(*) FROM dsc_turns WHERE prompt_chars = 12":       2,
-				} {
-					if n := testdb.QueryInt(t, url, q); n != want {
-						t.Errorf("%s = %d, want %d", q, n, want)
-					}
-				}
+				})
 				withText := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input = 'explain a.go' AND assistant_text = 'It is package a.'")
 				anyText := testdb.QueryInt(t, url, "SELECT count(*) FROM dsc_turns WHERE user_input IS NOT NULL OR assistant_text IS NOT NULL")
 				if noText && anyText != 0 {

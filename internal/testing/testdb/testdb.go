@@ -167,6 +167,17 @@ func QueryInt(t testing.TB, url, q string) int {
 	return n
 }
 
+// Counts checks that each query of want returns its number on the
+// database at url.
+func Counts(t testing.TB, url string, want map[string]int) {
+	t.Helper()
+	for q, n := range want {
+		if got := QueryInt(t, url, q); got != n {
+			t.Errorf("%s = %d, want %d", q, got, n)
+		}
+	}
+}
+
 // Rows counts every row of the central record tables at url.
 func Rows(t testing.TB, url string) int {
 	return QueryInt(t, url, `SELECT (SELECT count(*) FROM telemetry_sessions) + (SELECT count(*) FROM telemetry_turns)
