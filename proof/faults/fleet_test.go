@@ -432,22 +432,15 @@ func (s *serverCtl) metric(name string) float64 {
 	return sum
 }
 
-// meanDB is the server's mean time to commit a batch so far.
-func (s *serverCtl) meanDB() time.Duration {
-	n := s.metric("fredtel_db_write_duration_seconds_count")
+// mean is the mean of one of the server's histograms (of seconds) so far:
+// fredtel_db_write_duration_seconds is its time to commit a batch,
+// fredtel_http_request_duration_seconds its own time to answer.
+func (s *serverCtl) mean(histogram string) time.Duration {
+	n := s.metric(histogram + "_count")
 	if n <= 0 {
 		return 0
 	}
-	return time.Duration(s.metric("fredtel_db_write_duration_seconds_sum") / n * float64(time.Second))
-}
-
-// meanRequest is the server's own mean time to answer so far.
-func (s *serverCtl) meanRequest() time.Duration {
-	n := s.metric("fredtel_http_request_duration_seconds_count")
-	if n <= 0 {
-		return 0
-	}
-	return time.Duration(s.metric("fredtel_http_request_duration_seconds_sum") / n * float64(time.Second))
+	return time.Duration(s.metric(histogram+"_sum") / n * float64(time.Second))
 }
 
 // cpu is the CPU time the server process has used (user and system), from

@@ -44,7 +44,7 @@ func TestLoad(t *testing.T) {
 	f.Stop()
 	stopped := time.Now()
 	elapsed := stopped.Sub(t0)
-	rss, cpu, meanReq, meanDB := srv.peakRSS(), srv.cpu(), srv.meanRequest(), srv.meanDB()
+	rss, cpu, meanReq, meanDB := srv.peakRSS(), srv.cpu(), srv.mean("fredtel_http_request_duration_seconds"), srv.mean("fredtel_db_write_duration_seconds")
 	// Each client sends a batch per flush interval and one at Close, far
 	// below its key's 20 requests/s: a 429 here is one user throttled by
 	// the others' traffic. (The drain may send a backlog faster.)
