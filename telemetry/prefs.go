@@ -83,8 +83,8 @@ func openConfig(dir string, create bool) (*safedir.Dir, error) {
 }
 
 // senderFolders are the central sender's folders in the config folder
-// (package telemetry/central): checked with it, so that routing, and the
-// status line, already say off when one of them cannot be trusted.
+// (package telemetry/central, whose New checks them here too): checked with
+// it, so that routing and the status line already say off when one cannot.
 var senderFolders = []string{"spool", "audit"}
 
 // CheckConfigDir reports whether the config folder can be used: nil when

@@ -8,7 +8,7 @@
 // It is a telemetry.CentralSink: plug it in with
 // telemetry.Options{NewCentral: central.New}. Everything it writes lives in
 // the config dir, mode 0600, and only ever holds remote-safe payloads. The
-// config dir, spool/ and audit/ must be the user's own (CheckFolders); no
+// config dir, spool/ and audit/ must be the user's own (CheckConfigDir); no
 // symbolic link is followed there, only files of the sender's own names are
 // read or deleted, and a spooled file is sent only when wire's
 // validator accepts it (it imports nothing of the server but that package).
@@ -66,9 +66,9 @@ type Sender struct {
 
 // New builds the sender for a session (a telemetry NewCentral function).
 // It refuses to start when the config folder, its spool or its audit
-// folder is not the user's own (CheckFolders).
+// folder is not the user's own (telemetry.CheckConfigDir).
 func New(cfg telemetry.CentralConfig) (telemetry.CentralSink, error) {
-	if err := CheckFolders(cfg.ConfigDir); err != nil {
+	if err := telemetry.CheckConfigDir(cfg.ConfigDir); err != nil {
 		return nil, err
 	}
 	return NewSender(cfg), nil

@@ -78,34 +78,6 @@ func openSub(config, name string, create bool) (*safedir.Dir, error) {
 	return c.Sub(name, create)
 }
 
-// CheckFolders reports whether the config folder of a sender, its spool
-// and its audit folder can be trusted (those that exist): nil, or an error
-// saying which cannot and why. New refuses to start on one that cannot.
-func CheckFolders(configDir string) error {
-	if configDir == "" {
-		return errors.New("no config folder")
-	}
-	c, err := safedir.Open(configDir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	for _, name := range []string{spoolDir, auditDir} {
-		d, err := c.Sub(name, false)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		d.Close()
-	}
-	return nil
-}
-
 // put adds a body, dropping the oldest files when over the bound. It
 // returns how many batches were dropped to make room.
 func (s *spool) put(body []byte) (int, error) {
