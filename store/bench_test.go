@@ -58,7 +58,7 @@ func BenchmarkPostgresToolCalls500(b *testing.B) {
 		}
 		rows := make([][]any, len(p.tables[0].rows))
 		for j, r := range p.tables[0].rows {
-			rows[j] = copyValues(cols, r)
+			rows[j] = CopyValues(r)
 		}
 		t0 := time.Now()
 		if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"bench_ceiling"}, names, pgx.CopyFromRows(rows)); err != nil {

@@ -115,7 +115,7 @@ func insertAsVersion(t *testing.T, s Store, b *Batch, v int) {
 		for _, row := range tb.rows {
 			switch x := s.(type) {
 			case *pgStore:
-				all := copyValues(tb.cols, row)
+				all := CopyValues(row)
 				vals := make([]any, len(keep))
 				for j, i := range keep {
 					vals[j] = all[i]

@@ -343,7 +343,7 @@ func (s *pgStore) runPipe(ctx context.Context, tx pgx.Tx, pipe *pgx.Batch, p *pr
 func copyRows(t *table) [][]any {
 	rows := make([][]any, len(t.rows))
 	for i, r := range t.rows {
-		rows[i] = copyValues(t.cols, r)
+		rows[i] = CopyValues(r)
 	}
 	return rows
 }
@@ -388,8 +388,10 @@ func unnestInsert(t *table, conflict string) (string, []any) {
 	return sql, args
 }
 
-// copyValues converts canonical values into what pgx's binary COPY encodes.
-func copyValues(cols []*schema.Field, row []any) []any {
+// CopyValues converts canonical values (a record's AppendValues) into what
+// pgx's binary COPY encodes: the benchmarks' own COPYs use it too, so that
+// they copy exactly what the store would.
+func CopyValues(row []any) []any {
 	out := make([]any, len(row))
 	for i, v := range row {
 		switch x := v.(type) {

@@ -2,45 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 )
-
-// copyValues converts the canonical values of AppendValues into what pgx's
-// binary COPY encodes, as store/postgres.go's copyValues does: UUIDs as
-// pgtype.UUID, lists and props as JSON text; times, strings, integers,
-// booleans and nil (SQL NULL) as they are.
-func copyValues(row []any) []any {
-	out := make([]any, len(row))
-	for i, v := range row {
-		switch x := v.(type) {
-		case uuid.UUID:
-			out[i] = pgtype.UUID{Bytes: x, Valid: true}
-		case []string:
-			if len(x) == 0 {
-				out[i] = "[]"
-			} else {
-				j, _ := json.Marshal(x)
-				out[i] = string(j)
-			}
-		case schema.Props:
-			if len(x) == 0 {
-				out[i] = "{}"
-			} else {
-				out[i] = string(x)
-			}
-		default:
-			out[i] = v
-		}
-	}
-	return out
-}
 
 // scratchTable is one bench_* table made LIKE its telemetry_* table
 // INCLUDING ALL: the same columns, checks, primary key and indexes.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fredcode/fredtel/internal/testing/fixture"
 	"github.com/fredcode/fredtel/schema"
+	"github.com/fredcode/fredtel/store"
 	"github.com/google/uuid"
 )
 
@@ -193,7 +194,7 @@ func rowsOfType[T any, P interface {
 	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.id[:], b.id[:]) })
 	out := make([][]any, len(rows))
 	for i, r := range rows {
-		out[i] = copyValues(r.vals)
+		out[i] = store.CopyValues(r.vals)
 	}
 	return out
 }

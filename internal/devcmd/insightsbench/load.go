@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // load migrates the central tables at dbURL and fills them from g with
@@ -65,7 +62,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	err = copyTable(schema.Sessions, func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
 			se := g.session(g.plan(i))
-			emit(copyValues(se.AppendValues(set, nil)))
+			emit(store.CopyValues(se.AppendValues(set, nil)))
 		}
 	})
 	if err != nil {
@@ -73,7 +70,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	}
 	err = copyTable(schema.Turns, func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
-			g.turns(g.plan(i), func(t *schema.Turn, _ []schema.ToolCall) { emit(copyValues(t.AppendValues(set, nil))) })
+			g.turns(g.plan(i), func(t *schema.Turn, _ []schema.ToolCall) { emit(store.CopyValues(t.AppendValues(set, nil))) })
 		}
 	})
 	if err != nil {
@@ -83,7 +80,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 		for i := 0; i < g.sessions; i++ {
 			g.turns(g.plan(i), func(_ *schema.Turn, calls []schema.ToolCall) {
 				for k := range calls {
-					emit(copyValues(calls[k].AppendValues(set, nil)))
+					emit(store.CopyValues(calls[k].AppendValues(set, nil)))
 				}
 			})
 		}
@@ -93,7 +90,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	}
 	err = copyTable(schema.Events, func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
-			g.events(g.plan(i), func(e *schema.Event) { emit(copyValues(e.AppendValues(set, nil))) })
+			g.events(g.plan(i), func(e *schema.Event) { emit(store.CopyValues(e.AppendValues(set, nil))) })
 		}
 	})
 	if err != nil {
@@ -107,21 +104,4 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	}
 	logf("VACUUM ANALYZE in %v", time.Since(t0).Round(time.Millisecond))
 	return nil
-}
-
-// copyValues converts canonical values into what pgx's binary COPY
-// encodes (as the store does).
-func copyValues(row []any) []any {
-	for i, v := range row {
-		switch x := v.(type) {
-		case uuid.UUID:
-			row[i] = pgtype.UUID{Bytes: x, Valid: true}
-		case []string:
-			b, _ := json.Marshal(x)
-			row[i] = string(b)
-		case schema.Props:
-			row[i] = string(x)
-		}
-	}
-	return row
 }
