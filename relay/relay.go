@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -465,11 +466,7 @@ func (r *Relay) step(force bool) {
 		todo = append(todo, work{s: s, fs: takeAll(s), version: s.version, close: true})
 	}
 	r.closing = nil
-	keys := make([]string, 0, len(r.sessions))
-	for k := range r.sessions {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(r.sessions))
 	for _, k := range keys {
 		s := r.sessions[k]
 		var fs []fact

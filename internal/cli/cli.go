@@ -15,9 +15,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -44,11 +45,7 @@ func Usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf
 func Dispatch(ctx context.Context, prog, intro string, cmds map[string]Command, args []string, env Getenv, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "%s\n\nUsage: %s COMMAND [flags]\n\nCommands:\n", intro, prog)
-		names := make([]string, 0, len(cmds))
-		for n := range cmds {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(cmds))
 		for _, n := range names {
 			fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].Summary)
 		}

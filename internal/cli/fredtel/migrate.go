@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/fredcode/fredtel/internal/cli"
@@ -50,11 +51,7 @@ func runMigrate(ctx context.Context, args []string, env cli.Getenv, stdout, stde
 			fmt.Fprintf(stdout, "%s tables at %s: applied %s %s (schema version %d)\n", set, s.Location(),
 				cli.Plural(len(applied), "migration", "migrations"), joinInts(applied), schema.Version)
 		}
-		names := make([]string, 0, len(tables))
-		for t := range tables {
-			names = append(names, t)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(tables))
 		for _, t := range names {
 			if n, ok := counts[t]; ok {
 				fmt.Fprintf(stdout, "  %-28s %2d columns %8d rows\n", t, len(tables[t]), n)

@@ -3,7 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/fredcode/fredtel/schema"
@@ -77,11 +78,7 @@ func docs() []byte {
 			p("%s; self-hosted: the same without user_id.\n\n", strings.Join(ix, ", "))
 		}
 		if r.Props != nil {
-			names := make([]string, 0, len(r.Props))
-			for n := range r.Props {
-				names = append(names, n)
-			}
-			sort.Strings(names)
+			names := slices.Sorted(maps.Keys(r.Props))
 			p("Props by event name (no other name, and no other prop, is accepted):\n\n| name | prop | kind | constraint | meaning |\n|---|---|---|---|---|\n")
 			for _, n := range names {
 				for _, f := range r.Props[n] {

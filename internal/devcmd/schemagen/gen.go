@@ -12,8 +12,9 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/fredcode/fredtel/schema"
@@ -265,11 +266,7 @@ func goRecords() ([]byte, error) {
 	}
 	batches(p)
 	// Typed props, one struct per event name.
-	names := make([]string, 0, len(schema.Events.Props))
-	for n := range schema.Events.Props {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(schema.Events.Props))
 	for _, n := range names {
 		t := GoName(n) + "Props"
 		p("// %s are the props of a %s event.\ntype %s struct {\n", t, n, t)
