@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,13 +177,8 @@ func statusCounts(as []answer) string {
 	for _, a := range as {
 		n[a.status]++
 	}
-	codes := make([]int, 0, len(n))
-	for c := range n {
-		codes = append(codes, c)
-	}
-	sort.Ints(codes)
 	var parts []string
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(n)) {
 		parts = append(parts, fmt.Sprintf("%d: %s", c, thousands(n[c])))
 	}
 	if len(parts) == 0 {

@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
@@ -491,11 +492,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "  latency p99     %10.1f ms          target %-10s %s\n", r.Latency.P99, t[1].Want, mark(t[1].Pass))
 	fmt.Fprintf(w, "  latency max     %10.1f ms          (mean %.1f ms over %d requests)\n", r.Latency.Max, r.Latency.Mean, r.Latency.Requests)
 	fmt.Fprintf(w, "  server peak RSS %10.1f MiB         target %-10s %s   (VmHWM %.1f MiB)\n", r.PeakRSSMiB, t[2].Want, mark(t[2].Pass), r.HWMMiB)
-	var codes []string
-	for k := range r.Statuses {
-		codes = append(codes, k)
-	}
-	sort.Strings(codes)
+	codes := slices.Sorted(maps.Keys(r.Statuses))
 	fmt.Fprintf(w, "\n  answers (warm-up included):")
 	for _, k := range codes {
 		fmt.Fprintf(w, " %s ×%d", k, r.Statuses[k])
