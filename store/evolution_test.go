@@ -255,118 +255,113 @@ func withEnumValue(dc *schema.Declaration, rec, field, value string, v int) *sch
 // rows, and the new value is refused before its migration and stored
 // after it.
 func TestEvolutionFromV1(t *testing.T) {
-	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets() {
-			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
-				t.Parallel()
-				ctx := context.Background()
-				s := openBare(t, be.URL(t), set)
-				if got, err := migrateFrom(t, s, frozenV1(t)); err != nil || !slices.Equal(got, []int{1}) {
-					t.Fatalf("migrate with the frozen v1 files = %v, %v", got, err)
-				}
-				insertAsVersion(t, s, v1Batch(1), 1)
-				before := dump(t, s)
-				if len(before) != 5+20+60+20 {
-					t.Fatalf("v1 database holds %d rows, want 105", len(before))
-				}
-
-				applied, err := s.Migrate(ctx)
-				if err != nil || !slices.Equal(applied, afterV1()) {
-					t.Fatalf("Migrate to v%d = %v, %v; want %v", schema.Version, applied, err, afterV1())
-				}
-				if after := dump(t, s); !slices.Equal(after, before) {
-					t.Fatalf("rows changed by the migrations:\n%s", diff(before, after))
-				}
-				for _, r := range schema.Records() {
-					for _, f := range s.Set().Columns(r) {
-						if f.Since >= 2 {
-							if n := count(t, s, s.Set().TableName(r)+" WHERE "+f.Name+" IS NOT NULL"); n != 0 {
-								t.Errorf("%s.%s: %d old rows got a value", r.Table, f.Name, n)
-							}
-						}
-					}
-				}
-				// A version 2 batch goes in beside them.
-				g := fixture.New(2, time.Now().UTC())
-				sess := g.Session()
-				sess.ModelCatalog = []string{"fred-flash-2", "fred-pro-2"}
-				sess.Agent = "fred"
-				turn := g.Turn(sess.SessionID, 0)
-				call := g.ToolCall(sess.SessionID, turn.TurnID, 0)
-				call.ResultFingerprint = g.Hash()
-				ev := g.Event(sess.SessionID)
-				ev.Seq = schema.IntOf(0)
-				if _, err := s.Write(ctx, &Batch{UserID: "alice", Batch: schema.Batch{Sessions: []schema.Session{sess}, Turns: []schema.Turn{turn},
-					ToolCalls: []schema.ToolCall{call}, Events: []schema.Event{ev}}}); err != nil {
-					t.Fatalf("v2 batch into the migrated database: %v", err)
-				}
-				if n := count(t, s, s.Set().TableName(schema.ToolCalls)+" WHERE result_fingerprint IS NOT NULL"); n != 1 {
-					t.Errorf("result_fingerprint stored %d times, want 1", n)
-				}
-				rows := dump(t, s)
-
-				// A next version adds a finish reason: refused before its
-				// migration (the CHECK of v1 still holds), stored after.
-				nv := schema.Version + 1
-				next := withEnumValue(schema.Current, "turn", "finish_reason", "test_only", nv)
-				d := schema.Postgres
-				if _, ok := s.(*sqliteStore); ok {
-					d = schema.SQLite
-				}
-				src := fstest.MapFS{}
-				fs.WalkDir(migrationFS, ".", func(p string, e fs.DirEntry, err error) error {
-					if err == nil && !e.IsDir() {
-						b, _ := fs.ReadFile(migrationFS, p)
-						src[p] = &fstest.MapFile{Data: b}
-					}
-					return err
-				})
-				src[migrationDir(d, set)+fmt.Sprintf("/%04d_schema_v%d.sql", nv, nv)] = &fstest.MapFile{Data: []byte(next.MigrationSQL(d, set, nv))}
-				insertTurn := func(id string) error {
-					cols := []string{"turn_id", "session_id", "seq", "started_at", "model", "mode", "prompt_tokens", "completion_tokens",
-						"cached_tokens", "finish_reason", "duration_ms", "num_tool_calls", "prompt_chars", "response_chars"}
-					vals := []any{id, sess.SessionID.String(), 9, time.Now().UTC().Format(schema.TimeLayout), "fred-pro-2", "act", 1, 1, 0, "test_only", 5, 0, 3, 4}
-					if set == schema.CentralSet {
-						cols = append(cols, "user_id", "received_at", "clock_offset_ms")
-						vals = append(vals, "alice", time.Now().UTC().Format(schema.TimeLayout), 0)
-					}
-					return execSQL(s, "INSERT INTO "+set.TableName(schema.Turns)+" ("+strings.Join(cols, ", ")+") VALUES ("+
-						strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")", vals...)
-				}
-				if err := insertTurn("01900000-0000-7000-8000-000000000001"); err == nil {
-					t.Fatal("finish_reason test_only accepted before the migration that allows it")
-				}
-				if applied, err := migrateFrom(t, s, src); err != nil || !slices.Equal(applied, []int{nv}) {
-					t.Fatalf("migrate to the test-only v%d = %v, %v\n%s", nv, applied, err, next.MigrationSQL(d, set, nv))
-				}
-				if err := insertTurn("01900000-0000-7000-8000-000000000002"); err != nil {
-					t.Fatalf("finish_reason test_only refused after its migration: %v", err)
-				}
-				after := dump(t, s)
-				if len(after) != len(rows)+1 || !containsAll(after, rows) {
-					t.Fatalf("rows lost by migration 3:\n%s", diff(rows, after))
-				}
-				if err := insertTurn("01900000-0000-7000-8000-000000000003"); err != nil {
-					t.Fatal(err)
-				}
-				// The other checks of the table still hold after the
-				// change (SQLite made the table anew).
-				if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'sideways'"); err == nil {
-					t.Error("mode 'sideways' accepted after migration 3")
-				}
-				// And the indexes are all there.
-				for _, ix := range set.Indexes(schema.Turns) {
-					q := "pg_indexes WHERE indexname = ?"
-					if d == schema.SQLite {
-						q = "sqlite_schema WHERE type = 'index' AND name = ?"
-					}
-					if count(t, s, q, ix.Name) != 1 {
-						t.Errorf("index %s missing after migration 3", ix.Name)
-					}
-				}
-			})
+	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
+		ctx := context.Background()
+		s := openBare(t, be.URL(t), set)
+		if got, err := migrateFrom(t, s, frozenV1(t)); err != nil || !slices.Equal(got, []int{1}) {
+			t.Fatalf("migrate with the frozen v1 files = %v, %v", got, err)
 		}
-	}
+		insertAsVersion(t, s, v1Batch(1), 1)
+		before := dump(t, s)
+		if len(before) != 5+20+60+20 {
+			t.Fatalf("v1 database holds %d rows, want 105", len(before))
+		}
+
+		applied, err := s.Migrate(ctx)
+		if err != nil || !slices.Equal(applied, afterV1()) {
+			t.Fatalf("Migrate to v%d = %v, %v; want %v", schema.Version, applied, err, afterV1())
+		}
+		if after := dump(t, s); !slices.Equal(after, before) {
+			t.Fatalf("rows changed by the migrations:\n%s", diff(before, after))
+		}
+		for _, r := range schema.Records() {
+			for _, f := range s.Set().Columns(r) {
+				if f.Since >= 2 {
+					if n := count(t, s, s.Set().TableName(r)+" WHERE "+f.Name+" IS NOT NULL"); n != 0 {
+						t.Errorf("%s.%s: %d old rows got a value", r.Table, f.Name, n)
+					}
+				}
+			}
+		}
+		// A version 2 batch goes in beside them.
+		g := fixture.New(2, time.Now().UTC())
+		sess := g.Session()
+		sess.ModelCatalog = []string{"fred-flash-2", "fred-pro-2"}
+		sess.Agent = "fred"
+		turn := g.Turn(sess.SessionID, 0)
+		call := g.ToolCall(sess.SessionID, turn.TurnID, 0)
+		call.ResultFingerprint = g.Hash()
+		ev := g.Event(sess.SessionID)
+		ev.Seq = schema.IntOf(0)
+		if _, err := s.Write(ctx, &Batch{UserID: "alice", Batch: schema.Batch{Sessions: []schema.Session{sess}, Turns: []schema.Turn{turn},
+			ToolCalls: []schema.ToolCall{call}, Events: []schema.Event{ev}}}); err != nil {
+			t.Fatalf("v2 batch into the migrated database: %v", err)
+		}
+		if n := count(t, s, s.Set().TableName(schema.ToolCalls)+" WHERE result_fingerprint IS NOT NULL"); n != 1 {
+			t.Errorf("result_fingerprint stored %d times, want 1", n)
+		}
+		rows := dump(t, s)
+
+		// A next version adds a finish reason: refused before its
+		// migration (the CHECK of v1 still holds), stored after.
+		nv := schema.Version + 1
+		next := withEnumValue(schema.Current, "turn", "finish_reason", "test_only", nv)
+		d := schema.Postgres
+		if _, ok := s.(*sqliteStore); ok {
+			d = schema.SQLite
+		}
+		src := fstest.MapFS{}
+		fs.WalkDir(migrationFS, ".", func(p string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				b, _ := fs.ReadFile(migrationFS, p)
+				src[p] = &fstest.MapFile{Data: b}
+			}
+			return err
+		})
+		src[migrationDir(d, set)+fmt.Sprintf("/%04d_schema_v%d.sql", nv, nv)] = &fstest.MapFile{Data: []byte(next.MigrationSQL(d, set, nv))}
+		insertTurn := func(id string) error {
+			cols := []string{"turn_id", "session_id", "seq", "started_at", "model", "mode", "prompt_tokens", "completion_tokens",
+				"cached_tokens", "finish_reason", "duration_ms", "num_tool_calls", "prompt_chars", "response_chars"}
+			vals := []any{id, sess.SessionID.String(), 9, time.Now().UTC().Format(schema.TimeLayout), "fred-pro-2", "act", 1, 1, 0, "test_only", 5, 0, 3, 4}
+			if set == schema.CentralSet {
+				cols = append(cols, "user_id", "received_at", "clock_offset_ms")
+				vals = append(vals, "alice", time.Now().UTC().Format(schema.TimeLayout), 0)
+			}
+			return execSQL(s, "INSERT INTO "+set.TableName(schema.Turns)+" ("+strings.Join(cols, ", ")+") VALUES ("+
+				strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")", vals...)
+		}
+		if err := insertTurn("01900000-0000-7000-8000-000000000001"); err == nil {
+			t.Fatal("finish_reason test_only accepted before the migration that allows it")
+		}
+		if applied, err := migrateFrom(t, s, src); err != nil || !slices.Equal(applied, []int{nv}) {
+			t.Fatalf("migrate to the test-only v%d = %v, %v\n%s", nv, applied, err, next.MigrationSQL(d, set, nv))
+		}
+		if err := insertTurn("01900000-0000-7000-8000-000000000002"); err != nil {
+			t.Fatalf("finish_reason test_only refused after its migration: %v", err)
+		}
+		after := dump(t, s)
+		if len(after) != len(rows)+1 || !containsAll(after, rows) {
+			t.Fatalf("rows lost by migration 3:\n%s", diff(rows, after))
+		}
+		if err := insertTurn("01900000-0000-7000-8000-000000000003"); err != nil {
+			t.Fatal(err)
+		}
+		// The other checks of the table still hold after the
+		// change (SQLite made the table anew).
+		if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'sideways'"); err == nil {
+			t.Error("mode 'sideways' accepted after migration 3")
+		}
+		// And the indexes are all there.
+		for _, ix := range set.Indexes(schema.Turns) {
+			q := "pg_indexes WHERE indexname = ?"
+			if d == schema.SQLite {
+				q = "sqlite_schema WHERE type = 'index' AND name = ?"
+			}
+			if count(t, s, q, ix.Name) != 1 {
+				t.Errorf("index %s missing after migration 3", ix.Name)
+			}
+		}
+	})
 }
 
 func containsAll(have, want []string) bool {
@@ -433,31 +428,26 @@ func catalog(t *testing.T, s Store) []string {
 // the newest migration does not carry (an enum value added without
 // Changed) fails here.
 func TestMigratedSchemaIsTheDeclaration(t *testing.T) {
-	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets() {
-			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
-				t.Parallel()
-				d := schema.Postgres
-				if be.Name == "sqlite" {
-					d = schema.SQLite
-				}
-				migrated := openStore(t, be.URL(t), set)
-				whole := openBare(t, be.URL(t), set)
-				for _, st := range schema.Current.Whole(d, set) {
-					if err := execDDL(whole, st); err != nil {
-						t.Fatalf("%s: %v", st, err)
-					}
-				}
-				got, want := catalog(t, migrated), catalog(t, whole)
-				if len(want) < 50 {
-					t.Fatalf("the reference catalog has %d entries: the query sees nothing", len(want))
-				}
-				if !slices.Equal(got, want) {
-					t.Errorf("migrated database differs from the declaration (- migrated, + declared):\n%s", diff(got, want))
-				}
-			})
+	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
+		d := schema.Postgres
+		if be.Name == "sqlite" {
+			d = schema.SQLite
 		}
-	}
+		migrated := openStore(t, be.URL(t), set)
+		whole := openBare(t, be.URL(t), set)
+		for _, st := range schema.Current.Whole(d, set) {
+			if err := execDDL(whole, st); err != nil {
+				t.Fatalf("%s: %v", st, err)
+			}
+		}
+		got, want := catalog(t, migrated), catalog(t, whole)
+		if len(want) < 50 {
+			t.Fatalf("the reference catalog has %d entries: the query sees nothing", len(want))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("migrated database differs from the declaration (- migrated, + declared):\n%s", diff(got, want))
+		}
+	})
 }
 
 // TestMigrationChecksums: a database records the checksum of each migration
@@ -502,62 +492,57 @@ func dialectOf(s Store) schema.Dialect {
 // migration 1 runs again and creates only what is missing, its checksum is
 // recorded, migration 2 drops the retired indexes, and every row stays.
 func TestEarlierBuildsOfMigration1AreAdopted(t *testing.T) {
-	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets() {
-			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
-				t.Parallel()
-				s := openBare(t, be.URL(t), set)
-				d := dialectOf(s)
-				body, err := os.ReadFile("testdata/earlier/8686b4f/" + string(d) + "/" + strings.TrimPrefix(migrationDir(d, set), "migrations/"+string(d)+"/") + "/0001_schema_v1.sql")
-				if err != nil {
-					t.Fatal(err)
-				}
-				mt := migrationsTable(set)
-				for _, st := range []string{
-					string(body),
-					"CREATE TABLE " + mt + " (version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL DEFAULT 'then')",
-					"INSERT INTO " + mt + " (version, name) VALUES (1, '0001_schema_v1.sql')",
-				} {
-					if d == schema.Postgres && strings.Contains(st, "DEFAULT 'then'") {
-						st = strings.Replace(st, "applied_at text NOT NULL DEFAULT 'then'", "applied_at timestamptz NOT NULL DEFAULT now()", 1)
-					}
-					if err := execDDL(s, st); err != nil {
-						t.Fatalf("making the earlier database: %v", err)
-					}
-				}
-				insertAsVersion(t, s, v1Batch(3), 1)
-				before := dump(t, s)
-				applied, err := s.Migrate(context.Background())
-				if err != nil || !slices.Equal(applied, afterV1()) {
-					t.Fatalf("Migrate = %v, %v; want %v", applied, err, afterV1())
-				}
-				if after := dump(t, s); !slices.Equal(after, before) {
-					t.Fatalf("rows changed:\n%s", diff(before, after))
-				}
-				all, _ := migrations(migrationFS, d, set)
-				if n := count(t, s, mt+" WHERE version = 1 AND checksum = ?", all[0].checksum); n != 1 {
-					t.Error("migration 1's checksum not recorded on adoption")
-				}
-				q := "pg_indexes WHERE indexname LIKE '%user_time_idx'"
-				if d == schema.SQLite {
-					q = "sqlite_schema WHERE type = 'index' AND name LIKE '%user_time_idx'"
-				}
-				want := 0
-				if set == schema.CentralSet {
-					want = 1 // the sessions' own, which stays
-					if count(t, s, tableExists(d), "api_keys") != 1 {
-						t.Error("api_keys not created on adoption")
-					}
-				}
-				if n := count(t, s, q); n != want {
-					t.Errorf("%d (user_id, time) indexes after migration 2, want %d", n, want)
-				}
-				if again, err := s.Migrate(context.Background()); err != nil || len(again) != 0 {
-					t.Errorf("second Migrate = %v, %v", again, err)
-				}
-			})
+	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
+		s := openBare(t, be.URL(t), set)
+		d := dialectOf(s)
+		body, err := os.ReadFile("testdata/earlier/8686b4f/" + string(d) + "/" + strings.TrimPrefix(migrationDir(d, set), "migrations/"+string(d)+"/") + "/0001_schema_v1.sql")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		mt := migrationsTable(set)
+		for _, st := range []string{
+			string(body),
+			"CREATE TABLE " + mt + " (version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL DEFAULT 'then')",
+			"INSERT INTO " + mt + " (version, name) VALUES (1, '0001_schema_v1.sql')",
+		} {
+			if d == schema.Postgres && strings.Contains(st, "DEFAULT 'then'") {
+				st = strings.Replace(st, "applied_at text NOT NULL DEFAULT 'then'", "applied_at timestamptz NOT NULL DEFAULT now()", 1)
+			}
+			if err := execDDL(s, st); err != nil {
+				t.Fatalf("making the earlier database: %v", err)
+			}
+		}
+		insertAsVersion(t, s, v1Batch(3), 1)
+		before := dump(t, s)
+		applied, err := s.Migrate(context.Background())
+		if err != nil || !slices.Equal(applied, afterV1()) {
+			t.Fatalf("Migrate = %v, %v; want %v", applied, err, afterV1())
+		}
+		if after := dump(t, s); !slices.Equal(after, before) {
+			t.Fatalf("rows changed:\n%s", diff(before, after))
+		}
+		all, _ := migrations(migrationFS, d, set)
+		if n := count(t, s, mt+" WHERE version = 1 AND checksum = ?", all[0].checksum); n != 1 {
+			t.Error("migration 1's checksum not recorded on adoption")
+		}
+		q := "pg_indexes WHERE indexname LIKE '%user_time_idx'"
+		if d == schema.SQLite {
+			q = "sqlite_schema WHERE type = 'index' AND name LIKE '%user_time_idx'"
+		}
+		want := 0
+		if set == schema.CentralSet {
+			want = 1 // the sessions' own, which stays
+			if count(t, s, tableExists(d), "api_keys") != 1 {
+				t.Error("api_keys not created on adoption")
+			}
+		}
+		if n := count(t, s, q); n != want {
+			t.Errorf("%d (user_id, time) indexes after migration 2, want %d", n, want)
+		}
+		if again, err := s.Migrate(context.Background()); err != nil || len(again) != 0 {
+			t.Errorf("second Migrate = %v, %v", again, err)
+		}
+	})
 }
 
 func tableExists(d schema.Dialect) string {

@@ -19,79 +19,74 @@ import (
 // that counted the rows a retried batch skipped, or forgot a deletion,
 // fails here.
 func TestRollupsAreExact(t *testing.T) {
-	for _, be := range testdb.Backends {
-		for _, set := range schema.Sets() {
-			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
-				t.Parallel()
-				ctx := context.Background()
-				s := openStore(t, be.URL(t), set)
-				g := fixture.New(7, time.Now().UTC())
-				var batches []*Batch
-				for i := 0; i < 4; i++ {
-					b := &Batch{UserID: "alice"}
-					for j := 0; j < 3; j++ {
-						sess := g.Session()
-						turn := g.Turn(sess.SessionID, 0)
-						b.Sessions, b.Turns = append(b.Sessions, sess), append(b.Turns, turn)
-						for k := 0; k < 12; k++ {
-							c := g.ToolCall(sess.SessionID, turn.TurnID, k)
-							if k%3 == 0 { // some marked, some not
-								c.RunStart, c.RunLen = schema.OptUUID{UUID: c.CallID}, schema.IntOf(1)
-							}
-							b.ToolCalls = append(b.ToolCalls, c)
-						}
+	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
+		ctx := context.Background()
+		s := openStore(t, be.URL(t), set)
+		g := fixture.New(7, time.Now().UTC())
+		var batches []*Batch
+		for i := 0; i < 4; i++ {
+			b := &Batch{UserID: "alice"}
+			for j := 0; j < 3; j++ {
+				sess := g.Session()
+				turn := g.Turn(sess.SessionID, 0)
+				b.Sessions, b.Turns = append(b.Sessions, sess), append(b.Turns, turn)
+				for k := 0; k < 12; k++ {
+					c := g.ToolCall(sess.SessionID, turn.TurnID, k)
+					if k%3 == 0 { // some marked, some not
+						c.RunStart, c.RunLen = schema.OptUUID{UUID: c.CallID}, schema.IntOf(1)
 					}
-					batches = append(batches, b)
+					b.ToolCalls = append(b.ToolCalls, c)
 				}
-				check := func(step string) {
-					t.Helper()
-					for _, ru := range schema.Rollups {
-						src := set.TableName(ru.Source)
-						want := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countsOf(ru)...))+" FROM "+src+" GROUP BY "+strings.Join(ru.Keys, ", "))
-						got := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countNames(ru)...))+" FROM "+ru.TableName(set))
-						slices.Sort(want)
-						slices.Sort(got)
-						if !slices.Equal(got, want) || len(want) == 0 {
-							t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, ru.TableName(set), len(got), len(want), diff(want, got))
-						}
-					}
-				}
-				for _, b := range batches[:3] {
-					if _, err := s.Write(ctx, b); err != nil {
-						t.Fatal(err)
-					}
-				}
-				check("three batches")
-				if _, err := s.Write(ctx, batches[1]); err != nil { // sent again
-					t.Fatal(err)
-				}
-				check("a batch sent twice")
-				mixed := *batches[3]
-				mixed.ToolCalls = append(slices.Clone(mixed.ToolCalls), batches[0].ToolCalls[:5]...)
-				if _, err := s.Write(ctx, &mixed); err != nil { // new rows and rows already stored
-					t.Fatal(err)
-				}
-				check("a batch meeting some of its rows")
-				calls := set.TableName(schema.ToolCalls)
-				if err := execSQL(s, "UPDATE "+calls+" SET permission = 'denied', run_len = NULL WHERE seq < 4"); err != nil {
-					t.Fatal(err)
-				}
-				if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'plan', finish_reason = 'length' WHERE seq = 0"); err != nil {
-					t.Fatal(err)
-				}
-				check("an update")
-				for _, tb := range []string{calls, set.TableName(schema.Turns)} {
-					if err := execSQL(s, "DELETE FROM "+tb+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); err != nil {
-						t.Fatal(err)
-					}
-				}
-				check("a deletion")
-				if n := count(t, s, schema.ToolCounts.TableName(set)+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {
-					t.Errorf("a deleted session keeps %d rollup rows", n)
-				}
-			})
+			}
+			batches = append(batches, b)
 		}
-	}
+		check := func(step string) {
+			t.Helper()
+			for _, ru := range schema.Rollups {
+				src := set.TableName(ru.Source)
+				want := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countsOf(ru)...))+" FROM "+src+" GROUP BY "+strings.Join(ru.Keys, ", "))
+				got := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countNames(ru)...))+" FROM "+ru.TableName(set))
+				slices.Sort(want)
+				slices.Sort(got)
+				if !slices.Equal(got, want) || len(want) == 0 {
+					t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, ru.TableName(set), len(got), len(want), diff(want, got))
+				}
+			}
+		}
+		for _, b := range batches[:3] {
+			if _, err := s.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("three batches")
+		if _, err := s.Write(ctx, batches[1]); err != nil { // sent again
+			t.Fatal(err)
+		}
+		check("a batch sent twice")
+		mixed := *batches[3]
+		mixed.ToolCalls = append(slices.Clone(mixed.ToolCalls), batches[0].ToolCalls[:5]...)
+		if _, err := s.Write(ctx, &mixed); err != nil { // new rows and rows already stored
+			t.Fatal(err)
+		}
+		check("a batch meeting some of its rows")
+		calls := set.TableName(schema.ToolCalls)
+		if err := execSQL(s, "UPDATE "+calls+" SET permission = 'denied', run_len = NULL WHERE seq < 4"); err != nil {
+			t.Fatal(err)
+		}
+		if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'plan', finish_reason = 'length' WHERE seq = 0"); err != nil {
+			t.Fatal(err)
+		}
+		check("an update")
+		for _, tb := range []string{calls, set.TableName(schema.Turns)} {
+			if err := execSQL(s, "DELETE FROM "+tb+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("a deletion")
+		if n := count(t, s, schema.ToolCounts.TableName(set)+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {
+			t.Errorf("a deleted session keeps %d rollup rows", n)
+		}
+	})
 }
 
 func countNames(ru *schema.Rollup) []string {

@@ -20,11 +20,16 @@ import (
 // forEachBackend runs fn once per backend and table set, each on a fresh,
 // migrated database.
 func forEachBackend(t *testing.T, fn func(t *testing.T, s Store)) {
+	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) { fn(t, openStore(t, be.URL(t), set)) })
+}
+
+// forEachSet runs fn for each backend and set, in parallel.
+func forEachSet(t *testing.T, fn func(t *testing.T, be testdb.Backend, set schema.Set)) {
 	for _, be := range testdb.Backends {
 		for _, set := range schema.Sets() {
 			t.Run(be.Name+"/"+set.String(), func(t *testing.T) {
 				t.Parallel()
-				fn(t, openStore(t, be.URL(t), set))
+				fn(t, be, set)
 			})
 		}
 	}
