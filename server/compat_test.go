@@ -57,55 +57,52 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 	if len(files) < 2 {
 		t.Fatalf("frozen v1 batches: %v", files)
 	}
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			db := be.URL(t)
-			p := testkit.StartServer(t, db, "")
-			key := testkit.CreateKey(t, db, "old-client")
-			want := 0
-			for _, f := range files {
-				raw, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var counts map[string]json.RawMessage
-				json.Unmarshal(raw, &counts)
-				if string(counts["schema_version"]) != "1" {
-					t.Fatalf("%s is not a version 1 batch", f)
-				}
-				n := 0
-				for _, r := range schema.Records() {
-					var recs []json.RawMessage
-					json.Unmarshal(counts[r.Batch], &recs)
-					n += len(recs)
-				}
-				a := post(t, p, key, shifted(t, raw), nil)
-				if a.code != 200 {
-					t.Fatalf("%s: %d %v; a v1 batch must be stored", f, a.code, a.body)
-				}
-				if got := int(a.body["accepted"].(float64) + a.body["duplicates"].(float64)); got != n {
-					t.Errorf("%s: accepted+duplicates = %d, want %d", f, got, n)
-				}
-				want += n
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		db := be.URL(t)
+		p := testkit.StartServer(t, db, "")
+		key := testkit.CreateKey(t, db, "old-client")
+		want := 0
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
 			}
-			stored := testdb.Rows(t, db)
-			if stored == 0 || stored > want {
-				t.Errorf("%d rows stored from %d records", stored, want)
+			var counts map[string]json.RawMessage
+			json.Unmarshal(raw, &counts)
+			if string(counts["schema_version"]) != "1" {
+				t.Fatalf("%s is not a version 1 batch", f)
 			}
+			n := 0
 			for _, r := range schema.Records() {
-				for _, f := range schema.CentralSet.Columns(r) {
-					if f.Since > 1 {
-						q := "SELECT count(*) FROM " + schema.CentralSet.TableName(r) + " WHERE " + f.Name + " IS NOT NULL"
-						if n := testdb.QueryInt(t, db, q); n != 0 {
-							t.Errorf("%s.%s set on %d rows of v1 batches", r.Table, f.Name, n)
-						}
+				var recs []json.RawMessage
+				json.Unmarshal(counts[r.Batch], &recs)
+				n += len(recs)
+			}
+			a := post(t, p, key, shifted(t, raw), nil)
+			if a.code != 200 {
+				t.Fatalf("%s: %d %v; a v1 batch must be stored", f, a.code, a.body)
+			}
+			if got := int(a.body["accepted"].(float64) + a.body["duplicates"].(float64)); got != n {
+				t.Errorf("%s: accepted+duplicates = %d, want %d", f, got, n)
+			}
+			want += n
+		}
+		stored := testdb.Rows(t, db)
+		if stored == 0 || stored > want {
+			t.Errorf("%d rows stored from %d records", stored, want)
+		}
+		for _, r := range schema.Records() {
+			for _, f := range schema.CentralSet.Columns(r) {
+				if f.Since > 1 {
+					q := "SELECT count(*) FROM " + schema.CentralSet.TableName(r) + " WHERE " + f.Name + " IS NOT NULL"
+					if n := testdb.QueryInt(t, db, q); n != 0 {
+						t.Errorf("%s.%s set on %d rows of v1 batches", r.Table, f.Name, n)
 					}
 				}
 			}
-			if n := testdb.QueryInt(t, db, "SELECT count(*) FROM telemetry_events WHERE name = 'api_retry'"); n < 2 {
-				t.Errorf("%d api_retry events stored, want the v1 ones (without latency_ms)", n)
-			}
-		})
-	}
+		}
+		if n := testdb.QueryInt(t, db, "SELECT count(*) FROM telemetry_events WHERE name = 'api_retry'"); n < 2 {
+			t.Errorf("%d api_retry events stored, want the v1 ones (without latency_ms)", n)
+		}
+	})
 }

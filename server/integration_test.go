@@ -334,57 +334,54 @@ func TestIngestSQLite(t *testing.T) {
 // TestTwoServersExactlyOnce: two server processes on one database, eight
 // clients sending the same batches to both at once: every record once.
 func TestTwoServersExactlyOnce(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			db := be.URL(t)
-			a := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
-			b := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
-			key := testkit.CreateKey(t, db, "fleet")
-			now := time.Now()
-			var bodies [][]byte
-			ids := map[string]bool{}
-			for i := 0; i < 20; i++ {
-				m := fixture.ValidBatch(now)
-				for _, arr := range []string{"sessions", "turns", "tool_calls", "events"} {
-					for j := range m[arr].([]any) {
-						for _, k := range []string{"session_id", "turn_id", "call_id", "event_id"} {
-							if v, ok := fixture.Rec(m, arr, j)[k].(string); ok && (k != "session_id" || arr == "sessions") && (k != "turn_id" || arr == "turns") {
-								ids[arr+v] = true
-							}
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		db := be.URL(t)
+		a := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+		b := testkit.StartServer(t, db, "", "--rate", "100000", "--burst", "100000")
+		key := testkit.CreateKey(t, db, "fleet")
+		now := time.Now()
+		var bodies [][]byte
+		ids := map[string]bool{}
+		for i := 0; i < 20; i++ {
+			m := fixture.ValidBatch(now)
+			for _, arr := range []string{"sessions", "turns", "tool_calls", "events"} {
+				for j := range m[arr].([]any) {
+					for _, k := range []string{"session_id", "turn_id", "call_id", "event_id"} {
+						if v, ok := fixture.Rec(m, arr, j)[k].(string); ok && (k != "session_id" || arr == "sessions") && (k != "turn_id" || arr == "turns") {
+							ids[arr+v] = true
 						}
 					}
 				}
-				bodies = append(bodies, fixture.MustJSON(m))
 			}
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			codes := map[int]int{}
-			for c := 0; c < 8; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					p := a
-					if c%2 == 1 {
-						p = b
-					}
-					for i := range bodies {
-						ans := post(t, p, key, bodies[(i+c*3)%len(bodies)], nil)
-						mu.Lock()
-						codes[ans.code]++
-						mu.Unlock()
-					}
-				}()
-			}
-			wg.Wait()
-			if codes[200] != 8*len(bodies) {
-				t.Fatalf("answers %v, want all 200", codes)
-			}
-			if n := testdb.Rows(t, db); n != len(ids) {
-				t.Fatalf("%d rows for %d distinct record ids", n, len(ids))
-			}
-		})
-	}
+			bodies = append(bodies, fixture.MustJSON(m))
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codes := map[int]int{}
+		for c := 0; c < 8; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := a
+				if c%2 == 1 {
+					p = b
+				}
+				for i := range bodies {
+					ans := post(t, p, key, bodies[(i+c*3)%len(bodies)], nil)
+					mu.Lock()
+					codes[ans.code]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if codes[200] != 8*len(bodies) {
+			t.Fatalf("answers %v, want all 200", codes)
+		}
+		if n := testdb.Rows(t, db); n != len(ids) {
+			t.Fatalf("%d rows for %d distinct record ids", n, len(ids))
+		}
+	})
 }
 
 // TestShutdownFinishesInFlightBatches: SIGTERM while a batch waits for the

@@ -64,39 +64,36 @@ func helperWrite(url string) int {
 // the same batches into one fresh database (migrating it on open, all at
 // once); every id lands exactly once.
 func TestConcurrentProcessesExactlyOnce(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			url := be.URL(t)
-			var wg sync.WaitGroup
-			outs := make([][]byte, 4)
-			errs := make([]error, 4)
-			for p := range 4 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					cmd := exec.Command(os.Args[0], "-test.run=^$")
-					cmd.Env = append(os.Environ(), "FREDTEL_HELPER_DB="+url, "FREDTEL_HELPER_SET=central",
-						"FREDTEL_HELPER_SEED=9")
-					outs[p], errs[p] = cmd.CombinedOutput()
-				}()
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		url := be.URL(t)
+		var wg sync.WaitGroup
+		outs := make([][]byte, 4)
+		errs := make([]error, 4)
+		for p := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), "FREDTEL_HELPER_DB="+url, "FREDTEL_HELPER_SET=central",
+					"FREDTEL_HELPER_SEED=9")
+				outs[p], errs[p] = cmd.CombinedOutput()
+			}()
+		}
+		wg.Wait()
+		for p := range 4 {
+			if errs[p] != nil {
+				t.Fatalf("process %d: %v\n%s", p, errs[p], outs[p])
 			}
-			wg.Wait()
-			for p := range 4 {
-				if errs[p] != nil {
-					t.Fatalf("process %d: %v\n%s", p, errs[p], outs[p])
-				}
+		}
+		s := openStore(t, url, schema.CentralSet)
+		_, ids := mixedBatches(9, 30)
+		for _, r := range schema.Records() {
+			if n := count(t, s, tableOf(s, r)); n != len(ids[r.Table]) {
+				t.Errorf("%s: %d rows, want %d", tableOf(s, r), n, len(ids[r.Table]))
 			}
-			s := openStore(t, url, schema.CentralSet)
-			_, ids := mixedBatches(9, 30)
-			for _, r := range schema.Records() {
-				if n := count(t, s, tableOf(s, r)); n != len(ids[r.Table]) {
-					t.Errorf("%s: %d rows, want %d", tableOf(s, r), n, len(ids[r.Table]))
-				}
-			}
-			if n := count(t, s, "telemetry_sessions WHERE ended_at IS NULL"); n != 0 {
-				t.Errorf("%d sessions without their end", n)
-			}
-		})
-	}
+		}
+		if n := count(t, s, "telemetry_sessions WHERE ended_at IS NULL"); n != 0 {
+			t.Errorf("%d sessions without their end", n)
+		}
+	})
 }

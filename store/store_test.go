@@ -37,12 +37,9 @@ func forEachSet(t *testing.T, fn func(t *testing.T, be testdb.Backend, set schem
 
 // forEachCentral runs fn on a central store of each backend, in parallel.
 func forEachCentral(t *testing.T, fn func(t *testing.T, s Store)) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, openStore(t, be.URL(t), schema.CentralSet))
-		})
-	}
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		fn(t, openStore(t, be.URL(t), schema.CentralSet))
+	})
 }
 
 func openStore(t testing.TB, url string, set schema.Set) Store {
@@ -110,44 +107,41 @@ func sampleBatch(g *fixture.Gen, turns, callsPerTurn, events int) *Batch {
 }
 
 func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			url := be.URL(t)
-			var wg sync.WaitGroup
-			applied := make([][]int, 4)
-			errs := make([]error, 4)
-			for i := range 4 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					s, err := Open(context.Background(), url, Options{Set: schema.CentralSet})
-					if err != nil {
-						errs[i] = err
-						return
-					}
-					defer s.Close()
-					applied[i], errs[i] = s.Migrate(context.Background())
-				}()
-			}
-			wg.Wait()
-			total := 0
-			for i := range 4 {
-				if errs[i] != nil {
-					t.Fatalf("migrator %d: %v", i, errs[i])
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		url := be.URL(t)
+		var wg sync.WaitGroup
+		applied := make([][]int, 4)
+		errs := make([]error, 4)
+		for i := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := Open(context.Background(), url, Options{Set: schema.CentralSet})
+				if err != nil {
+					errs[i] = err
+					return
 				}
-				total += len(applied[i])
+				defer s.Close()
+				applied[i], errs[i] = s.Migrate(context.Background())
+			}()
+		}
+		wg.Wait()
+		total := 0
+		for i := range 4 {
+			if errs[i] != nil {
+				t.Fatalf("migrator %d: %v", i, errs[i])
 			}
-			if total != schema.Version {
-				t.Fatalf("4 concurrent migrators applied %d migrations in all, want %d (each exactly once)", total, schema.Version)
-			}
-			s := openStore(t, url, schema.CentralSet)
-			again, err := s.Migrate(context.Background())
-			if err != nil || len(again) != 0 {
-				t.Fatalf("second Migrate = %v, %v; want nothing applied", again, err)
-			}
-		})
-	}
+			total += len(applied[i])
+		}
+		if total != schema.Version {
+			t.Fatalf("4 concurrent migrators applied %d migrations in all, want %d (each exactly once)", total, schema.Version)
+		}
+		s := openStore(t, url, schema.CentralSet)
+		again, err := s.Migrate(context.Background())
+		if err != nil || len(again) != 0 {
+			t.Fatalf("second Migrate = %v, %v; want nothing applied", again, err)
+		}
+	})
 }
 
 // TestColumnsMatchDeclaration: every column of every table in a migrated

@@ -61,43 +61,40 @@ func execDB(t *testing.T, url, stmt string) {
 }
 
 func TestInsightsReport(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			url := fillDB(t, be, schema.SelfHostedSet, 20)
-			code, out, errs := run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--since", "2d")
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, errs)
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		url := fillDB(t, be, schema.SelfHostedSet, 20)
+		code, out, errs := run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--since", "2d")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"DETECTED PROBLEMS", "1. WHERE THE FAST MODEL GETS STUCK", "2. DEAD SLASH COMMANDS",
+			"3. RETRY STORMS", "4. TOOL DISPATCH LOOPS", "5. PLAN-MODE ADOPTION", "6. PERMISSION PATTERNS", "20 sessions", "  → "} {
+			if !strings.Contains(out, want) {
+				t.Errorf("text report lacks %q:\n%s", want, out)
 			}
-			for _, want := range []string{"DETECTED PROBLEMS", "1. WHERE THE FAST MODEL GETS STUCK", "2. DEAD SLASH COMMANDS",
-				"3. RETRY STORMS", "4. TOOL DISPATCH LOOPS", "5. PLAN-MODE ADOPTION", "6. PERMISSION PATTERNS", "20 sessions", "  → "} {
-				if !strings.Contains(out, want) {
-					t.Errorf("text report lacks %q:\n%s", want, out)
-				}
+		}
+		code, out, errs = run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--format", "json")
+		if code != 0 {
+			t.Fatalf("json: exit %d: %s", code, errs)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("json: %v\n%s", err, out)
+		}
+		for _, k := range []string{"window", "tables", "problems", "stuck", "dead_commands", "retry_storms", "tool_loops", "plan_mode", "permissions"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("json lacks %q", k)
 			}
-			code, out, errs = run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--format", "json")
-			if code != 0 {
-				t.Fatalf("json: exit %d: %s", code, errs)
-			}
-			var m map[string]json.RawMessage
-			if err := json.Unmarshal([]byte(out), &m); err != nil {
-				t.Fatalf("json: %v\n%s", err, out)
-			}
-			for _, k := range []string{"window", "tables", "problems", "stuck", "dead_commands", "retry_storms", "tool_loops", "plan_mode", "permissions"} {
-				if _, ok := m[k]; !ok {
-					t.Errorf("json lacks %q", k)
-				}
-			}
-			if string(m["tables"]) != `"self-hosted"` {
-				t.Errorf("tables %s", m["tables"])
-			}
-			// The data's span is quoted in one format on both backends.
-			code, _, errs = run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--from", "2020-01-01", "--to", "2020-01-02")
-			if code != 1 || !regexp.MustCompile(`\(the 20 sessions there started between 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z and 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)$`).MatchString(strings.TrimSpace(errs)) {
-				t.Errorf("empty window: exit %d, %q", code, errs)
-			}
-		})
-	}
+		}
+		if string(m["tables"]) != `"self-hosted"` {
+			t.Errorf("tables %s", m["tables"])
+		}
+		// The data's span is quoted in one format on both backends.
+		code, _, errs = run(t, nil, "insights", "--db", url, "--tables", "self-hosted", "--from", "2020-01-01", "--to", "2020-01-02")
+		if code != 1 || !regexp.MustCompile(`\(the 20 sessions there started between 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z and 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)$`).MatchString(strings.TrimSpace(errs)) {
+			t.Errorf("empty window: exit %d, %q", code, errs)
+		}
+	})
 }
 
 func TestInsightsPrices(t *testing.T) {

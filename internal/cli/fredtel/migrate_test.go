@@ -18,25 +18,22 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 }
 
 func TestMigrateBothBackends(t *testing.T) {
-	for _, be := range testdb.Backends {
-		t.Run(be.Name, func(t *testing.T) {
-			t.Parallel()
-			url := be.URL(t)
-			code, out, errs := run(t, nil, "migrate", "--db", url, "--set", "both")
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, errs)
+	testdb.Each(t, func(t *testing.T, be testdb.Backend) {
+		url := be.URL(t)
+		code, out, errs := run(t, nil, "migrate", "--db", url, "--set", "both")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"central tables at", "applied migrations v1, v2", "telemetry_tool_calls", "dsc_turns", "17 columns"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
 			}
-			for _, want := range []string{"central tables at", "applied migrations v1, v2", "telemetry_tool_calls", "dsc_turns", "17 columns"} {
-				if !strings.Contains(out, want) {
-					t.Errorf("output lacks %q:\n%s", want, out)
-				}
-			}
-			code, out, _ = run(t, nil, "migrate", "--db", url)
-			if code != 0 || !strings.Contains(out, "up to date") {
-				t.Fatalf("second run: exit %d\n%s", code, out)
-			}
-		})
-	}
+		}
+		code, out, _ = run(t, nil, "migrate", "--db", url)
+		if code != 0 || !strings.Contains(out, "up to date") {
+			t.Fatalf("second run: exit %d\n%s", code, out)
+		}
+	})
 }
 
 func TestMigrateDefaultsToTheDataDir(t *testing.T) {

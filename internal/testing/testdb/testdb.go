@@ -154,6 +154,16 @@ func Open(t testing.TB, url string) *sql.DB {
 	return db
 }
 
+// Each runs fn on each backend, in parallel subtests named after them.
+func Each(t *testing.T, fn func(t *testing.T, be Backend)) {
+	for _, be := range Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, be)
+		})
+	}
+}
+
 // QueryInt runs a query returning one integer on the database at url (a
 // URL of either backend), through a connection of its own.
 func QueryInt(t testing.TB, url, q string) int {
