@@ -201,23 +201,10 @@ func dump(t *testing.T, s Store) []string {
 // versions.
 func v1Batch(seed uint64) *Batch {
 	g := fixture.New(seed, time.Now().UTC())
-	b := &Batch{UserID: "alice"}
-	for i := 0; i < 5; i++ {
-		sess := g.Session()
-		b.Sessions = append(b.Sessions, sess)
-		for j := 0; j < 4; j++ {
-			turn := g.Turn(sess.SessionID, j)
-			b.Turns = append(b.Turns, turn)
-			for k := 0; k < 3; k++ {
-				b.ToolCalls = append(b.ToolCalls, g.ToolCall(sess.SessionID, turn.TurnID, k))
-			}
-		}
-		for j := 0; j < 4; j++ {
-			e := g.Event(sess.SessionID)
-			if e.Name == "api_retry" { // its v1 props: no latency_ms
-				e.Props = schema.Props(strings.Replace(string(e.Props), `,"latency_ms":0`, "", 1))
-			}
-			b.Events = append(b.Events, e)
+	b := &Batch{UserID: "alice", Batch: g.Batch(5, 4, 3, 4)}
+	for i, e := range b.Events {
+		if e.Name == "api_retry" { // its v1 props: no latency_ms
+			b.Events[i].Props = schema.Props(strings.Replace(string(e.Props), `,"latency_ms":0`, "", 1))
 		}
 	}
 	return b

@@ -25,17 +25,11 @@ func TestRollupsAreExact(t *testing.T) {
 		g := fixture.New(7, time.Now().UTC())
 		var batches []*Batch
 		for i := 0; i < 4; i++ {
-			b := &Batch{UserID: "alice"}
-			for j := 0; j < 3; j++ {
-				sess := g.Session()
-				turn := g.Turn(sess.SessionID, 0)
-				b.Sessions, b.Turns = append(b.Sessions, sess), append(b.Turns, turn)
-				for k := 0; k < 12; k++ {
-					c := g.ToolCall(sess.SessionID, turn.TurnID, k)
-					if k%3 == 0 { // some marked, some not
-						c.RunStart, c.RunLen = schema.OptUUID{UUID: c.CallID}, schema.IntOf(1)
-					}
-					b.ToolCalls = append(b.ToolCalls, c)
+			b := &Batch{UserID: "alice", Batch: g.Batch(3, 1, 12, 0)}
+			for k := range b.ToolCalls {
+				if k%3 == 0 { // some marked, some not
+					c := &b.ToolCalls[k]
+					c.RunStart, c.RunLen = schema.OptUUID{UUID: c.CallID}, schema.IntOf(1)
 				}
 			}
 			batches = append(batches, b)

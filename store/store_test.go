@@ -90,18 +90,9 @@ func tableOf(s Store, r *schema.Record) string { return s.Set().TableName(r) }
 
 // sampleBatch is a session with turns, tool calls and events.
 func sampleBatch(g *fixture.Gen, turns, callsPerTurn, events int) *Batch {
-	s := g.Session()
-	b := &Batch{UserID: "user-1", Batch: schema.Batch{Sessions: []schema.Session{s}}}
-	for i := 0; i < turns; i++ {
-		tr := g.Turn(s.SessionID, i)
-		tr.UserInput, tr.AssistantText = "what does main.go do?", "It starts the server."
-		b.Turns = append(b.Turns, tr)
-		for j := 0; j < callsPerTurn; j++ {
-			b.ToolCalls = append(b.ToolCalls, g.ToolCall(s.SessionID, tr.TurnID, j))
-		}
-	}
-	for i := 0; i < events; i++ {
-		b.Events = append(b.Events, g.Event(s.SessionID))
+	b := &Batch{UserID: "user-1", Batch: g.Batch(1, turns, callsPerTurn, events)}
+	for i := range b.Turns {
+		b.Turns[i].UserInput, b.Turns[i].AssistantText = "what does main.go do?", "It starts the server."
 	}
 	return b
 }

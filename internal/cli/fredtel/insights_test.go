@@ -29,21 +29,7 @@ func fillDB(t *testing.T, be testdb.Backend, set schema.Set, sessions int) strin
 	}
 	defer s.Close()
 	g := fixture.New(7, time.Now())
-	b := &store.Batch{UserID: "alice"}
-	for i := 0; i < sessions; i++ {
-		se := g.Session()
-		b.Sessions = append(b.Sessions, se)
-		for k := 0; k < 3; k++ {
-			tu := g.Turn(se.SessionID, k)
-			b.Turns = append(b.Turns, tu)
-			for c := 0; c < 3; c++ {
-				b.ToolCalls = append(b.ToolCalls, g.ToolCall(se.SessionID, tu.TurnID, c))
-			}
-		}
-		for k := 0; k < 4; k++ {
-			b.Events = append(b.Events, g.Event(se.SessionID))
-		}
-	}
+	b := &store.Batch{UserID: "alice", Batch: g.Batch(sessions, 3, 3, 4)}
 	if _, err := s.Write(ctx, b); err != nil {
 		t.Fatal(err)
 	}
