@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/subtle"
@@ -96,15 +97,11 @@ func (c *Config) defaults() {
 	orDefault(&c.MaxClockSkew, 30*24*time.Hour)
 	orDefault(&c.RetryAfter, 5*time.Second)
 	orDefault(&c.WriteTimeout, 10*time.Second)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Registry == nil {
-		c.Registry = prometheus.NewRegistry()
-	}
+	c.Registry = cmp.Or(c.Registry, prometheus.NewRegistry())
 	if len(c.Versions) == 0 {
 		c.Versions = wire.SupportedVersions()
 	}
@@ -392,14 +389,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tk *ticket) ([
 	if r.ContentLength > s.cfg.MaxBody {
 		return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
 	}
-	tooLarge := func(err error) *wire.Rejection {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
-		}
-		return nil
-	}
-	in := http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
 	case "", "identity", "gzip":
@@ -410,17 +399,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, tk *ticket) ([
 	// inflated size, so an honest body is inflated into one buffer of the
 	// right size. A trailer that lies only costs the liar growth within
 	// its reservation.
-	zbody, err := readAll(in, r.ContentLength, s.cfg.MaxBody+1, tk)
-	if err == errNoRoom {
+	zbody, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), r.ContentLength, s.cfg.MaxBody+1, tk)
+	var mbe *http.MaxBytesError
+	switch {
+	case err == errNoRoom:
 		return nil, errBusy
-	}
-	if err != nil {
-		if rj := tooLarge(err); rj != nil {
-			return nil, rj
-		}
+	case errors.As(err, &mbe):
+		return nil, wire.Reject(http.StatusRequestEntityTooLarge, "too_large", "", "body over %d bytes", s.cfg.MaxBody)
+	case err != nil:
 		return nil, wire.Reject(http.StatusBadRequest, "gzip", "", "invalid or truncated body")
-	}
-	if enc != "gzip" {
+	case enc != "gzip":
 		return zbody, nil
 	}
 	hint := int64(-1)
