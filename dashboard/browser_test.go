@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -130,19 +131,9 @@ func TestBrowser(t *testing.T) {
 	if !strings.Contains(loc, "/dashboard/login?next=") {
 		t.Errorf("without the token: at %s, want the login form", loc)
 	}
-	key := keys[0].Key
-	for _, auth := range []string{"", "Bearer " + key} {
-		req, _ := http.NewRequest("GET", base+"/dashboard/api/report?since=all", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("the report without the token (with an API key: %v): %d", auth != "", resp.StatusCode)
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer " + keys[0].Key}} {
+		if r, _ := get(t, http.DefaultClient, base+"/dashboard/api/report?since=all", hdr...); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the report without the token (with an API key: %v): %d", hdr != nil, r.StatusCode)
 		}
 	}
 	shot(t, bctx, shots, "login")
@@ -161,10 +152,7 @@ func TestBrowser(t *testing.T) {
 	expect := expectedCharts(want, trends)
 	timings := map[string]time.Duration{}
 	for _, p := range pages {
-		name := p
-		if name == "" {
-			name = "overview"
-		}
+		name := cmp.Or(p, "overview")
 		charts, took := load(t, bctx, base+"/dashboard/"+p+"?since=all")
 		timings[name] = took
 		if errs := takeErrs(); len(errs) > 0 {

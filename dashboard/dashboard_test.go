@@ -30,14 +30,9 @@ var testNow = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 // redirects, so each answer can be checked.
 func client(t *testing.T) *http.Client {
 	t.Helper()
-	jar, err := newJar()
-	if err != nil {
-		t.Fatal(err)
-	}
+	jar, _ := cookiejar.New(nil) // never fails without options
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 60 * time.Second}
 }
-
-func newJar() (http.CookieJar, error) { return cookiejar.New(nil) }
 
 // setText keeps text on the first turn of the first session of a
 // self-hosted SQLite database.
@@ -281,10 +276,21 @@ func TestPages(t *testing.T) {
 				srv, _ := newServer(t, Config{DBURL: db, Tables: set.String(), Loopback: true})
 				c := client(t)
 				ctx := context.Background()
-				want, err := insights.Compute(ctx, db, insights.Options{Tables: set.String()})
-				if err != nil {
-					t.Fatal(err)
+				// The JSON endpoints are the insights' answers.
+				sameAs := func(path string, o insights.Options) *insights.Report {
+					t.Helper()
+					o.Tables = set.String()
+					w, err := insights.Compute(ctx, db, o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, body := get(t, c, srv.URL+path)
+					if wb, _ := json.Marshal(w); strings.TrimSpace(body) != string(wb) {
+						t.Errorf("%s differs from insights.Compute:\n%s\n%s", path, body, wb)
+					}
+					return w
 				}
+				want := sameAs("/dashboard/api/report?since=all", insights.Options{})
 				if len(want.ToolLoops.Loops) == 0 || len(want.RetryStorms.StormSessions) == 0 || len(want.Stuck.StuckSessions) == 0 {
 					t.Fatalf("the fleet lacks a problem: %+v", want.Problems)
 				}
@@ -307,53 +313,27 @@ func TestPages(t *testing.T) {
 						t.Errorf("%s has inline script, a handler or a style attribute", p)
 					}
 				}
-				// The JSON endpoints are the insights' answers.
-				_, body := get(t, c, srv.URL+"/dashboard/api/report?since=all")
-				wb, _ := json.Marshal(want)
-				if strings.TrimSpace(body) != string(wb) {
-					t.Errorf("api/report differs from insights.Compute:\n%s\n%s", body, wb)
-				}
 				wt, err := insights.ComputeTrends(ctx, db, insights.Options{Tables: set.String()}, 60)
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, body = get(t, c, srv.URL+"/dashboard/api/trends?since=all")
+				_, body := get(t, c, srv.URL+"/dashboard/api/trends?since=all")
 				wtb, _ := json.Marshal(wt)
 				if strings.TrimSpace(body) != string(wtb) {
 					t.Errorf("api/trends differs from insights.ComputeTrends")
 				}
 				// A model filter and a window reach the computation.
-				wm, err := insights.Compute(ctx, db, insights.Options{Tables: set.String(), Model: "fred-pro",
-					From: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, body = get(t, c, srv.URL+"/dashboard/api/report?model=fred-pro&from=2026-11-30T06:00:00Z&to=2026-11-30T11:00:00Z")
-				wmb, _ := json.Marshal(wm)
-				if strings.TrimSpace(body) != string(wmb) || wm.Totals.Sessions == want.Totals.Sessions {
-					t.Errorf("filtered api/report differs from insights.Compute")
+				if wm := sameAs("/dashboard/api/report?model=fred-pro&from=2026-11-30T06:00:00Z&to=2026-11-30T11:00:00Z", insights.Options{Model: "fred-pro",
+					From: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)}); wm.Totals.Sessions == want.Totals.Sessions {
+					t.Errorf("the model filter and the window filtered nothing")
 				}
 				// A date as the end includes its day.
-				wd, err := insights.Compute(ctx, db, insights.Options{Tables: set.String(),
-					From: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, body = get(t, c, srv.URL+"/dashboard/api/report?from=2026-11-30&to=2026-11-30")
-				wdb, _ := json.Marshal(wd)
-				if strings.TrimSpace(body) != string(wdb) || wd.Totals.Sessions == 0 {
+				if wd := sameAs("/dashboard/api/report?from=2026-11-30&to=2026-11-30", insights.Options{
+					From: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}); wd.Totals.Sessions == 0 {
 					t.Errorf("from=to=a date is not that day")
 				}
 				// since=7d counts back from the clock, rounded up to the minute.
-				w7, err := insights.Compute(ctx, db, insights.Options{Tables: set.String(), From: testNow.Add(time.Minute - 7*24*time.Hour), To: testNow.Add(time.Minute)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, body = get(t, c, srv.URL+"/dashboard/api/report")
-				w7b, _ := json.Marshal(w7)
-				if strings.TrimSpace(body) != string(w7b) {
-					t.Errorf("default window differs from 7 days back")
-				}
+				sameAs("/dashboard/api/report", insights.Options{From: testNow.Add(time.Minute - 7*24*time.Hour), To: testNow.Add(time.Minute)})
 				// The overview ranks the problems as the report does and
 				// links each to its evidence.
 				_, body = get(t, c, srv.URL+"/dashboard/?since=all")
