@@ -57,7 +57,6 @@ func fleet(t testing.TB, url string, set schema.Set, n int, now time.Time) {
 			b.Events = append(b.Events, schema.Event{EventID: id(), SessionID: s.SessionID, TS: at(ms), Name: p.EventName(), Props: p.Props()})
 		}
 		turns := 3 + i%5
-		calls := 0
 		for k := 0; k < turns; k++ {
 			tm, mode, finish := model, "act", "tool_calls"
 			if k == turns-1 {
@@ -105,7 +104,6 @@ func fleet(t testing.TB, url string, set schema.Set, n int, now time.Time) {
 				b.ToolCalls = append(b.ToolCalls, schema.ToolCall{CallID: id(), SessionID: s.SessionID, TurnID: tu.TurnID, Seq: int64(c),
 					StartedAt: at(k*60_000 + 100*c), ToolName: tool, ArgsFingerprint: fp(args), Permission: perm,
 					DurationMs: int64(20 + 13*((i+c)%9)), Outcome: outcome, ResultBytes: int64(100 * (c + 1)), ResultFingerprint: fp(res)})
-				calls++
 			}
 			if stuck && k == 2 {
 				ev(k*60_000+50_000, schema.ModelSwapProps{From: "fred-flash", To: "fred-pro"})

@@ -2,10 +2,12 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"html/template"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/fredcode/fredtel/insights"
@@ -77,13 +79,7 @@ var funcs = template.FuncMap{
 		for k, v := range m {
 			out = append(out, kv{k, v})
 		}
-		for i := range out {
-			for j := i + 1; j < len(out); j++ {
-				if out[j].N > out[i].N || out[j].N == out[i].N && out[j].K < out[i].K {
-					out[i], out[j] = out[j], out[i]
-				}
-			}
-		}
+		slices.SortFunc(out, func(a, b kv) int { return cmp.Or(cmp.Compare(b.N, a.N), cmp.Compare(a.K, b.K)) })
 		return out
 	},
 	"deref":  func(s *string) string { return *s },
