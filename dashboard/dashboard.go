@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -76,9 +78,7 @@ type handler struct {
 // New returns the dashboard's handler, to be mounted at /dashboard/. It
 // refuses a token shorter than MinTokenLen and an unknown table set.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Tables == "" {
-		cfg.Tables = insights.TablesCentral
-	}
+	cfg.Tables = cmp.Or(cfg.Tables, insights.TablesCentral)
 	if cfg.Tables != insights.TablesCentral && cfg.Tables != insights.TablesSelfHosted {
 		return nil, fmt.Errorf("%w: tables %q: want central or self-hosted", ErrConfig, cfg.Tables)
 	}
@@ -88,14 +88,9 @@ func New(cfg Config) (http.Handler, error) {
 	if strings.ContainsAny(cfg.Token, "\r\n") {
 		return nil, fmt.Errorf("%w: the dashboard token holds a line break", ErrConfig)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Logger, cfg.CacheTTL = cmp.Or(cfg.Logger, slog.Default()), cmp.Or(cfg.CacheTTL, 10*time.Second)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.CacheTTL == 0 {
-		cfg.CacheTTL = 10 * time.Second
 	}
 	h := &handler{cfg: cfg, log: cfg.Logger, cache: newCache(cfg.CacheTTL, 64, 2), logins: &limiter{per: time.Minute / 5, burst: 10}}
 	if cfg.Token != "" {
@@ -127,8 +122,8 @@ func New(cfg Config) (http.Handler, error) {
 		guarded.HandleFunc("GET /dashboard/"+p.Slug, h.insightPage(p))
 	}
 	guarded.HandleFunc("GET /dashboard/session/{id}", h.sessionPage)
-	guarded.HandleFunc("GET /dashboard/api/report", h.apiReport)
-	guarded.HandleFunc("GET /dashboard/api/trends", h.apiTrends)
+	guarded.HandleFunc("GET /dashboard/api/report", apiOf(h, h.report))
+	guarded.HandleFunc("GET /dashboard/api/trends", apiOf(h, h.trends))
 	guarded.HandleFunc("GET /dashboard/api/session/{id}", h.apiSession)
 	guarded.HandleFunc("/dashboard/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "No such page.", "")
@@ -187,7 +182,7 @@ func (h *handler) guard(next http.Handler) http.Handler {
 			}
 			// Back to this page after the login; the path and query are
 			// the dashboard's own (a filter), never a credential.
-			http.Redirect(w, r, "/dashboard/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			http.Redirect(w, r, "/dashboard/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		case accessOff:
 			h.fail(w, r, http.StatusForbidden, "The dashboard is off on this address.",
 				"It is served without a token only on a loopback address (127.0.0.1, ::1). Set --dashboard-token or FREDTEL_DASHBOARD_TOKEN to open it here.")
@@ -318,10 +313,7 @@ type limiter struct {
 func (l *limiter) refill() {
 	now := time.Now()
 	if !l.last.IsZero() {
-		l.used -= float64(now.Sub(l.last)) / float64(l.per)
-		if l.used < 0 {
-			l.used = 0
-		}
+		l.used = max(0, l.used-float64(now.Sub(l.last))/float64(l.per))
 	}
 	l.last = now
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,23 +48,15 @@ type filter struct {
 // Encode is the filter as a query string, for links and chart sources.
 func (f filter) Encode() string {
 	v := url.Values{}
-	if f.From != "" || f.To != "" {
-		if f.From != "" {
-			v.Set("from", f.From)
-		}
-		if f.To != "" {
-			v.Set("to", f.To)
-		}
-	} else {
+	if f.From == "" && f.To == "" {
 		v.Set("since", f.Since)
 	}
-	if f.Model != "" {
-		v.Set("model", f.Model)
+	for k, x := range map[string]string{"from": f.From, "to": f.To, "model": f.Model, "agent": f.Agent} {
+		if x != "" {
+			v.Set(k, x)
+		}
 	}
-	if f.Agent != "" {
-		v.Set("agent", f.Agent)
-	}
-	return v.Encode()
+	return v.Encode() // sorted by key, whatever the map's order
 }
 
 // Query is Encode for a template: a URL part html/template keeps as it is
@@ -214,45 +207,36 @@ func (h *handler) base(r *http.Request, f filter, title, active string) *pageDat
 		Tables: h.cfg.Tables, Token: h.session != nil}
 }
 
-// compute returns the cached or computed value of key.
-func (h *handler) compute(r *http.Request, key string, fn func(context.Context) (any, error)) (any, error) {
-	return h.cache.get(r.Context(), key, fn)
+// cached returns the cached or computed value of key.
+func cached[T any](h *handler, r *http.Request, key string, fn func(context.Context) (T, error)) (T, error) {
+	v, err := h.cache.get(r.Context(), key, func(ctx context.Context) (any, error) { return fn(ctx) })
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
 }
 
 func (h *handler) report(r *http.Request, f filter) (*insights.Report, error) {
-	v, err := h.compute(r, "report|"+f.key(), func(ctx context.Context) (any, error) {
-		return insights.Compute(ctx, h.cfg.DBURL, f.opts)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*insights.Report), nil
+	return cached(h, r, "report|"+f.key(), func(ctx context.Context) (*insights.Report, error) { return insights.Compute(ctx, h.cfg.DBURL, f.opts) })
 }
 
 func (h *handler) trends(r *http.Request, f filter) (*insights.Trends, error) {
-	v, err := h.compute(r, "trends|"+f.key(), func(ctx context.Context) (any, error) {
+	return cached(h, r, "trends|"+f.key(), func(ctx context.Context) (*insights.Trends, error) {
 		return insights.ComputeTrends(ctx, h.cfg.DBURL, f.opts, 60)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*insights.Trends), nil
 }
 
 func (h *handler) timeline(r *http.Request, id string) (*insights.SessionTimeline, error) {
-	v, err := h.compute(r, "session|"+id, func(ctx context.Context) (any, error) {
+	return cached(h, r, "session|"+id, func(ctx context.Context) (*insights.SessionTimeline, error) {
 		return insights.Timeline(ctx, h.cfg.DBURL, insights.TimelineOptions{Tables: h.cfg.Tables, SessionID: id})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*insights.SessionTimeline), nil
 }
 
 // empty turns an error of the insights into what the page says, or nil
 // when the error is not about missing data.
 func (h *handler) empty(err error, f filter) *emptyState {
-	simulate := "fredtel simulate --url " + h.ingestURL() + " --key KEY --sessions 300 --seed 1"
+	simulate := "fredtel simulate --url " + cmp.Or(h.cfg.IngestURL, "http://127.0.0.1:8700") + " --key KEY --sessions 300 --seed 1"
 	if h.cfg.Tables == insights.TablesSelfHosted {
 		simulate = "fredtel simulate --db DATABASE_URL --sessions 300 --seed 1"
 	}
@@ -275,13 +259,6 @@ func (h *handler) empty(err error, f filter) *emptyState {
 			Commands: []string{"fredtel migrate --db DATABASE_URL --set " + h.cfg.Tables}}
 	}
 	return nil
-}
-
-func (h *handler) ingestURL() string {
-	if h.cfg.IngestURL != "" {
-		return h.cfg.IngestURL
-	}
-	return "http://127.0.0.1:8700"
 }
 
 // failCompute answers a page whose computation failed.
@@ -435,32 +412,21 @@ func (h *handler) jsonError(w http.ResponseWriter, err error) {
 	h.writeJSON(w, status, body)
 }
 
-func (h *handler) apiReport(w http.ResponseWriter, r *http.Request) {
-	f, err := h.filter(r)
-	if err != nil {
-		h.jsonError(w, err)
-		return
+// apiOf serves what compute answers for the request's filter
+// (/dashboard/api/report and /trends).
+func apiOf[T any](h *handler, compute func(*http.Request, filter) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := h.filter(r)
+		var v T
+		if err == nil {
+			v, err = compute(r, f)
+		}
+		if err != nil {
+			h.jsonError(w, err)
+			return
+		}
+		h.writeJSON(w, http.StatusOK, v)
 	}
-	rep, err := h.report(r, f)
-	if err != nil {
-		h.jsonError(w, err)
-		return
-	}
-	h.writeJSON(w, http.StatusOK, rep)
-}
-
-func (h *handler) apiTrends(w http.ResponseWriter, r *http.Request) {
-	f, err := h.filter(r)
-	if err != nil {
-		h.jsonError(w, err)
-		return
-	}
-	tr, err := h.trends(r, f)
-	if err != nil {
-		h.jsonError(w, err)
-		return
-	}
-	h.writeJSON(w, http.StatusOK, tr)
 }
 
 func (h *handler) apiSession(w http.ResponseWriter, r *http.Request) {
@@ -571,5 +537,3 @@ func (c *cache) evict() {
 		delete(c.entries, oldK)
 	}
 }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
