@@ -57,42 +57,27 @@ func openBare(t *testing.T, url string, set schema.Set) Store {
 	return s
 }
 
-func migrateFrom(t *testing.T, s Store, src fs.FS) ([]int, error) {
-	t.Helper()
-	switch x := s.(type) {
-	case *pgStore:
-		return x.migrateFrom(context.Background(), src)
-	case *sqliteStore:
-		return x.migrateFrom(context.Background(), src)
-	}
-	t.Fatalf("unknown store %T", s)
-	return nil, nil
+// migrateFrom migrates s with the migration files of src (both stores
+// have the method).
+func migrateFrom(s Store, src fs.FS) ([]int, error) {
+	return s.(interface {
+		migrateFrom(context.Context, fs.FS) ([]int, error)
+	}).migrateFrom(context.Background(), src)
 }
 
-// execSQL runs a statement with ? placeholders on the store's connection.
-func execSQL(s Store, q string, args ...any) error {
+// execSQL runs q on the store's connection: with args, through ?
+// placeholders; without, as it is (DDL, whose text may hold a "?").
+func execSQL(s Store, q string, args ...any) (err error) {
 	switch x := s.(type) {
 	case *pgStore:
-		_, err := x.pool.Exec(context.Background(), rebindPG(q), args...)
-		return err
+		if len(args) > 0 {
+			q = rebindPG(q)
+		}
+		_, err = x.pool.Exec(context.Background(), q, args...)
 	case *sqliteStore:
-		_, err := x.db.ExecContext(context.Background(), q, args...)
-		return err
+		_, err = x.db.ExecContext(context.Background(), q, args...)
 	}
-	return nil
-}
-
-// execDDL runs statements as they are, without placeholders.
-func execDDL(s Store, q string) error {
-	switch x := s.(type) {
-	case *pgStore:
-		_, err := x.pool.Exec(context.Background(), q)
-		return err
-	case *sqliteStore:
-		_, err := x.db.ExecContext(context.Background(), q)
-		return err
-	}
-	return nil
+	return err
 }
 
 // insertAsVersion writes b's rows with the columns of versions up to v only,
@@ -245,7 +230,7 @@ func TestEvolutionFromV1(t *testing.T) {
 	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
 		ctx := context.Background()
 		s := openBare(t, be.URL(t), set)
-		if got, err := migrateFrom(t, s, frozenV1(t)); err != nil || !slices.Equal(got, []int{1}) {
+		if got, err := migrateFrom(s, frozenV1(t)); err != nil || !slices.Equal(got, []int{1}) {
 			t.Fatalf("migrate with the frozen v1 files = %v, %v", got, err)
 		}
 		insertAsVersion(t, s, v1Batch(1), 1)
@@ -293,10 +278,7 @@ func TestEvolutionFromV1(t *testing.T) {
 		// migration (the CHECK of v1 still holds), stored after.
 		nv := schema.Version + 1
 		next := withEnumValue(schema.Current, "turn", "finish_reason", "test_only", nv)
-		d := schema.Postgres
-		if _, ok := s.(*sqliteStore); ok {
-			d = schema.SQLite
-		}
+		d := dialectOf(s)
 		src := fstest.MapFS{}
 		fs.WalkDir(migrationFS, ".", func(p string, e fs.DirEntry, err error) error {
 			if err == nil && !e.IsDir() {
@@ -320,7 +302,7 @@ func TestEvolutionFromV1(t *testing.T) {
 		if err := insertTurn("01900000-0000-7000-8000-000000000001"); err == nil {
 			t.Fatal("finish_reason test_only accepted before the migration that allows it")
 		}
-		if applied, err := migrateFrom(t, s, src); err != nil || !slices.Equal(applied, []int{nv}) {
+		if applied, err := migrateFrom(s, src); err != nil || !slices.Equal(applied, []int{nv}) {
 			t.Fatalf("migrate to the test-only v%d = %v, %v\n%s", nv, applied, err, next.MigrationSQL(d, set, nv))
 		}
 		if err := insertTurn("01900000-0000-7000-8000-000000000002"); err != nil {
@@ -416,14 +398,11 @@ func catalog(t *testing.T, s Store) []string {
 // Changed) fails here.
 func TestMigratedSchemaIsTheDeclaration(t *testing.T) {
 	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
-		d := schema.Postgres
-		if be.Name == "sqlite" {
-			d = schema.SQLite
-		}
 		migrated := openStore(t, be.URL(t), set)
 		whole := openBare(t, be.URL(t), set)
+		d := dialectOf(whole)
 		for _, st := range schema.Current.Whole(d, set) {
-			if err := execDDL(whole, st); err != nil {
+			if err := execSQL(whole, st); err != nil {
 				t.Fatalf("%s: %v", st, err)
 			}
 		}
@@ -495,7 +474,7 @@ func TestEarlierBuildsOfMigration1AreAdopted(t *testing.T) {
 			if d == schema.Postgres && strings.Contains(st, "DEFAULT 'then'") {
 				st = strings.Replace(st, "applied_at text NOT NULL DEFAULT 'then'", "applied_at timestamptz NOT NULL DEFAULT now()", 1)
 			}
-			if err := execDDL(s, st); err != nil {
+			if err := execSQL(s, st); err != nil {
 				t.Fatalf("making the earlier database: %v", err)
 			}
 		}

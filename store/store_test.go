@@ -86,8 +86,6 @@ func rebindPG(q string) string {
 	return b.String()
 }
 
-func tableOf(s Store, r *schema.Record) string { return s.Set().TableName(r) }
-
 // sampleBatch is a session with turns, tool calls and events.
 func sampleBatch(g *fixture.Gen, turns, callsPerTurn, events int) *Batch {
 	b := &Batch{UserID: "user-1", Batch: g.Batch(1, turns, callsPerTurn, events)}
@@ -201,16 +199,16 @@ func TestWriteStoresEveryRecordOnce(t *testing.T) {
 			r    *schema.Record
 			want int
 		}{{schema.Sessions, 1}, {schema.Turns, 3}, {schema.ToolCalls, 12}, {schema.Events, 5}} {
-			if n := count(t, s, tableOf(s, c.r)); n != c.want {
-				t.Errorf("%s has %d rows, want %d", tableOf(s, c.r), n, c.want)
+			if n := count(t, s, s.Set().TableName(c.r)); n != c.want {
+				t.Errorf("%s has %d rows, want %d", s.Set().TableName(c.r), n, c.want)
 			}
 		}
 		if s.Set() == schema.CentralSet {
-			if n := count(t, s, tableOf(s, schema.Turns)+" WHERE user_id = ?", "user-1"); n != 3 {
+			if n := count(t, s, s.Set().TableName(schema.Turns)+" WHERE user_id = ?", "user-1"); n != 3 {
 				t.Errorf("%d turns owned by user-1, want 3 (user_id must come from the batch)", n)
 			}
 		} else {
-			if n := count(t, s, tableOf(s, schema.Turns)+" WHERE user_input = ?", "what does main.go do?"); n != 3 {
+			if n := count(t, s, s.Set().TableName(schema.Turns)+" WHERE user_input = ?", "what does main.go do?"); n != 3 {
 				t.Errorf("%d self-hosted turns kept their user_input, want 3", n)
 			}
 		}
@@ -221,7 +219,7 @@ func TestWriteStoresEveryRecordOnce(t *testing.T) {
 		if res.Accepted != 0 || res.Duplicates != b.Len() {
 			t.Fatalf("retry = %+v, want 0 accepted, %d duplicates", res, b.Len())
 		}
-		if n := count(t, s, tableOf(s, schema.ToolCalls)); n != 12 {
+		if n := count(t, s, s.Set().TableName(schema.ToolCalls)); n != 12 {
 			t.Fatalf("after a retry %d tool calls, want 12", n)
 		}
 	})
@@ -244,7 +242,7 @@ func TestRetryWithSomeNewRecords(t *testing.T) {
 		if res.Accepted != 5 || res.Duplicates != b.Len()-5 {
 			t.Fatalf("mixed retry = %+v, want 5 accepted, %d duplicates", res, b.Len()-5)
 		}
-		if n := count(t, s, tableOf(s, schema.ToolCalls)); n != 11 {
+		if n := count(t, s, s.Set().TableName(schema.ToolCalls)); n != 11 {
 			t.Fatalf("%d tool calls, want 11", n)
 		}
 	})
@@ -272,7 +270,7 @@ func TestSessionEndUpdatesTheOneRow(t *testing.T) {
 		if _, err := s.Write(ctx, start); err != nil {
 			t.Fatal(err)
 		}
-		tbl := tableOf(s, schema.Sessions)
+		tbl := s.Set().TableName(schema.Sessions)
 		if n := count(t, s, tbl); n != 1 {
 			t.Fatalf("%d session rows, want 1", n)
 		}
@@ -308,8 +306,8 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 			t.Fatalf("Write = %v, want ErrRejected", err)
 		}
 		for _, r := range schema.Records() {
-			if n := count(t, s, tableOf(s, r)); n != 0 {
-				t.Errorf("%s has %d rows after a rejected batch", tableOf(s, r), n)
+			if n := count(t, s, s.Set().TableName(r)); n != 0 {
+				t.Errorf("%s has %d rows after a rejected batch", s.Set().TableName(r), n)
 			}
 		}
 	})
@@ -417,19 +415,16 @@ func TestConcurrentWritersExactlyOnce(t *testing.T) {
 		batches, ids := mixedBatches(6, 50)
 		var wg sync.WaitGroup
 		errs := make(chan error, 8*len(batches))
-		var accepted sync.Map
 		for w := range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				order := rand.New(rand.NewPCG(uint64(w), 7)).Perm(len(batches))
 				for _, i := range order {
-					res, err := s.Write(context.Background(), batches[i])
-					if err != nil {
+					if _, err := s.Write(context.Background(), batches[i]); err != nil {
 						errs <- fmt.Errorf("writer %d batch %d: %w", w, i, err)
 						return
 					}
-					accepted.Store(fmt.Sprint(w, i), res.Accepted)
 				}
 			}()
 		}
@@ -439,11 +434,11 @@ func TestConcurrentWritersExactlyOnce(t *testing.T) {
 			t.Error(err)
 		}
 		for _, r := range schema.Records() {
-			if n := count(t, s, tableOf(s, r)); n != len(ids[r.Table]) {
-				t.Errorf("%s: %d rows, want %d distinct ids", tableOf(s, r), n, len(ids[r.Table]))
+			if n := count(t, s, s.Set().TableName(r)); n != len(ids[r.Table]) {
+				t.Errorf("%s: %d rows, want %d distinct ids", s.Set().TableName(r), n, len(ids[r.Table]))
 			}
 		}
-		if n := count(t, s, tableOf(s, schema.Sessions)+" WHERE ended_at IS NULL"); n != 0 {
+		if n := count(t, s, s.Set().TableName(schema.Sessions)+" WHERE ended_at IS NULL"); n != 0 {
 			t.Errorf("%d sessions lost their end time", n)
 		}
 	})
