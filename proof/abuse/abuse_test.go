@@ -87,12 +87,18 @@ func send(t testing.TB, base string, r request) answer {
 		conn.Close()
 		t.Fatalf("%s %s: no answer: %v (writing: %v)", r.method, r.path, err, <-written)
 	}
+	a := answerOf(resp)
+	conn.Close()
+	<-written
+	return a
+}
+
+// answerOf reads and closes resp's body.
+func answerOf(resp *http.Response) answer {
 	defer resp.Body.Close()
 	a := answer{code: resp.StatusCode, header: resp.Header}
 	a.raw, _ = io.ReadAll(resp.Body)
 	json.Unmarshal(a.raw, &a.body)
-	conn.Close()
-	<-written
 	return a
 }
 
@@ -110,11 +116,7 @@ func postKeepAlive(t testing.TB, base, key string, body []byte) answer {
 		t.Errorf("POST /v1/batch: %v", err)
 		return answer{}
 	}
-	defer resp.Body.Close()
-	a := answer{code: resp.StatusCode, header: resp.Header}
-	a.raw, _ = io.ReadAll(resp.Body)
-	json.Unmarshal(a.raw, &a.body)
-	return a
+	return answerOf(resp)
 }
 
 // post sends a JSON batch the way a well-behaved client would, with key.
@@ -158,15 +160,8 @@ type dbState map[string]tableState
 func snapshot(t testing.TB, c *pgx.Conn) dbState {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := c.Query(ctx, `SELECT table_name::text FROM information_schema.tables
+	tables := texts(t, c, `SELECT table_name::text FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(tables) == 0 {
 		t.Fatal("the database has no tables: nothing to watch")
 	}
@@ -176,7 +171,7 @@ func snapshot(t testing.TB, c *pgx.Conn) dbState {
 		q = append(q, fmt.Sprintf(`SELECT %s::text, count(*), coalesce(md5(string_agg(x::text, E'\n' ORDER BY x::text)), '') FROM %s x`,
 			quoteLit(tb), id))
 	}
-	rows, err = c.Query(ctx, strings.Join(q, " UNION ALL "))
+	rows, err := c.Query(ctx, strings.Join(q, " UNION ALL "))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +214,6 @@ func changes(before, after dbState) []string {
 	return out
 }
 
-// records is the number of rows in the telemetry record tables of s.
 // records counts the rows of the record tables (the rollups kept from
 // them are not records).
 func (s dbState) records() int64 {
@@ -236,32 +230,30 @@ func userRows(t testing.TB, c *pgx.Conn, user string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, tb := range tablesWith(t, c, "user_id") {
-		rows, err := c.Query(context.Background(), fmt.Sprintf("SELECT x::text FROM %s x WHERE user_id = $1 ORDER BY 1", pgx.Identifier{tb}.Sanitize()), user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[tb], err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
+		out[tb] = texts(t, c, fmt.Sprintf("SELECT x::text FROM %s x WHERE user_id = $1 ORDER BY 1", pgx.Identifier{tb}.Sanitize()), user)
 	}
 	return out
 }
 
-// tablesWith lists the tables that have a column of that name.
 // tablesWith lists the tables that have every one of columns.
 func tablesWith(t testing.TB, c *pgx.Conn, columns ...string) []string {
 	t.Helper()
-	rows, err := c.Query(context.Background(), `SELECT table_name::text FROM information_schema.columns
+	return texts(t, c, `SELECT table_name::text FROM information_schema.columns
 		WHERE table_schema = current_schema() AND column_name = ANY($1) GROUP BY table_name HAVING count(*) = cardinality($1) ORDER BY 1`, columns)
+}
+
+// texts runs a query of one text column.
+func texts(t testing.TB, c *pgx.Conn, q string, args ...any) []string {
+	t.Helper()
+	rows, err := c.Query(context.Background(), q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return names
+	return out
 }
 
 func queryInt(t testing.TB, c *pgx.Conn, q string, args ...any) int64 {
