@@ -348,10 +348,7 @@ func catalogue() []abuseCase {
 		{name: "oversize_1001_records", body: batch(func(b map[string]any) {
 			ev := b["events"].([]any)
 			for len(ev) < 1001-3 {
-				e := map[string]any{}
-				for k, v := range ev[0].(map[string]any) {
-					e[k] = v
-				}
+				e := maps.Clone(ev[0].(map[string]any))
 				e["event_id"] = uuid.Must(uuid.NewV7()).String()
 				ev = append(ev, e)
 			}
@@ -455,11 +452,7 @@ func catalogue() []abuseCase {
 		{name: "nesting_object_as_prop", body: set(props(0), "command", map[string]any{"name": "help"}), status: 400, field: "events[0].props.command.name", reason: "nesting"},
 		{name: "nesting_record_in_record", body: batch(func(b map[string]any) {
 			r := rec("turns", 0)(b)
-			inner := map[string]any{}
-			for k, v := range r {
-				inner[k] = v
-			}
-			r["turn"] = inner
+			r["turn"] = maps.Clone(r)
 		}), status: 400, field: "turns[0].<unknown key>", reason: "unknown_field"},
 
 		// Gzip: bombs, truncation, lies about the encoding.

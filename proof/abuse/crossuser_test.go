@@ -2,6 +2,7 @@ package abuse
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
 	"testing"
@@ -24,16 +25,6 @@ func envelope(now time.Time) map[string]any {
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
-// clone copies a record of a batch map, so an attack can change it
-// without touching the original.
-func clone(r map[string]any) map[string]any {
-	c := make(map[string]any, len(r))
-	for k, v := range r {
-		c[k] = v
-	}
-	return c
-}
 
 // TestCrossUser: alice's key sends a session; bob's key then tries to add
 // records to it, to change it, to replay it, and to slip its id into
@@ -62,7 +53,7 @@ func TestCrossUser(t *testing.T) {
 
 	// intoA is one of bob's records, pointed at alice's session.
 	intoA := func(kind string) map[string]any {
-		r := clone(fixture.Rec(fixture.ValidBatch(now), kind, 0))
+		r := maps.Clone(fixture.Rec(fixture.ValidBatch(now), kind, 0))
 		r["session_id"] = sA
 		return r
 	}
@@ -85,14 +76,14 @@ func TestCrossUser(t *testing.T) {
 		{name: "add_every_kind_to_a_session", body: with(func(b map[string]any) {
 			b["events"], b["tool_calls"], b["turns"] = []any{intoA("events")}, []any{intoA("tool_calls")}, []any{intoA("turns")}
 		}), field: "turns[0].session_id"},
-		{name: "resend_a_session_as_is", body: with(func(b map[string]any) { b["sessions"] = []any{clone(aSession)} }), field: "sessions[0].session_id"},
+		{name: "resend_a_session_as_is", body: with(func(b map[string]any) { b["sessions"] = []any{maps.Clone(aSession)} }), field: "sessions[0].session_id"},
 		{name: "end_a_session", body: with(func(b map[string]any) {
-			s := clone(aSession)
+			s := maps.Clone(aSession)
 			s["ended_at"] = b["sent_at"]
 			b["sessions"] = []any{s}
 		}), field: "sessions[0].session_id"},
 		{name: "rewrite_a_session", body: with(func(b map[string]any) {
-			s := clone(aSession)
+			s := maps.Clone(aSession)
 			s["ended_at"], s["model"], s["os"], s["shell"], s["git_dirty"] = b["sent_at"], "fred-pro-2", "windows", "pwsh", false
 			s["tool_catalog"], s["command_catalog"], s["agents_md_hash"] = []any{"bash"}, []any{"exit"}, nil
 			b["sessions"] = []any{s}
@@ -111,7 +102,7 @@ func TestCrossUser(t *testing.T) {
 		}, field: "tool_calls[0].session_id"},
 		{name: "mix_a_session_beside_b_session", body: func() []byte {
 			b := fixture.ValidBatch(now)
-			s := clone(aSession)
+			s := maps.Clone(aSession)
 			s["ended_at"] = b["sent_at"]
 			b["sessions"] = append(b["sessions"].([]any), s)
 			return fixture.MustJSON(b)
@@ -234,7 +225,7 @@ func TestCrossUser(t *testing.T) {
 
 	t.Run("alice_ends_her_session", func(t *testing.T) {
 		b := envelope(now)
-		s := clone(aSession)
+		s := maps.Clone(aSession)
 		s["ended_at"] = b["sent_at"]
 		b["sessions"] = []any{s}
 		if a := post(t, p.URL, alice, fixture.MustJSON(b)); a.code != 200 || a.body["accepted"] != 1.0 {

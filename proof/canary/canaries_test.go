@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -454,9 +455,7 @@ func (c *canaries) setenv(t *testing.T, vars map[string]string) {
 		"EDITOR":                          v,
 		strings.ToUpper(c.get("envname")): v,
 	}
-	for k, x := range vars {
-		all[k] = x
-	}
+	maps.Copy(all, vars)
 	for k, x := range all {
 		t.Setenv(k, x)
 		if os.Getenv(k) != x {
@@ -476,9 +475,7 @@ type env struct {
 func (c *canaries) env(vars map[string]string) *env {
 	v := c.get("getenv")
 	e := &env{m: map[string]string{"SHELL": v, "HOME": v, "USER": v, "EDITOR": v, "GIT_AUTHOR_NAME": v, "ANTHROPIC_API_KEY": v}, asked: map[string]bool{}}
-	for k, x := range vars {
-		e.m[k] = x
-	}
+	maps.Copy(e.m, vars)
 	return e
 }
 
