@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -159,10 +160,7 @@ func RunSuite(t *testing.T, db, serverDB, migrateDB string) {
 		{name: "1001 records", body: mutate(func(b map[string]any) {
 			e := b["events"].([]any)
 			for len(e) < 1001-3 { // plus a session, a turn and a tool call
-				x := map[string]any{}
-				for k, v := range e[0].(map[string]any) {
-					x[k] = v
-				}
+				x := maps.Clone(e[0].(map[string]any))
 				x["event_id"] = uuid.Must(uuid.NewV7()).String()
 				e = append(e, x)
 			}
