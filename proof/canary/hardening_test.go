@@ -133,19 +133,17 @@ func TestFolderAttacks(t *testing.T) {
 		}
 		return p
 	}
+	symlinked := func(sub string) func(*testing.T, string) (map[string]string, string) {
+		return func(t *testing.T, secret string) (map[string]string, string) {
+			dir := fixture.LoggedIn(t, alice)
+			p := privateFolder(t, secret)
+			os.Symlink(p, filepath.Join(dir, sub))
+			return map[string]string{"FRED_CONFIG_DIR": dir}, p
+		}
+	}
 	attacks := []attack{
-		{"symlinked spool", func(t *testing.T, secret string) (map[string]string, string) {
-			dir := fixture.LoggedIn(t, alice)
-			p := privateFolder(t, secret)
-			os.Symlink(p, filepath.Join(dir, "spool"))
-			return map[string]string{"FRED_CONFIG_DIR": dir}, p
-		}, "symbolic link"},
-		{"symlinked audit", func(t *testing.T, secret string) (map[string]string, string) {
-			dir := fixture.LoggedIn(t, alice)
-			p := privateFolder(t, secret)
-			os.Symlink(p, filepath.Join(dir, "audit"))
-			return map[string]string{"FRED_CONFIG_DIR": dir}, p
-		}, "symbolic link"},
+		{"symlinked spool", symlinked("spool"), "symbolic link"},
+		{"symlinked audit", symlinked("audit"), "symbolic link"},
 		{"folder anyone may write (0777) with another user's key", func(t *testing.T, secret string) (map[string]string, string) {
 			dir := filepath.Join(t.TempDir(), "fred-config")
 			fixture.LogIn(t, dir, mallory)
@@ -287,23 +285,16 @@ func TestSecretsMasked(t *testing.T) {
 	const key = "fred_live_0123456789abcdefghijKLMN"
 	for raw, secret := range dbURLs {
 		env := mapEnv(map[string]string{"FRED_CONFIG_DIR": t.TempDir(), "DSC_TELEMETRY_DB_URL": raw})
-		var all strings.Builder
-		for _, run := range []func() string{
-			func() string { _, o := fredIn(env, "", "telemetry", "status"); return o },
-			func() string { _, o := fredIn(env, "a prompt\n", "repl"); return o },
-			func() string {
-				var out, errb testkit.Buffer
-				fredtel.Run(context.Background(), []string{"migrate", "--db", raw}, mapEnv(nil), &out, &errb)
-				return out.String() + errb.String()
-			},
-		} {
-			all.WriteString(run())
+		_, status := fredIn(env, "", "telemetry", "status")
+		_, session := fredIn(env, "a prompt\n", "repl")
+		var out, errb testkit.Buffer
+		fredtel.Run(context.Background(), []string{"migrate", "--db", raw}, mapEnv(nil), &out, &errb)
+		all := status + session + out.String() + errb.String()
+		if strings.Contains(all, secret) {
+			t.Errorf("a password was printed:\n%s", all)
 		}
-		if strings.Contains(all.String(), secret) {
-			t.Errorf("a password was printed:\n%s", all.String())
-		}
-		if !strings.Contains(all.String(), "***") {
-			t.Errorf("nothing was masked: the location is not named at all?\n%s", all.String())
+		if !strings.Contains(all, "***") {
+			t.Errorf("nothing was masked: the location is not named at all?\n%s", all)
 		}
 	}
 	for raw, secret := range apiURLs {
