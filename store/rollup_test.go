@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -105,23 +106,16 @@ func countsOf(ru *schema.Rollup) []string {
 		default:
 			pred = c.Column + " = '" + c.Equals + "'"
 		}
-		v := "1"
-		if c.Sum != "" {
-			v = c.Sum
-		}
-		out = append(out, "sum(CASE WHEN "+pred+" THEN "+v+" ELSE 0 END)")
+		out = append(out, "sum(CASE WHEN "+pred+" THEN "+cmp.Or(c.Sum, "1")+" ELSE 0 END)")
 	}
 	return out
 }
 
 // csv joins the columns as one text value per row (strings1 reads one).
+// It casts them in place: its callers build cols for it.
 func csv(cols []string) string {
-	out := ""
 	for i, c := range cols {
-		if i > 0 {
-			out += " || ',' || "
-		}
-		out += "CAST(" + c + " AS text)"
+		cols[i] = "CAST(" + c + " AS text)"
 	}
-	return out
+	return strings.Join(cols, " || ',' || ")
 }
