@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,19 +54,10 @@ func findPgBouncer() string {
 // bouncer is a running pgbouncer process.
 type bouncer struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  bytes.Buffer
+	log  testkit.Buffer
 	done chan struct{} // closed when the process has exited
 	err  error         // its Wait error, once done
 }
-
-func (b *bouncer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.log.Write(p)
-}
-
-func (b *bouncer) Log() string { b.mu.Lock(); defer b.mu.Unlock(); return b.log.String() }
 
 // startPgBouncer starts pgbouncer on a free loopback port in front of the
 // database at db (a direct URL), and returns the URL of the same database
@@ -87,7 +76,7 @@ func startPgBouncer(t testing.TB, bin, db string) string {
 		b := runPgBouncer(t, bin, ini)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := waitListening(addr, b, 15*time.Second); err != nil {
-			last = fmt.Sprintf("%v\n%s", err, b.Log())
+			last = fmt.Sprintf("%v\n%s", err, b.log.String())
 			stopPgBouncer(b)
 			continue
 		}
@@ -96,7 +85,7 @@ func startPgBouncer(t testing.TB, bin, db string) string {
 				t.Errorf("pgbouncer: %v", err)
 			}
 			if t.Failed() {
-				t.Logf("pgbouncer log:\n%s", b.Log())
+				t.Logf("pgbouncer log:\n%s", b.log.String())
 			}
 		})
 		u := &url.URL{Scheme: "postgres", User: url.User(target.User), Host: addr, Path: "/" + target.Database,
@@ -161,7 +150,7 @@ func runPgBouncer(t testing.TB, bin, ini string) *bouncer {
 		args = []string{"-u", name, ini}
 	}
 	b := &bouncer{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Stdout, b.cmd.Stderr = &b.log, &b.log
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("start pgbouncer: %v", err)
 	}
@@ -196,12 +185,12 @@ func checkThrough(t testing.TB, u string, b *bouncer) {
 	defer cancel()
 	c, err := pgx.Connect(ctx, u)
 	if err != nil {
-		t.Fatalf("connect through pgbouncer: %v\n%s", err, b.Log())
+		t.Fatalf("connect through pgbouncer: %v\n%s", err, b.log.String())
 	}
 	defer c.Close(ctx)
 	var one int
 	if err := c.QueryRow(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol).Scan(&one); err != nil || one != 1 {
-		t.Fatalf("query through pgbouncer: %v\n%s", err, b.Log())
+		t.Fatalf("query through pgbouncer: %v\n%s", err, b.log.String())
 	}
 }
 
