@@ -216,13 +216,7 @@ func checkStatuses(t testing.TB, as []answer, outages []window) int {
 	for _, a := range as {
 		switch {
 		case a.status == http.StatusServiceUnavailable:
-			inside := false
-			for _, w := range outages {
-				if !a.at.Before(w.from) && !a.at.After(w.to) {
-					inside = true
-				}
-			}
-			if inside {
+			if slices.ContainsFunc(outages, func(w window) bool { return !a.at.Before(w.from) && !a.at.After(w.to) }) {
 				in503++
 				continue
 			}
