@@ -2,6 +2,7 @@ package abuse
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -17,9 +18,8 @@ import (
 
 // worstBodies are the shapes that cost a parser the most, each about 8 MiB
 // once inflated (the server's limit; 3 MiB for distinct keys) and a few KiB
-// sent gzipped: wide
-// arrays, wide objects, many short keys, long strings and keys, long
-// numbers, deep nesting, at the top and inside a record.
+// sent gzipped: wide arrays, wide objects, many short keys, long strings
+// and keys, long numbers, deep nesting, at the top and inside a record.
 func worstBodies(now time.Time) map[string][]byte {
 	const size = 8<<20 - 64
 	valid := string(fixture.MustJSON(fixture.ValidBatch(now)))
@@ -86,13 +86,11 @@ func TestWorstCaseBodies(t *testing.T) {
 	conn := dbConn(t, db)
 	attacker, bystander := testkit.CreateKey(t, db, "mallory"), testkit.CreateKey(t, db, "bystander")
 	bodies := worstBodies(now)
-	names := make([]string, 0, len(bodies))
+	names := slices.Sorted(maps.Keys(bodies))
 	sent := map[string][]byte{}
 	for n, b := range bodies {
-		names = append(names, n)
 		sent[n] = fixture.Gzip(b)
 	}
-	slices.Sort(names)
 	pid := p.Cmd.Process.Pid
 	base := vmHWM(t, pid)
 	before := snapshot(t, conn)
