@@ -162,9 +162,8 @@ type leaf struct {
 func leaves(v any, path string, steps []any) []leaf {
 	switch x := v.(type) {
 	case map[string]any:
-		keys := slices.Sorted(maps.Keys(x))
 		var out []leaf
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			p := k
 			if path != "" {
 				p = path + "." + k
@@ -754,13 +753,8 @@ func TestCatalogue(t *testing.T) {
 		t.Errorf("a malicious request was logged as a server error:\n%s", logs)
 	}
 
-	var codes []int
-	for c := range tally {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
 	var parts []string
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(tally)) {
 		parts = append(parts, fmt.Sprintf("%d×%d", tally[c], c))
 	}
 	if ran > 0 && !t.Failed() {
@@ -788,9 +782,7 @@ func runCase(t *testing.T, p *testkit.Process, pc *pgx.Conn, f *scene, c abuseCa
 		body = fixture.Gzip(body)
 		hdr["Content-Encoding"] = "gzip"
 	}
-	for k, v := range c.hdr {
-		hdr[k] = v
-	}
+	maps.Copy(hdr, c.hdr)
 	logFrom := len(p.Stderr())
 
 	a := send(t, p.URL, request{method: c.method, path: c.path, hdr: hdr, body: body, chunked: c.chunked})
