@@ -31,11 +31,14 @@ var mutants = []proof.Mutant{
 	// the patterns: only the closed vocabularies keep them off the central
 	// route. Each mutant lets pattern-valid names through one of them.
 	{Name: "tool-name-by-pattern-only", Breaks: "the central route's closed vocabulary of tool names (a tool the build does not ship becomes mcp or other)",
-		File: "telemetry/record.go", Old: "if s.tools[name] {", New: "if s.tools[name] || schema.ToolCallFields.ToolName.Allows(name) {", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$"},
+		File: "telemetry/record.go", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$",
+		Old: "if s.tools[name] {", New: "if s.tools[name] || schema.ToolCallFields.ToolName.Allows(name) {"},
 	{Name: "model-name-by-pattern-only", Breaks: "the central route's closed vocabulary of model names (a model the build does not offer becomes custom)",
-		File: "telemetry/record.go", Old: "if s.models[m] {", New: "if s.models[m] || schema.SessionFields.Model.Allows(m) {", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$"},
+		File: "telemetry/record.go", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$",
+		Old: "if s.models[m] {", New: "if s.models[m] || schema.SessionFields.Model.Allows(m) {"},
 	{Name: "command-by-pattern-only", Breaks: "the closed vocabulary of slash commands (a command the build does not offer becomes other)",
-		File: "telemetry/record.go", Old: "if !s.cmds[c] {", New: "if !s.cmds[c] && !schema.SlashCommandFields.Command.Allows(c) {", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$"},
+		File: "telemetry/record.go", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$",
+		Old: "if !s.cmds[c] {", New: "if !s.cmds[c] && !schema.SlashCommandFields.Command.Allows(c) {"},
 	{Name: "no-text-ignored", Breaks: "DSC_TELEMETRY_NO_TEXT dropping the text before it is queued",
 		File: "telemetry/queue.go", Old: "if s.noText {", New: "if false && s.noText {", Pkg: "./proof/canary", Run: "^TestSelfHostedNoText$"},
 }
