@@ -77,7 +77,8 @@ func newCentral(got chan<- *recSink) func(telemetry.CentralConfig) (telemetry.Ce
 	}
 }
 
-func (r *recSink) note(b *telemetry.RemoteBatch, into ...map[uuid.UUID]kind) {
+// noteIDs puts the id and kind of every record of b into each map.
+func noteIDs(b *telemetry.RemoteBatch, into ...map[uuid.UUID]kind) {
 	add := func(id uuid.UUID, k kind) {
 		for _, m := range into {
 			m[id] = k
@@ -99,7 +100,7 @@ func (r *recSink) note(b *telemetry.RemoteBatch, into ...map[uuid.UUID]kind) {
 
 func (r *recSink) Send(ctx context.Context, b *telemetry.RemoteBatch) error {
 	r.mu.Lock()
-	r.note(b, r.seen)
+	noteIDs(b, r.seen)
 	r.mu.Unlock()
 	t0 := time.Now()
 	err := r.Sender.Send(ctx, b)
@@ -116,13 +117,13 @@ func (r *recSink) Spool(ctx context.Context, b *telemetry.RemoteBatch) error {
 	defer r.mu.Unlock()
 	r.traced("spool %d at %s took %v: %v", b.Len(), t0.Format("05.000"), time.Since(t0).Round(time.Microsecond), err)
 	if err == nil {
-		r.note(b, r.seen, r.spooled)
+		noteIDs(b, r.seen, r.spooled)
 		r.spooledRecs += b.Len()
 		for i := range b.Sessions {
 			r.spooledEnd = r.spooledEnd || !b.Sessions[i].EndedAt.IsZero()
 		}
 	} else {
-		r.note(b, r.seen, r.unspooled)
+		noteIDs(b, r.seen, r.unspooled)
 		r.unspooledRecs += b.Len()
 	}
 	return err
@@ -172,8 +173,6 @@ func (l *ledger) add(m map[uuid.UUID]kind) {
 		}
 	}
 }
-
-func (l *ledger) size() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.ids) }
 
 // verdict compares the ledger with the rows.
 type verdict struct {

@@ -114,7 +114,7 @@ func spoolFault(t *testing.T, fault string) {
 		t.Errorf("the spool holds %d records in %d complete batches (and %d partial files: %v); the sender said it spooled %d",
 			onDisk.records, onDisk.batches, len(onDisk.partial), onDisk.partial, spooledRecs)
 	}
-	for _, id := range onDisk.ids {
+	for id := range onDisk.ids {
 		if _, ok := sink.spooled[id]; !ok {
 			t.Errorf("the spool holds %s, which the sender never spooled", id)
 			break
@@ -230,14 +230,14 @@ func fill(t *testing.T, dir, path string, room int) {
 
 type spooled struct {
 	batches, records int
-	ids              []uuid.UUID
+	ids              map[uuid.UUID]kind
 	partial          []string // files that are not a complete batch
 }
 
 // spoolContents reads every file of dir's spool as the next session would.
 func spoolContents(t *testing.T, dir string) spooled {
 	t.Helper()
-	var out spooled
+	out := spooled{ids: map[uuid.UUID]kind{}}
 	des, err := os.ReadDir(filepath.Join(dir, "spool"))
 	if errors.Is(err, os.ErrNotExist) {
 		return out
@@ -254,18 +254,7 @@ func spoolContents(t *testing.T, dir string) spooled {
 		}
 		out.batches++
 		out.records += b.Len()
-		for _, s := range b.Sessions {
-			out.ids = append(out.ids, s.SessionID)
-		}
-		for _, r := range b.Turns {
-			out.ids = append(out.ids, r.TurnID)
-		}
-		for _, r := range b.ToolCalls {
-			out.ids = append(out.ids, r.CallID)
-		}
-		for _, r := range b.Events {
-			out.ids = append(out.ids, r.EventID)
-		}
+		noteIDs(&b, out.ids)
 	}
 	return out
 }
