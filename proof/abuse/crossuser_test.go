@@ -24,8 +24,6 @@ func envelope(now time.Time) map[string]any {
 	return b
 }
 
-func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
 // TestCrossUser: alice's key sends a session; bob's key then tries to add
 // records to it, to change it, to replay it, and to slip its id into
 // batches of his own. Every attempt is refused, writes nothing, and leaves
@@ -135,9 +133,7 @@ func TestCrossUser(t *testing.T) {
 		t.Run(at.name, func(t *testing.T) {
 			before := snapshot(t, conn)
 			hdr := map[string]string{"Authorization": "Bearer " + bob, "Content-Type": "application/json"}
-			for k, v := range at.hdr {
-				hdr[k] = v
-			}
+			maps.Copy(hdr, at.hdr)
 			a := send(t, p.URL, request{body: at.body(), hdr: hdr})
 			if a.code != 400 || a.body["field"] != at.field {
 				t.Errorf("bob's key: %d %s, want 400 naming %s", a.code, a.raw, at.field)
@@ -180,7 +176,7 @@ func TestCrossUser(t *testing.T) {
 	t.Run("race_for_a_new_session", func(t *testing.T) {
 		rounds, mixed, both := 40, 0, 0
 		for range rounds {
-			sid := newID()
+			sid := uuid.Must(uuid.NewV7()).String()
 			bodies := make([][]byte, 2)
 			for i := range bodies {
 				b := fixture.ValidBatch(now)
