@@ -169,7 +169,7 @@ func snapshot(t testing.TB, c *pgx.Conn) dbState {
 	for _, tb := range tables {
 		id := pgx.Identifier{tb}.Sanitize()
 		q = append(q, fmt.Sprintf(`SELECT %s::text, count(*), coalesce(md5(string_agg(x::text, E'\n' ORDER BY x::text)), '') FROM %s x`,
-			quoteLit(tb), id))
+			"'"+strings.ReplaceAll(tb, "'", "''")+"'", id))
 	}
 	rows, err := c.Query(ctx, strings.Join(q, " UNION ALL "))
 	if err != nil {
@@ -190,8 +190,6 @@ func snapshot(t testing.TB, c *pgx.Conn) dbState {
 	}
 	return s
 }
-
-func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // changes lists the tables whose rows differ between two states.
 func changes(before, after dbState) []string {
