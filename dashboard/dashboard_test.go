@@ -241,14 +241,10 @@ func TestAccessWithoutToken(t *testing.T) {
 	if r.StatusCode != http.StatusForbidden {
 		t.Errorf("foreign Host on loopback: %d", r.StatusCode)
 	}
-	for _, h := range []string{"localhost:8701", "127.0.0.1", "[::1]:80", "127.1.2.3:9"} {
-		if !loopbackHost(h) {
-			t.Errorf("%s is loopback", h)
-		}
-	}
-	for _, h := range []string{"localhost.evil.example", "10.0.0.1", "example.com:80", ""} {
-		if loopbackHost(h) {
-			t.Errorf("%s is not loopback", h)
+	for h, loopback := range map[string]bool{"localhost:8701": true, "127.0.0.1": true, "[::1]:80": true, "127.1.2.3:9": true,
+		"localhost.evil.example": false, "10.0.0.1": false, "example.com:80": false, "": false} {
+		if loopbackHost(h) != loopback {
+			t.Errorf("loopbackHost(%q) = %v, want %v", h, !loopback, loopback)
 		}
 	}
 	if _, err := New(Config{DBURL: db, Token: "short"}); err == nil {
