@@ -109,11 +109,7 @@ func num(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
+	return insights.Thousands(n)
 }
 
 func fmtMs(v any) string {

@@ -296,23 +296,16 @@ func yes(b bool) string {
 	return "no"
 }
 
-// num formats n with thousands separators.
-func num(n int64) string {
+// Thousands formats n with a comma between groups of three digits.
+func Thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
 	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
+	return s
 }
+
+func num(n int64) string { return Thousands(n) }
 
 func fnum(f float64) string {
 	s := strconv.FormatFloat(f, 'f', 2, 64)

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fredcode/fredtel/insights"
 )
 
 // answer is one answer of the server, as the proxy saw it come back.
@@ -242,12 +244,6 @@ func fmtWindows(ws []window) string {
 }
 
 // thousands formats n as 1,234,567.
-func thousands[T ~int | ~int64](n T) string {
-	s := fmt.Sprint(int64(n))
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
+func thousands[T ~int | ~int64](n T) string { return insights.Thousands(int64(n)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
