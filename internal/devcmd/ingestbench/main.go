@@ -26,15 +26,14 @@ import (
 	"maps"
 	"math"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fredcode/fredtel/internal/devcmd"
 	"github.com/fredcode/fredtel/internal/sim"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/internal/testing/testkit"
@@ -64,23 +63,7 @@ type config struct {
 	storeDirect      bool
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "ingestbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ingestbench: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { devcmd.Main("ingestbench", parseFlags, run) }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("ingestbench", flag.ContinueOnError)

@@ -22,13 +22,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/fredcode/fredtel/insights"
+	"github.com/fredcode/fredtel/internal/devcmd"
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/schema"
 	"github.com/fredcode/fredtel/store"
@@ -51,23 +49,7 @@ type config struct {
 	ddl      []string
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "insightsbench:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "insightsbench: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { devcmd.Main("insightsbench", parseFlags, run) }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("insightsbench", flag.ContinueOnError)
