@@ -142,8 +142,8 @@ func (d *db) catalogElems(k, col string) string {
 // floor(h))·(v[floor(h)+1] − v[floor(h)]) in double precision, the
 // operations of its percentile_cont_final_common in their order; SQLite,
 // which has no percentile_cont, gets the same numbers.
-func (d *db) pctRows(src string, ps []float64) string {
-	return pctCTEs(src, false) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + d.pctNear(ps)
+func (d *db) pctRows(src string, weighted bool, ps []float64) string {
+	return pctCTEs(src, weighted) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + d.pctNear(ps)
 }
 
 // pctCTEs are the expressions ph and pc of pctRows, for a query that
@@ -277,8 +277,7 @@ func (a *pctScan) result(g string) (int64, []float64) {
 // CTEs pre (which end in a comma, or are empty) and collects it.
 func (rn *run) percentiles(ctx context.Context, pre, src string, weighted bool, ps []float64) (*pctScan, error) {
 	a := newPctScan(ps)
-	q := pctCTEs(src, weighted) + " SELECT CAST(g AS text), x0, cum - n, cum, total FROM pc WHERE " + rn.d.pctNear(ps)
-	if err := rn.query(ctx, pre+q, a.scan); err != nil {
+	if err := rn.query(ctx, pre+rn.d.pctRows(src, weighted, ps), a.scan); err != nil {
 		return nil, err
 	}
 	return a, a.finish()

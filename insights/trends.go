@@ -240,7 +240,7 @@ func (d *db) trends(ctx context.Context, tx *sql.Tx, o *Options, maxBuckets int)
 		return nil, err
 	}
 	durs := newPctScan([]float64{0.5, 0.95, 0.99})
-	err = query(wb+", "+d.pctRows(fmt.Sprintf("SELECT wb.b AS g, t.duration_ms AS x0 FROM %s t JOIN wb ON wb.session_id = t.session_id", d.table("turns")),
+	err = query(wb+", "+d.pctRows(fmt.Sprintf("SELECT wb.b AS g, t.duration_ms AS x0 FROM %s t JOIN wb ON wb.session_id = t.session_id", d.table("turns")), false,
 		durs.ps), durs.scan)
 	if err == nil {
 		err = durs.finish()
