@@ -67,11 +67,11 @@ type hints struct {
 
 	mu   sync.Mutex
 	seed maphash.Seed
-	// The current run of identical calls.
-	tool         string
-	args, result uint64
-	n            int
-	same, told   bool
+	// The current run of identical calls (the insights' rule), whether
+	// its results repeated too, and whether it was told.
+	run        rules.Run[hintKey, struct{}]
+	result     uint64
+	same, told bool
 	// Struggling fast-model turns, until a swap to a stronger model.
 	struggles int
 	swapped   bool
@@ -92,23 +92,27 @@ func newHints(on func(Hint), fast, models []string) *hints {
 // toolCall follows a call. The hashes are local (maphash, never sent):
 // the hints work on the off route too, where no fingerprint key exists.
 func (h *hints) toolCall(name string, args []byte, result string) {
-	a, r := maphash.Bytes(h.seed, args), h.resultKey(result)
+	k, r := hintKey{name, maphash.Bytes(h.seed, args)}, h.resultKey(result)
 	h.mu.Lock()
-	if h.n > 0 && name == h.tool && a == h.args {
-		h.n++
-		h.same = h.same && r == h.result
-	} else {
-		h.tool, h.args, h.result, h.n, h.same, h.told = name, a, r, 1, true, false
+	_, n := h.run.Next(k, struct{}{})
+	if n == 1 {
+		h.result, h.same, h.told = r, true, false
 	}
-	tell := h.n >= rules.MinRepeats && h.same && !h.told
+	h.same = h.same && r == h.result
+	tell := n >= rules.MinRepeats && h.same && !h.told
 	if tell {
 		h.told = true
 	}
-	hint := Hint{Kind: HintLoop, Tool: h.tool, Repeats: h.n}
+	hint := Hint{Kind: HintLoop, Tool: name, Repeats: int(n)}
 	h.mu.Unlock()
 	if tell {
 		h.on(hint)
 	}
+}
+
+type hintKey struct {
+	tool string
+	args uint64
 }
 
 // resultKey reads a result as its fingerprint does (resultEdge): a big
