@@ -83,13 +83,13 @@ func (h *handler) filter(r *http.Request) (filter, error) {
 	f := filter{Since: q.Get("since"), From: q.Get("from"), To: q.Get("to"), Model: q.Get("model"), Agent: q.Get("agent")}
 	f.opts = insights.Options{Tables: h.cfg.Tables, Prices: h.cfg.Prices}
 	if f.Model != "" {
-		if len(f.Model) > 128 || !schema.PatModel.Match(f.Model) {
+		if len(f.Model) > 128 || !schema.PatModel().Match(f.Model) {
 			return f, errFilter("The model filter is not a model name (such as fred-flash).")
 		}
 		f.opts.Model = f.Model
 	}
 	if f.Agent != "" {
-		if !slices.Contains(schema.EnumAgent, f.Agent) {
+		if !slices.Contains(schema.SessionFields().Agent.Enum(), f.Agent) {
 			return f, errFilter("The agent filter is not an agent this build knows (fred, claude-code, codex, gemini-cli, other).")
 		}
 		f.opts.Agent = f.Agent
@@ -164,7 +164,7 @@ type pageData struct {
 	Q       filter
 	Since   []struct{ Value, Label string }
 	Models  []string
-	Agents  []string // the agents a session may say it ran in (schema.EnumAgent)
+	Agents  []string // the agents a session may say it ran in (schema.SessionFields().Agent.Enum())
 	Pages   []insightPage
 	Tables  string
 	Counted string
@@ -203,7 +203,7 @@ var problemInfo = map[string]struct{ label, page, anchor string }{
 }
 
 func (h *handler) base(r *http.Request, f filter, title, active string) *pageData {
-	return &pageData{Title: title, Active: active, Q: f, Since: sinceChoices, Agents: schema.EnumAgent, Pages: insightPages,
+	return &pageData{Title: title, Active: active, Q: f, Since: sinceChoices, Agents: schema.SessionFields().Agent.Enum(), Pages: insightPages,
 		Tables: h.cfg.Tables, Token: h.session != nil}
 }
 

@@ -13,6 +13,9 @@ import (
 	"github.com/fredcode/fredtel/schema"
 )
 
+// The enums the insights count by (copies of the declaration's).
+var finishReasons, apiErrors = schema.TurnFields().FinishReason.Enum(), schema.TurnFields().APIErrorType.Enum()
+
 // Compute opens the database at dbURL (postgres://, postgresql:// or
 // sqlite:PATH), checks that it holds the tables of opts.Tables at the schema
 // version this build reads, and runs the six analyses inside it, in one
@@ -239,14 +242,14 @@ func (rn *run) stuck(ctx context.Context) error {
 	// as turns are written), not from the turns.
 	byModel := map[string]*ModelStats{}
 	var cols []string
-	for _, f := range schema.EnumFinishReason {
+	for _, f := range finishReasons {
 		cols = append(cols, sum32("tc.finish_"+f))
 	}
 	err := rn.query(ctx, fmt.Sprintf(`_x AS (SELECT 1) SELECT tc.model, %s, count(*), %s
 		FROM %s tc JOIN ws ON ws.session_id = tc.session_id GROUP BY tc.model`, sum32("tc.turns"), strings.Join(cols, ", "), d.table("turn_counts")),
 		func(r *sql.Rows) error {
 			ms := &ModelStats{FinishReasons: map[string]int64{}}
-			reasons := make([]int64, len(schema.EnumFinishReason))
+			reasons := make([]int64, len(finishReasons))
 			dst := []any{&ms.Model, &ms.Turns, &ms.Sessions}
 			for i := range reasons {
 				dst = append(dst, &reasons[i])
@@ -256,7 +259,7 @@ func (rn *run) stuck(ctx context.Context) error {
 			}
 			for i, n := range reasons {
 				if n > 0 {
-					ms.FinishReasons[schema.EnumFinishReason[i]] = n
+					ms.FinishReasons[finishReasons[i]] = n
 				}
 			}
 			ms.Fast = isFast(o, ms.Model)
@@ -536,12 +539,12 @@ func (rn *run) retryStorms(ctx context.Context) error {
 	// (The sessions are counted by DISTINCT over the few rows with
 	// an error, not by grouping every row by session first.)
 	var sums []string
-	for _, e := range schema.EnumAPIError {
+	for _, e := range apiErrors {
 		sums = append(sums, fmt.Sprintf("coalesce(%s, 0), count(DISTINCT tc.session_id) FILTER (WHERE tc.error_%s > 0)", sum32("tc.error_"+e), e))
 	}
 	q = fmt.Sprintf(`_x AS (SELECT 1) SELECT %s FROM %s tc JOIN ws ON ws.session_id = tc.session_id`, strings.Join(sums, ", "), d.table("turn_counts"))
 	err = rn.query(ctx, q, func(r *sql.Rows) error {
-		v := make([]int64, 2*len(schema.EnumAPIError))
+		v := make([]int64, 2*len(apiErrors))
 		dst := make([]any, len(v))
 		for i := range v {
 			dst[i] = &v[i]
@@ -549,7 +552,7 @@ func (rn *run) retryStorms(ctx context.Context) error {
 		if err := r.Scan(dst...); err != nil {
 			return err
 		}
-		for i, e := range schema.EnumAPIError {
+		for i, e := range apiErrors {
 			if v[2*i] > 0 {
 				rs.TurnErrors = append(rs.TurnErrors, TurnErrorCount{ErrorType: e, Turns: v[2*i], Sessions: v[2*i+1]})
 			}

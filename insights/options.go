@@ -99,12 +99,12 @@ func (o *Options) normalise() (schema.Set, error) {
 	// Names are inlined into SQL only after this check: the model pattern
 	// has no quote, space or semicolon.
 	for _, m := range append([]string{o.Model}, o.FastModels...) {
-		if m != "" && !schema.PatModel.Match(m) {
-			return 0, fmt.Errorf("%w: model %q: want %s", ErrBadOptions, m, schema.PatModel.Doc)
+		if m != "" && !schema.PatModel().Match(m) {
+			return 0, fmt.Errorf("%w: model %q: want %s", ErrBadOptions, m, schema.PatModel().Doc())
 		}
 	}
-	if o.Agent != "" && !contains(schema.EnumAgent, o.Agent) {
-		return 0, fmt.Errorf("%w: agent %q: want one of %s", ErrBadOptions, o.Agent, strings.Join(schema.EnumAgent, ", "))
+	if o.Agent != "" && !contains(schema.SessionFields().Agent.Enum(), o.Agent) {
+		return 0, fmt.Errorf("%w: agent %q: want one of %s", ErrBadOptions, o.Agent, strings.Join(schema.SessionFields().Agent.Enum(), ", "))
 	}
 	return set, nil
 }

@@ -81,8 +81,8 @@ func ParsePrices(r io.Reader) (*Prices, error) {
 		if len(f) != 3 {
 			return nil, fmt.Errorf(":%d: want MODEL INPUT_PER_1M OUTPUT_PER_1M, got %d fields", n, len(f))
 		}
-		if !schema.PatModel.Match(f[0]) {
-			return nil, fmt.Errorf(":%d: model: want %s", n, schema.PatModel.Doc)
+		if !schema.PatModel().Match(f[0]) {
+			return nil, fmt.Errorf(":%d: model: want %s", n, schema.PatModel().Doc())
 		}
 		if _, dup := p.Models[f[0]]; dup {
 			return nil, fmt.Errorf(":%d: model %s priced twice", n, f[0])

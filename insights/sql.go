@@ -90,7 +90,7 @@ func fast(o *Options, col string) string {
 	if len(o.FastModels) > 0 {
 		q := make([]string, len(o.FastModels))
 		for i, m := range o.FastModels {
-			q[i] = "'" + m + "'" // checked against schema.PatModel: no quote
+			q[i] = "'" + m + "'" // checked against schema.PatModel(): no quote
 		}
 		return "(" + col + " IN (" + strings.Join(q, ", ") + "))"
 	}

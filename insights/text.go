@@ -158,7 +158,7 @@ func (r *Report) textDead(p *printer) {
 	var rows []string
 	for _, c := range dc.Commands {
 		name := "/" + c.Command
-		if slices.Contains(schema.FixedCommandNames, c.Command) {
+		if slices.Contains(schema.FixedCommandNames(), c.Command) {
 			name = "(" + c.Command + ": not in the build's catalog)" // a fixed word, not a command
 		}
 		rows = append(rows, fmt.Sprintf("%s\t%s\t%s", name, num(c.Uses), num(c.Users)))

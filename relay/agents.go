@@ -14,7 +14,7 @@ import (
 // vocabularies its names are recorded from centrally), and how its log
 // records and spans become facts.
 type agent struct {
-	name string // schema.EnumAgent
+	name string // schema.SessionFields().Agent.Enum()
 	// Tools, commands and models this CLI ships: its own names, recorded
 	// as they are; any other name becomes a fixed word (mcp, other, custom).
 	tools, commands, models []string

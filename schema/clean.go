@@ -8,42 +8,42 @@ func (f *Field) Clean(v string) (string, bool) {
 	if f.Allows(v) {
 		return v, true
 	}
-	if f.Enum != nil {
-		if f.enumSet()["other"] {
+	if f.enum != nil {
+		if f.enumSet["other"] {
 			return "other", false
 		}
-		return f.Enum[0], false
+		return f.enum[0], false
 	}
-	if f.Pattern != nil {
-		return f.Pattern.Fallback, false
+	if f.pattern != nil {
+		return f.pattern.fallback, false
 	}
 	return "", false
 }
 
 // Allows reports whether v is a valid value of a KindString field.
 func (f *Field) Allows(v string) bool {
-	if int64(len(v)) > f.Max && f.Max > 0 {
+	if int64(len(v)) > f.max && f.max > 0 {
 		return false
 	}
-	if f.Enum != nil {
-		return f.enumSet()[v]
+	if f.enum != nil {
+		return f.enumSet[v]
 	}
-	return f.Pattern != nil && f.Pattern.Match(v)
+	return f.pattern != nil && f.pattern.Match(v)
 }
 
 // Clamp bounds v to [Min, Max] of a KindInt field.
-func (f *Field) Clamp(v int64) int64 { return min(max(v, f.Min), f.Max) }
+func (f *Field) Clamp(v int64) int64 { return min(max(v, f.min), f.max) }
 
 // CleanList keeps the items of a KindList that match its pattern, at most
 // MaxItems of them, without repeats.
 func (f *Field) CleanList(items []string) []string {
-	out := make([]string, 0, min(len(items), f.MaxItems))
+	out := make([]string, 0, min(len(items), f.maxItems))
 	seen := make(map[string]bool, len(items))
 	for _, it := range items {
-		if len(out) == f.MaxItems {
+		if len(out) == f.maxItems {
 			break
 		}
-		if int64(len(it)) <= f.Max && f.Pattern.Match(it) && !seen[it] {
+		if int64(len(it)) <= f.max && f.pattern.Match(it) && !seen[it] {
 			seen[it] = true
 			out = append(out, it)
 		}
@@ -51,28 +51,27 @@ func (f *Field) CleanList(items []string) []string {
 	return out
 }
 
-// enumSets holds each enum as a set, built once: lookups on the hot path.
-var enumSets = map[*Field]map[string]bool{}
-
-func (f *Field) enumSet() map[string]bool { return enumSets[f] }
+// withEnum sets f's enum and makes it a set, once: lookups on the hot path.
+func (f *Field) withEnum(values []string) *Field {
+	f.enum, f.enumSet = values, make(map[string]bool, len(values))
+	for _, v := range values {
+		f.enumSet[v] = true
+	}
+	return f
+}
 
 func init() {
-	add := func(f *Field) {
-		if f.Enum != nil {
-			m := make(map[string]bool, len(f.Enum))
-			for _, v := range f.Enum {
-				m[v] = true
-			}
-			enumSets[f] = m
-		}
-	}
 	for _, r := range records {
-		for _, f := range r.Fields {
-			add(f)
+		for _, f := range r.fields {
+			if f.enum != nil {
+				f.withEnum(f.enum)
+			}
 		}
-		for _, fs := range r.Props {
+		for _, fs := range r.props {
 			for _, f := range fs {
-				add(f)
+				if f.enum != nil {
+					f.withEnum(f.enum)
+				}
 			}
 		}
 	}

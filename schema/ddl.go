@@ -16,7 +16,7 @@ const (
 )
 
 // Dialects lists both dialects.
-var Dialects = []Dialect{Postgres, SQLite}
+func Dialects() [2]Dialect { return [...]Dialect{Postgres, SQLite} }
 
 // SQLType is the column type of a field of kind k in dialect d.
 func (k Kind) SQLType(d Dialect) string {
@@ -48,29 +48,29 @@ func (k Kind) SQLType(d Dialect) string {
 // behind the validator, so even a validator bug cannot put a sentence into a
 // name column of the central tables.
 func (f *Field) checks(d Dialect) []string {
-	c := f.Name
+	c := f.name
 	var out []string
-	switch f.Kind {
+	switch f.kind {
 	case KindInt:
-		out = append(out, fmt.Sprintf("%s BETWEEN %d AND %d", c, f.Min, f.Max))
+		out = append(out, fmt.Sprintf("%s BETWEEN %d AND %d", c, f.min, f.max))
 	case KindBool:
 		if d == SQLite {
 			out = append(out, c+" IN (0, 1)")
 		}
 	case KindString:
-		if f.Enum != nil {
-			q := make([]string, len(f.Enum))
-			for i, v := range f.Enum {
+		if f.enum != nil {
+			q := make([]string, len(f.enum))
+			for i, v := range f.enum {
 				q[i] = "'" + v + "'"
 			}
 			out = append(out, fmt.Sprintf("%s IN (%s)", c, strings.Join(q, ", ")))
 		} else {
-			out = append(out, fmt.Sprintf("%s(%s) <= %d", lengthFn(d), c, f.Max))
-			if d == Postgres && f.Pattern != nil {
-				if p := f.Pattern; p.First != "" {
-					out = append(out, fmt.Sprintf("%s ~ '^[%s]' AND %s !~ '[^%s]'", c, p.First, c, p.Rest))
+			out = append(out, fmt.Sprintf("%s(%s) <= %d", lengthFn(d), c, f.max))
+			if d == Postgres && f.pattern != nil {
+				if p := f.pattern; p.first != "" {
+					out = append(out, fmt.Sprintf("%s ~ '^[%s]' AND %s !~ '[^%s]'", c, p.first, c, p.rest))
 				} else {
-					out = append(out, fmt.Sprintf("%s ~ '%s'", c, f.Pattern.Re.String()))
+					out = append(out, fmt.Sprintf("%s ~ '%s'", c, f.pattern.re.String()))
 				}
 			}
 		}
@@ -115,10 +115,10 @@ func lengthFn(d Dialect) string {
 // columnDef is the full definition of f's column.
 func (f *Field) columnDef(d Dialect) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", f.Name, f.Kind.SQLType(d))
-	if f.Key {
+	fmt.Fprintf(&b, "%s %s", f.name, f.kind.SQLType(d))
+	if f.key {
 		b.WriteString(" PRIMARY KEY")
-	} else if !f.Nullable && f.Scope != SelfHosted {
+	} else if !f.nullable && f.scope != SelfHosted {
 		b.WriteString(" NOT NULL")
 	}
 	for _, c := range f.checks(d) {
@@ -160,10 +160,10 @@ func (ix Index) def(d Dialect, t string) string {
 
 // since is the version that made ix on r's table.
 func (ix Index) since(r *Record) int {
-	if ix.Since > r.Since {
+	if ix.Since > r.since {
 		return ix.Since
 	}
-	return r.Since
+	return r.since
 }
 
 // Indexes returns the secondary indexes of r's table in the set: the ones the
@@ -178,30 +178,30 @@ func (ix Index) since(r *Record) int {
 // session ids.
 func (s Set) Indexes(r *Record) []Index {
 	t := s.TableName(r)
-	if r.Batch == "" { // a server table: looked up by key, listed by user
-		return []Index{{Name: t + "_user_idx", Columns: []string{"user_id", r.TimeField}}}
+	if r.batch == "" { // a server table: looked up by key, listed by user
+		return []Index{{Name: t + "_user_idx", Columns: []string{"user_id", r.timeField}}}
 	}
 	var out []Index
 	if !r.Key().Equal("session_id") {
-		out = append(out, Index{Name: t + "_session_time_idx", Columns: []string{"session_id", r.TimeField}})
+		out = append(out, Index{Name: t + "_session_time_idx", Columns: []string{"session_id", r.timeField}})
 	}
-	out = append(out, Index{Name: t + "_time_idx", Columns: []string{r.TimeField}})
+	out = append(out, Index{Name: t + "_time_idx", Columns: []string{r.timeField}})
 	if s == CentralSet && r.Key().Equal("session_id") {
-		out = append(out, Index{Name: t + "_user_time_idx", Columns: []string{"user_id", r.TimeField}})
+		out = append(out, Index{Name: t + "_user_time_idx", Columns: []string{"user_id", r.timeField}})
 	}
-	for _, ix := range r.Indexes {
-		ix.Name = t + "_" + ix.Name
+	for _, ix := range r.indexes { // copies: the declaration's stay as they are
+		ix.Name, ix.Columns, ix.Include = t+"_"+ix.Name, slices.Clone(ix.Columns), slices.Clone(ix.Include)
 		out = append(out, ix)
 	}
 	return out
 }
 
 // Equal reports whether the field is named name.
-func (f *Field) Equal(name string) bool { return f.Name == name }
+func (f *Field) Equal(name string) bool { return f.name == name }
 
 // Declaration is the whole schema at one version. [Current] is this build's;
-// tests make others (a later version with one more enum value) to prove
-// that a database survives the path from one to the next.
+// tests make others ([Declaration.WithEnumValue]) to prove that a database
+// survives the path from one to the next.
 type Declaration struct {
 	Version      int
 	Records      []*Record // the batch records, in write order
@@ -218,14 +218,39 @@ type RetiredIndex struct {
 	Name    string
 }
 
-// Current is the declaration of this build.
-var Current = &Declaration{Version: Version, Records: slices.Clone(records[:]), ServerTables: slices.Clone(serverTables[:]), Rollups: Rollups, Retired: RetiredIndexes}
+// Current returns the declaration of this build: a copy, so that changing
+// it changes neither the build's nor the next caller's.
+func Current() *Declaration {
+	return &Declaration{Version: Version, Records: slices.Clone(records[:]), ServerTables: slices.Clone(serverTables[:]), Rollups: slices.Clone(Rollups), Retired: slices.Clone(retiredIndexes)}
+}
 
-// RetiredIndexes: early builds of migration 1 indexed the record tables by
+// WithEnumValue is a copy of dc at version v in which field of rec accepts
+// one more value: the smallest schema change that rewrites a CHECK.
+func (dc *Declaration) WithEnumValue(rec, field, value string, v int) *Declaration {
+	out := *dc
+	out.Version, out.Records = v, slices.Clone(dc.Records)
+	for i, r := range out.Records {
+		if r.name == rec {
+			c := *r
+			c.fields = slices.Clone(r.fields)
+			for j, f := range c.fields {
+				if f.name == field {
+					nf := *f
+					nf.changed = v
+					c.fields[j] = nf.withEnum(append(slices.Clone(f.enum), value))
+				}
+			}
+			out.Records[i] = &c
+		}
+	}
+	return &out
+}
+
+// retiredIndexes: early builds of migration 1 indexed the record tables by
 // (user_id, time); a later one of the same migration did not (the index
 // cost 40% of a tool call row's COPY). Migration 2 drops them from the
 // databases those builds made.
-var RetiredIndexes = []RetiredIndex{
+var retiredIndexes = []RetiredIndex{
 	{2, CentralSet, "telemetry_turns_user_time_idx"},
 	{2, CentralSet, "telemetry_tool_calls_user_time_idx"},
 	{2, CentralSet, "telemetry_events_user_time_idx"},
@@ -248,11 +273,11 @@ const ValidateMarker = "-- fredtel:validate"
 
 // DDL returns the statements of migration version v of the set in dialect d
 // for the current declaration (see [Declaration.DDL]).
-func DDL(d Dialect, s Set, v int) []string { return Current.DDL(d, s, v) }
+func DDL(d Dialect, s Set, v int) []string { return Current().DDL(d, s, v) }
 
 // MigrationSQL is the text of the migration file for version v of the
 // current declaration.
-func MigrationSQL(d Dialect, s Set, v int) string { return Current.MigrationSQL(d, s, v) }
+func MigrationSQL(d Dialect, s Set, v int) string { return Current().MigrationSQL(d, s, v) }
 
 // DDL returns the statements of migration version v of the set in dialect d:
 // the tables and columns declared with Since == v, the checks of columns
@@ -266,11 +291,11 @@ func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
 	for _, r := range dc.Tables(s) {
 		t := s.TableName(r)
 		cols := s.Columns(r)
-		if r.Since == v {
+		if r.since == v {
 			out = append(out, createTable(d, s, r, v))
 			continue
 		}
-		if r.Since > v {
+		if r.since > v {
 			continue
 		}
 		if d == SQLite && dc.rebuilds(r, s, v) {
@@ -281,21 +306,21 @@ func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
 		}
 		for _, f := range cols {
 			switch {
-			case f.Since == v:
-				if !f.Nullable {
-					panic(fmt.Sprintf("schema: %s.%s added in version %d must be Nullable", r.Name, f.Name, v))
+			case f.since == v:
+				if !f.nullable {
+					panic(fmt.Sprintf("schema: %s.%s added in version %d must be Nullable", r.name, f.name, v))
 				}
 				if d == SQLite {
 					out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", t, f.columnDef(d)))
 					continue
 				}
-				out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t, f.Name, f.Kind.SQLType(d)))
-			case f.Since < v && f.Changed == v:
+				out = append(out, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t, f.name, f.kind.SQLType(d)))
+			case f.since < v && f.changed == v:
 			default:
 				continue
 			}
 			if d == Postgres {
-				add, val := replaceChecks(t, f, f.Since < v)
+				add, val := replaceChecks(t, f, f.since < v)
 				out = append(out, add...)
 				validate = append(validate, val...)
 			}
@@ -320,7 +345,7 @@ func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
 // checks they add the same way, so a migrated table and one created whole
 // have the same constraints, and a later change finds them by name.
 func checkName(t string, f *Field, i int) string {
-	n := t + "_" + f.Name + "_check"
+	n := t + "_" + f.name + "_check"
 	if i > 0 {
 		n += fmt.Sprint(i)
 	}
@@ -344,7 +369,7 @@ func replaceChecks(t string, f *Field, dropOld bool) (add, validate []string) {
 		n = maxChecks
 	}
 	if len(checks) > maxChecks {
-		panic(fmt.Sprintf("schema: %s has more than %d checks", f.Name, maxChecks))
+		panic(fmt.Sprintf("schema: %s has more than %d checks", f.name, maxChecks))
 	}
 	var parts []string
 	for i := 0; i < n; i++ {
@@ -381,7 +406,7 @@ func createTable(d Dialect, s Set, r *Record, v int) string {
 func tableDef(d Dialect, s Set, r *Record, v int, name string) string {
 	var defs []string
 	for _, f := range s.Columns(r) {
-		if f.Since <= v {
+		if f.since <= v {
 			defs = append(defs, "    "+f.columnDef(d))
 		}
 	}
@@ -407,8 +432,8 @@ func rebuildTable(s Set, r *Record, v int) []string {
 	t := s.TableName(r)
 	var names []string
 	for _, f := range s.Columns(r) {
-		if f.Since < v { // columns new in v have no rows to copy
-			names = append(names, f.Name)
+		if f.since < v { // columns new in v have no rows to copy
+			names = append(names, f.name)
 		}
 	}
 	cols := strings.Join(names, ", ")

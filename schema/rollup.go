@@ -38,7 +38,7 @@ type Count struct {
 // without a run mark (clients before schema version 3), whose loops the
 // insights find by sorting.
 var ToolCounts = &Rollup{
-	Table: "tool_counts", Source: ToolCalls, Keys: []string{"session_id", "tool_name"}, Since: 3,
+	Table: "tool_counts", Source: toolCalls, Keys: []string{"session_id", "tool_name"}, Since: 3,
 	Doc: "tool calls per session and tool, kept by triggers on tool_calls (the permissions and calls per tool of the insights)",
 	Counts: []Count{
 		{Name: "calls", Doc: "calls"},
@@ -56,7 +56,7 @@ var ToolCounts = &Rollup{
 // the models of a window, their turns, sessions and finish reasons, and the
 // sessions that planned, without reading the turns.
 var TurnCounts = &Rollup{
-	Table: "turn_counts", Source: Turns, Keys: []string{"session_id", "model"}, Since: 3,
+	Table: "turn_counts", Source: turns, Keys: []string{"session_id", "model"}, Since: 3,
 	Doc: "turns per session and model, kept by triggers on turns (the models, finish reasons and plan turns of the insights)",
 	Counts: append([]Count{
 		{Name: "turns", Doc: "turns"},
@@ -75,10 +75,10 @@ const StruggleToolCalls = 8
 
 func finishCounts() []Count {
 	var out []Count
-	for _, f := range EnumFinishReason {
+	for _, f := range enumFinishReason {
 		out = append(out, Count{Name: "finish_" + f, Column: "finish_reason", Equals: f, Doc: "turns that ended in " + f})
 	}
-	for _, e := range EnumAPIError {
+	for _, e := range enumAPIError {
 		out = append(out, Count{Name: "error_" + e, Column: "api_error_type", Equals: e, Doc: "turns ended by an API error of class " + e})
 	}
 	return out
@@ -118,11 +118,11 @@ func (dc *Declaration) rollups(d Dialect, s Set, v int, whole bool) []string {
 
 // rebuilds reports whether migration v makes r's SQLite table anew.
 func (dc *Declaration) rebuilds(r *Record, s Set, v int) bool {
-	if r.Since >= v {
+	if r.since >= v {
 		return false
 	}
 	for _, f := range s.Columns(r) {
-		if f.Since < v && f.Changed == v {
+		if f.since < v && f.changed == v {
 			return true
 		}
 	}
@@ -132,7 +132,7 @@ func (dc *Declaration) rebuilds(r *Record, s Set, v int) bool {
 func (ru *Rollup) create(d Dialect, s Set) string {
 	var defs []string
 	for _, k := range ru.Keys {
-		defs = append(defs, fmt.Sprintf("    %s %s NOT NULL", k, ru.Source.Field(k).Kind.SQLType(d)))
+		defs = append(defs, fmt.Sprintf("    %s %s NOT NULL", k, ru.Source.Field(k).kind.SQLType(d)))
 	}
 	for _, c := range ru.Counts {
 		defs = append(defs, fmt.Sprintf("    %s %s NOT NULL", c.Name, KindInt.SQLType(d)))

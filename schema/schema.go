@@ -8,7 +8,7 @@
 //   - the typed record structs in zz_records.go (written by
 //     `go generate ./schema`), the batches that hold them with their
 //     per-record loops, and typed handles of every field
-//     (SessionFields.Model), so a renamed field fails to compile;
+//     (SessionFields().Model), so a renamed field fails to compile;
 //   - the client's remote allowlist (fields whose [Scope] is [Central]);
 //   - the ingest server's validator (bounds, enums and patterns of each field);
 //   - docs/schema.md.
@@ -33,7 +33,10 @@ package schema
 
 import (
 	"fmt"
+	"iter"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -97,43 +100,57 @@ func (s Scope) String() string {
 	return fmt.Sprintf("Scope(%d)", int(s))
 }
 
-// Field declares one field of a record (one column of its tables).
+// Field declares one field of a record (one column of its tables). Only
+// this package makes or changes one: the methods of the same names read it.
 type Field struct {
-	Name     string   // JSON key and column name
-	Kind     Kind     // value type
-	Scope    Scope    // where it may travel
-	Key      bool     // the record's id (primary key)
-	Nullable bool     // may be JSON null / SQL NULL
-	Enum     []string // allowed values of a KindString field (nil: use Pattern)
-	Pattern  *Pattern // allowed shape of a KindString field or of each KindList item
-	Min, Max int64    // bounds of a KindInt; Max is also the length bound of strings and text
-	MaxItems int      // bound of a KindList
-	Since    int      // schema version that introduced the field
-	// Changed is the version whose migration last made the field's checks
+	name     string   // JSON key and column name
+	kind     Kind     // value type
+	scope    Scope    // where it may travel
+	key      bool     // the record's id (primary key)
+	nullable bool     // may be JSON null / SQL NULL
+	enum     []string // allowed values of a KindString field (nil: use Pattern)
+	pattern  *Pattern // allowed shape of a KindString field or of each KindList item
+	min, max int64    // bounds of a KindInt; Max is also the length bound of strings and text
+	maxItems int      // bound of a KindList
+	since    int      // schema version that introduced the field
+	// changed is the version whose migration last made the field's checks
 	// anew (an enum value added, a bound moved); 0 when they are still
 	// those of Since. Forgetting it leaves databases with the old check:
 	// store's TestMigratedSchemaIsTheDeclaration catches that.
-	Changed int
-	Doc     string // one line for docs/schema.md
+	changed int
+	doc     string          // one line for docs/schema.md
+	enumSet map[string]bool // enum as a set (clean.go)
 }
+
+func (f *Field) Name() string      { return f.name }
+func (f *Field) Kind() Kind        { return f.kind }
+func (f *Field) Scope() Scope      { return f.scope }
+func (f *Field) Key() bool         { return f.key }
+func (f *Field) Nullable() bool    { return f.nullable }
+func (f *Field) Enum() []string    { return slices.Clone(f.enum) } // a copy
+func (f *Field) Pattern() *Pattern { return f.pattern }
+func (f *Field) Min() int64        { return f.min }
+func (f *Field) Max() int64        { return f.max }
+func (f *Field) MaxItems() int     { return f.maxItems }
+func (f *Field) Since() int        { return f.since }
+func (f *Field) Doc() string       { return f.doc }
 
 // Pattern is a named, anchored regular expression. Names keep error messages
 // and docs readable ("does not match tool_name").
 type Pattern struct {
-	Name string
-	Re   *regexp.Regexp
-	Doc  string
-	// Fallback is the value a client records instead of one that does not
+	name, doc string
+	re        *regexp.Regexp
+	// fallback is the value a client records instead of one that does not
 	// match, so a record stays valid without carrying what did not fit.
-	Fallback string
-	// First and Rest, when set, say the pattern is exactly
-	// ^[First][Rest]{0,MaxLen-1}$ with First within Rest: the DDL then
+	fallback string
+	// first and rest, when set, say the pattern is exactly
+	// ^[first][rest]{0,maxLen-1}$ with first within rest: the DDL then
 	// checks it with a length and two character classes, which PostgreSQL
 	// evaluates several times faster than the bounded repetition.
-	First, Rest string
-	MaxLen      int
+	first, rest string
+	maxLen      int
 
-	// firstSet and restSet are First and Rest as byte tables: Match checks
+	// firstSet and restSet are first and rest as byte tables: Match checks
 	// a class pattern without the regexp engine, whose bounded repetition
 	// makes it slow (a tool name: 30 ns against 1 µs). It matters on the
 	// server: the regexp costs BenchmarkValidateBatch/500_tool_calls 1.09×
@@ -141,23 +158,27 @@ type Pattern struct {
 	firstSet, restSet *[256]bool
 }
 
+func (p *Pattern) Name() string { return p.name }
+func (p *Pattern) Doc() string  { return p.doc }
+func (p *Pattern) Expr() string { return p.re.String() } // the regular expression
+
 // classPattern is a pattern of one character from first, then up to max-1
 // from rest.
 func classPattern(name, first, rest string, max int, fallback, doc string) *Pattern {
 	p := newPattern(name, fmt.Sprintf("^[%s][%s]{0,%d}$", first, rest, max-1), fallback, doc)
-	p.First, p.Rest, p.MaxLen = first, rest, max
+	p.first, p.rest, p.maxLen = first, rest, max
 	p.firstSet, p.restSet = byteClass(first), byteClass(rest)
 	return p
 }
 
-// Match reports whether v matches the pattern. It is Re.MatchString; a
+// Match reports whether v matches the pattern. It is the regexp's; a
 // class pattern is checked with its tables (the classes are ASCII, so a
 // byte outside them fails either way).
 func (p *Pattern) Match(v string) bool {
 	if p.firstSet == nil {
-		return p.Re.MatchString(v)
+		return p.re.MatchString(v)
 	}
-	if len(v) == 0 || len(v) > p.MaxLen || !p.firstSet[v[0]] {
+	if len(v) == 0 || len(v) > p.maxLen || !p.firstSet[v[0]] {
 		return false
 	}
 	for i := 1; i < len(v); i++ {
@@ -194,46 +215,68 @@ func newPattern(name, expr, fallback, doc string) *Pattern {
 	if !strings.HasPrefix(expr, "^") || !strings.HasSuffix(expr, "$") {
 		panic("schema: pattern " + name + " must be anchored")
 	}
-	p := &Pattern{Name: name, Re: regexp.MustCompile(expr), Doc: doc, Fallback: fallback}
-	if fallback != "" && !p.Re.MatchString(fallback) { // Match is not ready yet for class patterns
+	p := &Pattern{name: name, re: regexp.MustCompile(expr), doc: doc, fallback: fallback}
+	if fallback != "" && !p.re.MatchString(fallback) { // Match is not ready yet for class patterns
 		panic("schema: fallback of pattern " + name + " does not match it")
 	}
 	return p
 }
 
-// Record declares one record type and the two tables that hold it.
+// Record declares one record type and the two tables that hold it. Only
+// this package makes or changes one: the methods of the same names read it.
 type Record struct {
-	Name      string   // singular, e.g. "tool_call"
-	Batch     string   // key of the record array in a wire batch, e.g. "tool_calls"
-	Table     string   // table name without its set prefix, e.g. "tool_calls"
-	TimeField string   // the field the (time) indexes use
-	Fields    []*Field // in column order
-	Since     int
-	Doc       string
+	name      string   // singular, e.g. "tool_call"
+	batch     string   // key of the record array in a wire batch, e.g. "tool_calls"
+	table     string   // table name without its set prefix, e.g. "tool_calls"
+	timeField string   // the field the (time) indexes use
+	fields    []*Field // in column order
+	since     int
+	doc       string
 
-	// Props declares, for a record with a KindProps field, the fields allowed
+	// props declares, for a record with a KindProps field, the fields allowed
 	// in props for each event name. Keys are the values of the "name" field.
-	Props map[string][]*Field
+	props map[string][]*Field
 
-	// Unprefixed: the table name carries no set prefix (server tables).
-	Unprefixed bool
+	// unprefixed: the table name carries no set prefix (server tables).
+	unprefixed bool
 
-	// Indexes are the table's indexes beyond the (session_id, time) and
+	// indexes are the table's indexes beyond the (session_id, time) and
 	// (time) every record table has; their names follow the table's.
-	Indexes []Index
+	indexes []Index
 }
 
+func (r *Record) Name() string      { return r.name }
+func (r *Record) Batch() string     { return r.batch }
+func (r *Record) Table() string     { return r.table }
+func (r *Record) TimeField() string { return r.timeField }
+func (r *Record) Since() int        { return r.since }
+func (r *Record) Doc() string       { return r.doc }
+func (r *Record) Unprefixed() bool  { return r.unprefixed }
+
+// Fields yields the record's fields in column order, with their index.
+func (r *Record) Fields() iter.Seq2[int, *Field] { return slices.All(r.fields) }
+
+// Props yields the props declared for the event name, with their index
+// (none for an unknown name or a record without props).
+func (r *Record) Props(name string) iter.Seq2[int, *Field] { return slices.All(r.props[name]) }
+
+// Prop returns the prop key declared for the event name, or nil.
+func (r *Record) Prop(name, key string) *Field { return field(r.props[name], key) }
+
+// PropNames lists, sorted, the names with declared props.
+func (r *Record) PropNames() []string { return slices.Sorted(maps.Keys(r.props)) }
+
 // Field returns the named field, or nil.
-func (r *Record) Field(name string) *Field { return field(r.Fields, name) }
+func (r *Record) Field(name string) *Field { return field(r.fields, name) }
 
 // Key returns the record's id field.
 func (r *Record) Key() *Field {
-	for _, f := range r.Fields {
-		if f.Key {
+	for _, f := range r.fields {
+		if f.key {
 			return f
 		}
 	}
-	panic("schema: record " + r.Name + " has no key")
+	panic("schema: record " + r.name + " has no key")
 }
 
 // Set is one of the two families of tables.
@@ -278,10 +321,10 @@ func (s Set) Has(sc Scope) bool {
 
 // TableName is the full table name of r in the set.
 func (s Set) TableName(r *Record) string {
-	if r.Unprefixed {
-		return r.Table
+	if r.unprefixed {
+		return r.table
 	}
-	return s.Prefix() + r.Table
+	return s.Prefix() + r.table
 }
 
 // Tables lists every table of the set: the record tables, and the server
@@ -295,9 +338,9 @@ func (s Set) Tables() []*Record {
 
 // Columns returns the fields of r stored in the set, in column order.
 func (s Set) Columns(r *Record) []*Field {
-	out := make([]*Field, 0, len(r.Fields))
-	for _, f := range r.Fields {
-		if s.Has(f.Scope) {
+	out := make([]*Field, 0, len(r.fields))
+	for _, f := range r.fields {
+		if s.Has(f.scope) {
 			out = append(out, f)
 		}
 	}
@@ -310,7 +353,7 @@ func Sets() [2]Set { return [...]Set{CentralSet, SelfHostedSet} }
 // RecordByBatch returns the record whose wire batch key is key, or nil.
 func RecordByBatch(key string) *Record {
 	for _, r := range records {
-		if r.Batch == key {
+		if r.batch == key {
 			return r
 		}
 	}

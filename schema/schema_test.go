@@ -14,62 +14,62 @@ import (
 func TestDeclarationIsWellFormed(t *testing.T) {
 	tables := map[string]bool{}
 	for _, r := range Records() {
-		if tables[r.Table] || tables[r.Batch] && r.Batch != r.Table {
-			t.Errorf("record %s: table or batch name reused", r.Name)
+		if tables[r.table] || tables[r.batch] && r.batch != r.table {
+			t.Errorf("record %s: table or batch name reused", r.name)
 		}
-		tables[r.Table] = true
-		if r.Field(r.TimeField) == nil || r.Field(r.TimeField).Kind != KindTime {
-			t.Errorf("record %s: time field %q is not a declared time", r.Name, r.TimeField)
+		tables[r.table] = true
+		if r.Field(r.timeField) == nil || r.Field(r.timeField).kind != KindTime {
+			t.Errorf("record %s: time field %q is not a declared time", r.name, r.timeField)
 		}
 		keys := 0
 		seen := map[string]bool{}
-		for _, f := range r.Fields {
-			checkField(t, r.Name, f)
-			if seen[f.Name] {
-				t.Errorf("%s.%s declared twice", r.Name, f.Name)
+		for _, f := range r.fields {
+			checkField(t, r.name, f)
+			if seen[f.name] {
+				t.Errorf("%s.%s declared twice", r.name, f.name)
 			}
-			seen[f.Name] = true
-			if f.Key {
+			seen[f.name] = true
+			if f.key {
 				keys++
-				if f.Kind != KindUUID || f.Scope != Central || f.Nullable {
-					t.Errorf("%s.%s: a key is a central, non-null uuid", r.Name, f.Name)
+				if f.kind != KindUUID || f.scope != Central || f.nullable {
+					t.Errorf("%s.%s: a key is a central, non-null uuid", r.name, f.name)
 				}
 			}
-			if f.Scope == Server && r.Field("user_id") == nil {
-				t.Errorf("%s.%s: a record with server fields has user_id", r.Name, f.Name)
+			if f.scope == Server && r.Field("user_id") == nil {
+				t.Errorf("%s.%s: a record with server fields has user_id", r.name, f.name)
 			}
-			if f.Kind == KindText && f.Scope != SelfHosted {
-				t.Errorf("%s.%s: text must be self-hosted only", r.Name, f.Name)
+			if f.kind == KindText && f.scope != SelfHosted {
+				t.Errorf("%s.%s: text must be self-hosted only", r.name, f.name)
 			}
 		}
 		if keys != 1 {
-			t.Errorf("record %s has %d keys", r.Name, keys)
+			t.Errorf("record %s has %d keys", r.name, keys)
 		}
-		if (r.Props != nil) != (r.Field("props") != nil) {
-			t.Errorf("record %s: props declared without a props field or the reverse", r.Name)
+		if (r.props != nil) != (r.Field("props") != nil) {
+			t.Errorf("record %s: props declared without a props field or the reverse", r.name)
 		}
 	}
 	for _, r := range ServerTables() {
-		if r.Batch != "" || !r.Unprefixed {
-			t.Errorf("server table %s: no batch key, no prefix", r.Name)
+		if r.batch != "" || !r.unprefixed {
+			t.Errorf("server table %s: no batch key, no prefix", r.name)
 		}
-		for _, f := range r.Fields {
-			checkField(t, r.Name, f)
-			if f.Scope != Server {
-				t.Errorf("%s.%s: a server table has only server fields", r.Name, f.Name)
+		for _, f := range r.fields {
+			checkField(t, r.name, f)
+			if f.scope != Server {
+				t.Errorf("%s.%s: a server table has only server fields", r.name, f.name)
 			}
 		}
 	}
-	for name, fields := range Events.Props {
-		if !contains(EnumEventName, name) {
+	for name, fields := range events.props {
+		if !contains(enumEventName, name) {
 			t.Errorf("props declared for unknown event %q", name)
 		}
 		for _, f := range fields {
 			checkField(t, "props."+name, f)
 		}
 	}
-	for _, name := range EnumEventName {
-		if _, ok := Events.Props[name]; !ok {
+	for _, name := range enumEventName {
+		if _, ok := events.props[name]; !ok {
 			t.Errorf("event %q has no props declaration", name)
 		}
 	}
@@ -77,26 +77,26 @@ func TestDeclarationIsWellFormed(t *testing.T) {
 
 func checkField(t *testing.T, rec string, f *Field) {
 	t.Helper()
-	where := rec + "." + f.Name
-	if f.Since < 1 || f.Since > Version {
-		t.Errorf("%s: Since %d outside 1..%d", where, f.Since, Version)
+	where := rec + "." + f.name
+	if f.since < 1 || f.since > Version {
+		t.Errorf("%s: Since %d outside 1..%d", where, f.since, Version)
 	}
-	switch f.Kind {
+	switch f.kind {
 	case KindString:
-		if (f.Enum == nil) == (f.Pattern == nil) || f.Max <= 0 {
+		if (f.enum == nil) == (f.pattern == nil) || f.max <= 0 {
 			t.Errorf("%s: a string needs exactly one of Enum and Pattern, and a Max", where)
 		}
-		for _, v := range f.Enum {
-			if int64(len(v)) > f.Max || f.Pattern != nil {
+		for _, v := range f.enum {
+			if int64(len(v)) > f.max || f.pattern != nil {
 				t.Errorf("%s: enum value %q longer than Max", where, v)
 			}
 		}
 	case KindList:
-		if f.Pattern == nil || f.MaxItems <= 0 {
+		if f.pattern == nil || f.maxItems <= 0 {
 			t.Errorf("%s: a list needs a Pattern and MaxItems", where)
 		}
 	case KindInt:
-		if f.Min > f.Max {
+		if f.min > f.max {
 			t.Errorf("%s: Min > Max", where)
 		}
 	}
@@ -115,24 +115,24 @@ func contains(xs []string, s string) bool {
 // quotes or anything that reads as prose; each accepts its ordinary values.
 func TestPatternsCannotCarryASentence(t *testing.T) {
 	ok := map[*Pattern][]string{
-		PatModel:    {"fred-flash-2", "claude-sonnet-4.5", "openai/gpt-5:latest"},
-		PatToolName: {"read_file", "mcp.github:search"},
-		PatCommand:  {"help", "telemetry", "add-dir"},
-		PatSemver:   {"1.4.2", "1.5.0-rc.1", "0.0.1+build.7"},
-		PatRuntime:  {"go1.26.8", "go1.27", "go1.27rc1"},
-		PatUserID:   {"user-42", "alice@example.com"},
+		patModel:    {"fred-flash-2", "claude-sonnet-4.5", "openai/gpt-5:latest"},
+		patToolName: {"read_file", "mcp.github:search"},
+		patCommand:  {"help", "telemetry", "add-dir"},
+		patSemver:   {"1.4.2", "1.5.0-rc.1", "0.0.1+build.7"},
+		patRuntime:  {"go1.26.8", "go1.27", "go1.27rc1"},
+		patUserID:   {"user-42", "alice@example.com"},
 	}
 	bad := []string{"", "read the file /etc/passwd", "fix\tthe bug", "a\nb", "é", "\"quoted\"", "x'y",
 		strings.Repeat("a", 200), "../../etc/passwd then", "DROP TABLE users;"}
 	for p, goods := range ok {
 		for _, s := range goods {
-			if !p.Re.MatchString(s) {
-				t.Errorf("pattern %s rejects ordinary %q", p.Name, s)
+			if !p.re.MatchString(s) {
+				t.Errorf("pattern %s rejects ordinary %q", p.name, s)
 			}
 		}
 		for _, s := range bad {
-			if p.Re.MatchString(s) {
-				t.Errorf("pattern %s accepts %q", p.Name, s)
+			if p.re.MatchString(s) {
+				t.Errorf("pattern %s accepts %q", p.name, s)
 			}
 		}
 	}
@@ -142,14 +142,14 @@ func TestPatternsCannotCarryASentence(t *testing.T) {
 // the Central fields: no text, no server field, by construction of the type.
 func TestRemoteHasOnlyCentralFields(t *testing.T) {
 	types := map[*Record]reflect.Type{
-		Sessions: reflect.TypeOf(RemoteSession{}), Turns: reflect.TypeOf(RemoteTurn{}),
-		ToolCalls: reflect.TypeOf(RemoteToolCall{}), Events: reflect.TypeOf(RemoteEvent{}),
+		sessions: reflect.TypeOf(RemoteSession{}), turns: reflect.TypeOf(RemoteTurn{}),
+		toolCalls: reflect.TypeOf(RemoteToolCall{}), events: reflect.TypeOf(RemoteEvent{}),
 	}
 	for r, typ := range types {
 		var want, got []string
-		for _, f := range r.Fields {
-			if f.Scope == Central {
-				want = append(want, f.Name)
+		for _, f := range r.fields {
+			if f.scope == Central {
+				want = append(want, f.name)
 			}
 		}
 		for i := 0; i < typ.NumField(); i++ {
@@ -210,8 +210,8 @@ func TestPropsConstructors(t *testing.T) {
 		}
 		// The constructor emits exactly the declared props, in order.
 		var names []string
-		for _, f := range Events.Props[c.p.EventName()] {
-			names = append(names, `"`+f.Name+`":`)
+		for _, f := range events.props[c.p.EventName()] {
+			names = append(names, `"`+f.name+`":`)
 		}
 		for _, n := range names {
 			if !strings.Contains(string(c.p.Props()), n) {
@@ -222,7 +222,7 @@ func TestPropsConstructors(t *testing.T) {
 }
 
 func TestDDLCoversEveryColumn(t *testing.T) {
-	for _, d := range Dialects {
+	for _, d := range Dialects() {
 		for _, s := range Sets() {
 			var all []string
 			for v := 1; v <= Version; v++ {
@@ -233,10 +233,10 @@ func TestDDLCoversEveryColumn(t *testing.T) {
 				if !strings.Contains(sql, "CREATE TABLE IF NOT EXISTS "+s.TableName(r)+" (") {
 					t.Errorf("%s %s: no table %s", d, s, s.TableName(r))
 				}
-				for _, f := range r.Fields {
-					has := strings.Contains(sql, "\n    "+f.Name+" ") || strings.Contains(sql, "ADD COLUMN "+f.Name+" ") || strings.Contains(sql, "ADD COLUMN IF NOT EXISTS "+f.Name+" ")
-					if s.Has(f.Scope) && !has {
-						t.Errorf("%s %s: column %s.%s missing", d, s, r.Table, f.Name)
+				for _, f := range r.fields {
+					has := strings.Contains(sql, "\n    "+f.name+" ") || strings.Contains(sql, "ADD COLUMN "+f.name+" ") || strings.Contains(sql, "ADD COLUMN IF NOT EXISTS "+f.name+" ")
+					if s.Has(f.scope) && !has {
+						t.Errorf("%s %s: column %s.%s missing", d, s, r.table, f.name)
 					}
 				}
 			}
@@ -275,13 +275,13 @@ func TestParseHash(t *testing.T) {
 // TestClassPatternsMatchTheirRegexp: the cheap DDL form of a class pattern
 // (first character, the rest, a length) accepts exactly what its regexp does.
 func TestClassPatternsMatchTheirRegexp(t *testing.T) {
-	for _, p := range []*Pattern{PatModel, PatToolName, PatCommand, PatUserID} {
-		first := regexp.MustCompile("^[" + p.First + "]")
-		bad := regexp.MustCompile("[^" + p.Rest + "]")
-		for _, s := range []string{"", "a", "A", "0", "-x", "x-", "read_file", "a b", "é", strings.Repeat("a", p.MaxLen), strings.Repeat("a", p.MaxLen+1), "fred-flash-2", "x/y@z:1", "user.name@example.com", "a\n", "_x"} {
-			cheap := len([]rune(s)) >= 1 && len([]rune(s)) <= p.MaxLen && first.MatchString(s) && !bad.MatchString(s)
-			if cheap != p.Re.MatchString(s) {
-				t.Errorf("%s: %q: cheap form says %v, regexp %v", p.Name, s, cheap, p.Re.MatchString(s))
+	for _, p := range []*Pattern{patModel, patToolName, patCommand, patUserID} {
+		first := regexp.MustCompile("^[" + p.first + "]")
+		bad := regexp.MustCompile("[^" + p.rest + "]")
+		for _, s := range []string{"", "a", "A", "0", "-x", "x-", "read_file", "a b", "é", strings.Repeat("a", p.maxLen), strings.Repeat("a", p.maxLen+1), "fred-flash-2", "x/y@z:1", "user.name@example.com", "a\n", "_x"} {
+			cheap := len([]rune(s)) >= 1 && len([]rune(s)) <= p.maxLen && first.MatchString(s) && !bad.MatchString(s)
+			if cheap != p.re.MatchString(s) {
+				t.Errorf("%s: %q: cheap form says %v, regexp %v", p.name, s, cheap, p.re.MatchString(s))
 			}
 		}
 	}
@@ -291,18 +291,18 @@ func TestClassPatternsMatchTheirRegexp(t *testing.T) {
 // tables, agrees with the regexp of every pattern, on ordinary names, on
 // every single byte, and at the length bound.
 func TestMatchIsTheRegexp(t *testing.T) {
-	for _, p := range []*Pattern{PatModel, PatToolName, PatCommand, PatSemver, PatRuntime, PatUserID, PatKeyPrefix, PatLabel} {
+	for _, p := range []*Pattern{patModel, patToolName, patCommand, patSemver, patRuntime, patUserID, patKeyPrefix, patLabel} {
 		inputs := []string{"", "a", "A", "0", "-x", "x-", "read_file", "a b", "é", "fred-flash-2", "x/y@z:1",
 			"user.name@example.com", "a\n", "_x", "1.4.2", "go1.26.8", "fred_live_abcd1234", "mcp.github:search"}
-		if p.MaxLen > 0 {
-			inputs = append(inputs, strings.Repeat("a", p.MaxLen), strings.Repeat("a", p.MaxLen+1))
+		if p.maxLen > 0 {
+			inputs = append(inputs, strings.Repeat("a", p.maxLen), strings.Repeat("a", p.maxLen+1))
 		}
 		for c := 0; c < 256; c++ {
 			inputs = append(inputs, string([]byte{byte(c)}), "a"+string([]byte{byte(c)}))
 		}
 		for _, s := range inputs {
-			if got, want := p.Match(s), p.Re.MatchString(s); got != want {
-				t.Errorf("%s: %q: Match says %v, the regexp %v", p.Name, s, got, want)
+			if got, want := p.Match(s), p.re.MatchString(s); got != want {
+				t.Errorf("%s: %q: Match says %v, the regexp %v", p.name, s, got, want)
 			}
 		}
 	}

@@ -285,6 +285,40 @@ func (o *OptUUID) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.UUID)
 }
 
+// appendList appends l as a JSON array of strings, null when nil.
+func appendList(b []byte, l []string) []byte {
+	if l == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, s)
+	}
+	return append(b, ']')
+}
+
+func uuidOf(u uuid.UUID) OptUUID  { return OptUUID{u} }
+func stringOf(s string) OptString { return OptString(s) }
+
+// set and setAs are the cases of SetValue: v, or conv(v), into *dst when v
+// is of the type, and whether it is.
+func set[T any](dst *T, v any) bool {
+	x, ok := v.(T)
+	*dst = x
+	return ok
+}
+
+func setAs[V, T any](dst *T, v any, conv func(V) T) bool {
+	x, ok := v.(V)
+	if ok {
+		*dst = conv(x)
+	}
+	return ok
+}
+
 func nullUUID(u OptUUID) any {
 	if u.UUID == uuid.Nil {
 		return nil
@@ -405,7 +439,7 @@ func nullList(l []string) any {
 // field is the field of fs named name, or nil (the typed handles' lookup).
 func field(fs []*Field, name string) *Field {
 	for _, f := range fs {
-		if f.Name == name {
+		if f.name == name {
 			return f
 		}
 	}

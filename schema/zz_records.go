@@ -4,7 +4,6 @@ package schema
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -109,44 +108,11 @@ func (r *RemoteSession) AppendJSON(b []byte) []byte {
 	b = append(b, `,"system_prompt_sha256":`...)
 	b = r.SystemPromptSHA256.AppendJSON(b)
 	b = append(b, `,"tool_catalog":`...)
-	if r.ToolCatalog == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, s := range r.ToolCatalog {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendString(b, s)
-		}
-		b = append(b, ']')
-	}
+	b = appendList(b, r.ToolCatalog)
 	b = append(b, `,"command_catalog":`...)
-	if r.CommandCatalog == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, s := range r.CommandCatalog {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendString(b, s)
-		}
-		b = append(b, ']')
-	}
+	b = appendList(b, r.CommandCatalog)
 	b = append(b, `,"model_catalog":`...)
-	if r.ModelCatalog == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, s := range r.ModelCatalog {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendString(b, s)
-		}
-		b = append(b, ']')
-	}
+	b = appendList(b, r.ModelCatalog)
 	b = append(b, `,"agent":`...)
 	if r.Agent == "" {
 		b = append(b, "null"...)
@@ -183,83 +149,43 @@ func (r *Session) SetValue(name string, v any) bool {
 	}
 	switch name {
 	case "session_id":
-		x, ok := v.(uuid.UUID)
-		r.SessionID = x
-		return ok
+		return set(&r.SessionID, v)
 	case "started_at":
-		x, ok := v.(time.Time)
-		r.StartedAt = TimeOf(x)
-		return ok
+		return setAs(&r.StartedAt, v, TimeOf)
 	case "ended_at":
-		x, ok := v.(time.Time)
-		r.EndedAt = TimeOf(x)
-		return ok
+		return setAs(&r.EndedAt, v, TimeOf)
 	case "model":
-		x, ok := v.(string)
-		r.Model = x
-		return ok
+		return set(&r.Model, v)
 	case "fred_version":
-		x, ok := v.(string)
-		r.FredVersion = x
-		return ok
+		return set(&r.FredVersion, v)
 	case "runtime_version":
-		x, ok := v.(string)
-		r.RuntimeVersion = x
-		return ok
+		return set(&r.RuntimeVersion, v)
 	case "os":
-		x, ok := v.(string)
-		r.OS = x
-		return ok
+		return set(&r.OS, v)
 	case "shell":
-		x, ok := v.(string)
-		r.Shell = x
-		return ok
+		return set(&r.Shell, v)
 	case "git_dirty":
-		x, ok := v.(bool)
-		if ok {
-			r.GitDirty = BoolOf(x)
-		}
-		return ok
+		return setAs(&r.GitDirty, v, BoolOf)
 	case "agents_md_hash":
-		x, ok := v.(Hash)
-		r.AgentsMDHash = x
-		return ok
+		return set(&r.AgentsMDHash, v)
 	case "system_prompt_sha256":
-		x, ok := v.(Hash)
-		r.SystemPromptSHA256 = x
-		return ok
+		return set(&r.SystemPromptSHA256, v)
 	case "tool_catalog":
-		x, ok := v.([]string)
-		r.ToolCatalog = x
-		return ok
+		return set(&r.ToolCatalog, v)
 	case "command_catalog":
-		x, ok := v.([]string)
-		r.CommandCatalog = x
-		return ok
+		return set(&r.CommandCatalog, v)
 	case "model_catalog":
-		x, ok := v.([]string)
-		r.ModelCatalog = x
-		return ok
+		return set(&r.ModelCatalog, v)
 	case "agent":
-		x, ok := v.(string)
-		r.Agent = OptString(x)
-		return ok
+		return setAs(&r.Agent, v, stringOf)
 	case "agent_version":
-		x, ok := v.(string)
-		r.AgentVersion = OptString(x)
-		return ok
+		return setAs(&r.AgentVersion, v, stringOf)
 	case "user_id":
-		x, ok := v.(string)
-		r.UserID = x
-		return ok
+		return set(&r.UserID, v)
 	case "received_at":
-		x, ok := v.(time.Time)
-		r.ReceivedAt = TimeOf(x)
-		return ok
+		return setAs(&r.ReceivedAt, v, TimeOf)
 	case "clock_offset_ms":
-		x, ok := v.(int64)
-		r.ClockOffsetMs = x
-		return ok
+		return set(&r.ClockOffsetMs, v)
 	}
 	return false
 }
@@ -297,8 +223,10 @@ func (r Session) AppendTo(b *Batch) { b.Sessions = append(b.Sessions, r) }
 // AppendRemoteTo appends the remote part of r to b.
 func (r Session) AppendRemoteTo(b *RemoteBatch) { b.Sessions = append(b.Sessions, r.Remote()) }
 
-// SessionFields are the fields of the session record, by Go name.
-var SessionFields = struct{ SessionID, StartedAt, EndedAt, Model, FredVersion, RuntimeVersion, OS, Shell, GitDirty, AgentsMDHash, SystemPromptSHA256, ToolCatalog, CommandCatalog, ModelCatalog, Agent, AgentVersion, UserID, ReceivedAt, ClockOffsetMs *Field }{field(Sessions.Fields, "session_id"), field(Sessions.Fields, "started_at"), field(Sessions.Fields, "ended_at"), field(Sessions.Fields, "model"), field(Sessions.Fields, "fred_version"), field(Sessions.Fields, "runtime_version"), field(Sessions.Fields, "os"), field(Sessions.Fields, "shell"), field(Sessions.Fields, "git_dirty"), field(Sessions.Fields, "agents_md_hash"), field(Sessions.Fields, "system_prompt_sha256"), field(Sessions.Fields, "tool_catalog"), field(Sessions.Fields, "command_catalog"), field(Sessions.Fields, "model_catalog"), field(Sessions.Fields, "agent"), field(Sessions.Fields, "agent_version"), field(Sessions.Fields, "user_id"), field(Sessions.Fields, "received_at"), field(Sessions.Fields, "clock_offset_ms")}
+// SessionFields returns the fields of the session record by Go name (a copy).
+func SessionFields() struct{ SessionID, StartedAt, EndedAt, Model, FredVersion, RuntimeVersion, OS, Shell, GitDirty, AgentsMDHash, SystemPromptSHA256, ToolCatalog, CommandCatalog, ModelCatalog, Agent, AgentVersion, UserID, ReceivedAt, ClockOffsetMs *Field } {
+	return declSessionFields
+}
 
 // Turn is a whole turn record: one per agent-loop iteration.
 // Only its [RemoteTurn] part may leave the machine.
@@ -427,85 +355,45 @@ func (r *Turn) SetValue(name string, v any) bool {
 	}
 	switch name {
 	case "turn_id":
-		x, ok := v.(uuid.UUID)
-		r.TurnID = x
-		return ok
+		return set(&r.TurnID, v)
 	case "session_id":
-		x, ok := v.(uuid.UUID)
-		r.SessionID = x
-		return ok
+		return set(&r.SessionID, v)
 	case "seq":
-		x, ok := v.(int64)
-		r.Seq = x
-		return ok
+		return set(&r.Seq, v)
 	case "started_at":
-		x, ok := v.(time.Time)
-		r.StartedAt = TimeOf(x)
-		return ok
+		return setAs(&r.StartedAt, v, TimeOf)
 	case "model":
-		x, ok := v.(string)
-		r.Model = x
-		return ok
+		return set(&r.Model, v)
 	case "mode":
-		x, ok := v.(string)
-		r.Mode = x
-		return ok
+		return set(&r.Mode, v)
 	case "prompt_tokens":
-		x, ok := v.(int64)
-		r.PromptTokens = x
-		return ok
+		return set(&r.PromptTokens, v)
 	case "completion_tokens":
-		x, ok := v.(int64)
-		r.CompletionTokens = x
-		return ok
+		return set(&r.CompletionTokens, v)
 	case "cached_tokens":
-		x, ok := v.(int64)
-		r.CachedTokens = x
-		return ok
+		return set(&r.CachedTokens, v)
 	case "finish_reason":
-		x, ok := v.(string)
-		r.FinishReason = x
-		return ok
+		return set(&r.FinishReason, v)
 	case "duration_ms":
-		x, ok := v.(int64)
-		r.DurationMs = x
-		return ok
+		return set(&r.DurationMs, v)
 	case "num_tool_calls":
-		x, ok := v.(int64)
-		r.NumToolCalls = x
-		return ok
+		return set(&r.NumToolCalls, v)
 	case "api_error_type":
-		x, ok := v.(string)
-		r.APIErrorType = OptString(x)
-		return ok
+		return setAs(&r.APIErrorType, v, stringOf)
 	case "prompt_chars":
-		x, ok := v.(int64)
-		r.PromptChars = x
-		return ok
+		return set(&r.PromptChars, v)
 	case "response_chars":
-		x, ok := v.(int64)
-		r.ResponseChars = x
-		return ok
+		return set(&r.ResponseChars, v)
 	case "user_input":
-		x, ok := v.(string)
-		r.UserInput = x
-		return ok
+		return set(&r.UserInput, v)
 	case "assistant_text":
-		x, ok := v.(string)
-		r.AssistantText = x
-		return ok
+		return set(&r.AssistantText, v)
 	case "user_id":
-		x, ok := v.(string)
-		r.UserID = x
-		return ok
+		return set(&r.UserID, v)
 	case "received_at":
-		x, ok := v.(time.Time)
-		r.ReceivedAt = TimeOf(x)
-		return ok
+		return setAs(&r.ReceivedAt, v, TimeOf)
 	case "clock_offset_ms":
-		x, ok := v.(int64)
-		r.ClockOffsetMs = x
-		return ok
+		return set(&r.ClockOffsetMs, v)
 	}
 	return false
 }
@@ -546,8 +434,10 @@ func (r Turn) AppendTo(b *Batch) { b.Turns = append(b.Turns, r) }
 // AppendRemoteTo appends the remote part of r to b.
 func (r Turn) AppendRemoteTo(b *RemoteBatch) { b.Turns = append(b.Turns, r.Remote()) }
 
-// TurnFields are the fields of the turn record, by Go name.
-var TurnFields = struct{ TurnID, SessionID, Seq, StartedAt, Model, Mode, PromptTokens, CompletionTokens, CachedTokens, FinishReason, DurationMs, NumToolCalls, APIErrorType, PromptChars, ResponseChars, UserInput, AssistantText, UserID, ReceivedAt, ClockOffsetMs *Field }{field(Turns.Fields, "turn_id"), field(Turns.Fields, "session_id"), field(Turns.Fields, "seq"), field(Turns.Fields, "started_at"), field(Turns.Fields, "model"), field(Turns.Fields, "mode"), field(Turns.Fields, "prompt_tokens"), field(Turns.Fields, "completion_tokens"), field(Turns.Fields, "cached_tokens"), field(Turns.Fields, "finish_reason"), field(Turns.Fields, "duration_ms"), field(Turns.Fields, "num_tool_calls"), field(Turns.Fields, "api_error_type"), field(Turns.Fields, "prompt_chars"), field(Turns.Fields, "response_chars"), field(Turns.Fields, "user_input"), field(Turns.Fields, "assistant_text"), field(Turns.Fields, "user_id"), field(Turns.Fields, "received_at"), field(Turns.Fields, "clock_offset_ms")}
+// TurnFields returns the fields of the turn record by Go name (a copy).
+func TurnFields() struct{ TurnID, SessionID, Seq, StartedAt, Model, Mode, PromptTokens, CompletionTokens, CachedTokens, FinishReason, DurationMs, NumToolCalls, APIErrorType, PromptChars, ResponseChars, UserInput, AssistantText, UserID, ReceivedAt, ClockOffsetMs *Field } {
+	return declTurnFields
+}
 
 // ToolCall is a whole tool_call record: one per tool invocation.
 // Only its [RemoteToolCall] part may leave the machine.
@@ -674,79 +564,41 @@ func (r *ToolCall) SetValue(name string, v any) bool {
 	}
 	switch name {
 	case "call_id":
-		x, ok := v.(uuid.UUID)
-		r.CallID = x
-		return ok
+		return set(&r.CallID, v)
 	case "session_id":
-		x, ok := v.(uuid.UUID)
-		r.SessionID = x
-		return ok
+		return set(&r.SessionID, v)
 	case "turn_id":
-		x, ok := v.(uuid.UUID)
-		r.TurnID = x
-		return ok
+		return set(&r.TurnID, v)
 	case "seq":
-		x, ok := v.(int64)
-		r.Seq = x
-		return ok
+		return set(&r.Seq, v)
 	case "started_at":
-		x, ok := v.(time.Time)
-		r.StartedAt = TimeOf(x)
-		return ok
+		return setAs(&r.StartedAt, v, TimeOf)
 	case "tool_name":
-		x, ok := v.(string)
-		r.ToolName = x
-		return ok
+		return set(&r.ToolName, v)
 	case "args_fingerprint":
-		x, ok := v.(Hash)
-		r.ArgsFingerprint = x
-		return ok
+		return set(&r.ArgsFingerprint, v)
 	case "permission":
-		x, ok := v.(string)
-		r.Permission = x
-		return ok
+		return set(&r.Permission, v)
 	case "duration_ms":
-		x, ok := v.(int64)
-		r.DurationMs = x
-		return ok
+		return set(&r.DurationMs, v)
 	case "outcome":
-		x, ok := v.(string)
-		r.Outcome = x
-		return ok
+		return set(&r.Outcome, v)
 	case "result_bytes":
-		x, ok := v.(int64)
-		r.ResultBytes = x
-		return ok
+		return set(&r.ResultBytes, v)
 	case "result_is_error":
-		x, ok := v.(bool)
-		r.ResultIsError = x
-		return ok
+		return set(&r.ResultIsError, v)
 	case "result_fingerprint":
-		x, ok := v.(Hash)
-		r.ResultFingerprint = x
-		return ok
+		return set(&r.ResultFingerprint, v)
 	case "run_start":
-		x, ok := v.(uuid.UUID)
-		r.RunStart = OptUUID{x}
-		return ok
+		return setAs(&r.RunStart, v, uuidOf)
 	case "run_len":
-		x, ok := v.(int64)
-		if ok {
-			r.RunLen = IntOf(x)
-		}
-		return ok
+		return setAs(&r.RunLen, v, IntOf)
 	case "user_id":
-		x, ok := v.(string)
-		r.UserID = x
-		return ok
+		return set(&r.UserID, v)
 	case "received_at":
-		x, ok := v.(time.Time)
-		r.ReceivedAt = TimeOf(x)
-		return ok
+		return setAs(&r.ReceivedAt, v, TimeOf)
 	case "clock_offset_ms":
-		x, ok := v.(int64)
-		r.ClockOffsetMs = x
-		return ok
+		return set(&r.ClockOffsetMs, v)
 	}
 	return false
 }
@@ -783,8 +635,10 @@ func (r ToolCall) AppendTo(b *Batch) { b.ToolCalls = append(b.ToolCalls, r) }
 // AppendRemoteTo appends the remote part of r to b.
 func (r ToolCall) AppendRemoteTo(b *RemoteBatch) { b.ToolCalls = append(b.ToolCalls, r.Remote()) }
 
-// ToolCallFields are the fields of the tool_call record, by Go name.
-var ToolCallFields = struct{ CallID, SessionID, TurnID, Seq, StartedAt, ToolName, ArgsFingerprint, Permission, DurationMs, Outcome, ResultBytes, ResultIsError, ResultFingerprint, RunStart, RunLen, UserID, ReceivedAt, ClockOffsetMs *Field }{field(ToolCalls.Fields, "call_id"), field(ToolCalls.Fields, "session_id"), field(ToolCalls.Fields, "turn_id"), field(ToolCalls.Fields, "seq"), field(ToolCalls.Fields, "started_at"), field(ToolCalls.Fields, "tool_name"), field(ToolCalls.Fields, "args_fingerprint"), field(ToolCalls.Fields, "permission"), field(ToolCalls.Fields, "duration_ms"), field(ToolCalls.Fields, "outcome"), field(ToolCalls.Fields, "result_bytes"), field(ToolCalls.Fields, "result_is_error"), field(ToolCalls.Fields, "result_fingerprint"), field(ToolCalls.Fields, "run_start"), field(ToolCalls.Fields, "run_len"), field(ToolCalls.Fields, "user_id"), field(ToolCalls.Fields, "received_at"), field(ToolCalls.Fields, "clock_offset_ms")}
+// ToolCallFields returns the fields of the tool_call record by Go name (a copy).
+func ToolCallFields() struct{ CallID, SessionID, TurnID, Seq, StartedAt, ToolName, ArgsFingerprint, Permission, DurationMs, Outcome, ResultBytes, ResultIsError, ResultFingerprint, RunStart, RunLen, UserID, ReceivedAt, ClockOffsetMs *Field } {
+	return declToolCallFields
+}
 
 // Event is a whole event record: a named event with a fixed, typed set of props per name.
 // Only its [RemoteEvent] part may leave the machine.
@@ -866,43 +720,23 @@ func (r *Event) SetValue(name string, v any) bool {
 	}
 	switch name {
 	case "event_id":
-		x, ok := v.(uuid.UUID)
-		r.EventID = x
-		return ok
+		return set(&r.EventID, v)
 	case "session_id":
-		x, ok := v.(uuid.UUID)
-		r.SessionID = x
-		return ok
+		return set(&r.SessionID, v)
 	case "ts":
-		x, ok := v.(time.Time)
-		r.TS = TimeOf(x)
-		return ok
+		return setAs(&r.TS, v, TimeOf)
 	case "name":
-		x, ok := v.(string)
-		r.Name = x
-		return ok
+		return set(&r.Name, v)
 	case "props":
-		x, ok := v.(Props)
-		r.Props = x
-		return ok
+		return set(&r.Props, v)
 	case "seq":
-		x, ok := v.(int64)
-		if ok {
-			r.Seq = IntOf(x)
-		}
-		return ok
+		return setAs(&r.Seq, v, IntOf)
 	case "user_id":
-		x, ok := v.(string)
-		r.UserID = x
-		return ok
+		return set(&r.UserID, v)
 	case "received_at":
-		x, ok := v.(time.Time)
-		r.ReceivedAt = TimeOf(x)
-		return ok
+		return setAs(&r.ReceivedAt, v, TimeOf)
 	case "clock_offset_ms":
-		x, ok := v.(int64)
-		r.ClockOffsetMs = x
-		return ok
+		return set(&r.ClockOffsetMs, v)
 	}
 	return false
 }
@@ -930,8 +764,10 @@ func (r Event) AppendTo(b *Batch) { b.Events = append(b.Events, r) }
 // AppendRemoteTo appends the remote part of r to b.
 func (r Event) AppendRemoteTo(b *RemoteBatch) { b.Events = append(b.Events, r.Remote()) }
 
-// EventFields are the fields of the event record, by Go name.
-var EventFields = struct{ EventID, SessionID, TS, Name, Props, Seq, UserID, ReceivedAt, ClockOffsetMs *Field }{field(Events.Fields, "event_id"), field(Events.Fields, "session_id"), field(Events.Fields, "ts"), field(Events.Fields, "name"), field(Events.Fields, "props"), field(Events.Fields, "seq"), field(Events.Fields, "user_id"), field(Events.Fields, "received_at"), field(Events.Fields, "clock_offset_ms")}
+// EventFields returns the fields of the event record by Go name (a copy).
+func EventFields() struct{ EventID, SessionID, TS, Name, Props, Seq, UserID, ReceivedAt, ClockOffsetMs *Field } {
+	return declEventFields
+}
 
 // Batch holds whole records of each type, written together: what the
 // self-hosted route writes and the ingest server validates and stores.
@@ -996,16 +832,16 @@ type Row interface {
 // (the first of a type makes room for n of them).
 func (b *Batch) Add(r *Record, n int) Row {
 	switch r {
-	case Sessions:
+	case sessions:
 		return add(&b.Sessions, n)
-	case Turns:
+	case turns:
 		return add(&b.Turns, n)
-	case ToolCalls:
+	case toolCalls:
 		return add(&b.ToolCalls, n)
-	case Events:
+	case events:
 		return add(&b.Events, n)
 	}
-	panic("schema: " + r.Name + " is not a batch record")
+	panic("schema: " + r.name + " is not a batch record")
 }
 
 // Split returns the first n records of b, in the order of Records, and
@@ -1056,8 +892,10 @@ func (p APIRetryProps) Props() Props {
 	return append(b, '}')
 }
 
-// APIRetryFields are the fields of the props of a api_retry event, by Go name.
-var APIRetryFields = struct{ Attempt, DelayMs, ErrorType, Status, LatencyMs *Field }{field(Events.Props["api_retry"], "attempt"), field(Events.Props["api_retry"], "delay_ms"), field(Events.Props["api_retry"], "error_type"), field(Events.Props["api_retry"], "status"), field(Events.Props["api_retry"], "latency_ms")}
+// APIRetryFields returns the fields of the props of a api_retry event by Go name (a copy).
+func APIRetryFields() struct{ Attempt, DelayMs, ErrorType, Status, LatencyMs *Field } {
+	return declAPIRetryFields
+}
 
 // ModeChangeProps are the props of a mode_change event.
 type ModeChangeProps struct {
@@ -1078,8 +916,8 @@ func (p ModeChangeProps) Props() Props {
 	return append(b, '}')
 }
 
-// ModeChangeFields are the fields of the props of a mode_change event, by Go name.
-var ModeChangeFields = struct{ From, To *Field }{field(Events.Props["mode_change"], "from"), field(Events.Props["mode_change"], "to")}
+// ModeChangeFields returns the fields of the props of a mode_change event by Go name (a copy).
+func ModeChangeFields() struct{ From, To *Field } { return declModeChangeFields }
 
 // ModelSwapProps are the props of a model_swap event.
 type ModelSwapProps struct {
@@ -1100,8 +938,8 @@ func (p ModelSwapProps) Props() Props {
 	return append(b, '}')
 }
 
-// ModelSwapFields are the fields of the props of a model_swap event, by Go name.
-var ModelSwapFields = struct{ From, To *Field }{field(Events.Props["model_swap"], "from"), field(Events.Props["model_swap"], "to")}
+// ModelSwapFields returns the fields of the props of a model_swap event by Go name (a copy).
+func ModelSwapFields() struct{ From, To *Field } { return declModelSwapFields }
 
 // SlashCommandProps are the props of a slash_command event.
 type SlashCommandProps struct {
@@ -1119,5 +957,16 @@ func (p SlashCommandProps) Props() Props {
 	return append(b, '}')
 }
 
-// SlashCommandFields are the fields of the props of a slash_command event, by Go name.
-var SlashCommandFields = struct{ Command *Field }{field(Events.Props["slash_command"], "command")}
+// SlashCommandFields returns the fields of the props of a slash_command event by Go name (a copy).
+func SlashCommandFields() struct{ Command *Field } { return declSlashCommandFields }
+
+var (
+	declSessionFields      = struct{ SessionID, StartedAt, EndedAt, Model, FredVersion, RuntimeVersion, OS, Shell, GitDirty, AgentsMDHash, SystemPromptSHA256, ToolCatalog, CommandCatalog, ModelCatalog, Agent, AgentVersion, UserID, ReceivedAt, ClockOffsetMs *Field }{field(sessions.fields, "session_id"), field(sessions.fields, "started_at"), field(sessions.fields, "ended_at"), field(sessions.fields, "model"), field(sessions.fields, "fred_version"), field(sessions.fields, "runtime_version"), field(sessions.fields, "os"), field(sessions.fields, "shell"), field(sessions.fields, "git_dirty"), field(sessions.fields, "agents_md_hash"), field(sessions.fields, "system_prompt_sha256"), field(sessions.fields, "tool_catalog"), field(sessions.fields, "command_catalog"), field(sessions.fields, "model_catalog"), field(sessions.fields, "agent"), field(sessions.fields, "agent_version"), field(sessions.fields, "user_id"), field(sessions.fields, "received_at"), field(sessions.fields, "clock_offset_ms")}
+	declTurnFields         = struct{ TurnID, SessionID, Seq, StartedAt, Model, Mode, PromptTokens, CompletionTokens, CachedTokens, FinishReason, DurationMs, NumToolCalls, APIErrorType, PromptChars, ResponseChars, UserInput, AssistantText, UserID, ReceivedAt, ClockOffsetMs *Field }{field(turns.fields, "turn_id"), field(turns.fields, "session_id"), field(turns.fields, "seq"), field(turns.fields, "started_at"), field(turns.fields, "model"), field(turns.fields, "mode"), field(turns.fields, "prompt_tokens"), field(turns.fields, "completion_tokens"), field(turns.fields, "cached_tokens"), field(turns.fields, "finish_reason"), field(turns.fields, "duration_ms"), field(turns.fields, "num_tool_calls"), field(turns.fields, "api_error_type"), field(turns.fields, "prompt_chars"), field(turns.fields, "response_chars"), field(turns.fields, "user_input"), field(turns.fields, "assistant_text"), field(turns.fields, "user_id"), field(turns.fields, "received_at"), field(turns.fields, "clock_offset_ms")}
+	declToolCallFields     = struct{ CallID, SessionID, TurnID, Seq, StartedAt, ToolName, ArgsFingerprint, Permission, DurationMs, Outcome, ResultBytes, ResultIsError, ResultFingerprint, RunStart, RunLen, UserID, ReceivedAt, ClockOffsetMs *Field }{field(toolCalls.fields, "call_id"), field(toolCalls.fields, "session_id"), field(toolCalls.fields, "turn_id"), field(toolCalls.fields, "seq"), field(toolCalls.fields, "started_at"), field(toolCalls.fields, "tool_name"), field(toolCalls.fields, "args_fingerprint"), field(toolCalls.fields, "permission"), field(toolCalls.fields, "duration_ms"), field(toolCalls.fields, "outcome"), field(toolCalls.fields, "result_bytes"), field(toolCalls.fields, "result_is_error"), field(toolCalls.fields, "result_fingerprint"), field(toolCalls.fields, "run_start"), field(toolCalls.fields, "run_len"), field(toolCalls.fields, "user_id"), field(toolCalls.fields, "received_at"), field(toolCalls.fields, "clock_offset_ms")}
+	declEventFields        = struct{ EventID, SessionID, TS, Name, Props, Seq, UserID, ReceivedAt, ClockOffsetMs *Field }{field(events.fields, "event_id"), field(events.fields, "session_id"), field(events.fields, "ts"), field(events.fields, "name"), field(events.fields, "props"), field(events.fields, "seq"), field(events.fields, "user_id"), field(events.fields, "received_at"), field(events.fields, "clock_offset_ms")}
+	declAPIRetryFields     = struct{ Attempt, DelayMs, ErrorType, Status, LatencyMs *Field }{field(events.props["api_retry"], "attempt"), field(events.props["api_retry"], "delay_ms"), field(events.props["api_retry"], "error_type"), field(events.props["api_retry"], "status"), field(events.props["api_retry"], "latency_ms")}
+	declModeChangeFields   = struct{ From, To *Field }{field(events.props["mode_change"], "from"), field(events.props["mode_change"], "to")}
+	declModelSwapFields    = struct{ From, To *Field }{field(events.props["model_swap"], "from"), field(events.props["model_swap"], "to")}
+	declSlashCommandFields = struct{ Command *Field }{field(events.props["slash_command"], "command")}
+)

@@ -75,7 +75,7 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 			n := 0
 			for _, r := range schema.Records() {
 				var recs []json.RawMessage
-				json.Unmarshal(counts[r.Batch], &recs)
+				json.Unmarshal(counts[r.Batch()], &recs)
 				n += len(recs)
 			}
 			a := post(t, p, key, shifted(t, raw), nil)
@@ -93,10 +93,10 @@ func TestVersion1BatchesStoredWhole(t *testing.T) {
 		}
 		for _, r := range schema.Records() {
 			for _, f := range schema.CentralSet.Columns(r) {
-				if f.Since > 1 {
-					q := "SELECT count(*) FROM " + schema.CentralSet.TableName(r) + " WHERE " + f.Name + " IS NOT NULL"
+				if f.Since() > 1 {
+					q := "SELECT count(*) FROM " + schema.CentralSet.TableName(r) + " WHERE " + f.Name() + " IS NOT NULL"
 					if n := testdb.QueryInt(t, db, q); n != 0 {
-						t.Errorf("%s.%s set on %d rows of v1 batches", r.Table, f.Name, n)
+						t.Errorf("%s.%s set on %d rows of v1 batches", r.Table(), f.Name(), n)
 					}
 				}
 			}

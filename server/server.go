@@ -527,12 +527,12 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		MaxItems int      `json:"max_items,omitempty"`
 	}
 	describe := func(f *schema.Field) field {
-		d := field{Kind: f.Kind.String(), Nullable: f.Nullable, Enum: f.Enum, MaxItems: f.MaxItems}
-		if f.Pattern != nil {
-			d.Pattern = f.Pattern.Re.String()
+		d := field{Kind: f.Kind().String(), Nullable: f.Nullable(), Enum: f.Enum(), MaxItems: f.MaxItems()}
+		if f.Pattern() != nil {
+			d.Pattern = f.Pattern().Expr()
 		}
-		if f.Kind == schema.KindInt {
-			d.Min, d.Max = &f.Min, &f.Max
+		if f.Kind() == schema.KindInt {
+			d.Min, d.Max = new(f.Min()), new(f.Max())
 		}
 		return d
 	}
@@ -541,25 +541,25 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		recs := map[string]any{}
 		for _, rec := range schema.Records() {
 			fields := map[string]field{}
-			for _, f := range rec.Fields {
-				if f.Scope == schema.Central && f.Since <= v {
-					fields[f.Name] = describe(f)
+			for _, f := range rec.Fields() {
+				if f.Scope() == schema.Central && f.Since() <= v {
+					fields[f.Name()] = describe(f)
 				}
 			}
 			entry := map[string]any{"fields": fields}
-			if rec.Props != nil {
+			if names := rec.PropNames(); names != nil {
 				props := map[string]map[string]field{}
-				for name, fs := range rec.Props {
+				for _, name := range names {
 					props[name] = map[string]field{}
-					for _, f := range fs {
-						if f.Since <= v {
-							props[name][f.Name] = describe(f)
+					for _, f := range rec.Props(name) {
+						if f.Since() <= v {
+							props[name][f.Name()] = describe(f)
 						}
 					}
 				}
 				entry["props"] = props
 			}
-			recs[rec.Batch] = entry
+			recs[rec.Batch()] = entry
 		}
 		versions[strconv.Itoa(v)] = recs
 	}

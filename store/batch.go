@@ -44,7 +44,7 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 	}
 	srv := serverStamp{at: schema.TimeOf(recv), offsetMs: b.ClockOffset.Milliseconds()}
 	if set == schema.CentralSet {
-		if !schema.PatUserID.Match(b.UserID) {
+		if !schema.PatUserID().Match(b.UserID) {
 			return nil, ErrNoUser
 		}
 		srv.user = b.UserID
@@ -58,15 +58,15 @@ func prepare(set schema.Set, b *Batch, now time.Time) (*prepared, error) {
 	}
 
 	// Sessions fold repeats too, and the later ended_at wins.
-	addRecords(p, set, schema.Sessions, b.Sessions, srv, ref, func(kept, again *schema.Session) {
+	addRecords(p, set, schema.Sessions(), b.Sessions, srv, ref, func(kept, again *schema.Session) {
 		if kept.EndedAt.IsZero() && !again.EndedAt.IsZero() {
 			kept.EndedAt = again.EndedAt
 			p.endings++
 		}
 	})
-	addRecords(p, set, schema.Turns, b.Turns, srv, ref, nil)
-	addRecords(p, set, schema.ToolCalls, b.ToolCalls, srv, ref, nil)
-	addRecords(p, set, schema.Events, b.Events, srv, ref, nil)
+	addRecords(p, set, schema.Turns(), b.Turns, srv, ref, nil)
+	addRecords(p, set, schema.ToolCalls(), b.ToolCalls, srv, ref, nil)
+	addRecords(p, set, schema.Events(), b.Events, srv, ref, nil)
 	slices.SortFunc(p.refIDs, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	return p, nil
 }
@@ -85,7 +85,7 @@ func addRecords[T any, P interface {
 	kept := make([]T, 0, len(recs)) // copies: the caller's records are not stamped
 	for i := range recs {
 		r := P(&recs[i])
-		ref(r.SessionRef(), rec.Batch, i)
+		ref(r.SessionRef(), rec.Batch(), i)
 		if j, ok := idx[r.ID()]; ok {
 			p.dups++
 			if fold != nil {
@@ -176,7 +176,7 @@ func (t *table) sorted() table {
 func (t *table) columnNames() []string {
 	out := make([]string, len(t.cols))
 	for i, f := range t.cols {
-		out[i] = f.Name
+		out[i] = f.Name()
 	}
 	return out
 }

@@ -40,10 +40,10 @@ func BenchmarkPostgresToolCalls500(b *testing.B) {
 		}
 		return bt
 	}
-	cols := schema.CentralSet.Columns(schema.ToolCalls)
+	cols := schema.CentralSet.Columns(schema.ToolCalls())
 	names := make([]string, len(cols))
 	for i, f := range cols {
-		names[i] = f.Name
+		names[i] = f.Name()
 	}
 	var ceiling, retry time.Duration
 	var retried int

@@ -62,7 +62,7 @@ func collectColumns(set schema.Set, rows rowReader) (map[string][]string, error)
 	mine := map[string]bool{}
 	if set == schema.CentralSet {
 		for _, r := range schema.ServerTables() {
-			mine[r.Table] = true
+			mine[r.Table()] = true
 		}
 	}
 	out := map[string][]string{}

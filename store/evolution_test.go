@@ -92,9 +92,9 @@ func insertAsVersion(t *testing.T, s Store, b *Batch, v int) {
 		var keep []int
 		var names []string
 		for i, f := range tb.cols {
-			if f.Since <= v {
+			if f.Since() <= v {
 				keep = append(keep, i)
-				names = append(names, f.Name)
+				names = append(names, f.Name())
 			}
 		}
 		for _, row := range tb.rows {
@@ -164,19 +164,19 @@ func dump(t *testing.T, s Store) []string {
 	for _, r := range schema.Records() {
 		var cols []string
 		for _, f := range s.Set().Columns(r) {
-			if f.Since == 1 {
+			if f.Since() == 1 {
 				if _, ok := s.(*pgStore); ok {
-					cols = append(cols, "coalesce("+f.Name+"::text, 'NULL')")
+					cols = append(cols, "coalesce("+f.Name()+"::text, 'NULL')")
 				} else {
-					cols = append(cols, "coalesce(CAST("+f.Name+" AS TEXT), 'NULL')")
+					cols = append(cols, "coalesce(CAST("+f.Name()+" AS TEXT), 'NULL')")
 				}
 			}
 		}
 		sep := " || '|' || "
-		q := "SELECT " + strings.Join(cols, sep) + " FROM " + s.Set().TableName(r) + " ORDER BY " + r.Key().Name
+		q := "SELECT " + strings.Join(cols, sep) + " FROM " + s.Set().TableName(r) + " ORDER BY " + r.Key().Name()
 		rows := strings1(t, s, q)
 		for _, row := range rows {
-			out = append(out, r.Table+": "+row)
+			out = append(out, r.Table()+": "+row)
 		}
 	}
 	return out
@@ -193,31 +193,6 @@ func v1Batch(seed uint64) *Batch {
 		}
 	}
 	return b
-}
-
-// withEnumValue is a copy of dc at version v in which field of rec accepts
-// one more value: the smallest schema change that rewrites a CHECK.
-func withEnumValue(dc *schema.Declaration, rec, field, value string, v int) *schema.Declaration {
-	out := *dc
-	out.Version = v
-	out.Records = nil
-	for _, r := range dc.Records {
-		if r.Name == rec {
-			c := *r
-			c.Fields = slices.Clone(r.Fields)
-			for i, f := range c.Fields {
-				if f.Name == field {
-					nf := *f
-					nf.Enum = append(slices.Clone(f.Enum), value)
-					nf.Changed = v
-					c.Fields[i] = &nf
-				}
-			}
-			r = &c
-		}
-		out.Records = append(out.Records, r)
-	}
-	return &out
 }
 
 // TestEvolutionFromV1 is the path every existing database takes: made by the
@@ -248,9 +223,9 @@ func TestEvolutionFromV1(t *testing.T) {
 		}
 		for _, r := range schema.Records() {
 			for _, f := range s.Set().Columns(r) {
-				if f.Since >= 2 {
-					if n := count(t, s, s.Set().TableName(r)+" WHERE "+f.Name+" IS NOT NULL"); n != 0 {
-						t.Errorf("%s.%s: %d old rows got a value", r.Table, f.Name, n)
+				if f.Since() >= 2 {
+					if n := count(t, s, s.Set().TableName(r)+" WHERE "+f.Name()+" IS NOT NULL"); n != 0 {
+						t.Errorf("%s.%s: %d old rows got a value", r.Table(), f.Name(), n)
 					}
 				}
 			}
@@ -269,7 +244,7 @@ func TestEvolutionFromV1(t *testing.T) {
 			ToolCalls: []schema.ToolCall{call}, Events: []schema.Event{ev}}}); err != nil {
 			t.Fatalf("v2 batch into the migrated database: %v", err)
 		}
-		if n := count(t, s, s.Set().TableName(schema.ToolCalls)+" WHERE result_fingerprint IS NOT NULL"); n != 1 {
+		if n := count(t, s, s.Set().TableName(schema.ToolCalls())+" WHERE result_fingerprint IS NOT NULL"); n != 1 {
 			t.Errorf("result_fingerprint stored %d times, want 1", n)
 		}
 		rows := dump(t, s)
@@ -277,7 +252,7 @@ func TestEvolutionFromV1(t *testing.T) {
 		// A next version adds a finish reason: refused before its
 		// migration (the CHECK of v1 still holds), stored after.
 		nv := schema.Version + 1
-		next := withEnumValue(schema.Current, "turn", "finish_reason", "test_only", nv)
+		next := schema.Current().WithEnumValue("turn", "finish_reason", "test_only", nv)
 		d := dialectOf(s)
 		src := fstest.MapFS{}
 		fs.WalkDir(migrationFS, ".", func(p string, e fs.DirEntry, err error) error {
@@ -296,7 +271,7 @@ func TestEvolutionFromV1(t *testing.T) {
 				cols = append(cols, "user_id", "received_at", "clock_offset_ms")
 				vals = append(vals, "alice", time.Now().UTC().Format(schema.TimeLayout), 0)
 			}
-			return execSQL(s, "INSERT INTO "+set.TableName(schema.Turns)+" ("+strings.Join(cols, ", ")+") VALUES ("+
+			return execSQL(s, "INSERT INTO "+set.TableName(schema.Turns())+" ("+strings.Join(cols, ", ")+") VALUES ("+
 				strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+")", vals...)
 		}
 		if err := insertTurn("01900000-0000-7000-8000-000000000001"); err == nil {
@@ -317,11 +292,11 @@ func TestEvolutionFromV1(t *testing.T) {
 		}
 		// The other checks of the table still hold after the
 		// change (SQLite made the table anew).
-		if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'sideways'"); err == nil {
+		if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns())+" SET mode = 'sideways'"); err == nil {
 			t.Error("mode 'sideways' accepted after migration 3")
 		}
 		// And the indexes are all there.
-		for _, ix := range set.Indexes(schema.Turns) {
+		for _, ix := range set.Indexes(schema.Turns()) {
 			q := "pg_indexes WHERE indexname = ?"
 			if d == schema.SQLite {
 				q = "sqlite_schema WHERE type = 'index' AND name = ?"
@@ -401,7 +376,7 @@ func TestMigratedSchemaIsTheDeclaration(t *testing.T) {
 		migrated := openStore(t, be.URL(t), set)
 		whole := openBare(t, be.URL(t), set)
 		d := dialectOf(whole)
-		for _, st := range schema.Current.Whole(d, set) {
+		for _, st := range schema.Current().Whole(d, set) {
 			if err := execSQL(whole, st); err != nil {
 				t.Fatalf("%s: %v", st, err)
 			}

@@ -70,8 +70,8 @@ func (k *keyDB) CreateKey(ctx context.Context, key APIKey) error {
 	if err := k.check(); err != nil {
 		return err
 	}
-	if !schema.PatKeyPrefix.Match(key.Prefix) || !schema.PatUserID.Match(key.UserID) || !schema.PatLabel.Match(key.Label) {
-		return fmt.Errorf("store: key prefix, user id (%s) or label (%s) is malformed", schema.PatUserID.Doc, schema.PatLabel.Doc)
+	if !schema.PatKeyPrefix().Match(key.Prefix) || !schema.PatUserID().Match(key.UserID) || !schema.PatLabel().Match(key.Label) {
+		return fmt.Errorf("store: key prefix, user id (%s) or label (%s) is malformed", schema.PatUserID().Doc(), schema.PatLabel().Doc())
 	}
 	_, err := k.exec(ctx, fmt.Sprintf("INSERT INTO api_keys (key_hash, key_prefix, user_id, label, created_at) VALUES (%s, %s, %s, %s, %s)",
 		k.ph(1), k.ph(2), k.ph(3), k.ph(4), k.ph(5)), key.Hash.String(), key.Prefix, key.UserID, key.Label, k.ts(key.CreatedAt))

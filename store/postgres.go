@@ -271,10 +271,10 @@ func (s *pgStore) writeOnce(ctx context.Context, p *prepared, retry bool) (Resul
 			var sql string
 			var args []any
 			switch {
-			case t.rec == schema.Sessions:
+			case t.rec == schema.Sessions():
 				sql, args = s.upsertSessions(t)
 			case retry:
-				sql, args = unnestInsert(t, fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name))
+				sql, args = unnestInsert(t, fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name()))
 			default:
 				copied = append(copied, t)
 				continue
@@ -355,10 +355,10 @@ func copyRows(t *table) [][]any {
 func (s *pgStore) upsertSessions(t *table) (string, []any) {
 	var set []string
 	for _, f := range t.cols {
-		if f.Key || f.Scope == schema.Server {
+		if f.Key() || f.Scope() == schema.Server {
 			continue
 		}
-		set = append(set, fmt.Sprintf("%s = COALESCE(EXCLUDED.%s, t.%s)", f.Name, f.Name, f.Name))
+		set = append(set, fmt.Sprintf("%s = COALESCE(EXCLUDED.%s, t.%s)", f.Name(), f.Name(), f.Name()))
 	}
 	where := "t.ended_at IS NULL AND EXCLUDED.ended_at IS NOT NULL"
 	if s.set == schema.CentralSet {
@@ -376,7 +376,7 @@ func unnestInsert(t *table, conflict string) (string, []any) {
 	args := make([]any, len(cols))
 	for j, f := range t.cols {
 		params[j] = fmt.Sprintf("$%d::text[]", j+1)
-		casts[j] = fmt.Sprintf("u.%s::%s", f.Name, f.Kind.SQLType(schema.Postgres))
+		casts[j] = fmt.Sprintf("u.%s::%s", f.Name(), f.Kind().SQLType(schema.Postgres))
 		arr := make([]*string, len(t.rows))
 		for i, r := range t.rows {
 			arr[i] = textValue(r[j])

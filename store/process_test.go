@@ -88,8 +88,8 @@ func TestConcurrentProcessesExactlyOnce(t *testing.T) {
 		s := openStore(t, url, schema.CentralSet)
 		_, ids := mixedBatches(9, 30)
 		for _, r := range schema.Records() {
-			if n := count(t, s, s.Set().TableName(r)); n != len(ids[r.Table]) {
-				t.Errorf("%s: %d rows, want %d", s.Set().TableName(r), n, len(ids[r.Table]))
+			if n := count(t, s, s.Set().TableName(r)); n != len(ids[r.Table()]) {
+				t.Errorf("%s: %d rows, want %d", s.Set().TableName(r), n, len(ids[r.Table()]))
 			}
 		}
 		if n := count(t, s, "telemetry_sessions WHERE ended_at IS NULL"); n != 0 {

@@ -64,15 +64,15 @@ func TestRollupsAreExact(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("a batch meeting some of its rows")
-		calls := set.TableName(schema.ToolCalls)
+		calls := set.TableName(schema.ToolCalls())
 		if err := execSQL(s, "UPDATE "+calls+" SET permission = 'denied', run_len = NULL WHERE seq < 4"); err != nil {
 			t.Fatal(err)
 		}
-		if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns)+" SET mode = 'plan', finish_reason = 'length' WHERE seq = 0"); err != nil {
+		if err := execSQL(s, "UPDATE "+set.TableName(schema.Turns())+" SET mode = 'plan', finish_reason = 'length' WHERE seq = 0"); err != nil {
 			t.Fatal(err)
 		}
 		check("an update")
-		for _, tb := range []string{calls, set.TableName(schema.Turns)} {
+		for _, tb := range []string{calls, set.TableName(schema.Turns())} {
 			if err := execSQL(s, "DELETE FROM "+tb+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); err != nil {
 				t.Fatal(err)
 			}

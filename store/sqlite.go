@@ -238,8 +238,8 @@ func (s *sqliteStore) Write(ctx context.Context, b *Batch) (Result, error) {
 		}
 		for i := range p.tables {
 			t := &p.tables[i]
-			conflict := fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name)
-			if t.rec == schema.Sessions {
+			conflict := fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name())
+			if t.rec == schema.Sessions() {
 				conflict = s.sessionUpsert(t)
 			}
 			n, err := s.insert(ctx, tx, t, conflict)
@@ -302,10 +302,10 @@ func (s *sqliteStore) checkOwners(ctx context.Context, tx *sql.Tx, p *prepared) 
 func (s *sqliteStore) sessionUpsert(t *table) string {
 	var set []string
 	for _, f := range t.cols {
-		if f.Key || f.Scope == schema.Server {
+		if f.Key() || f.Scope() == schema.Server {
 			continue
 		}
-		set = append(set, fmt.Sprintf("%s = COALESCE(excluded.%s, %s)", f.Name, f.Name, f.Name))
+		set = append(set, fmt.Sprintf("%s = COALESCE(excluded.%s, %s)", f.Name(), f.Name(), f.Name()))
 	}
 	where := fmt.Sprintf("%s.ended_at IS NULL AND excluded.ended_at IS NOT NULL", t.name)
 	if s.set == schema.CentralSet {

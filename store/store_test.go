@@ -149,7 +149,7 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 		for _, r := range s.Set().Tables() {
 			var cols []string
 			for _, f := range s.Set().Columns(r) {
-				cols = append(cols, f.Name)
+				cols = append(cols, f.Name())
 			}
 			slices.Sort(cols)
 			want[s.Set().TableName(r)] = cols
@@ -198,17 +198,17 @@ func TestWriteStoresEveryRecordOnce(t *testing.T) {
 		for _, c := range []struct {
 			r    *schema.Record
 			want int
-		}{{schema.Sessions, 1}, {schema.Turns, 3}, {schema.ToolCalls, 12}, {schema.Events, 5}} {
+		}{{schema.Sessions(), 1}, {schema.Turns(), 3}, {schema.ToolCalls(), 12}, {schema.Events(), 5}} {
 			if n := count(t, s, s.Set().TableName(c.r)); n != c.want {
 				t.Errorf("%s has %d rows, want %d", s.Set().TableName(c.r), n, c.want)
 			}
 		}
 		if s.Set() == schema.CentralSet {
-			if n := count(t, s, s.Set().TableName(schema.Turns)+" WHERE user_id = ?", "user-1"); n != 3 {
+			if n := count(t, s, s.Set().TableName(schema.Turns())+" WHERE user_id = ?", "user-1"); n != 3 {
 				t.Errorf("%d turns owned by user-1, want 3 (user_id must come from the batch)", n)
 			}
 		} else {
-			if n := count(t, s, s.Set().TableName(schema.Turns)+" WHERE user_input = ?", "what does main.go do?"); n != 3 {
+			if n := count(t, s, s.Set().TableName(schema.Turns())+" WHERE user_input = ?", "what does main.go do?"); n != 3 {
 				t.Errorf("%d self-hosted turns kept their user_input, want 3", n)
 			}
 		}
@@ -219,7 +219,7 @@ func TestWriteStoresEveryRecordOnce(t *testing.T) {
 		if res.Accepted != 0 || res.Duplicates != b.Len() {
 			t.Fatalf("retry = %+v, want 0 accepted, %d duplicates", res, b.Len())
 		}
-		if n := count(t, s, s.Set().TableName(schema.ToolCalls)); n != 12 {
+		if n := count(t, s, s.Set().TableName(schema.ToolCalls())); n != 12 {
 			t.Fatalf("after a retry %d tool calls, want 12", n)
 		}
 	})
@@ -242,7 +242,7 @@ func TestRetryWithSomeNewRecords(t *testing.T) {
 		if res.Accepted != 5 || res.Duplicates != b.Len()-5 {
 			t.Fatalf("mixed retry = %+v, want 5 accepted, %d duplicates", res, b.Len()-5)
 		}
-		if n := count(t, s, s.Set().TableName(schema.ToolCalls)); n != 11 {
+		if n := count(t, s, s.Set().TableName(schema.ToolCalls())); n != 11 {
 			t.Fatalf("%d tool calls, want 11", n)
 		}
 	})
@@ -270,7 +270,7 @@ func TestSessionEndUpdatesTheOneRow(t *testing.T) {
 		if _, err := s.Write(ctx, start); err != nil {
 			t.Fatal(err)
 		}
-		tbl := s.Set().TableName(schema.Sessions)
+		tbl := s.Set().TableName(schema.Sessions())
 		if n := count(t, s, tbl); n != 1 {
 			t.Fatalf("%d session rows, want 1", n)
 		}
@@ -350,9 +350,9 @@ func TestForeignSessionIsNeverTouched(t *testing.T) {
 		if n := count(t, s, tbl); n != 1 {
 			t.Errorf("%d sessions, want 1: bob's rejected batch wrote something", n)
 		}
-		for _, r := range []*schema.Record{schema.Turns, schema.ToolCalls, schema.Events} {
-			if n := count(t, s, "telemetry_"+r.Table+" WHERE user_id = ?", "bob"); n != 0 {
-				t.Errorf("bob has %d rows in %s", n, r.Table)
+		for _, r := range []*schema.Record{schema.Turns(), schema.ToolCalls(), schema.Events()} {
+			if n := count(t, s, "telemetry_"+r.Table()+" WHERE user_id = ?", "bob"); n != 0 {
+				t.Errorf("bob has %d rows in %s", n, r.Table())
 			}
 		}
 	})
@@ -365,7 +365,7 @@ func mixedBatches(seed uint64, n int) (batches []*Batch, ids map[string]map[uuid
 	g := fixture.New(seed, time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	ids = map[string]map[uuid.UUID]bool{}
 	for _, r := range schema.Records() {
-		ids[r.Table] = map[uuid.UUID]bool{}
+		ids[r.Table()] = map[uuid.UUID]bool{}
 	}
 	var sessions []schema.Session
 	for i := 0; i < n/5+1; i++ {
@@ -434,11 +434,11 @@ func TestConcurrentWritersExactlyOnce(t *testing.T) {
 			t.Error(err)
 		}
 		for _, r := range schema.Records() {
-			if n := count(t, s, s.Set().TableName(r)); n != len(ids[r.Table]) {
-				t.Errorf("%s: %d rows, want %d distinct ids", s.Set().TableName(r), n, len(ids[r.Table]))
+			if n := count(t, s, s.Set().TableName(r)); n != len(ids[r.Table()]) {
+				t.Errorf("%s: %d rows, want %d distinct ids", s.Set().TableName(r), n, len(ids[r.Table()]))
 			}
 		}
-		if n := count(t, s, s.Set().TableName(schema.Sessions)+" WHERE ended_at IS NULL"); n != 0 {
+		if n := count(t, s, s.Set().TableName(schema.Sessions())+" WHERE ended_at IS NULL"); n != 0 {
 			t.Errorf("%d sessions lost their end time", n)
 		}
 	})

@@ -30,7 +30,7 @@
 // ([SessionInfo] Models, Tools, Commands, sent in the session record), else
 // as a fixed word: "custom" for a model the user typed, "mcp" for a tool of
 // an MCP server the user configured (mcp__server__tool, server__tool),
-// "other" for anything else (schema.FixedModelNames, FixedToolNames,
+// "other" for anything else (schema.FixedModelNames(), FixedToolNames,
 // FixedCommandNames). A pattern alone would let an e-mail address, a URL
 // with credentials or a hyphenated sentence through. The self-hosted route
 // keeps the real names that fit the schema's patterns.

@@ -90,9 +90,9 @@ func TestCentralNamesComeFromClosedVocabularies(t *testing.T) {
 		}
 		return m
 	}
-	models := allowed(sess.ModelCatalog, schema.FixedModelNames)
-	tools := allowed(sess.ToolCatalog, schema.FixedToolNames)
-	cmds := allowed(sess.CommandCatalog, schema.FixedCommandNames)
+	models := allowed(sess.ModelCatalog, schema.FixedModelNames())
+	tools := allowed(sess.ToolCatalog, schema.FixedToolNames())
+	cmds := allowed(sess.CommandCatalog, schema.FixedCommandNames())
 	var gotTools, gotModels []string
 	check := func(kind string, ok map[string]bool, name string) {
 		if !ok[name] {

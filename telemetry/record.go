@@ -12,6 +12,10 @@ import (
 	"github.com/google/uuid"
 )
 
+// The handles of the fields a call and a turn clean, taken once (schema's
+// functions return copies).
+var callFields, turnFields = schema.ToolCallFields(), schema.TurnFields()
+
 // Turn is one iteration of the agent loop, from BeginTurn to End. Its
 // methods are safe for concurrent use (tool calls may run in parallel).
 type Turn struct {
@@ -121,14 +125,14 @@ func (t *Turn) ToolCall(c ToolCall) {
 		CallID:          id,
 		SessionID:       s.id,
 		TurnID:          t.id,
-		Seq:             schema.ToolCallFields.Seq.Clamp(seq),
+		Seq:             callFields.Seq.Clamp(seq),
 		StartedAt:       schema.TimeOf(start),
 		ToolName:        name,
 		ArgsFingerprint: argsFP,
-		Permission:      s.clean(schema.ToolCallFields.Permission, c.Permission),
-		DurationMs:      schema.ToolCallFields.DurationMs.Clamp(c.Duration.Milliseconds()),
+		Permission:      s.clean(callFields.Permission, c.Permission),
+		DurationMs:      callFields.DurationMs.Clamp(c.Duration.Milliseconds()),
 		Outcome:         outcome,
-		ResultBytes:     schema.ToolCallFields.ResultBytes.Clamp(resultBytes),
+		ResultBytes:     callFields.ResultBytes.Clamp(resultBytes),
 		ResultIsError:   strings.HasPrefix(c.Result, "Error:"),
 		// Same arguments and same result again: the agent is stuck; same
 		// arguments and a changing result: it is polling.
@@ -183,7 +187,7 @@ func (s *Session) toolName(name string) string {
 
 // Names on the central route come from closed vocabularies (SPEC §4): a
 // name is one of the build's own (the catalogs of SessionInfo, sent in the
-// session record) or a fixed word of schema.FixedModelNames,
+// session record) or a fixed word of schema.FixedModelNames(),
 // FixedToolNames or FixedCommandNames. A pattern alone would let an e-mail
 // address, a URL with credentials, a path or a hyphenated sentence
 // through. The self-hosted route keeps the real model and tool names (the
@@ -195,7 +199,7 @@ func (s *Session) toolName(name string) string {
 // "mcp" for a tool of an MCP server the user configured, else "other".
 func (s *Session) cleanToolName(name string) string {
 	if s.kind != Central {
-		return s.clean(schema.ToolCallFields.ToolName, name)
+		return s.clean(callFields.ToolName, name)
 	}
 	if s.tools[name] {
 		return name
@@ -229,7 +233,7 @@ func isMCPName(name string) bool {
 // there is none.
 func (s *Session) modelName(m string) string {
 	if s.kind != Central {
-		return s.clean(schema.SessionFields.Model, m)
+		return s.clean(schema.SessionFields().Model, m)
 	}
 	if s.models[m] {
 		return m
@@ -284,23 +288,23 @@ func (t *Turn) End(r TurnResult) {
 	rec := schema.Turn{
 		TurnID:           t.id,
 		SessionID:        s.id,
-		Seq:              schema.TurnFields.Seq.Clamp(t.seq),
+		Seq:              turnFields.Seq.Clamp(t.seq),
 		StartedAt:        schema.TimeOf(t.start),
 		Model:            s.modelName(model),
-		Mode:             s.clean(schema.TurnFields.Mode, t.mode),
-		PromptTokens:     schema.TurnFields.PromptTokens.Clamp(int64(r.PromptTokens)),
-		CompletionTokens: schema.TurnFields.CompletionTokens.Clamp(int64(r.CompletionTokens)),
-		CachedTokens:     schema.TurnFields.CachedTokens.Clamp(int64(r.CachedTokens)),
-		FinishReason:     s.clean(schema.TurnFields.FinishReason, r.FinishReason),
-		DurationMs:       schema.TurnFields.DurationMs.Clamp(now.Sub(t.start).Milliseconds()),
-		NumToolCalls:     schema.TurnFields.NumToolCalls.Clamp(n),
-		PromptChars:      schema.TurnFields.PromptChars.Clamp(textChars(r.UserInput, r.PromptChars)),
-		ResponseChars:    schema.TurnFields.ResponseChars.Clamp(textChars(r.AssistantText, r.ResponseChars)),
+		Mode:             s.clean(turnFields.Mode, t.mode),
+		PromptTokens:     turnFields.PromptTokens.Clamp(int64(r.PromptTokens)),
+		CompletionTokens: turnFields.CompletionTokens.Clamp(int64(r.CompletionTokens)),
+		CachedTokens:     turnFields.CachedTokens.Clamp(int64(r.CachedTokens)),
+		FinishReason:     s.clean(turnFields.FinishReason, r.FinishReason),
+		DurationMs:       turnFields.DurationMs.Clamp(now.Sub(t.start).Milliseconds()),
+		NumToolCalls:     turnFields.NumToolCalls.Clamp(n),
+		PromptChars:      turnFields.PromptChars.Clamp(textChars(r.UserInput, r.PromptChars)),
+		ResponseChars:    turnFields.ResponseChars.Clamp(textChars(r.AssistantText, r.ResponseChars)),
 		UserInput:        s.storedText(r.UserInput),
 		AssistantText:    s.storedText(r.AssistantText),
 	}
 	if r.APIErrorType != "" {
-		rec.APIErrorType = schema.OptString(s.clean(schema.TurnFields.APIErrorType, r.APIErrorType))
+		rec.APIErrorType = schema.OptString(s.clean(turnFields.APIErrorType, r.APIErrorType))
 	}
 	s.pushTurn(&rec)
 }
@@ -354,11 +358,11 @@ func (s *Session) APIRetry(r Retry) {
 	}
 	defer s.recoverPanic()
 	s.event(schema.APIRetryProps{
-		Attempt:   schema.APIRetryFields.Attempt.Clamp(int64(r.Attempt)),
-		DelayMs:   schema.APIRetryFields.DelayMs.Clamp(r.Delay.Milliseconds()),
-		ErrorType: s.clean(schema.APIRetryFields.ErrorType, r.ErrorType),
-		Status:    schema.APIRetryFields.Status.Clamp(int64(r.Status)),
-		LatencyMs: schema.APIRetryFields.LatencyMs.Clamp(r.Latency.Milliseconds()),
+		Attempt:   schema.APIRetryFields().Attempt.Clamp(int64(r.Attempt)),
+		DelayMs:   schema.APIRetryFields().DelayMs.Clamp(r.Delay.Milliseconds()),
+		ErrorType: s.clean(schema.APIRetryFields().ErrorType, r.ErrorType),
+		Status:    schema.APIRetryFields().Status.Clamp(int64(r.Status)),
+		LatencyMs: schema.APIRetryFields().LatencyMs.Clamp(r.Latency.Milliseconds()),
 	})
 }
 
@@ -368,7 +372,7 @@ func (s *Session) ModeChange(from, to string) {
 		return
 	}
 	defer s.recoverPanic()
-	s.event(schema.ModeChangeProps{From: s.clean(schema.ModeChangeFields.From, from), To: s.clean(schema.ModeChangeFields.To, to)})
+	s.event(schema.ModeChangeProps{From: s.clean(schema.ModeChangeFields().From, from), To: s.clean(schema.ModeChangeFields().To, to)})
 }
 
 // ModelSwap records a change of model.
@@ -390,7 +394,7 @@ func (s *Session) event(p interface {
 	now := s.opts.Now()
 	seq := s.eventSeq.Add(1) - 1
 	rec := schema.Event{EventID: s.ids.next(now), SessionID: s.id, TS: schema.TimeOf(now), Name: p.EventName(), Props: p.Props(),
-		Seq: schema.IntOf(schema.EventFields.Seq.Clamp(seq))}
+		Seq: schema.IntOf(schema.EventFields().Seq.Clamp(seq))}
 	push(s, rec, sizeEvent)
 }
 

@@ -149,7 +149,7 @@ type SessionInfo struct {
 	Models   []string
 	// Agent is the agent CLI the session ran in when it is not Fred (the
 	// OTLP relay records Claude Code, Codex and Gemini CLI sessions): one
-	// of schema.EnumAgent, else "other". Default "fred".
+	// of schema.SessionFields().Agent.Enum(), else "other". Default "fred".
 	Agent string
 	// AgentVersion is that agent's version where it says it (semver; else
 	// null). Fred's own is fred_version.
@@ -337,20 +337,20 @@ func (s *Session) sessionRecord(info SessionInfo, now time.Time) schema.Session 
 	rec := schema.Session{
 		SessionID:      s.id,
 		StartedAt:      schema.TimeOf(now),
-		FredVersion:    s.clean(schema.SessionFields.FredVersion, s.opts.FredVersion),
-		RuntimeVersion: s.clean(schema.SessionFields.RuntimeVersion, goVersion.FindString(runtime.Version())),
-		OS:             s.clean(schema.SessionFields.OS, osName),
-		Shell:          s.clean(schema.SessionFields.Shell, shell),
-		ToolCatalog:    schema.SessionFields.ToolCatalog.CleanList(tools),
-		CommandCatalog: schema.SessionFields.CommandCatalog.CleanList(normalizeCommands(info.Commands)),
-		ModelCatalog:   schema.SessionFields.ModelCatalog.CleanList(info.Models),
+		FredVersion:    s.clean(schema.SessionFields().FredVersion, s.opts.FredVersion),
+		RuntimeVersion: s.clean(schema.SessionFields().RuntimeVersion, goVersion.FindString(runtime.Version())),
+		OS:             s.clean(schema.SessionFields().OS, osName),
+		Shell:          s.clean(schema.SessionFields().Shell, shell),
+		ToolCatalog:    schema.SessionFields().ToolCatalog.CleanList(tools),
+		CommandCatalog: schema.SessionFields().CommandCatalog.CleanList(normalizeCommands(info.Commands)),
+		ModelCatalog:   schema.SessionFields().ModelCatalog.CleanList(info.Models),
 		// Fred itself unless the embedder says which agent (the relay);
 		// agent_version is for those: Fred's is fred_version.
 		Agent: "fred",
 	}
 	if info.Agent != "" {
-		rec.Agent = schema.OptString(s.clean(schema.SessionFields.Agent, info.Agent))
-		if v, ok := schema.SessionFields.AgentVersion.Clean(info.AgentVersion); ok && info.AgentVersion != "" {
+		rec.Agent = schema.OptString(s.clean(schema.SessionFields().Agent, info.Agent))
+		if v, ok := schema.SessionFields().AgentVersion.Clean(info.AgentVersion); ok && info.AgentVersion != "" {
 			rec.AgentVersion = schema.OptString(v)
 		}
 	}

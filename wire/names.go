@@ -12,7 +12,7 @@ import (
 // Names come from closed vocabularies (SPEC §4): from schema version 2 on,
 // a model, tool or command name is either in its session's catalog
 // (model_catalog, tool_catalog, command_catalog: the build's own names) or
-// one of the fixed words (schema.FixedModelNames, FixedToolNames,
+// one of the fixed words (schema.FixedModelNames(), FixedToolNames,
 // FixedCommandNames). Validate notes every such name (Batch.Names) by the
 // pattern of its field, so the rule follows the declaration; CheckNames
 // checks them once the catalogs of the sessions they belong to are known.
@@ -30,12 +30,12 @@ const (
 
 // kindOf is the vocabulary of a field's values, by its pattern.
 func kindOf(f *schema.Field) (NameKind, bool) {
-	switch f.Pattern {
-	case schema.PatModel:
+	switch f.Pattern() {
+	case schema.PatModel():
 		return ModelName, true
-	case schema.PatToolName:
+	case schema.PatToolName():
 		return ToolName, true
-	case schema.PatCommand:
+	case schema.PatCommand():
 		return CommandName, true
 	}
 	return 0, false
@@ -43,7 +43,7 @@ func kindOf(f *schema.Field) (NameKind, bool) {
 
 var (
 	catalogField = [...]string{ModelName: "model_catalog", ToolName: "tool_catalog", CommandName: "command_catalog"}
-	fixedWords   = [...][]string{ModelName: schema.FixedModelNames, ToolName: schema.FixedToolNames, CommandName: schema.FixedCommandNames}
+	fixedWords   = [...][]string{ModelName: schema.FixedModelNames(), ToolName: schema.FixedToolNames(), CommandName: schema.FixedCommandNames()}
 )
 
 // NameRef is a name of a batch that must be in its session's catalog.

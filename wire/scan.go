@@ -79,27 +79,27 @@ var declBounds = func() bounds {
 	add(KeyRuntimeVersion)
 	b.maxMembers = max(len(topLevel), 2)
 	str := func(f *schema.Field) {
-		switch f.Kind {
+		switch f.Kind() {
 		case schema.KindString, schema.KindList, schema.KindHash:
-			if f.Scope == schema.Central {
-				b.maxString = max(b.maxString, int(f.Max))
+			if f.Scope() == schema.Central {
+				b.maxString = max(b.maxString, int(f.Max()))
 			}
 		}
-		if f.Kind == schema.KindList {
-			b.maxItems = max(b.maxItems, f.MaxItems)
+		if f.Kind() == schema.KindList {
+			b.maxItems = max(b.maxItems, f.MaxItems())
 		}
 	}
 	for _, r := range schema.Records() {
-		add(r.Batch)
-		b.maxMembers = max(b.maxMembers, len(r.Fields))
-		for _, f := range r.Fields {
-			add(f.Name)
+		add(r.Batch())
+		for i, f := range r.Fields() {
+			b.maxMembers = max(b.maxMembers, i+1)
+			add(f.Name())
 			str(f)
 		}
-		for _, fs := range r.Props {
-			b.maxMembers = max(b.maxMembers, len(fs))
-			for _, f := range fs {
-				add(f.Name)
+		for _, n := range r.PropNames() {
+			for i, f := range r.Props(n) {
+				b.maxMembers = max(b.maxMembers, i+1)
+				add(f.Name())
 				str(f)
 			}
 		}
@@ -479,7 +479,7 @@ func (sc *scanner) array(depth int, c ctx) *Rejection {
 
 func recordIndex(batch string) int {
 	for i, r := range schema.Records() {
-		if r.Batch == batch {
+		if r.Batch() == batch {
 			return i
 		}
 	}

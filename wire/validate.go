@@ -105,7 +105,7 @@ const (
 var topLevel = func() []string {
 	out := []string{KeySchemaVersion, KeyBatchID, KeySentAt, KeyClient}
 	for _, r := range schema.Records() {
-		out = append(out, r.Batch)
+		out = append(out, r.Batch())
 	}
 	return out
 }()
@@ -165,11 +165,11 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 			return nil, Reject(http.StatusBadRequest, "unknown_field", KeyClient+"."+declaredName(m.key), "field not allowed")
 		}
 	}
-	fv, rj := stringOf(client.field(KeyFredVersion), at(KeyClient+"."+KeyFredVersion), schema.SessionFields.FredVersion)
+	fv, rj := stringOf(client.field(KeyFredVersion), at(KeyClient+"."+KeyFredVersion), schema.SessionFields().FredVersion)
 	if rj != nil {
 		return nil, rj
 	}
-	if _, rj := stringOf(client.field(KeyRuntimeVersion), at(KeyClient+"."+KeyRuntimeVersion), schema.SessionFields.RuntimeVersion); rj != nil {
+	if _, rj := stringOf(client.field(KeyRuntimeVersion), at(KeyClient+"."+KeyRuntimeVersion), schema.SessionFields().RuntimeVersion); rj != nil {
 		return nil, rj
 	}
 	if lim.MinClient != "" && semverLess(fv, lim.MinClient) {
@@ -203,13 +203,13 @@ func Validate(body []byte, lim Limits) (*Batch, *Rejection) {
 	for ri, r := range schema.Records() {
 		for i, sp := range sc.recs[ri] {
 			p.reset()
-			base[0], base[1] = pstep{name: r.Batch}, pstep{idx: i}
+			base[0], base[1] = pstep{name: r.Batch()}, pstep{idx: i}
 			e, rj := p.parseAt(sp, base)
 			if rj != nil {
 				return nil, rj
 			}
 			x := b.Add(r, len(sc.recs[ri]))
-			if rj := v.record(r, e, loc{top: r.Batch, idx: i, item: -1}, x); rj != nil {
+			if rj := v.record(r, e, loc{top: r.Batch(), idx: i, item: -1}, x); rj != nil {
 				return nil, rj
 			}
 			for _, n := range v.names {
@@ -271,7 +271,7 @@ type validator struct {
 
 // allowed reports whether f is on the wire allowlist of the batch's version.
 func (v *validator) allowed(f *schema.Field) bool {
-	return f.Scope == schema.Central && f.Since <= v.version
+	return f.Scope() == schema.Central && f.Since() <= v.version
 }
 
 // record checks one record object and sets its fields on rec.
@@ -283,10 +283,10 @@ func (v *validator) record(r *schema.Record, e *jval, l loc, rec schema.Row) *Re
 	var props *jval
 	name := ""
 	for _, m := range e.members {
-		fi := -1
-		for i, f := range r.Fields {
-			if f.Name == m.key {
-				fi = i
+		fi, f := -1, (*schema.Field)(nil)
+		for i, g := range r.Fields() {
+			if g.Name() == m.key {
+				fi, f = i, g
 				break
 			}
 		}
@@ -296,11 +296,10 @@ func (v *validator) record(r *schema.Record, e *jval, l loc, rec schema.Row) *Re
 			fl.raw = true
 			return Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed")
 		}
-		f := r.Fields[fi]
 		if !v.allowed(f) { // mutant:forbidden-fields-accepted
 			return Reject(http.StatusBadRequest, "forbidden_field", fl.String(), "field not allowed")
 		}
-		if f.Kind == schema.KindProps {
+		if f.Kind() == schema.KindProps {
 			props = m.val
 			seen[fi] = true
 			continue
@@ -309,23 +308,23 @@ func (v *validator) record(r *schema.Record, e *jval, l loc, rec schema.Row) *Re
 		if rj != nil {
 			return rj
 		}
-		if f.Name == "name" {
+		if f.Name() == "name" {
 			name, _ = val.(string)
 		}
-		if !rec.SetValue(f.Name, val) {
-			panic(fmt.Sprintf("wire: %s.%s: a checked value of type %T does not fit", r.Name, f.Name, val))
+		if !rec.SetValue(f.Name(), val) {
+			panic(fmt.Sprintf("wire: %s.%s: a checked value of type %T does not fit", r.Name(), f.Name(), val))
 		}
 		seen[fi] = true
 	}
-	for i, f := range r.Fields {
-		if !v.allowed(f) || f.Nullable || seen[i] {
+	for i, f := range r.Fields() {
+		if !v.allowed(f) || f.Nullable() || seen[i] {
 			continue
 		}
 		fl := l
-		fl.key = f.Name
+		fl.key = f.Name()
 		return Reject(http.StatusBadRequest, "missing_field", fl.String(), "required")
 	}
-	if r.Props != nil {
+	if props != nil { // the props field is required where there is one
 		pl := l
 		pl.sub = "props"
 		p, rj := v.props(r, name, props, pl)
@@ -343,9 +342,8 @@ func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema
 	if p.kind != jObj {
 		return nil, Reject(http.StatusBadRequest, "type", l.String(), "want an object, got %s", p.kind)
 	}
-	decl := r.Props[name]
 	for _, m := range p.members {
-		if !slices.ContainsFunc(decl, func(f *schema.Field) bool { return f.Name == m.key && v.allowed(f) }) {
+		if f := r.Prop(name, m.key); f == nil || !v.allowed(f) {
 			fl := l
 			fl.key, fl.raw = m.key, true
 			return nil, Reject(http.StatusBadRequest, "unknown_field", fl.String(), "field not allowed for %s", name)
@@ -356,13 +354,13 @@ func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema
 	out := make([]byte, 0, 64)
 	out = append(out, '{')
 	first := true
-	for _, f := range decl {
+	for _, f := range r.Props(name) {
 		if !v.allowed(f) { // a prop a later version added: not in this batch's
 			continue
 		}
 		fl := l
-		fl.key = f.Name
-		fv := p.field(f.Name)
+		fl.key = f.Name()
+		fv := p.field(f.Name())
 		if fv == nil {
 			return nil, Reject(http.StatusBadRequest, "missing_field", fl.String(), "required")
 		}
@@ -374,7 +372,7 @@ func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema
 			out = append(out, ',')
 		}
 		first = false
-		out = strconv.AppendQuote(out, f.Name)
+		out = strconv.AppendQuote(out, f.Name())
 		out = append(out, ':')
 		switch x := val.(type) {
 		case int64:
@@ -389,12 +387,12 @@ func (v *validator) props(r *schema.Record, name string, p *jval, l loc) (schema
 // value checks one field's value.
 func (v *validator) value(f *schema.Field, j *jval, l loc) (any, *Rejection) {
 	if j.kind == jNull {
-		if f.Nullable {
+		if f.Nullable() {
 			return nil, nil
 		}
 		return nil, Reject(http.StatusBadRequest, "type", l.String(), "must not be null")
 	}
-	switch f.Kind {
+	switch f.Kind() {
 	case schema.KindUUID:
 		return uuidOf(j, l)
 	case schema.KindTime:
@@ -419,8 +417,8 @@ func (v *validator) value(f *schema.Field, j *jval, l loc) (any, *Rejection) {
 		if rj != nil {
 			return nil, rj
 		}
-		if n < f.Min || n > f.Max {
-			return nil, Reject(http.StatusBadRequest, "bounds", l.String(), "outside [%d, %d]", f.Min, f.Max)
+		if n < f.Min() || n > f.Max() {
+			return nil, Reject(http.StatusBadRequest, "bounds", l.String(), "outside [%d, %d]", f.Min(), f.Max())
 		}
 		return n, nil
 	case schema.KindBool:
@@ -441,8 +439,8 @@ func (v *validator) value(f *schema.Field, j *jval, l loc) (any, *Rejection) {
 		if j.kind != jArr {
 			return nil, Reject(http.StatusBadRequest, "type", l.String(), "want an array, got %s", j.kind)
 		}
-		if len(j.elems) > f.MaxItems {
-			return nil, Reject(http.StatusBadRequest, "bounds", l.String(), "more than %d items", f.MaxItems)
+		if len(j.elems) > f.MaxItems() {
+			return nil, Reject(http.StatusBadRequest, "bounds", l.String(), "more than %d items", f.MaxItems())
 		}
 		out := make([]string, len(j.elems))
 		for i, e := range j.elems {
@@ -451,8 +449,8 @@ func (v *validator) value(f *schema.Field, j *jval, l loc) (any, *Rejection) {
 			if e.kind != jStr {
 				return nil, Reject(http.StatusBadRequest, "type", il.String(), "want a string, got %s", e.kind)
 			}
-			if int64(len(e.s)) > f.Max || !f.Pattern.Match(e.s) {
-				return nil, Reject(http.StatusBadRequest, "pattern", il.String(), "does not match %s", f.Pattern.Name)
+			if int64(len(e.s)) > f.Max() || !f.Pattern().Match(e.s) {
+				return nil, Reject(http.StatusBadRequest, "pattern", il.String(), "does not match %s", f.Pattern().Name())
 			}
 			out[i] = e.s
 		}
@@ -469,10 +467,10 @@ func stringOf(j *jval, l loc, f *schema.Field) (string, *Rejection) {
 		return "", Reject(http.StatusBadRequest, "type", l.String(), "want a string, got %s", j.kind)
 	}
 	if !f.Allows(j.s) {
-		if f.Enum != nil {
-			return "", Reject(http.StatusBadRequest, "enum", l.String(), "not one of %s", strings.Join(f.Enum, ", "))
+		if f.Enum() != nil {
+			return "", Reject(http.StatusBadRequest, "enum", l.String(), "not one of %s", strings.Join(f.Enum(), ", "))
 		}
-		return "", Reject(http.StatusBadRequest, "pattern", l.String(), "does not match %s", f.Pattern.Name)
+		return "", Reject(http.StatusBadRequest, "pattern", l.String(), "does not match %s", f.Pattern().Name())
 	}
 	return j.s, nil
 }

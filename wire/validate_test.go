@@ -180,16 +180,12 @@ func allowlistHolds(body []byte) error {
 			obj := e.(map[string]any)
 			for fk, fv := range obj {
 				f := r.Field(fk)
-				if f == nil || f.Scope != schema.Central {
+				if f == nil || f.Scope() != schema.Central {
 					return fmt.Errorf("%s[%d].%s is not on the allowlist", k, i, fk)
 				}
 				if fk == "props" {
 					for pk := range fv.(map[string]any) {
-						ok := false
-						for _, pf := range r.Props[obj["name"].(string)] {
-							ok = ok || pf.Name == pk
-						}
-						if !ok {
+						if r.Prop(obj["name"].(string), pk) == nil {
 							return fmt.Errorf("%s[%d].props.%s is not allowed for %v", k, i, pk, obj["name"])
 						}
 					}
@@ -281,13 +277,13 @@ func declaredNames() map[string]bool {
 	m := map[string]bool{"schema_version": true, "batch_id": true, "sent_at": true, "client": true,
 		"fred_version": true, "runtime_version": true, "<unknown key>": true}
 	for _, r := range schema.Records() {
-		m[r.Batch] = true
-		for _, f := range r.Fields {
-			m[f.Name] = true
+		m[r.Batch()] = true
+		for _, f := range r.Fields() {
+			m[f.Name()] = true
 		}
-		for _, fs := range r.Props {
-			for _, f := range fs {
-				m[f.Name] = true
+		for _, n := range r.PropNames() {
+			for _, f := range r.Props(n) {
+				m[f.Name()] = true
 			}
 		}
 	}

@@ -18,7 +18,7 @@ const Scheme = schema.KeyScheme
 
 // Lengths of what follows Scheme: a key has between minBody and maxBody
 // letters and digits (New makes newBody, about 190 bits); the stored prefix
-// keeps storedBody of them (schema.PatKeyPrefix), enough to name a key and
+// keeps storedBody of them (schema.PatKeyPrefix()), enough to name a key and
 // useless to use it, and the prefix shown to the user shownBody.
 const (
 	minBody, maxBody, newBody = 20, 128, 32

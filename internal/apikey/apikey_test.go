@@ -15,7 +15,7 @@ func TestNewKeysAreValidAndStorable(t *testing.T) {
 			t.Fatalf("New: %q (valid %v, repeated %v)", k, Valid(k), seen[k])
 		}
 		seen[k] = true
-		if !schema.PatKeyPrefix.Match(Stored(k)) {
+		if !schema.PatKeyPrefix().Match(Stored(k)) {
 			t.Fatalf("the stored prefix %q of %q does not fit the schema's key_prefix", Stored(k), k)
 		}
 		if !strings.HasPrefix(k, strings.TrimSuffix(Shown(k), "…")) || len(Shown(k)) >= len(Stored(k)) {

@@ -399,7 +399,7 @@ func (p *parser) enum(field string, f *schema.Field, v string) bool {
 		return false
 	}
 	if !f.Allows(v) {
-		p.fail(field, "%q is not one of %s", v, strings.Join(f.Enum, ", "))
+		p.fail(field, "%q is not one of %s", v, strings.Join(f.Enum(), ", "))
 		return false
 	}
 	return true
@@ -407,8 +407,8 @@ func (p *parser) enum(field string, f *schema.Field, v string) bool {
 
 // bounded checks v against the bounds of an int field of the declaration.
 func (p *parser) bounded(field string, f *schema.Field, v int64) bool {
-	if v < f.Min || v > f.Max {
-		p.fail(field, "%d is outside %d … %d", v, f.Min, f.Max)
+	if v < f.Min() || v > f.Max() {
+		p.fail(field, "%d is outside %d … %d", v, f.Min(), f.Max())
 		return false
 	}
 	return true
@@ -430,7 +430,7 @@ func (p *parser) sessionStart(line []byte) {
 	s.TS, tsOK = p.ts(l.TS)
 	ok = tsOK && ok
 	ok = p.required("model", l.Model) && ok
-	if l.FredVersion != "" && !schema.SessionFields.FredVersion.Allows(l.FredVersion) {
+	if l.FredVersion != "" && !schema.SessionFields().FredVersion.Allows(l.FredVersion) {
 		p.fail("fred_version", "%q is not a version such as 1.4.2", l.FredVersion)
 		ok = false
 	}
@@ -501,15 +501,15 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			return
 		}
 		tsRaw = l.TS
-		ok = p.enum("mode", schema.TurnFields.Mode, l.Mode) && ok
+		ok = p.enum("mode", schema.TurnFields().Mode, l.Mode) && ok
 		ok = p.required("model", l.Model) && ok
-		ok = p.bounded("prompt_tokens", schema.TurnFields.PromptTokens, l.PromptTokens) && ok
-		ok = p.bounded("completion_tokens", schema.TurnFields.CompletionTokens, l.CompletionTokens) && ok
-		ok = p.bounded("cached_tokens", schema.TurnFields.CachedTokens, l.CachedTokens) && ok
-		ok = p.enum("finish_reason", schema.TurnFields.FinishReason, l.FinishReason) && ok
-		ok = p.bounded("duration_ms", schema.TurnFields.DurationMs, l.DurationMs) && ok
+		ok = p.bounded("prompt_tokens", schema.TurnFields().PromptTokens, l.PromptTokens) && ok
+		ok = p.bounded("completion_tokens", schema.TurnFields().CompletionTokens, l.CompletionTokens) && ok
+		ok = p.bounded("cached_tokens", schema.TurnFields().CachedTokens, l.CachedTokens) && ok
+		ok = p.enum("finish_reason", schema.TurnFields().FinishReason, l.FinishReason) && ok
+		ok = p.bounded("duration_ms", schema.TurnFields().DurationMs, l.DurationMs) && ok
 		if l.APIErrorType != "" {
-			ok = p.enum("api_error_type", schema.TurnFields.APIErrorType, l.APIErrorType) && ok
+			ok = p.enum("api_error_type", schema.TurnFields().APIErrorType, l.APIErrorType) && ok
 		}
 		st.Turn = &Turn{Mode: l.Mode, Model: l.Model, Duration: time.Duration(l.DurationMs) * time.Millisecond,
 			Result: telemetry.TurnResult{
@@ -540,8 +540,8 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			p.fail("args", "want a JSON object, got %s", jsonKind(a))
 			ok = false
 		}
-		ok = p.enum("permission", schema.ToolCallFields.Permission, l.Permission) && ok
-		ok = p.bounded("duration_ms", schema.ToolCallFields.DurationMs, l.DurationMs) && ok
+		ok = p.enum("permission", schema.ToolCallFields().Permission, l.Permission) && ok
+		ok = p.bounded("duration_ms", schema.ToolCallFields().DurationMs, l.DurationMs) && ok
 		st.Call = &telemetry.ToolCall{Name: l.ToolName, Args: []byte(l.Args), Result: l.Result, Permission: l.Permission,
 			Failed: l.Failed, Duration: time.Duration(l.DurationMs) * time.Millisecond}
 	case "event":
@@ -579,12 +579,12 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 				p.fail("attempt", "missing (the retry number, from 1)")
 				ok = false
 			} else {
-				ok = p.bounded("attempt", schema.APIRetryFields.Attempt, l.Attempt) && ok
+				ok = p.bounded("attempt", schema.APIRetryFields().Attempt, l.Attempt) && ok
 			}
-			ok = p.bounded("delay_ms", schema.APIRetryFields.DelayMs, l.DelayMs) && ok
-			ok = p.enum("error_type", schema.APIRetryFields.ErrorType, l.ErrorType) && ok
-			ok = p.bounded("status", schema.APIRetryFields.Status, l.Status) && ok
-			ok = p.bounded("latency_ms", schema.APIRetryFields.LatencyMs, l.LatencyMs) && ok
+			ok = p.bounded("delay_ms", schema.APIRetryFields().DelayMs, l.DelayMs) && ok
+			ok = p.enum("error_type", schema.APIRetryFields().ErrorType, l.ErrorType) && ok
+			ok = p.bounded("status", schema.APIRetryFields().Status, l.Status) && ok
+			ok = p.bounded("latency_ms", schema.APIRetryFields().LatencyMs, l.LatencyMs) && ok
 			ev.Retry = telemetry.Retry{Attempt: int(l.Attempt), Delay: time.Duration(l.DelayMs) * time.Millisecond,
 				Latency: time.Duration(l.LatencyMs) * time.Millisecond, ErrorType: l.ErrorType, Status: int(l.Status)}
 		case "mode_change", "model_swap":
@@ -594,8 +594,8 @@ func (p *parser) step(typ string, line []byte, obj map[string]json.RawMessage) {
 			}
 			tsRaw = l.TS
 			if kind == "mode_change" {
-				ok = p.enum("from", schema.ModeChangeFields.From, l.From) && ok
-				ok = p.enum("to", schema.ModeChangeFields.To, l.To) && ok
+				ok = p.enum("from", schema.ModeChangeFields().From, l.From) && ok
+				ok = p.enum("to", schema.ModeChangeFields().To, l.To) && ok
 			} else {
 				ok = p.required("from", l.From) && ok
 				ok = p.required("to", l.To) && ok

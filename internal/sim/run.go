@@ -518,7 +518,7 @@ func whoami(ctx context.Context, apiURL, key string) (string, error) {
 	var who struct {
 		UserID string `json:"user_id"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&who); err != nil || !schema.PatUserID.Match(who.UserID) {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&who); err != nil || !schema.PatUserID().Match(who.UserID) {
 		return "", errors.New("the ingest API's answer to GET /v1/whoami has no valid user_id")
 	}
 	return who.UserID, nil

@@ -19,7 +19,7 @@ var mutants = []proof.Mutant{
 		Name:   "tool-name-not-cleaned",
 		Breaks: "the client's cleaning of tool names, on the self-hosted route",
 		File:   "telemetry/record.go",
-		Old:    "return s.clean(schema.ToolCallFields.ToolName, name)",
+		Old:    "return s.clean(callFields.ToolName, name)",
 		New:    "return name",
 		Pkg:    "./proof/canary",
 		// On SQLite: PostgreSQL's CHECK constraints refuse the batch
@@ -32,13 +32,13 @@ var mutants = []proof.Mutant{
 	// route. Each mutant lets pattern-valid names through one of them.
 	{Name: "tool-name-by-pattern-only", Breaks: "the central route's closed vocabulary of tool names (a tool the build does not ship becomes mcp or other)",
 		File: "telemetry/record.go", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$",
-		Old: "if s.tools[name] {", New: "if s.tools[name] || schema.ToolCallFields.ToolName.Allows(name) {"},
+		Old: "if s.tools[name] {", New: "if s.tools[name] || schema.ToolCallFields().ToolName.Allows(name) {"},
 	{Name: "model-name-by-pattern-only", Breaks: "the central route's closed vocabulary of model names (a model the build does not offer becomes custom)",
 		File: "telemetry/record.go", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$",
-		Old: "if s.models[m] {", New: "if s.models[m] || schema.SessionFields.Model.Allows(m) {"},
+		Old: "if s.models[m] {", New: "if s.models[m] || schema.SessionFields().Model.Allows(m) {"},
 	{Name: "command-by-pattern-only", Breaks: "the closed vocabulary of slash commands (a command the build does not offer becomes other)",
 		File: "telemetry/record.go", Pkg: "./telemetry/central", Run: "^TestEncodedPayloadCarriesNoName$",
-		Old: "if !s.cmds[c] {", New: "if !s.cmds[c] && !schema.SlashCommandFields.Command.Allows(c) {"},
+		Old: "if !s.cmds[c] {", New: "if !s.cmds[c] && !schema.SlashCommandFields().Command.Allows(c) {"},
 	{Name: "no-text-ignored", Breaks: "DSC_TELEMETRY_NO_TEXT dropping the text before it is queued",
 		File: "telemetry/queue.go", Old: "if s.noText {", New: "if false && s.noText {", Pkg: "./proof/canary", Run: "^TestSelfHostedNoText$"},
 }

@@ -14,7 +14,7 @@ var mutants = []proof.Mutant{
 		Old: "res, err := s.st.Write(ctx, &batch)", New: "res, err := store.Result{Accepted: batch.Len()}, error(nil)\n\tgo s.st.Write(context.WithoutCancel(ctx), &batch)"},
 	{Name: "store-not-idempotent", Breaks: "ingest is idempotent on record ids (INSERT … ON CONFLICT DO NOTHING after a COPY meets a known id)",
 		File: "store/postgres.go", Pkg: "./proof/faults", Run: "TestServerKilledAndPostgresRestartedUnderLoad",
-		Old: `fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name)`, New: `fmt.Sprintf("-- no ON CONFLICT (%s)", t.rec.Key().Name)`},
+		Old: `fmt.Sprintf("ON CONFLICT (%s) DO NOTHING", t.rec.Key().Name())`, New: `fmt.Sprintf("-- no ON CONFLICT (%s)", t.rec.Key().Name())`},
 	{Name: "server-500-when-database-down", Breaks: "a database outage is answered 503 (keep, back off, retry), not another 5xx",
 		File: "server/server.go", Pkg: "./proof/faults", Run: "TestServerKilledAndPostgresRestartedUnderLoad",
 		Old: "http.StatusServiceUnavailable", New: "http.StatusInternalServerError"},

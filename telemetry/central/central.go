@@ -107,7 +107,7 @@ func NewSender(cfg telemetry.CentralConfig) *Sender {
 // buffer: the envelope, then every record through the encoders generated
 // from the declaration (no reflection, no allocation per record).
 func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
-	rv, _ := schema.SessionFields.RuntimeVersion.Clean(goVersion())
+	rv, _ := schema.SessionFields().RuntimeVersion.Clean(goVersion())
 	out := s.buf[:0]
 	out = append(out, `{"`+wire.KeySchemaVersion+`":`...)
 	out = strconv.AppendInt(out, schema.Version, 10)
@@ -128,7 +128,7 @@ func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 // cleanVersion is the Fred version the declaration allows (a semantic
 // version), else its fallback.
 func cleanVersion(v string) string {
-	c, _ := schema.SessionFields.FredVersion.Clean(v)
+	c, _ := schema.SessionFields().FredVersion.Clean(v)
 	return c
 }
 

@@ -38,7 +38,7 @@ func runInsightsAt(ctx context.Context, now time.Time, args []string, env cli.Ge
 		cli.Setting{Flag: "tables", Value: cli.OneOf(&opts.Tables, insights.TablesCentral, insights.TablesSelfHosted),
 			Usage: "central (telemetry_*: the ingest server's) or self-hosted (dsc_*: a user's own database)"},
 		cli.Setting{Flag: "model", Value: cli.String(&opts.Model), Usage: "only sessions that started on, or had a turn on, this model"},
-		cli.Setting{Flag: "agent", Value: cli.String(&opts.Agent), Usage: "only sessions of this agent: " + strings.Join(schema.EnumAgent, ", ") + " (records without one are fred)"},
+		cli.Setting{Flag: "agent", Value: cli.String(&opts.Agent), Usage: "only sessions of this agent: " + strings.Join(schema.SessionFields().Agent.Enum(), ", ") + " (records without one are fred)"},
 		cli.Setting{Flag: "format", Value: cli.OneOf(&format, "text", "json"), Usage: "text (aligned tables for a terminal) or json (docs/insights.md)"},
 		cli.Setting{Flag: "min-repeats", Value: cli.Int(&opts.MinRepeats, 2, math.MaxInt), Usage: "identical consecutive calls that make a loop"},
 		cli.Setting{Flag: "prices", Value: cli.String(&prices), Usage: "price table `FILE` (model, input and output price per 1M tokens) to show costs; none: no money shown"},

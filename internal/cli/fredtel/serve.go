@@ -39,7 +39,7 @@ func serveSettings(c *serveConfig, env cli.Getenv) []cli.Setting {
 		{Flag: "migrate-db", Env: "FREDTEL_MIGRATE_DB_URL", Value: cli.String(&c.migrateDB),
 			Usage: "direct database `URL` for migrations when --db goes through a transaction pooler (default --db)"},
 		{Flag: "min-client-version", Env: "FREDTEL_MIN_CLIENT_VERSION", Usage: "refuse clients older than this `VERSION` with 426",
-			Value: cli.Match(&c.MinClientVersion, schema.PatSemver.Match, "a version such as 1.4.0")},
+			Value: cli.Match(&c.MinClientVersion, schema.PatSemver().Match, "a version such as 1.4.0")},
 		{Flag: "rate", Env: "FREDTEL_RATE", Usage: "each key's requests per second: at most `N`, then 429",
 			Value: cli.Func(&c.Rate, func(s string) (float64, error) {
 				r, err := strconv.ParseFloat(s, 64)
@@ -184,11 +184,11 @@ func runKeys(ctx context.Context, args []string, env cli.Getenv, stdout, stderr 
 		if len(rest) > 0 {
 			return cli.Usagef("unexpected argument %q", rest[0])
 		}
-		if !schema.PatUserID.Match(user) {
-			return cli.Usagef("--user: want %s", schema.PatUserID.Doc)
+		if !schema.PatUserID().Match(user) {
+			return cli.Usagef("--user: want %s", schema.PatUserID().Doc())
 		}
-		if !schema.PatLabel.Match(label) {
-			return cli.Usagef("--label: want %s", schema.PatLabel.Doc)
+		if !schema.PatLabel().Match(label) {
+			return cli.Usagef("--label: want %s", schema.PatLabel().Doc())
 		}
 		st, err := open()
 		if err != nil {

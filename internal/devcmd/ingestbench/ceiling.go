@@ -22,9 +22,9 @@ func scratchTables() []scratchTable {
 		cols := schema.CentralSet.Columns(r)
 		names := make([]string, len(cols))
 		for j, f := range cols {
-			names[j] = f.Name
+			names[j] = f.Name()
 		}
-		out[i] = scratchTable{name: "bench_" + r.Table, names: names}
+		out[i] = scratchTable{name: "bench_" + r.Table(), names: names}
 	}
 	return out
 }

@@ -41,7 +41,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 		}()
 		var cols []string
 		for _, f := range set.Columns(r) {
-			cols = append(cols, f.Name)
+			cols = append(cols, f.Name())
 		}
 		n, err := c.CopyFrom(ctx, pgx.Identifier{set.TableName(r)}, cols, pgx.CopyFromFunc(func() ([]any, error) {
 			row, ok := <-rows
@@ -59,7 +59,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 		logf("COPY %s: %d rows in %v", set.TableName(r), n, time.Since(t0).Round(time.Millisecond))
 		return nil
 	}
-	err = copyTable(schema.Sessions, func(emit func([]any)) {
+	err = copyTable(schema.Sessions(), func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
 			se := g.session(g.plan(i))
 			emit(store.CopyValues(se.AppendValues(set, nil)))
@@ -68,7 +68,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	if err != nil {
 		return err
 	}
-	err = copyTable(schema.Turns, func(emit func([]any)) {
+	err = copyTable(schema.Turns(), func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
 			g.turns(g.plan(i), func(t *schema.Turn, _ []schema.ToolCall) { emit(store.CopyValues(t.AppendValues(set, nil))) })
 		}
@@ -76,7 +76,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	if err != nil {
 		return err
 	}
-	err = copyTable(schema.ToolCalls, func(emit func([]any)) {
+	err = copyTable(schema.ToolCalls(), func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
 			g.turns(g.plan(i), func(_ *schema.Turn, calls []schema.ToolCall) {
 				for k := range calls {
@@ -88,7 +88,7 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	if err != nil {
 		return err
 	}
-	err = copyTable(schema.Events, func(emit func([]any)) {
+	err = copyTable(schema.Events(), func(emit func([]any)) {
 		for i := 0; i < g.sessions; i++ {
 			g.events(g.plan(i), func(e *schema.Event) { emit(store.CopyValues(e.AppendValues(set, nil))) })
 		}

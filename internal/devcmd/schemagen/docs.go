@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/fredcode/fredtel/schema"
@@ -13,23 +11,23 @@ import (
 func constraint(f *schema.Field) string {
 	var parts []string
 	switch {
-	case f.Enum != nil:
-		parts = append(parts, "one of "+strings.Join(f.Enum, ", "))
-	case f.Kind == schema.KindList:
-		parts = append(parts, fmt.Sprintf("at most %d items, each %s", f.MaxItems, f.Pattern.Name))
-	case f.Pattern != nil:
-		parts = append(parts, fmt.Sprintf("`%s`", f.Pattern.Name))
-	case f.Kind == schema.KindInt:
-		parts = append(parts, fmt.Sprintf("%d … %d", f.Min, f.Max))
-	case f.Kind == schema.KindHash:
+	case f.Enum() != nil:
+		parts = append(parts, "one of "+strings.Join(f.Enum(), ", "))
+	case f.Kind() == schema.KindList:
+		parts = append(parts, fmt.Sprintf("at most %d items, each %s", f.MaxItems(), f.Pattern().Name()))
+	case f.Pattern() != nil:
+		parts = append(parts, fmt.Sprintf("`%s`", f.Pattern().Name()))
+	case f.Kind() == schema.KindInt:
+		parts = append(parts, fmt.Sprintf("%d … %d", f.Min(), f.Max()))
+	case f.Kind() == schema.KindHash:
 		parts = append(parts, "64 lowercase hex")
-	case f.Kind == schema.KindText:
-		parts = append(parts, fmt.Sprintf("at most %d characters", f.Max))
+	case f.Kind() == schema.KindText:
+		parts = append(parts, fmt.Sprintf("at most %d characters", f.Max()))
 	}
-	if f.Key {
+	if f.Key() {
 		parts = append(parts, "primary key")
 	}
-	if f.Nullable {
+	if f.Nullable() {
 		parts = append(parts, "nullable")
 	}
 	return strings.Join(parts, "; ")
@@ -51,14 +49,14 @@ func docs() []byte {
 	p("Bounds, enums and patterns are also CHECK constraints (patterns on PostgreSQL only), the last\nline of defence behind the validator.\n\n")
 	p("Each set has its own migration table (`telemetry_schema_migrations`, `dsc_schema_migrations`).\n\n")
 	for _, r := range schema.CentralSet.Tables() {
-		if r.Unprefixed {
-			p("## %s — `%s` (central only)\n\n%s.\n\n", r.Name, r.Table, strings.ToUpper(r.Doc[:1])+r.Doc[1:])
+		if r.Unprefixed() {
+			p("## %s — `%s` (central only)\n\n%s.\n\n", r.Name(), r.Table(), strings.ToUpper(r.Doc()[:1])+r.Doc()[1:])
 		} else {
-			p("## %s — `telemetry_%s`, `dsc_%s`\n\n%s.\n\n", r.Name, r.Table, r.Table, strings.ToUpper(r.Doc[:1])+r.Doc[1:])
+			p("## %s — `telemetry_%s`, `dsc_%s`\n\n%s.\n\n", r.Name(), r.Table(), r.Table(), strings.ToUpper(r.Doc()[:1])+r.Doc()[1:])
 		}
 		p("| column | kind | scope | constraint | meaning |\n|---|---|---|---|---|\n")
-		for _, f := range r.Fields {
-			p("| `%s` | %s | %s | %s | %s |\n", f.Name, f.Kind, f.Scope, constraint(f), f.Doc)
+		for _, f := range r.Fields() {
+			p("| `%s` | %s | %s | %s | %s |\n", f.Name(), f.Kind(), f.Scope(), constraint(f), f.Doc())
 		}
 		p("\nIndexes (central): ")
 		var ix []string
@@ -72,17 +70,16 @@ func docs() []byte {
 			}
 			ix = append(ix, d)
 		}
-		if r.Unprefixed {
+		if r.Unprefixed() {
 			p("%s.\n\n", strings.Join(ix, ", "))
 		} else {
 			p("%s; self-hosted: the same without user_id.\n\n", strings.Join(ix, ", "))
 		}
-		if r.Props != nil {
-			names := slices.Sorted(maps.Keys(r.Props))
+		if names := r.PropNames(); names != nil {
 			p("Props by event name (no other name, and no other prop, is accepted):\n\n| name | prop | kind | constraint | meaning |\n|---|---|---|---|---|\n")
 			for _, n := range names {
-				for _, f := range r.Props[n] {
-					p("| `%s` | `%s` | %s | %s | %s |\n", n, f.Name, f.Kind, constraint(f), f.Doc)
+				for _, f := range r.Props(n) {
+					p("| `%s` | `%s` | %s | %s | %s |\n", n, f.Name(), f.Kind(), constraint(f), f.Doc())
 				}
 			}
 			p("\n")
@@ -101,8 +98,8 @@ func docs() []byte {
 		p("\n")
 	}
 	p("## Patterns\n\n| name | regular expression | meaning |\n|---|---|---|\n")
-	for _, pt := range []*schema.Pattern{schema.PatModel, schema.PatToolName, schema.PatCommand, schema.PatSemver, schema.PatRuntime, schema.PatUserID, schema.PatKeyPrefix, schema.PatLabel} {
-		p("| `%s` | `%s` | %s |\n", pt.Name, pt.Re.String(), pt.Doc)
+	for _, pt := range []*schema.Pattern{schema.PatModel(), schema.PatToolName(), schema.PatCommand(), schema.PatSemver(), schema.PatRuntime(), schema.PatUserID(), schema.PatKeyPrefix(), schema.PatLabel()} {
+		p("| `%s` | `%s` | %s |\n", pt.Name(), pt.Expr(), pt.Doc())
 	}
 	return b.Bytes()
 }

@@ -53,7 +53,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 // store/testdata/migrations; starting version N+1, copy version N's files
 // there.
 func TestFrozenMigrations(t *testing.T) {
-	for _, d := range schema.Dialects {
+	for _, d := range schema.Dialects() {
 		for _, s := range schema.Sets() {
 			for v := 1; v < schema.Version; v++ {
 				path := MigrationPath(d, s, v)
