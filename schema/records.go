@@ -164,6 +164,10 @@ var turns = &Record{
 	indexes: []Index{
 		// Plan-mode turns (a few percent): plan mode's analysis reads them here.
 		{Name: "plan_idx", Columns: []string{"session_id", "started_at"}, Include: []string{"seq"}, Where: "mode = 'plan'", Since: 3},
+		// The turns of one model in a duration range, with their sessions:
+		// the exact value of a duration percentile, inside the bucket the
+		// hour rollup (TurnHours) says holds its rank.
+		{Name: "model_duration_idx", Columns: []string{"model", "duration_ms"}, Include: []string{"session_id"}, Since: 4},
 	},
 }
 

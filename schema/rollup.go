@@ -113,6 +113,9 @@ func (dc *Declaration) rollups(d Dialect, s Set, v int, whole bool) []string {
 			out = append(out, ru.triggers(d, s)...)
 		}
 	}
+	for _, hr := range hourRollups {
+		out = append(out, hr.statements(d, s, v, whole, func(r *Record) bool { return dc.rebuildsNamed(r, s, v) })...)
+	}
 	return out
 }
 

@@ -42,7 +42,7 @@ import (
 
 // Version is the current schema version: the newest wire schema_version the
 // client sends and the newest migration the stores apply.
-const Version = 3
+const Version = 4
 
 // Kind is the type of a field's value, independent of the database.
 type Kind int

@@ -47,6 +47,15 @@ func TestRollupsAreExact(t *testing.T) {
 					t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, ru.TableName(set), len(got), len(want), diff(want, got))
 				}
 			}
+			for _, hr := range schema.HourRollups() {
+				want := strings1(t, s, hourCounts(hr, set, dialectOf(s)))
+				got := strings1(t, s, "SELECT "+csv(append(hr.Keys(), "n"))+" FROM "+hr.TableName(set))
+				slices.Sort(want)
+				slices.Sort(got)
+				if !slices.Equal(got, want) || len(want) == 0 {
+					t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, hr.TableName(set), len(got), len(want), diff(want, got))
+				}
+			}
 		}
 		for _, b := range batches[:3] {
 			if _, err := s.Write(ctx, b); err != nil {
@@ -81,7 +90,43 @@ func TestRollupsAreExact(t *testing.T) {
 		if n := count(t, s, schema.ToolCounts.TableName(set)+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {
 			t.Errorf("a deleted session keeps %d rollup rows", n)
 		}
+		// The hour rollups go by the session row: records written before
+		// their session count once it comes; a session whose start moves
+		// to another hour takes its records along; a deleted one takes
+		// them out.
+		late := &Batch{UserID: "alice", Batch: g.Batch(2, 3, 2, 0)}
+		early := *late
+		early.Sessions = nil
+		if _, err := s.Write(ctx, &early); err != nil {
+			t.Fatal(err)
+		}
+		check("records before their session")
+		if _, err := s.Write(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		check("their session after them")
+		sessions := set.TableName(schema.Sessions)
+		moved := late.Sessions[0].SessionID.String()
+		if err := execSQL(s, "UPDATE "+sessions+" SET started_at = ? WHERE session_id = ?", time.Now().UTC().Add(-50*time.Hour).Format(schema.TimeLayout), moved); err != nil {
+			t.Fatal(err)
+		}
+		check("a session moved to another hour")
+		if err := execSQL(s, "DELETE FROM "+sessions+" WHERE session_id = ?", late.Sessions[1].SessionID.String()); err != nil {
+			t.Fatal(err)
+		}
+		check("a session deleted before its records")
 	})
+}
+
+// hourCounts is the hour rollup hr computed from the records and their
+// sessions.
+func hourCounts(hr *schema.HourRollup, set schema.Set, d schema.Dialect) string {
+	var parts []string
+	for _, b := range hr.Buckets {
+		parts = append(parts, fmt.Sprintf("SELECT %s AS hour, r.%s AS g, '%s' AS kind, %s AS bucket FROM %s r JOIN %s ss ON ss.session_id = r.session_id",
+			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, fmt.Sprintf(b.Expr, "r."), set.TableName(hr.Source), set.TableName(schema.Sessions)))
+	}
+	return "SELECT " + csv([]string{"hour", "g", "kind", "bucket", "count(*)"}) + " FROM (" + strings.Join(parts, " UNION ALL ") + ") q GROUP BY hour, g, kind, bucket"
 }
 
 func countNames(ru *schema.Rollup) []string {

@@ -162,6 +162,9 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 			slices.Sort(cols)
 			want[ru.TableName(s.Set())] = cols
 		}
+		for _, hr := range schema.HourRollups() {
+			want[hr.TableName(s.Set())] = append(slices.Sorted(slices.Values(hr.Keys())), "n")
+		}
 		for tbl, cols := range got {
 			slices.Sort(cols)
 			w, ok := want[tbl]
