@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/fredcode/fredtel/internal/testing/testdb"
 	"github.com/fredcode/fredtel/rules"
@@ -159,5 +160,58 @@ func mixedFleet(f *fx, n int) {
 		if i%9 == 0 {
 			s.event(0.4, schema.ModeChangeProps{From: "act", To: "plan"})
 		}
+	}
+}
+
+// TestHourRollupChangesNothing: the model table read from turn_hours (the
+// hours wholly inside the window, the turns of the sessions at its edges,
+// exact durations from their buckets) is the one counted from the turns,
+// to the byte, whatever the window's edges.
+func TestHourRollupChangesNothing(t *testing.T) {
+	for _, be := range testdb.Backends {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			f := newFx(t)
+			mixedFleet(f, 90) // sessions every 10 minutes for 15 hours
+			for i := 0; i < 40; i++ {
+				s := f.session("erin", float64(i*23), "fred-flash")
+				for k := 0; k < 5; k++ { // durations across many buckets
+					s.turn(turnSpec{model: "fred-flash", calls: int64(k * i % 40), ms: int64(k*k*i*i*7 + i)})
+				}
+			}
+			url := be.URL(t)
+			f.write(url, schema.CentralSet)
+			at := func(m int) time.Time { return f.base.Add(time.Duration(m) * time.Minute) }
+			windows := []Options{
+				{},
+				{From: at(37), To: at(313)},     // partial hours at both edges
+				{From: at(60), To: at(600)},     // whole hours only
+				{From: at(61), To: at(119)},     // less than an hour: the turns
+				{From: at(-1), To: at(24 * 60)}, // every session
+				{From: at(180), Agent: "fred"},  // a filter: the turns
+			}
+			for _, o := range windows {
+				var got [2]string
+				for i, hours := range []bool{true, false} {
+					hoursFromRollup = hours
+					r, err := Compute(context.Background(), url, o)
+					hoursFromRollup = true
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(r.Stuck.Models) == 0 {
+						t.Fatalf("%v–%v: no model to compare", o.From, o.To)
+					}
+					b, _ := json.Marshal(r.Stuck.Models)
+					got[i] = string(b)
+				}
+				if n := hoursDisagreed.Load(); n > 0 {
+					t.Fatalf("turn_hours disagreed with the turns %d times", n)
+				}
+				if got[0] != got[1] {
+					t.Errorf("%v–%v: turn_hours and the turns differ:\nhours %s\nturns %s", o.From, o.To, got[0], got[1])
+				}
+			}
+		})
 	}
 }

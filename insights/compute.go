@@ -1,13 +1,16 @@
 package insights
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fredcode/fredtel/schema"
@@ -269,14 +272,7 @@ func (rn *run) stuck(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The percentiles of tool calls per turn (group n+model) and of turn
-	// duration (d+model), from one read of the turns, counted by (model,
-	// tool calls, duration) first: a third fewer rows to count per group
-	// than the turns twice over.
-	a, err := rn.percentiles(ctx, fmt.Sprintf(`tr AS (SELECT t.model, t.num_tool_calls AS nc, t.duration_ms AS dm, count(*) AS w
-		FROM %s t JOIN ws ON ws.session_id = t.session_id GROUP BY t.model, t.num_tool_calls, t.duration_ms), `, d.table("turns")),
-		`SELECT 'n' || model AS g, nc AS x0, w FROM tr UNION ALL SELECT 'd' || model AS g, dm AS x0, w FROM tr`, true,
-		[]float64{0.5, 0.95, 0.99})
+	a, err := rn.turnPercentiles(ctx)
 	if err != nil {
 		return err
 	}
@@ -359,6 +355,117 @@ func (rn *run) stuck(ctx context.Context) error {
 		o.StruggleTurns, o.StruggleToolCalls)
 	st.Recommendation = rn.stuckRecommendation()
 	return nil
+}
+
+// hoursFromRollup: the model table's percentiles read turn_hours when they
+// can (a variable so a test compares it with reading the turns).
+var hoursFromRollup = true
+
+// hoursDisagreed counts the reports whose turn_hours disagreed with the
+// turns (for the tests: never, when one writer writes a session's rows).
+var hoursDisagreed atomic.Int64
+
+// turnPercentiles are the percentiles of tool calls per turn (groups
+// n+model) and of turn duration (d+model) of the window's turns.
+//
+// From turn_hours, for the hours wholly inside the window and without
+// --model/--agent (it knows neither): its rows of those hours, plus the
+// turns of the sessions of the partial hours at the window's edges,
+// counted the same way. Tool calls are counted exactly there; a duration
+// percentile gets the bucket that holds its rank, and then the exact
+// values of that bucket, read from the index on (model, duration_ms) for
+// the sessions of the window. Otherwise the turns are counted.
+func (rn *run) turnPercentiles(ctx context.Context) (*pctScan, error) {
+	d, o := rn.d, rn.o
+	ps := []float64{0.5, 0.95, 0.99}
+	lo, hi := o.From.Truncate(time.Hour), o.To.Truncate(time.Hour)
+	if lo.Before(o.From) {
+		lo = lo.Add(time.Hour)
+	}
+	records := func() (*pctScan, error) {
+		// Counted by (model, tool calls, duration) first: a third fewer
+		// rows to count per group than the turns twice over.
+		return rn.percentiles(ctx, fmt.Sprintf(`tr AS (SELECT t.model, t.num_tool_calls AS nc, t.duration_ms AS dm, count(*) AS w
+		FROM %s t JOIN ws ON ws.session_id = t.session_id GROUP BY t.model, t.num_tool_calls, t.duration_ms), `, d.table("turns")),
+			`SELECT 'n' || model AS g, nc AS x0, w FROM tr UNION ALL SELECT 'd' || model AS g, dm AS x0, w FROM tr`, true, ps)
+	}
+	if !hoursFromRollup || o.Model != "" || o.Agent != "" || !lo.Before(hi) {
+		return records()
+	}
+	h0, h1 := lo.Unix()/3600, hi.Unix()/3600
+	hour := schema.HourOf(d.dialect, "ws.started_at")
+	edge := fmt.Sprintf("FROM %s t JOIN ws ON ws.session_id = t.session_id WHERE %s < %d OR %s >= %d", d.table("turns"), hour, h0, hour, h1)
+	src := fmt.Sprintf(`SELECT kind || model AS g, bucket AS x0, n AS w FROM %s WHERE hour >= %d AND hour < %d
+		UNION ALL SELECT 'n' || t.model AS g, t.num_tool_calls AS x0, 1 AS w %s
+		UNION ALL SELECT 'd' || t.model AS g, %s AS x0, 1 AS w %s`,
+		d.table("turn_hours"), h0, h1, edge, schema.DurationBucket("t.duration_ms"), edge)
+	a := newPctScan(ps)
+	type bucket struct {
+		model       string
+		lo, end     int64
+		first, next int64
+		total       int64
+	}
+	var buckets []bucket
+	err := rn.query(ctx, d.pctRows(src, true, ps), func(r *sql.Rows) error {
+		var g string
+		var v pctVal
+		var n int64
+		if err := r.Scan(&g, &v.x, &v.first, &v.next, &n); err != nil {
+			return err
+		}
+		if strings.HasPrefix(g, "n") {
+			a.add(g, v, n)
+			return nil
+		}
+		b := bucket{model: g[1:], lo: int64(v.x), first: v.first, next: v.next, total: n}
+		b.end = schema.DurationBucketEnd(b.lo)
+		buckets = append(buckets, b)
+		return nil
+	})
+	if err != nil || len(buckets) == 0 {
+		return a, cmp.Or(err, a.finish())
+	}
+	// The exact durations of those buckets, for the window's sessions:
+	// each bucket is a short range of the index.
+	var ranges []string
+	for _, b := range buckets {
+		ranges = append(ranges, fmt.Sprintf("SELECT t.model, t.duration_ms, t.session_id FROM %s t WHERE t.model = %s AND t.duration_ms >= %d AND t.duration_ms < %d",
+			d.table("turns"), quote(b.model), b.lo, b.end))
+	}
+	type val struct{ x, n int64 }
+	vals := map[string][]val{}
+	err = rn.query(ctx, fmt.Sprintf(`v AS (%s)
+	SELECT v.model, v.duration_ms, %s FROM v WHERE v.session_id IN (SELECT session_id FROM ws) GROUP BY v.model, v.duration_ms`, strings.Join(ranges, " UNION ALL "), count32),
+		func(r *sql.Rows) error {
+			var m string
+			var v val
+			if err := r.Scan(&m, &v.x, &v.n); err != nil {
+				return err
+			}
+			vals[m] = append(vals[m], v)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range buckets {
+		in := slices.DeleteFunc(slices.Clone(vals[b.model]), func(v val) bool { return v.x < b.lo || v.x >= b.end })
+		slices.SortFunc(in, func(p, q val) int { return cmp.Compare(p.x, q.x) })
+		rank := b.first
+		for _, v := range in {
+			a.add("d"+b.model, pctVal{x: float64(v.x), first: rank, next: rank + v.n}, b.total)
+			rank += v.n
+		}
+		if rank != b.next {
+			// turn_hours and the turns disagree (a session and its turns
+			// written at the same instant by two transactions, neither
+			// seeing the other's rows): the turns are the truth.
+			hoursDisagreed.Add(1)
+			return records()
+		}
+	}
+	return a, a.finish()
 }
 
 func (rn *run) stuckRecommendation() string {

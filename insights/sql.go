@@ -110,11 +110,14 @@ func oneOf(col string, models []string) string {
 	}
 	q := make([]string, len(models))
 	for i, m := range models {
-		// Read from the database: quoted whatever it holds.
-		q[i] = "'" + strings.ReplaceAll(m, "'", "''") + "'"
+		q[i] = quote(m)
 	}
 	return "(" + col + " IN (" + strings.Join(q, ", ") + "))"
 }
+
+// quote is the SQL string literal of s, a value read from the database:
+// quoted whatever it holds.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // isFast is fast in Go: the live hints' rule.
 func isFast(o *Options, model string) bool { return rules.IsFast(model, o.FastModels) }
