@@ -221,7 +221,7 @@ type RetiredIndex struct {
 // Current returns the declaration of this build: a copy, so that changing
 // it changes neither the build's nor the next caller's.
 func Current() *Declaration {
-	return &Declaration{Version: Version, Records: slices.Clone(records[:]), ServerTables: slices.Clone(serverTables[:]), Rollups: slices.Clone(Rollups), Retired: slices.Clone(retiredIndexes)}
+	return &Declaration{Version: Version, Records: slices.Clone(records[:]), ServerTables: slices.Clone(serverTables[:]), Rollups: Rollups(), Retired: slices.Clone(retiredIndexes)}
 }
 
 // WithEnumValue is a copy of dc at version v in which field of rec accepts

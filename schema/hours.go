@@ -33,12 +33,12 @@ type Bucket struct {
 	Doc  string
 }
 
-// TurnHours: the turns by the hour their session started, model, tool
+// turnHours: the turns by the hour their session started, model, tool
 // calls (exact) and duration (DurationBucket): the percentiles of the
 // model table of the insights. A duration percentile reads its exact value
 // from the turns of one bucket, through the index on (model, duration_ms).
-var TurnHours = &HourRollup{
-	Table: "turn_hours", Source: Turns, Group: "model", Since: 4,
+var turnHours = &HourRollup{
+	Table: "turn_hours", Source: turns, Group: "model", Since: 4,
 	Doc: "turns by the hour their session started (hours since 1970, UTC), model, tool calls and duration bucket, kept by triggers on turns and sessions (the model table's percentiles of the insights)",
 	Buckets: []Bucket{
 		{Kind: "n", Expr: "%[1]snum_tool_calls", Doc: "tool calls of the turn, exact"},
@@ -47,10 +47,19 @@ var TurnHours = &HourRollup{
 }
 
 // hourRollups lists the hour rollups, in both sets.
-var hourRollups = []*HourRollup{TurnHours}
+var hourRollups = []*HourRollup{turnHours}
 
-// HourRollups lists the hour rollups, in both sets.
-func HourRollups() []*HourRollup { return slices.Clone(hourRollups) }
+// HourRollups lists the hour rollups, in both sets: copies, so that no
+// caller changes the declaration.
+func HourRollups() []*HourRollup {
+	out := make([]*HourRollup, len(hourRollups))
+	for i, hr := range hourRollups {
+		c := *hr
+		c.Buckets = slices.Clone(hr.Buckets)
+		out[i] = &c
+	}
+	return out
+}
 
 // DurationBucket is the SQL of the bucket of the integer e (≥ 0): e below
 // 100, e rounded down to two significant digits below durationExact (3072
@@ -105,10 +114,10 @@ func (hr *HourRollup) statements(d Dialect, s Set, v int, whole bool, rebuilt fu
 		out := []string{hr.create(d, s)}
 		out = append(out, hr.triggers(d, s)...)
 		if !whole {
-			out = append(out, hr.upsert(s, hr.aggregate(d, s.TableName(hr.Source)+" r JOIN "+s.TableName(Sessions)+" ss ON ss.session_id = r.session_id", "", "r.", "ss.", "")))
+			out = append(out, hr.upsert(s, hr.aggregate(d, s.TableName(hr.Source)+" r JOIN "+s.TableName(sessions)+" ss ON ss.session_id = r.session_id", "", "r.", "ss.", "")))
 		}
 		return out
-	case hr.Since < v && d == SQLite && (rebuilt(hr.Source) || rebuilt(Sessions)):
+	case hr.Since < v && d == SQLite && (rebuilt(hr.Source) || rebuilt(sessions)):
 		return hr.triggers(d, s)
 	}
 	return nil
@@ -121,7 +130,7 @@ func (hr *HourRollup) statements(d Dialect, s Set, v int, whole bool, rebuilt fu
 func (dc *Declaration) unhook(d Dialect, s Set, v int) []string {
 	var out []string
 	for _, hr := range hourRollups {
-		if d == SQLite && hr.Since < v && (dc.rebuildsNamed(hr.Source, s, v) || dc.rebuildsNamed(Sessions, s, v)) {
+		if d == SQLite && hr.Since < v && (dc.rebuildsNamed(hr.Source, s, v) || dc.rebuildsNamed(sessions, s, v)) {
 			for _, tr := range []string{"ins", "upd", "del", "sessions_ins", "sessions_upd", "sessions_del"} {
 				out = append(out, "DROP TRIGGER IF EXISTS "+hr.TableName(s)+"_"+tr)
 			}
@@ -134,7 +143,7 @@ func (dc *Declaration) unhook(d Dialect, s Set, v int) []string {
 // declaration holds copies of the records).
 func (dc *Declaration) rebuildsNamed(r *Record, s Set, v int) bool {
 	for _, x := range dc.Records {
-		if x.Name == r.Name {
+		if x.name == r.name {
 			return dc.rebuilds(x, s, v)
 		}
 	}
@@ -149,7 +158,7 @@ func (hr *HourRollup) create(d Dialect, s Set) string {
     bucket %[2]s NOT NULL,
     n %[2]s NOT NULL,
     PRIMARY KEY (%[5]s)
-)`, hr.TableName(s), KindInt.SQLType(d), hr.Group, hr.Source.Field(hr.Group).Kind.SQLType(d), strings.Join(hr.Keys(), ", "))
+)`, hr.TableName(s), KindInt.SQLType(d), hr.Group, hr.Source.Field(hr.Group).kind.SQLType(d), strings.Join(hr.Keys(), ", "))
 }
 
 // aggregate is the SELECT of the rollup's rows (keys, then the count times
@@ -187,7 +196,7 @@ func (hr *HourRollup) drop(s Set, hours string) string {
 // already there; one deleted, or whose start moved to another hour, takes
 // its records out of the old hour (and a move puts them in the new one).
 func (hr *HourRollup) triggers(d Dialect, s Set) []string {
-	t, src, sessions := hr.TableName(s), s.TableName(hr.Source), s.TableName(Sessions)
+	t, src, sessions := hr.TableName(s), s.TableName(hr.Source), s.TableName(sessions)
 	hour := func(e string) string { return HourOf(d, e+"started_at") }
 	// change adds (sign "") or subtracts ("-") the rows of from.
 	change := func(from, where, row, sess, sign string) string {

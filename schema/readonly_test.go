@@ -21,7 +21,7 @@ func TestDeclarationIsReadOnly(t *testing.T) {
 		}
 	}
 	sql := func() []string {
-		return append(schema.Current().Whole(schema.Postgres, schema.CentralSet), schema.DDL(schema.Postgres, schema.CentralSet, 2)...)
+		return slices.Concat(schema.Current().Whole(schema.Postgres, schema.CentralSet), schema.DDL(schema.Postgres, schema.CentralSet, 2), schema.DDL(schema.SQLite, schema.CentralSet, schema.Version))
 	}
 	ddl := sql()
 	recs := schema.Records()
@@ -35,6 +35,10 @@ func TestDeclarationIsReadOnly(t *testing.T) {
 	ixs[len(ixs)-1].Columns[0], ixs[len(ixs)-1].Include[0] = "sideways", "sideways"
 	dc := schema.Current()
 	dc.Records[1], dc.Retired[0].Name = nil, "sideways"
+	dc.Rollups[0].Keys[0], dc.Rollups[1].Counts[0].Name, dc.Rollups[0].Indexes[0].Columns[0] = "sideways", "sideways", "sideways"
+	schema.Rollups()[0].Table = "sideways"
+	hr := schema.HourRollups()[0]
+	hr.Table, hr.Buckets[0].Expr = "sideways", "sideways"
 	schema.Current().WithEnumValue("turn", "mode", "sideways", schema.Version+1)
 	mode := schema.Turns().Field("mode")
 	switch {
@@ -44,6 +48,8 @@ func TestDeclarationIsReadOnly(t *testing.T) {
 		t.Error("the turn's mode changed through a handle or its enum")
 	case schema.Events().Prop("api_retry", "error_type").Allows("sideways"), schema.FixedModelNames()[0] != "custom":
 		t.Error("a prop's enum or the fixed words changed through a copy")
+	case schema.Rollups()[0].Keys[0] != "session_id", schema.HourRollups()[0].Table != "turn_hours":
+		t.Error("a rollup changed through a copy")
 	case !slices.Equal(sql(), ddl):
 		t.Error("the DDL changed through a copy of an index or of the declaration")
 	}

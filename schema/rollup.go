@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -34,10 +35,10 @@ type Count struct {
 	Doc                  string
 }
 
-// ToolCounts: the calls of each session by tool and permission, and those
+// toolCounts: the calls of each session by tool and permission, and those
 // without a run mark (clients before schema version 3), whose loops the
 // insights find by sorting.
-var ToolCounts = &Rollup{
+var toolCounts = &Rollup{
 	Table: "tool_counts", Source: toolCalls, Keys: []string{"session_id", "tool_name"}, Since: 3,
 	Doc: "tool calls per session and tool, kept by triggers on tool_calls (the permissions and calls per tool of the insights)",
 	Counts: []Count{
@@ -52,10 +53,10 @@ var ToolCounts = &Rollup{
 	Indexes: []Index{{Name: "tool_counts_unmarked_idx", Columns: []string{"session_id"}, Where: "unmarked > 0"}},
 }
 
-// TurnCounts: the turns of each session by model, finish reason and mode:
+// turnCounts: the turns of each session by model, finish reason and mode:
 // the models of a window, their turns, sessions and finish reasons, and the
 // sessions that planned, without reading the turns.
-var TurnCounts = &Rollup{
+var turnCounts = &Rollup{
 	Table: "turn_counts", Source: turns, Keys: []string{"session_id", "model"}, Since: 3,
 	Doc: "turns per session and model, kept by triggers on turns (the models, finish reasons and plan turns of the insights)",
 	Counts: append([]Count{
@@ -84,8 +85,23 @@ func finishCounts() []Count {
 	return out
 }
 
-// Rollups lists the rollup tables, in both sets.
-var Rollups = []*Rollup{ToolCounts, TurnCounts}
+// rollupList lists the rollup tables, in both sets.
+var rollupList = []*Rollup{toolCounts, turnCounts}
+
+// Rollups lists the rollup tables, in both sets: copies, so that no
+// caller changes the declaration.
+func Rollups() []*Rollup {
+	out := make([]*Rollup, len(rollupList))
+	for i, ru := range rollupList {
+		c := *ru
+		c.Keys, c.Counts, c.Indexes = slices.Clone(ru.Keys), slices.Clone(ru.Counts), slices.Clone(ru.Indexes)
+		for j, ix := range c.Indexes {
+			c.Indexes[j].Columns, c.Indexes[j].Include = slices.Clone(ix.Columns), slices.Clone(ix.Include)
+		}
+		out[i] = &c
+	}
+	return out
+}
 
 // TableName is the rollup's table in the set.
 func (ru *Rollup) TableName(s Set) string { return s.Prefix() + ru.Table }

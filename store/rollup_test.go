@@ -37,7 +37,7 @@ func TestRollupsAreExact(t *testing.T) {
 		}
 		check := func(step string) {
 			t.Helper()
-			for _, ru := range schema.Rollups {
+			for _, ru := range schema.Rollups() {
 				src := set.TableName(ru.Source)
 				want := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countsOf(ru)...))+" FROM "+src+" GROUP BY "+strings.Join(ru.Keys, ", "))
 				got := strings1(t, s, "SELECT "+csv(append(slices.Clone(ru.Keys), countNames(ru)...))+" FROM "+ru.TableName(set))
@@ -87,7 +87,7 @@ func TestRollupsAreExact(t *testing.T) {
 			}
 		}
 		check("a deletion")
-		if n := count(t, s, schema.ToolCounts.TableName(set)+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {
+		if n := count(t, s, set.Prefix()+"tool_counts"+" WHERE session_id = ?", batches[0].Sessions[0].SessionID.String()); n != 0 {
 			t.Errorf("a deleted session keeps %d rollup rows", n)
 		}
 		// The hour rollups go by the session row: records written before
@@ -105,7 +105,7 @@ func TestRollupsAreExact(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("their session after them")
-		sessions := set.TableName(schema.Sessions)
+		sessions := set.TableName(schema.Sessions())
 		moved := late.Sessions[0].SessionID.String()
 		if err := execSQL(s, "UPDATE "+sessions+" SET started_at = ? WHERE session_id = ?", time.Now().UTC().Add(-50*time.Hour).Format(schema.TimeLayout), moved); err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func hourCounts(hr *schema.HourRollup, set schema.Set, d schema.Dialect) string 
 	var parts []string
 	for _, b := range hr.Buckets {
 		parts = append(parts, fmt.Sprintf("SELECT %s AS hour, r.%s AS g, '%s' AS kind, %s AS bucket FROM %s r JOIN %s ss ON ss.session_id = r.session_id",
-			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, fmt.Sprintf(b.Expr, "r."), set.TableName(hr.Source), set.TableName(schema.Sessions)))
+			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, fmt.Sprintf(b.Expr, "r."), set.TableName(hr.Source), set.TableName(schema.Sessions())))
 	}
 	return "SELECT " + csv([]string{"hour", "g", "kind", "bucket", "count(*)"}) + " FROM (" + strings.Join(parts, " UNION ALL ") + ") q GROUP BY hour, g, kind, bucket"
 }

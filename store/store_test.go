@@ -154,7 +154,7 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 			slices.Sort(cols)
 			want[s.Set().TableName(r)] = cols
 		}
-		for _, ru := range schema.Rollups {
+		for _, ru := range schema.Rollups() {
 			cols := append([]string(nil), ru.Keys...)
 			for _, c := range ru.Counts {
 				cols = append(cols, c.Name)

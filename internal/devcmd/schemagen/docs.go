@@ -89,11 +89,19 @@ func docs() []byte {
 	p("Tables the database keeps from the record tables, by triggers, for the insights: each row counts\n")
 	p("the records of its key that a statement really wrote (not the duplicates a retried batch skips),\n")
 	p("and updates and deletions of records are counted back out, so every writer keeps them exact.\n\n")
-	for _, ru := range schema.Rollups {
+	for _, ru := range schema.Rollups() {
 		p("### `telemetry_%s`, `dsc_%s`\n\n%s. Key: (%s).\n\n| column | counts |\n|---|---|\n", ru.Table, ru.Table,
 			strings.ToUpper(ru.Doc[:1])+ru.Doc[1:], strings.Join(ru.Keys, ", "))
 		for _, c := range ru.Counts {
 			p("| `%s` | %s |\n", c.Name, c.Doc)
+		}
+		p("\n")
+	}
+	for _, hr := range schema.HourRollups() {
+		p("### `telemetry_%s`, `dsc_%s`\n\n%s. Key: (%s); `n` counts the records.\n\n| kind | bucket |\n|---|---|\n", hr.Table, hr.Table,
+			strings.ToUpper(hr.Doc[:1])+hr.Doc[1:], strings.Join(hr.Keys(), ", "))
+		for _, b := range hr.Buckets {
+			p("| `%s` | %s |\n", b.Kind, b.Doc)
 		}
 		p("\n")
 	}
