@@ -361,6 +361,9 @@ func (rn *run) stuck(ctx context.Context) error {
 // can (a variable so a test compares it with reading the turns).
 var hoursFromRollup = true
 
+// turnHours is the declaration's turn_hours.
+var turnHours = schema.HourRollups()[0]
+
 // hoursDisagreed counts the reports whose turn_hours disagreed with the
 // turns (for the tests: never, when one writer writes a session's rows).
 var hoursDisagreed atomic.Int64
@@ -395,10 +398,10 @@ func (rn *run) turnPercentiles(ctx context.Context) (*pctScan, error) {
 	h0, h1 := lo.Unix()/3600, hi.Unix()/3600
 	hour := schema.HourOf(d.dialect, "ws.started_at")
 	edge := fmt.Sprintf("FROM %s t JOIN ws ON ws.session_id = t.session_id WHERE %s < %d OR %s >= %d", d.table("turns"), hour, h0, hour, h1)
-	src := fmt.Sprintf(`SELECT kind || model AS g, bucket AS x0, n AS w FROM %s WHERE hour >= %d AND hour < %d
+	src := fmt.Sprintf(`SELECT kind || g AS g, bucket AS x0, n AS w FROM (%s) h
 		UNION ALL SELECT 'n' || t.model AS g, t.num_tool_calls AS x0, 1 AS w %s
 		UNION ALL SELECT 'd' || t.model AS g, %s AS x0, 1 AS w %s`,
-		d.table("turn_hours"), h0, h1, edge, schema.DurationBucket("t.duration_ms"), edge)
+		turnHours.Counts(d.set, fmt.Sprintf("h.hour >= %d AND h.hour < %d", h0, h1)), edge, turnHours.Bucket("d").Of("t."), edge)
 	a := newPctScan(ps)
 	type bucket struct {
 		model       string

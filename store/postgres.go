@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,6 +282,14 @@ func (s *pgStore) writeOnce(ctx context.Context, p *prepared, retry bool) (Resul
 			}
 			pipe.Queue(sql, args...)
 			piped = append(piped, t)
+		}
+		// The turns go last: their trigger updates the turn_hours rows
+		// that every batch of the same hour shares, and the batch holds
+		// those row locks until it commits; written last, for the commit
+		// only, concurrent batches barely wait on each other.
+		if i := slices.IndexFunc(copied, func(t *table) bool { return t.rec == schema.Turns() }); i >= 0 {
+			t := copied[i]
+			copied = append(slices.Delete(copied, i, i+1), t)
 		}
 		count := func(t *table, n int64) {
 			res.Accepted += int(n)

@@ -49,7 +49,8 @@ func TestRollupsAreExact(t *testing.T) {
 			}
 			for _, hr := range schema.HourRollups() {
 				want := strings1(t, s, hourCounts(hr, set, dialectOf(s)))
-				got := strings1(t, s, "SELECT "+csv(append(hr.Keys(), "n"))+" FROM "+hr.TableName(set))
+				// A count is the sum over its shards.
+				got := strings1(t, s, "SELECT "+csv([]string{"hour", "g", "kind", "bucket", "sum(n)"})+" FROM ("+hr.Counts(set, "")+") c GROUP BY hour, g, kind, bucket HAVING sum(n) <> 0")
 				slices.Sort(want)
 				slices.Sort(got)
 				if !slices.Equal(got, want) || len(want) == 0 {
@@ -124,7 +125,7 @@ func hourCounts(hr *schema.HourRollup, set schema.Set, d schema.Dialect) string 
 	var parts []string
 	for _, b := range hr.Buckets {
 		parts = append(parts, fmt.Sprintf("SELECT %s AS hour, r.%s AS g, '%s' AS kind, %s AS bucket FROM %s r JOIN %s ss ON ss.session_id = r.session_id",
-			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, fmt.Sprintf(b.Expr, "r."), set.TableName(hr.Source), set.TableName(schema.Sessions())))
+			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, b.Of("r."), set.TableName(hr.Source), set.TableName(schema.Sessions())))
 	}
 	return "SELECT " + csv([]string{"hour", "g", "kind", "bucket", "count(*)"}) + " FROM (" + strings.Join(parts, " UNION ALL ") + ") q GROUP BY hour, g, kind, bucket"
 }
