@@ -286,11 +286,14 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
 	}
 	if d == Postgres {
 		// Each record's session, and each session's records, by an index
-		// probe (LATERAL … OFFSET 0, which the planner keeps as it is): a
-		// join lets it, knowing nothing of a transition table's size, scan
-		// the whole other table once per statement.
+		// probe (a scalar subquery, or LATERAL … OFFSET 0, which the
+		// planner keeps as they are): a join lets it, knowing nothing of a
+		// transition table's size, scan the whole other table once per
+		// statement.
+		// A statement's records mostly share a session: it is looked up
+		// once (a scalar subquery per distinct session, not a join).
 		recs := func(rel string) string {
-			return rel + " r CROSS JOIN LATERAL (SELECT s.started_at FROM " + sessions + " s WHERE s.session_id = r.session_id OFFSET 0) ss"
+			return fmt.Sprintf("%[1]s r JOIN (SELECT u.session_id, (SELECT s.started_at FROM %[2]s s WHERE s.session_id = u.session_id) AS started_at FROM (SELECT DISTINCT session_id FROM %[1]s) u) ss ON ss.session_id = r.session_id AND ss.started_at IS NOT NULL", rel, sessions)
 		}
 		records := " CROSS JOIN LATERAL (SELECT x.* FROM " + src + " x WHERE x.session_id = ss.session_id OFFSET 0) r"
 		of := func(rel string) string { return rel + " ss" + records }
