@@ -184,7 +184,7 @@ func (hr *HourRollup) statements(d Dialect, s Set, v int, whole bool, rebuilt fu
 		out := []string{hr.create(d, s)}
 		out = append(out, hr.triggers(d, s)...)
 		if !whole {
-			out = append(out, hr.upsert(s, hr.aggregate(d, s.TableName(hr.Source)+" r JOIN "+s.TableName(sessions)+" ss ON ss.session_id = r.session_id", "", "r.", "ss.", "")))
+			out = append(out, hr.upsert(s, hr.aggregate(d, s.TableName(hr.Source)+" r JOIN "+s.TableName(sessions)+" ss ON ss.session_id = r.session_id", "", "r.", HourOf(d, "ss.started_at"), "")))
 		}
 		return out
 	case hr.Since < v && d == SQLite && (rebuilt(hr.Source) || rebuilt(sessions)):
@@ -231,10 +231,10 @@ func (hr *HourRollup) create(d Dialect, s Set) string {
 
 // aggregate is the SELECT of the rollup's rows (keys, step, then the
 // counts times sign) of the source rows in from (prefix row: a source row;
-// prefix sess: its session), that pass where: each row once per bucket,
+// hour: the SQL of its session's hour), that pass where: each row once per bucket,
 // in one pass. v is a row's value, st its step: its bucket is v / st · st,
 // the row's lead v / (10·st) · 10·st, its digit v / st mod 10.
-func (hr *HourRollup) aggregate(d Dialect, from, where, row, sess, sign string) string {
+func (hr *HourRollup) aggregate(d Dialect, from, where, row, hour, sign string) string {
 	var kinds, values, steps, counts []string
 	for _, b := range hr.Buckets {
 		kinds = append(kinds, "SELECT '"+b.Kind+"' AS kind")
@@ -251,7 +251,7 @@ func (hr *HourRollup) aggregate(d Dialect, from, where, row, sess, sign string) 
 	return fmt.Sprintf(`SELECT hour, g, kind, v / st / 10 * st * 10, sh, st, %s FROM (SELECT hour, g, kind, v, CASE kind %s END AS st, sh FROM (
 		SELECT %s AS hour, %s%s AS g, k.kind, CASE k.kind %s END AS v, %s AS sh FROM %s CROSS JOIN (%s) k WHERE %s) q1) q2
 		WHERE 1 = 1 GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5`,
-		strings.Join(counts, ", "), strings.Join(steps, " "), HourOf(d, sess+"started_at"), row, hr.Group, strings.Join(values, " "), shard(d),
+		strings.Join(counts, ", "), strings.Join(steps, " "), hour, row, hr.Group, strings.Join(values, " "), shard(d),
 		from, strings.Join(kinds, " UNION ALL "), cmp.Or(where, "1 = 1"))
 }
 
@@ -282,6 +282,9 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
 	hour := func(e string) string { return HourOf(d, e+"started_at") }
 	// change adds (sign "") or subtracts ("-") the rows of from.
 	change := func(from, where, row, sess, sign string) string {
+		if strings.HasSuffix(sess, ".") { // a session row's prefix
+			sess = hour(sess)
+		}
 		return hr.upsert(s, hr.aggregate(d, from, where, row, sess, sign))
 	}
 	if d == Postgres {
@@ -290,10 +293,11 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
 		// planner keeps as they are): a join lets it, knowing nothing of a
 		// transition table's size, scan the whole other table once per
 		// statement.
-		// A statement's records mostly share a session: it is looked up
-		// once (a scalar subquery per distinct session, not a join).
+		// A statement's records mostly share a session: its hour is
+		// computed once (a scalar subquery per distinct session, not a
+		// join; and not per record: numeric arithmetic).
 		recs := func(rel string) string {
-			return fmt.Sprintf("%[1]s r JOIN (SELECT u.session_id, (SELECT s.started_at FROM %[2]s s WHERE s.session_id = u.session_id) AS started_at FROM (SELECT DISTINCT session_id FROM %[1]s) u) ss ON ss.session_id = r.session_id AND ss.started_at IS NOT NULL", rel, sessions)
+			return fmt.Sprintf("%[1]s r JOIN (SELECT u.session_id, (SELECT %[3]s FROM %[2]s s WHERE s.session_id = u.session_id) AS hour FROM (SELECT DISTINCT session_id FROM %[1]s) u) ss ON ss.session_id = r.session_id AND ss.hour IS NOT NULL", rel, sessions, hour("s."))
 		}
 		records := " CROSS JOIN LATERAL (SELECT x.* FROM " + src + " x WHERE x.session_id = ss.session_id OFFSET 0) r"
 		of := func(rel string) string { return rel + " ss" + records }
@@ -314,7 +318,7 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
     END IF;
     IF TG_OP <> 'DELETE' THEN
         %s;
-    END IF;`, change(recs("old_rows"), "", "r.", "ss.", "-"), hr.drop(s, oldHours(recs("old_rows"))), change(recs("new_rows"), "", "r.", "ss.", ""))),
+    END IF;`, change(recs("old_rows"), "", "r.", "ss.hour", "-"), hr.drop(s, "SELECT ss.hour FROM "+recs("old_rows")), change(recs("new_rows"), "", "r.", "ss.hour", ""))),
 			// Sessions come before their records, and keep their start: a
 			// cheap probe each (is there a record? did an hour change?)
 			// spares the statements that would find nothing.
