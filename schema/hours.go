@@ -77,11 +77,17 @@ func (hr *HourRollup) Bucket(kind string) Bucket {
 // Of is the SQL of the bucket of a source row (prefix row, "r." or "").
 func (b Bucket) Of(row string) string {
 	v := fmt.Sprintf(b.Expr, row)
-	if !strings.Contains(b.Step, "%") {
-		return "(" + v + " / " + b.Step + " * " + b.Step + ")"
-	}
-	st := fmt.Sprintf(b.Step, v)
+	st := b.stepOf(v)
 	return "(" + v + " / " + st + " * " + st + ")"
+}
+
+// stepOf is the SQL of the step of the value v (Step names it %[1]s, or
+// is a constant).
+func (b Bucket) stepOf(v string) string {
+	if !strings.Contains(b.Step, "%") {
+		return b.Step
+	}
+	return fmt.Sprintf(b.Step, v)
 }
 
 // durationStep is the SQL of the step of a duration e (≥ 0): 1 below 100,
@@ -239,11 +245,7 @@ func (hr *HourRollup) aggregate(d Dialect, from, where, row, hour, sign string) 
 	for _, b := range hr.Buckets {
 		kinds = append(kinds, "SELECT '"+b.Kind+"' AS kind")
 		values = append(values, fmt.Sprintf("WHEN '%s' THEN %s", b.Kind, fmt.Sprintf(b.Expr, row)))
-		step := b.Step
-		if strings.Contains(step, "%") {
-			step = fmt.Sprintf(step, "v")
-		}
-		steps = append(steps, fmt.Sprintf("WHEN '%s' THEN %s", b.Kind, step))
+		steps = append(steps, fmt.Sprintf("WHEN '%s' THEN %s", b.Kind, b.stepOf("v")))
 	}
 	for i := range 10 {
 		counts = append(counts, fmt.Sprintf("%scount(*) FILTER (WHERE v / st %% 10 = %d)", sign, i))
@@ -281,11 +283,8 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
 	t, src, sessions := hr.TableName(s), s.TableName(hr.Source), s.TableName(sessions)
 	hour := func(e string) string { return HourOf(d, e+"started_at") }
 	// change adds (sign "") or subtracts ("-") the rows of from.
-	change := func(from, where, row, sess, sign string) string {
-		if strings.HasSuffix(sess, ".") { // a session row's prefix
-			sess = hour(sess)
-		}
-		return hr.upsert(s, hr.aggregate(d, from, where, row, sess, sign))
+	change := func(from, where, row, hour, sign string) string {
+		return hr.upsert(s, hr.aggregate(d, from, where, row, hour, sign))
 	}
 	if d == Postgres {
 		// Each record's session, and each session's records, by an index
@@ -333,9 +332,9 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
         %s;
         %s;
         %s;
-    END IF;`, src, change(of("new_rows"), "", "r.", "ss.", ""),
-				change(of("old_rows"), "", "r.", "ss.", "-"), hr.drop(s, oldHours("old_rows ss")), hour("o."), hour("ss."),
-				change(moved("old_rows", "new_rows"), "", "r.", "ss.", "-"), hr.drop(s, oldHours("old_rows ss")), change(moved("new_rows", "old_rows"), "", "r.", "ss.", ""))),
+    END IF;`, src, change(of("new_rows"), "", "r.", hour("ss."), ""),
+				change(of("old_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), hour("o."), hour("ss."),
+				change(moved("old_rows", "new_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), change(moved("new_rows", "old_rows"), "", "r.", hour("ss."), ""))),
 		}
 		for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sessions, t + "_keep_sessions"}} {
 			for _, tr := range []struct{ name, event, ref string }{
@@ -358,10 +357,10 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
 	}
 	recAdd := func(row, sign string) string {
 		from, where := ofRec(row)
-		return change(from, where, row+".", "ss.", sign) + ";"
+		return change(from, where, row+".", hour("ss."), sign) + ";"
 	}
 	sessChange := func(row, sign string) string {
-		return change(src+" r", "r.session_id = "+row+".session_id", "r.", row+".", sign) + ";"
+		return change(src+" r", "r.session_id = "+row+".session_id", "r.", hour(row+"."), sign) + ";"
 	}
 	return []string{
 		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_ins AFTER INSERT ON %s BEGIN\n    %s\nEND", t, src, recAdd("NEW", "")),
