@@ -40,9 +40,16 @@ import (
 	"strings"
 )
 
-// Version is the current schema version: the newest wire schema_version the
-// client sends and the newest migration the stores apply.
+// Version is the current schema version: the newest migration the stores
+// apply and the insights read.
 const Version = 4
+
+// WireVersion is the newest batch schema_version: the client sends it and
+// the server accepts 1 to it. It follows Version only when the records
+// change: version 4 changed what the database keeps (turn_hours), not a
+// record, so a version 4 client and a version 3 server still talk, and no
+// batch waits in a spool for an upgrade.
+const WireVersion = 3
 
 // Kind is the type of a field's value, independent of the database.
 type Kind int

@@ -92,7 +92,7 @@ func TestVersionsOption(t *testing.T) {
 	if vs, _ := body["versions"].(map[string]any); len(vs) != 1 || vs["1"] == nil {
 		t.Fatalf("/v1/schema publishes versions %v, want 1 only", body["versions"])
 	}
-	if _, err := server.New(server.Config{Versions: []int{schema.Version + 1}}, p.st); err == nil {
+	if _, err := server.New(server.Config{Versions: []int{schema.WireVersion + 1}}, p.st); err == nil {
 		t.Fatal("a server accepting a version this build does not declare was built")
 	}
 }

@@ -53,7 +53,7 @@ type Config struct {
 	// MinClientVersion: older clients get 426 (default none).
 	MinClientVersion string
 	// Versions are the wire schema versions accepted, each between 1 and
-	// schema.Version (default wire.SupportedVersions(): the current one and
+	// schema.WireVersion (default wire.SupportedVersions(): the current one and
 	// the one before). A batch of another version gets 422 with this list,
 	// which /v1/schema also publishes.
 	Versions []int
@@ -138,8 +138,8 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	slices.Sort(cfg.Versions)
 	cfg.Versions = slices.Compact(cfg.Versions)
 	for _, v := range cfg.Versions {
-		if v < 1 || v > schema.Version {
-			return nil, fmt.Errorf("server: schema version %d: this build declares versions 1 to %d", v, schema.Version)
+		if v < 1 || v > schema.WireVersion {
+			return nil, fmt.Errorf("server: schema version %d: this build declares versions 1 to %d", v, schema.WireVersion)
 		}
 	}
 	s := &Server{cfg: cfg, st: st, keys: newKeyCache(st, cfg.KeyCacheTTL, cfg.Now),
@@ -563,7 +563,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		}
 		versions[strconv.Itoa(v)] = recs
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"current": schema.Version, "supported": s.cfg.Versions, "versions": versions})
+	writeJSON(w, http.StatusOK, map[string]any{"current": schema.WireVersion, "supported": s.cfg.Versions, "versions": versions})
 }
 
 // NewKey makes a new API key (package apikey) and its stored form, hash

@@ -82,8 +82,8 @@ type Batch struct {
 // clients keeps the data of the oldest (each later version only adds
 // nullable fields; --schema-versions narrows the list).
 func SupportedVersions() []int {
-	out := make([]int, 0, schema.Version)
-	for v := 1; v <= schema.Version; v++ {
+	out := make([]int, 0, schema.WireVersion)
+	for v := 1; v <= schema.WireVersion; v++ {
 		out = append(out, v)
 	}
 	return out

@@ -104,7 +104,7 @@ func TestValidateBatchRejections(t *testing.T) {
 		{"deep nesting", raw(`"props":{"command":"model"}`, `"props":{"command":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}`), 400, "nesting", "events[0].props.command.<unknown key>"},
 		{"duplicate top-level key", raw(`"schema_version":1`, `"schema_version":1,"schema_version":2`), 400, "duplicate_key", "schema_version"},
 		{"invalid UTF-8", raw(`"fred-flash-2"`, "\"fred\xff\""), 400, "json", ""},
-		{"a schema version from the future", m(func(b map[string]any) { b["schema_version"] = schema.Version + 1 }), 422, "schema_version_unsupported", "schema_version"},
+		{"a schema version from the future", m(func(b map[string]any) { b["schema_version"] = schema.WireVersion + 1 }), 422, "schema_version_unsupported", "schema_version"},
 		{"schema version as string", m(func(b map[string]any) { b["schema_version"] = "1" }), 400, "type", "schema_version"},
 		{"old client", m(func(b map[string]any) { b["client"].(map[string]any)["fred_version"] = "0.12.0" }), 426, "client_too_old", "client.fred_version"},
 	} {

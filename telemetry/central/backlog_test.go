@@ -188,7 +188,7 @@ func TestBacklogKeptOn422(t *testing.T) {
 		t.Errorf("against a v1-only server: %+v; want nothing dropped, the session's %d records spooled", st, second)
 	}
 	proxy.mu.Lock()
-	if proxy.requests != 1 || proxy.statuses[0] != http.StatusUnprocessableEntity || !strings.Contains(proxy.bodies[0], fmt.Sprintf(`"schema_version":%d`, schema.Version)) {
+	if proxy.requests != 1 || proxy.statuses[0] != http.StatusUnprocessableEntity || !strings.Contains(proxy.bodies[0], fmt.Sprintf(`"schema_version":%d`, schema.WireVersion)) {
 		t.Errorf("requests %d, statuses %v: want one batch of this version answered 422, then nothing more this session", proxy.requests, proxy.statuses)
 	}
 	proxy.mu.Unlock()

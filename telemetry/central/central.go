@@ -110,7 +110,7 @@ func (s *Sender) encode(b *telemetry.RemoteBatch) []byte {
 	rv, _ := schema.SessionFields().RuntimeVersion.Clean(goVersion())
 	out := s.buf[:0]
 	out = append(out, `{"`+wire.KeySchemaVersion+`":`...)
-	out = strconv.AppendInt(out, schema.Version, 10)
+	out = strconv.AppendInt(out, schema.WireVersion, 10)
 	out = append(out, `,"`+wire.KeyBatchID+`":`...)
 	out = schema.AppendUUID(out, uuid.Must(uuid.NewV7()))
 	out = append(out, `,"`+wire.KeySentAt+`":`...)
@@ -280,7 +280,7 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 		// schema_version_unsupported: version skew, never the records'
 		// fault. Keep them (the session spools its own at Close, a spooled
 		// batch stays put) and stop sending until a later session.
-		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not take schema version %d yet; the records are kept", statusLine(resp.StatusCode), schema.Version), Stop: true}
+		return &telemetry.SendError{Err: fmt.Errorf("%s: the server does not take schema version %d yet; the records are kept", statusLine(resp.StatusCode), schema.WireVersion), Stop: true}
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable, code >= 500:
 		return &telemetry.SendError{Err: fmt.Errorf("%s", statusLine(resp.StatusCode)), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), s.now())}
 	}

@@ -18,7 +18,7 @@ import (
 // every record in its spool and sends nothing more that session; once the
 // server knows the version, the next session delivers them, each once.
 func TestNewerClientKeepsItsRecords(t *testing.T) {
-	if schema.Version < 2 {
+	if schema.WireVersion < 2 {
 		t.Fatal("this test needs a client newer than version 1")
 	}
 	db := testdb.Postgres(t)

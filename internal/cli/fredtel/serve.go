@@ -80,8 +80,8 @@ func parseVersions(s string) (versionList, error) {
 	var vs versionList
 	for _, f := range strings.Split(s, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || v < 1 || v > schema.Version {
-			return nil, fmt.Errorf("%q is not a schema version this build knows (1 to %d)", strings.TrimSpace(f), schema.Version)
+		if err != nil || v < 1 || v > schema.WireVersion {
+			return nil, fmt.Errorf("%q is not a schema version this build knows (1 to %d)", strings.TrimSpace(f), schema.WireVersion)
 		}
 		vs = append(vs, v)
 	}

@@ -92,7 +92,7 @@ func makeBatch(seed uint64, n int, now time.Time) (*batch, error) {
 		b.events[i] = e
 	}
 
-	w := wireBatch{SchemaVersion: schema.Version, BatchID: newID(), SentAt: now.UTC().Format(schema.TimeLayout),
+	w := wireBatch{SchemaVersion: schema.WireVersion, BatchID: newID(), SentAt: now.UTC().Format(schema.TimeLayout),
 		Client:   wireClient{FredVersion: "1.4.2", RuntimeVersion: "go1.26.8"},
 		Sessions: make([]schema.RemoteSession, len(b.sessions)), Turns: make([]schema.RemoteTurn, len(b.turns)),
 		ToolCalls: make([]schema.RemoteToolCall, len(b.calls)), Events: make([]schema.RemoteEvent, len(b.events))}
