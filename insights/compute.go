@@ -371,8 +371,8 @@ var hoursDisagreed atomic.Int64
 // turnPercentiles are the percentiles of tool calls per turn (groups
 // n+model) and of turn duration (d+model) of the window's turns.
 //
-// From turn_hours, for the hours wholly inside the window and without
-// --model/--agent (it knows neither): its rows of those hours, plus the
+// From turn_hours (PostgreSQL), for the hours wholly inside the window and
+// without --model/--agent (it knows neither): its rows of those hours, plus the
 // turns of the sessions of the partial hours at the window's edges,
 // counted the same way. Tool calls are counted exactly there; a duration
 // percentile gets the bucket that holds its rank, and then the exact
@@ -392,7 +392,7 @@ func (rn *run) turnPercentiles(ctx context.Context) (*pctScan, error) {
 		FROM %s t JOIN ws ON ws.session_id = t.session_id GROUP BY t.model, t.num_tool_calls, t.duration_ms), `, d.table("turns")),
 			`SELECT 'n' || model AS g, nc AS x0, w FROM tr UNION ALL SELECT 'd' || model AS g, dm AS x0, w FROM tr`, true, ps)
 	}
-	if !hoursFromRollup || o.Model != "" || o.Agent != "" || !lo.Before(hi) {
+	if !hoursFromRollup || d.dialect != schema.Postgres || o.Model != "" || o.Agent != "" || !lo.Before(hi) {
 		return records()
 	}
 	h0, h1 := lo.Unix()/3600, hi.Unix()/3600

@@ -287,7 +287,7 @@ func MigrationSQL(d Dialect, s Set, v int) string { return Current().MigrationSQ
 // harm (IF [NOT] EXISTS; SQLite's ADD COLUMN, which has no such clause, is
 // guarded by the migration table and the transaction).
 func (dc *Declaration) DDL(d Dialect, s Set, v int) []string {
-	out, validate := dc.unhook(d, s, v), []string(nil)
+	var out, validate []string
 	for _, r := range dc.Tables(s) {
 		t := s.TableName(r)
 		cols := s.Columns(r)

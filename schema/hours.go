@@ -46,7 +46,7 @@ type Bucket struct {
 // from the turns of one bucket, through the index on (model, duration_ms).
 var turnHours = &HourRollup{
 	Table: "turn_hours", Source: turns, Group: "model", Since: 4,
-	Doc: "turns by the hour their session started (hours since 1970, UTC), model, tool calls and duration bucket, kept by triggers on turns and sessions (the model table's percentiles of the insights)",
+	Doc: "turns by the hour their session started (hours since 1970, UTC), model, tool calls and duration bucket, kept by triggers on turns and sessions, on PostgreSQL only (the model table's percentiles of the insights)",
 	Buckets: []Bucket{
 		{Kind: "n", Expr: "%[1]snum_tool_calls", Step: "1", Doc: "tool calls of the turn, exact"},
 		{Kind: "d", Expr: "%[1]sduration_ms", Step: durationStep("%[1]s"), Doc: "duration of the turn in ms, rounded down to two significant digits (exact below 100)"},
@@ -134,8 +134,8 @@ func HourOf(d Dialect, e string) string {
 func (hr *HourRollup) TableName(s Set) string { return s.Prefix() + hr.Table }
 
 // Keys are the rollup's key columns, in primary key order.
-// The last, shard, is the writing connection (PostgreSQL: its backend's pid
-// mod 16; SQLite has one writer: 0): concurrent batches of the same hour
+// The last, shard, is the writing connection (its backend's pid mod 16):
+// concurrent batches of the same hour
 // then add to rows of their own instead of queueing on each other's row
 // locks until commit (that cost ingest a third of its throughput). A
 // count is the sum over the shards: at most one row per connection of the
@@ -176,54 +176,23 @@ func digitValues() string {
 }
 
 // shard is the SQL of the writing connection's shard (see Keys).
-func shard(d Dialect) string {
-	if d == SQLite {
-		return "0"
-	}
-	return "pg_backend_pid() % 16"
-}
+const shard = "pg_backend_pid() % 16"
 
-// statements are the rollup's statements of version v (see rollups).
-func (hr *HourRollup) statements(d Dialect, s Set, v int, whole bool, rebuilt func(*Record) bool) []string {
-	switch {
-	case whole && hr.Since <= v, hr.Since == v:
-		out := []string{hr.create(d, s)}
-		out = append(out, hr.triggers(d, s)...)
-		if !whole {
-			out = append(out, hr.upsert(s, hr.aggregate(d, s.TableName(hr.Source)+" r JOIN "+s.TableName(sessions)+" ss ON ss.session_id = r.session_id", "", "r.", HourOf(d, "ss.started_at"), "")))
-		}
-		return out
-	case hr.Since < v && d == SQLite && (rebuilt(hr.Source) || rebuilt(sessions)):
-		return hr.triggers(d, s)
+// statements are the rollup's statements of version v (see rollups):
+// PostgreSQL only. On SQLite (one user's own records, a few thousand turns)
+// the insights count the turns, and its row triggers cost its writers four
+// times their time (store.TestConcurrentProcessesExactlyOnce: 5 s → 24 s
+// with them).
+func (hr *HourRollup) statements(d Dialect, s Set, v int, whole bool) []string {
+	if d != Postgres || !(whole && hr.Since <= v || hr.Since == v) {
+		return nil
 	}
-	return nil
-}
-
-// unhook drops, before a SQLite migration rebuilds a table an hour rollup
-// reads, the triggers that name it: SQLite refuses to rename the new table
-// into place while a trigger names a missing one. statements makes them
-// again after the rebuild.
-func (dc *Declaration) unhook(d Dialect, s Set, v int) []string {
-	var out []string
-	for _, hr := range hourRollups {
-		if d == SQLite && hr.Since < v && (dc.rebuildsNamed(hr.Source, s, v) || dc.rebuildsNamed(sessions, s, v)) {
-			for _, tr := range []string{"ins", "upd", "del", "sessions_ins", "sessions_upd", "sessions_del"} {
-				out = append(out, "DROP TRIGGER IF EXISTS "+hr.TableName(s)+"_"+tr)
-			}
-		}
+	out := []string{hr.create(d, s)}
+	out = append(out, hr.triggers(s)...)
+	if !whole {
+		out = append(out, hr.upsert(s, hr.aggregate(d, s.TableName(hr.Source)+" r JOIN "+s.TableName(sessions)+" ss ON ss.session_id = r.session_id", "", "r.", HourOf(d, "ss.started_at"), "")))
 	}
 	return out
-}
-
-// rebuildsNamed is rebuilds of dc's own record named as r (a test's
-// declaration holds copies of the records).
-func (dc *Declaration) rebuildsNamed(r *Record, s Set, v int) bool {
-	for _, x := range dc.Records {
-		if x.name == r.name {
-			return dc.rebuilds(x, s, v)
-		}
-	}
-	return false
 }
 
 func (hr *HourRollup) create(d Dialect, s Set) string {
@@ -253,7 +222,7 @@ func (hr *HourRollup) aggregate(d Dialect, from, where, row, hour, sign string) 
 	return fmt.Sprintf(`SELECT hour, g, kind, v / st / 10 * st * 10, sh, st, %s FROM (SELECT hour, g, kind, v, CASE kind %s END AS st, sh FROM (
 		SELECT %s AS hour, %s%s AS g, k.kind, CASE k.kind %s END AS v, %s AS sh FROM %s CROSS JOIN (%s) k WHERE %s) q1) q2
 		WHERE 1 = 1 GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5`,
-		strings.Join(counts, ", "), strings.Join(steps, " "), hour, row, hr.Group, strings.Join(values, " "), shard(d),
+		strings.Join(counts, ", "), strings.Join(steps, " "), hour, row, hr.Group, strings.Join(values, " "), shard,
 		from, strings.Join(kinds, " UNION ALL "), cmp.Or(where, "1 = 1"))
 }
 
@@ -273,55 +242,54 @@ func (hr *HourRollup) drop(s Set, hours string) string {
 	return fmt.Sprintf("DELETE FROM %s WHERE %s = 0 AND hour IN (%s)", hr.TableName(s), strings.Join(digits(), " = 0 AND "), hours)
 }
 
-// triggers keep the rollup from both tables: on PostgreSQL statement
-// triggers with transition tables, on SQLite row triggers (see
-// Rollup.triggers). Records count under their session's hour: written,
+// triggers keep the rollup from both tables, by statement triggers with
+// transition tables (see Rollup.triggers). Records count under their session's hour: written,
 // they join the sessions there; a session written brings in the records
 // already there; one deleted, or whose start moved to another hour, takes
 // its records out of the old hour (and a move puts them in the new one).
-func (hr *HourRollup) triggers(d Dialect, s Set) []string {
+func (hr *HourRollup) triggers(s Set) []string {
+	const d = Postgres
 	t, src, sessions := hr.TableName(s), s.TableName(hr.Source), s.TableName(sessions)
 	hour := func(e string) string { return HourOf(d, e+"started_at") }
 	// change adds (sign "") or subtracts ("-") the rows of from.
 	change := func(from, where, row, hour, sign string) string {
 		return hr.upsert(s, hr.aggregate(d, from, where, row, hour, sign))
 	}
-	if d == Postgres {
-		// Each record's session, and each session's records, by an index
-		// probe (a scalar subquery, or LATERAL … OFFSET 0, which the
-		// planner keeps as they are): a join lets it, knowing nothing of a
-		// transition table's size, scan the whole other table once per
-		// statement.
-		// A statement's records mostly share a session: its hour is
-		// computed once (a scalar subquery per distinct session, not a
-		// join; and not per record: numeric arithmetic).
-		recs := func(rel string) string {
-			return fmt.Sprintf("%[1]s r JOIN (SELECT u.session_id, (SELECT %[3]s FROM %[2]s s WHERE s.session_id = u.session_id) AS hour FROM (SELECT DISTINCT session_id FROM %[1]s) u) ss ON ss.session_id = r.session_id AND ss.hour IS NOT NULL", rel, sessions, hour("s."))
-		}
-		records := " CROSS JOIN LATERAL (SELECT x.* FROM " + src + " x WHERE x.session_id = ss.session_id OFFSET 0) r"
-		of := func(rel string) string { return rel + " ss" + records }
-		moved := func(rel, other string) string {
-			return fmt.Sprintf("%s ss JOIN %s o ON o.session_id = ss.session_id AND %s <> %s%s", rel, other, hour("o."), hour("ss."), records)
-		}
-		fn := func(name, body string) string {
-			// Sorting a statement's rows is cheaper than the hash table
-			// the planner sizes for a transition table of unknown size:
-			// without it a batch's triggers cost ingest 20% more.
-			return fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SET enable_hashagg = off AS $fn$\nBEGIN\n%s\n    RETURN NULL;\nEND\n$fn$", name, body)
-		}
-		oldHours := func(from string) string { return "SELECT " + hour("ss.") + " FROM " + from }
-		out := []string{
-			fn(t+"_keep", fmt.Sprintf(`    IF TG_OP <> 'INSERT' THEN
+	// Each record's session, and each session's records, by an index
+	// probe (a scalar subquery, or LATERAL … OFFSET 0, which the
+	// planner keeps as they are): a join lets it, knowing nothing of a
+	// transition table's size, scan the whole other table once per
+	// statement.
+	// A statement's records mostly share a session: its hour is
+	// computed once (a scalar subquery per distinct session, not a
+	// join; and not per record: numeric arithmetic).
+	recs := func(rel string) string {
+		return fmt.Sprintf("%[1]s r JOIN (SELECT u.session_id, (SELECT %[3]s FROM %[2]s s WHERE s.session_id = u.session_id) AS hour FROM (SELECT DISTINCT session_id FROM %[1]s) u) ss ON ss.session_id = r.session_id AND ss.hour IS NOT NULL", rel, sessions, hour("s."))
+	}
+	records := " CROSS JOIN LATERAL (SELECT x.* FROM " + src + " x WHERE x.session_id = ss.session_id OFFSET 0) r"
+	of := func(rel string) string { return rel + " ss" + records }
+	moved := func(rel, other string) string {
+		return fmt.Sprintf("%s ss JOIN %s o ON o.session_id = ss.session_id AND %s <> %s%s", rel, other, hour("o."), hour("ss."), records)
+	}
+	fn := func(name, body string) string {
+		// Sorting a statement's rows is cheaper than the hash table
+		// the planner sizes for a transition table of unknown size:
+		// without it a batch's triggers cost ingest 20% more.
+		return fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SET enable_hashagg = off AS $fn$\nBEGIN\n%s\n    RETURN NULL;\nEND\n$fn$", name, body)
+	}
+	oldHours := func(from string) string { return "SELECT " + hour("ss.") + " FROM " + from }
+	out := []string{
+		fn(t+"_keep", fmt.Sprintf(`    IF TG_OP <> 'INSERT' THEN
         %s;
         %s;
     END IF;
     IF TG_OP <> 'DELETE' THEN
         %s;
     END IF;`, change(recs("old_rows"), "", "r.", "ss.hour", "-"), hr.drop(s, "SELECT ss.hour FROM "+recs("old_rows")), change(recs("new_rows"), "", "r.", "ss.hour", ""))),
-			// Sessions come before their records, and keep their start: a
-			// cheap probe each (is there a record? did an hour change?)
-			// spares the statements that would find nothing.
-			fn(t+"_keep_sessions", fmt.Sprintf(`    IF TG_OP = 'INSERT' THEN
+		// Sessions come before their records, and keep their start: a
+		// cheap probe each (is there a record? did an hour change?)
+		// spares the statements that would find nothing.
+		fn(t+"_keep_sessions", fmt.Sprintf(`    IF TG_OP = 'INSERT' THEN
         IF EXISTS (SELECT 1 FROM new_rows ss CROSS JOIN LATERAL (SELECT 1 FROM %s x WHERE x.session_id = ss.session_id LIMIT 1) x) THEN
             %s;
         END IF;
@@ -333,44 +301,19 @@ func (hr *HourRollup) triggers(d Dialect, s Set) []string {
         %s;
         %s;
     END IF;`, src, change(of("new_rows"), "", "r.", hour("ss."), ""),
-				change(of("old_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), hour("o."), hour("ss."),
-				change(moved("old_rows", "new_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), change(moved("new_rows", "old_rows"), "", "r.", hour("ss."), ""))),
+			change(of("old_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), hour("o."), hour("ss."),
+			change(moved("old_rows", "new_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), change(moved("new_rows", "old_rows"), "", "r.", hour("ss."), ""))),
+	}
+	for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sessions, t + "_keep_sessions"}} {
+		for _, tr := range []struct{ name, event, ref string }{
+			{"ins", "INSERT", "NEW TABLE AS new_rows"},
+			{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
+			{"del", "DELETE", "OLD TABLE AS old_rows"},
+		} {
+			name := tb.fn + "_" + tr.name
+			out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, tb.table),
+				fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, tb.table, tr.ref, tb.fn))
 		}
-		for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sessions, t + "_keep_sessions"}} {
-			for _, tr := range []struct{ name, event, ref string }{
-				{"ins", "INSERT", "NEW TABLE AS new_rows"},
-				{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
-				{"del", "DELETE", "OLD TABLE AS old_rows"},
-			} {
-				name := tb.fn + "_" + tr.name
-				out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, tb.table),
-					fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, tb.table, tr.ref, tb.fn))
-			}
-		}
-		return out
 	}
-	// SQLite: a record's session is looked up by its key; a session's
-	// records by the index on (session_id, time).
-	ofRec := func(row string) (string, string) { return sessions + " ss", "ss.session_id = " + row + ".session_id" }
-	recHours := func(row string) string {
-		return fmt.Sprintf("SELECT %s FROM %s ss WHERE ss.session_id = %s.session_id", hour("ss."), sessions, row)
-	}
-	recAdd := func(row, sign string) string {
-		from, where := ofRec(row)
-		return change(from, where, row+".", hour("ss."), sign) + ";"
-	}
-	sessChange := func(row, sign string) string {
-		return change(src+" r", "r.session_id = "+row+".session_id", "r.", hour(row+"."), sign) + ";"
-	}
-	return []string{
-		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_ins AFTER INSERT ON %s BEGIN\n    %s\nEND", t, src, recAdd("NEW", "")),
-		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_upd AFTER UPDATE ON %s BEGIN\n    %s\n    %s;\n    %s\nEND", t, src,
-			recAdd("OLD", "-"), hr.drop(s, recHours("OLD")), recAdd("NEW", "")),
-		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_del AFTER DELETE ON %s BEGIN\n    %s\n    %s;\nEND", t, src, recAdd("OLD", "-"), hr.drop(s, recHours("OLD"))),
-		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_sessions_ins AFTER INSERT ON %s BEGIN\n    %s\nEND", t, sessions, sessChange("NEW", "")),
-		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_sessions_upd AFTER UPDATE OF started_at ON %s WHEN %s <> %s BEGIN\n    %s\n    %s;\n    %s\nEND",
-			t, sessions, hour("OLD."), hour("NEW."), sessChange("OLD", "-"), hr.drop(s, "SELECT "+hour("OLD.")), sessChange("NEW", "")),
-		fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s_sessions_del AFTER DELETE ON %s BEGIN\n    %s\n    %s;\nEND",
-			t, sessions, sessChange("OLD", "-"), hr.drop(s, "SELECT "+hour("OLD."))),
-	}
+	return out
 }

@@ -130,7 +130,7 @@ func (dc *Declaration) rollups(d Dialect, s Set, v int, whole bool) []string {
 		}
 	}
 	for _, hr := range hourRollups {
-		out = append(out, hr.statements(d, s, v, whole, func(r *Record) bool { return dc.rebuildsNamed(r, s, v) })...)
+		out = append(out, hr.statements(d, s, v, whole)...)
 	}
 	return out
 }

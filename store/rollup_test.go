@@ -48,6 +48,9 @@ func TestRollupsAreExact(t *testing.T) {
 				}
 			}
 			for _, hr := range schema.HourRollups() {
+				if dialectOf(s) != schema.Postgres { // PostgreSQL only
+					break
+				}
 				want := strings1(t, s, hourCounts(hr, set, dialectOf(s)))
 				// A count is the sum over its shards.
 				got := strings1(t, s, "SELECT "+csv([]string{"hour", "g", "kind", "bucket", "sum(n)"})+" FROM ("+hr.Counts(set, "")+") c GROUP BY hour, g, kind, bucket HAVING sum(n) <> 0")

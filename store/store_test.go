@@ -163,6 +163,9 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 			want[ru.TableName(s.Set())] = cols
 		}
 		for _, hr := range schema.HourRollups() {
+			if dialectOf(s) != schema.Postgres { // PostgreSQL only
+				break
+			}
 			want[hr.TableName(s.Set())] = slices.Sorted(slices.Values(hr.Columns()))
 		}
 		for tbl, cols := range got {
