@@ -192,10 +192,9 @@ func TestHourRollupChangesNothing(t *testing.T) {
 			}
 			for _, o := range windows {
 				var got [2]string
-				for i, hours := range []bool{true, false} {
-					hoursFromRollup = hours
+				for i, count := range []bool{false, true} {
+					o.countTurns = count
 					r, err := Compute(context.Background(), url, o)
-					hoursFromRollup = true
 					if err != nil {
 						t.Fatal(err)
 					}

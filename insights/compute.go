@@ -357,10 +357,6 @@ func (rn *run) stuck(ctx context.Context) error {
 	return nil
 }
 
-// hoursFromRollup: the model table's percentiles read turn_hours when they
-// can (a variable so a test compares it with reading the turns).
-var hoursFromRollup = true
-
 // turnHours is the declaration's turn_hours.
 var turnHours = schema.HourRollups()[0]
 
@@ -392,7 +388,7 @@ func (rn *run) turnPercentiles(ctx context.Context) (*pctScan, error) {
 		FROM %s t JOIN ws ON ws.session_id = t.session_id GROUP BY t.model, t.num_tool_calls, t.duration_ms), `, d.table("turns")),
 			`SELECT 'n' || model AS g, nc AS x0, w FROM tr UNION ALL SELECT 'd' || model AS g, dm AS x0, w FROM tr`, true, ps)
 	}
-	if !hoursFromRollup || d.dialect != schema.Postgres || o.Model != "" || o.Agent != "" || !lo.Before(hi) {
+	if o.countTurns || d.dialect != schema.Postgres || o.Model != "" || o.Agent != "" || !lo.Before(hi) {
 		return records()
 	}
 	h0, h1 := lo.Unix()/3600, hi.Unix()/3600

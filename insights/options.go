@@ -39,6 +39,10 @@ type Options struct {
 	// FastModels names the fast models. Empty: a model is fast when its name
 	// contains one of DefaultFastWords.
 	FastModels []string
+
+	// countTurns reads the model table's percentiles from the turns even
+	// where turn_hours could answer (for the test that compares the two).
+	countTurns bool
 }
 
 // DefaultFastWords mark a model name as a fast (cheap, weaker) model when
