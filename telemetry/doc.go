@@ -75,7 +75,9 @@
 // 100 ms): two thirds for the session's own records, the rest to spool
 // what was not delivered, or, when everything was, to the earlier sessions'
 // spool. Every wait in Close and /telemetry off is bounded by the budget,
-// even with a sink that ignores cancellation.
+// even with a sink that ignores cancellation; [Session.Wait] then waits
+// for the goroutine itself, for an embedder that must know the session has
+// let go of its files.
 //
 // # Dependencies
 //

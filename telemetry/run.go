@@ -372,6 +372,25 @@ func (s *Session) Close(ctx context.Context) {
 	}
 }
 
+// Wait blocks until the session's background goroutine has returned, or
+// ctx is done (its error then). Close is bounded by its budget and may
+// return while a write it cancelled is still winding down (a spool file
+// being finished, on a loaded machine): an embedder that must know the
+// session has let go of its files (a test removing the config folder, a
+// command deleting it) waits here after Close. A session that never
+// recorded has nothing to wait for.
+func (s *Session) Wait(ctx context.Context) error {
+	if !s.running {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // TurnOff is /telemetry off: it persists "off", stops this session's flow at
 // once (queued, unsent records are dropped, not sent) and deletes the spool
 // of the central sender. Records after it are ignored.

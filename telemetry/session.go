@@ -213,6 +213,7 @@ type Session struct {
 	// answers gives way to the spool), its backlog steps (Close, early: the
 	// session's own records go first).
 	stop, done                chan struct{}
+	running                   bool // run was started (set by Start only)
 	work, sends, backlogSteps scope
 	// Close's plan, set before it closes stop: the final flush ends at
 	// flushBy, the backlog at backlogBy, spooling at spoolBy.
@@ -302,6 +303,7 @@ func (s *Session) begin(info SessionInfo) {
 	s.sends = newScope(s.work.ctx)
 	s.backlogSteps = newScope(s.sends.ctx)
 	s.state.move(stateOff, stateRecording)
+	s.running = true
 	go s.run(s.route)
 }
 

@@ -39,6 +39,13 @@ func TestBurstWithTheEndpointDown(t *testing.T) {
 	}
 	peak = max(peak, testkit.HeapAlloc())
 	s.Close(context.Background())
+	// Close may return while a cancelled spool write winds down; the
+	// config folder is removed when the test ends.
+	wctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Wait(wctx); err != nil {
+		t.Fatalf("the session's goroutine still runs a minute after Close: %v", err)
+	}
 	st := s.Stats()
 	growth := int64(peak) - int64(base)
 	t.Logf("%d tool calls, endpoint refusing: heap grew %.2f MiB (queue bound %d MiB); recorded %d, dropped %d, spooled %d",
