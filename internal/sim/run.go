@@ -393,9 +393,31 @@ func runSession(ctx context.Context, p *session, base time.Time, ln *lane, apiUR
 	}
 	record(sess, clk, start, p)
 	clk.set(start.Add(p.length))
-	sess.Close(ctx)
+	closeCtx := ctx
+	if ctx.Err() != nil {
+		// Interrupted: the fleet stops within a second, what is unsent is
+		// lost (Close would otherwise give a cancelled write its whole
+		// budget to notice).
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		closeCtx = c
+	}
+	sess.Close(closeCtx)
 	st := sess.Stats()
-	if st.Recorded != int64(p.records) || st.Written != st.Recorded || st.Replaced != int64(p.outside) || st.Panics > 0 {
+	written := st.Written
+	if dbURL == "" && st.Spooled > 0 && st.Dropped == 0 && st.Written+st.Spooled == st.Recorded && ctx.Err() == nil {
+		// The last write was refused for a while (503 from a loaded
+		// server) and the records went to the spool, as Fred's would:
+		// deliver them as the user's next session would, so the fleet is
+		// whole.
+		cfg := telemetry.CentralConfig{APIURL: apiURL, APIKey: key, ConfigDir: dir, FredVersion: p.version, Stderr: &warnings, Getenv: opts.Getenv}
+		if err := drainSpool(ctx, cfg); err != nil {
+			fmt.Fprintf(&warnings, "sim: %v\n", err)
+		} else {
+			written += st.Spooled
+		}
+	}
+	if st.Recorded != int64(p.records) || written != st.Recorded || st.Replaced != int64(p.outside) || st.Panics > 0 {
 		msg := fmt.Sprintf("%d records planned, %d recorded, %d written, %d dropped, %d spooled, %d values replaced (%d planned)", p.records,
 			st.Recorded, st.Written, st.Dropped, st.Spooled, st.Replaced, p.outside)
 		if w := strings.TrimSpace(warnings.String()); w != "" {
@@ -404,6 +426,35 @@ func runSession(ctx context.Context, p *session, base time.Time, ln *lane, apiUR
 		return uuid.UUID{}, errors.New(msg)
 	}
 	return sess.ID(), nil
+}
+
+// drainSpool sends the spool of cfg's config folder until it is empty,
+// within closeBudget, waiting a second after each failed try.
+func drainSpool(ctx context.Context, cfg telemetry.CentralConfig) error {
+	snd, err := central.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer snd.Close(ctx)
+	deadline := time.Now().Add(closeBudget)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		done, err := snd.SendBacklog(sctx)
+		cancel()
+		if err == nil && done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the spool was not delivered within %v: %v", closeBudget, err)
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 // record makes the library calls of a session, each at its planned time.
