@@ -47,19 +47,7 @@ func TestRollupsAreExact(t *testing.T) {
 					t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, ru.TableName(set), len(got), len(want), diff(want, got))
 				}
 			}
-			for _, hr := range schema.HourRollups() {
-				if dialectOf(s) != schema.Postgres { // PostgreSQL only
-					break
-				}
-				want := strings1(t, s, hourCounts(hr, set, dialectOf(s)))
-				// A count is the sum over its shards.
-				got := strings1(t, s, "SELECT "+csv([]string{"hour", "g", "kind", "bucket", "sum(n)"})+" FROM ("+hr.Counts(set, "")+") c GROUP BY hour, g, kind, bucket HAVING sum(n) <> 0")
-				slices.Sort(want)
-				slices.Sort(got)
-				if !slices.Equal(got, want) || len(want) == 0 {
-					t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, hr.TableName(set), len(got), len(want), diff(want, got))
-				}
-			}
+			checkHourRollups(t, s, set, step)
 		}
 		for _, b := range batches[:3] {
 			if _, err := s.Write(ctx, b); err != nil {
@@ -119,6 +107,55 @@ func TestRollupsAreExact(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("a session deleted before its records")
+	})
+}
+
+// checkHourRollups fails t unless each hour rollup (PostgreSQL only) holds
+// what counting the records gives.
+func checkHourRollups(t *testing.T, s Store, set schema.Set, step string) {
+	t.Helper()
+	if dialectOf(s) != schema.Postgres {
+		return
+	}
+	for _, hr := range schema.HourRollups() {
+		want := strings1(t, s, hourCounts(hr, set, dialectOf(s)))
+		// A count is the sum over its shards.
+		got := strings1(t, s, "SELECT "+csv([]string{"hour", "g", "kind", "bucket", "sum(n)"})+" FROM ("+hr.Counts(set, "")+") c GROUP BY hour, g, kind, bucket HAVING sum(n) <> 0")
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) || len(want) == 0 {
+			t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, hr.TableName(set), len(got), len(want), diff(want, got))
+		}
+	}
+}
+
+// TestTurnHoursFromVersion4: a database made by the version 4 that
+// shipped (turn_hours a row per bucket, on SQLite too) and filled by it
+// migrates to version 5: PostgreSQL's turn_hours is counted again in its new
+// shape and kept from then on; SQLite's table and row triggers are gone.
+func TestTurnHoursFromVersion4(t *testing.T) {
+	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
+		ctx := context.Background()
+		s := openBare(t, be.URL(t), set)
+		if got, err := migrateFrom(s, frozenUpTo(t, 4)); err != nil || !slices.Equal(got, []int{1, 2, 3, 4}) {
+			t.Fatalf("migrate with the frozen files 1 to 4 = %v, %v", got, err)
+		}
+		insertAsVersion(t, s, v1Batch(1), 1)
+		if got, err := s.Migrate(ctx); err != nil || !slices.Equal(got, []int{5}) {
+			t.Fatalf("Migrate = %v, %v; want [5]", got, err)
+		}
+		if dialectOf(s) == schema.SQLite {
+			if n := count(t, s, "sqlite_master WHERE name LIKE '%turn_hours%'"); n != 0 {
+				t.Fatalf("%d turn_hours tables or triggers left on SQLite", n)
+			}
+		}
+		checkHourRollups(t, s, set, "migrated from version 4")
+		b := v1Batch(2)
+		b.UserID = "bob"
+		if _, err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		checkHourRollups(t, s, set, "written after the migration")
 	})
 }
 

@@ -9,24 +9,6 @@ import (
 	"github.com/fredcode/fredtel/internal/testing/testkit"
 )
 
-// stuckSink's Send ignores its context until release is closed: a write
-// that outlives Close's budget.
-type stuckSink struct {
-	NoSpool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (k *stuckSink) Send(context.Context, *RemoteBatch) error {
-	select {
-	case k.entered <- struct{}{}:
-	default:
-	}
-	<-k.release
-	return nil
-}
-func (*stuckSink) Close(context.Context) error { return nil }
-
 // TestWaitOutlastsClose: Close returns within its budget while a send
 // ignores cancellation; Wait reports that the goroutine still runs, and
 // returns once it has let go.
@@ -37,7 +19,7 @@ func TestWaitOutlastsClose(t *testing.T) {
 	dir := t.TempDir()
 	SaveCredentials(dir, Credentials{APIKey: testKey})
 	SavePrefs(dir, Prefs{NoticeShownAt: "2026-01-01T00:00:00Z"})
-	sink := &stuckSink{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	sink := &blockingSink{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	s := Start(Options{Getenv: envOf(map[string]string{"FRED_CONFIG_DIR": dir}), Stderr: &testkit.Buffer{}, Central: sink,
 		FlushInterval: time.Millisecond, CloseBudget: 50 * time.Millisecond}, SessionInfo{Model: "m"})
 	if s.Route().Kind != Central {

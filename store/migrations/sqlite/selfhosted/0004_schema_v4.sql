@@ -3,3 +3,62 @@
 -- database records this file's checksum and refuses an edited one.
 
 CREATE INDEX IF NOT EXISTS dsc_turns_model_duration_idx ON dsc_turns (model, duration_ms, session_id);
+
+CREATE TABLE IF NOT EXISTS dsc_turn_hours (
+    hour INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (hour, model, kind, bucket)
+);
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_hours_ins AFTER INSERT ON dsc_turns BEGIN
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, count(*) FROM (SELECT (unixepoch(ss.started_at) / 3600) AS hour, NEW.model AS g, 'n' AS kind, NEW.num_tool_calls AS bucket FROM dsc_sessions ss WHERE ss.session_id = NEW.session_id UNION ALL SELECT (unixepoch(ss.started_at) / 3600) AS hour, NEW.model AS g, 'd' AS kind, CASE WHEN NEW.duration_ms < 100 THEN NEW.duration_ms WHEN NEW.duration_ms < 1000 THEN NEW.duration_ms / 10 * 10 WHEN NEW.duration_ms < 10000 THEN NEW.duration_ms / 100 * 100 WHEN NEW.duration_ms < 100000 THEN NEW.duration_ms / 1000 * 1000 WHEN NEW.duration_ms < 1000000 THEN NEW.duration_ms / 10000 * 10000 WHEN NEW.duration_ms < 10000000 THEN NEW.duration_ms / 100000 * 100000 WHEN NEW.duration_ms < 100000000 THEN NEW.duration_ms / 1000000 * 1000000 WHEN NEW.duration_ms < 1000000000 THEN NEW.duration_ms / 10000000 * 10000000 ELSE NEW.duration_ms END AS bucket FROM dsc_sessions ss WHERE ss.session_id = NEW.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_hours_upd AFTER UPDATE ON dsc_turns BEGIN
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, -count(*) FROM (SELECT (unixepoch(ss.started_at) / 3600) AS hour, OLD.model AS g, 'n' AS kind, OLD.num_tool_calls AS bucket FROM dsc_sessions ss WHERE ss.session_id = OLD.session_id UNION ALL SELECT (unixepoch(ss.started_at) / 3600) AS hour, OLD.model AS g, 'd' AS kind, CASE WHEN OLD.duration_ms < 100 THEN OLD.duration_ms WHEN OLD.duration_ms < 1000 THEN OLD.duration_ms / 10 * 10 WHEN OLD.duration_ms < 10000 THEN OLD.duration_ms / 100 * 100 WHEN OLD.duration_ms < 100000 THEN OLD.duration_ms / 1000 * 1000 WHEN OLD.duration_ms < 1000000 THEN OLD.duration_ms / 10000 * 10000 WHEN OLD.duration_ms < 10000000 THEN OLD.duration_ms / 100000 * 100000 WHEN OLD.duration_ms < 100000000 THEN OLD.duration_ms / 1000000 * 1000000 WHEN OLD.duration_ms < 1000000000 THEN OLD.duration_ms / 10000000 * 10000000 ELSE OLD.duration_ms END AS bucket FROM dsc_sessions ss WHERE ss.session_id = OLD.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+    DELETE FROM dsc_turn_hours WHERE n = 0 AND hour IN (SELECT (unixepoch(ss.started_at) / 3600) FROM dsc_sessions ss WHERE ss.session_id = OLD.session_id);
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, count(*) FROM (SELECT (unixepoch(ss.started_at) / 3600) AS hour, NEW.model AS g, 'n' AS kind, NEW.num_tool_calls AS bucket FROM dsc_sessions ss WHERE ss.session_id = NEW.session_id UNION ALL SELECT (unixepoch(ss.started_at) / 3600) AS hour, NEW.model AS g, 'd' AS kind, CASE WHEN NEW.duration_ms < 100 THEN NEW.duration_ms WHEN NEW.duration_ms < 1000 THEN NEW.duration_ms / 10 * 10 WHEN NEW.duration_ms < 10000 THEN NEW.duration_ms / 100 * 100 WHEN NEW.duration_ms < 100000 THEN NEW.duration_ms / 1000 * 1000 WHEN NEW.duration_ms < 1000000 THEN NEW.duration_ms / 10000 * 10000 WHEN NEW.duration_ms < 10000000 THEN NEW.duration_ms / 100000 * 100000 WHEN NEW.duration_ms < 100000000 THEN NEW.duration_ms / 1000000 * 1000000 WHEN NEW.duration_ms < 1000000000 THEN NEW.duration_ms / 10000000 * 10000000 ELSE NEW.duration_ms END AS bucket FROM dsc_sessions ss WHERE ss.session_id = NEW.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_hours_del AFTER DELETE ON dsc_turns BEGIN
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, -count(*) FROM (SELECT (unixepoch(ss.started_at) / 3600) AS hour, OLD.model AS g, 'n' AS kind, OLD.num_tool_calls AS bucket FROM dsc_sessions ss WHERE ss.session_id = OLD.session_id UNION ALL SELECT (unixepoch(ss.started_at) / 3600) AS hour, OLD.model AS g, 'd' AS kind, CASE WHEN OLD.duration_ms < 100 THEN OLD.duration_ms WHEN OLD.duration_ms < 1000 THEN OLD.duration_ms / 10 * 10 WHEN OLD.duration_ms < 10000 THEN OLD.duration_ms / 100 * 100 WHEN OLD.duration_ms < 100000 THEN OLD.duration_ms / 1000 * 1000 WHEN OLD.duration_ms < 1000000 THEN OLD.duration_ms / 10000 * 10000 WHEN OLD.duration_ms < 10000000 THEN OLD.duration_ms / 100000 * 100000 WHEN OLD.duration_ms < 100000000 THEN OLD.duration_ms / 1000000 * 1000000 WHEN OLD.duration_ms < 1000000000 THEN OLD.duration_ms / 10000000 * 10000000 ELSE OLD.duration_ms END AS bucket FROM dsc_sessions ss WHERE ss.session_id = OLD.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+    DELETE FROM dsc_turn_hours WHERE n = 0 AND hour IN (SELECT (unixepoch(ss.started_at) / 3600) FROM dsc_sessions ss WHERE ss.session_id = OLD.session_id);
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_hours_sessions_ins AFTER INSERT ON dsc_sessions BEGIN
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, count(*) FROM (SELECT (unixepoch(NEW.started_at) / 3600) AS hour, r.model AS g, 'n' AS kind, r.num_tool_calls AS bucket FROM dsc_turns r WHERE r.session_id = NEW.session_id UNION ALL SELECT (unixepoch(NEW.started_at) / 3600) AS hour, r.model AS g, 'd' AS kind, CASE WHEN r.duration_ms < 100 THEN r.duration_ms WHEN r.duration_ms < 1000 THEN r.duration_ms / 10 * 10 WHEN r.duration_ms < 10000 THEN r.duration_ms / 100 * 100 WHEN r.duration_ms < 100000 THEN r.duration_ms / 1000 * 1000 WHEN r.duration_ms < 1000000 THEN r.duration_ms / 10000 * 10000 WHEN r.duration_ms < 10000000 THEN r.duration_ms / 100000 * 100000 WHEN r.duration_ms < 100000000 THEN r.duration_ms / 1000000 * 1000000 WHEN r.duration_ms < 1000000000 THEN r.duration_ms / 10000000 * 10000000 ELSE r.duration_ms END AS bucket FROM dsc_turns r WHERE r.session_id = NEW.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_hours_sessions_upd AFTER UPDATE OF started_at ON dsc_sessions WHEN (unixepoch(OLD.started_at) / 3600) <> (unixepoch(NEW.started_at) / 3600) BEGIN
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, -count(*) FROM (SELECT (unixepoch(OLD.started_at) / 3600) AS hour, r.model AS g, 'n' AS kind, r.num_tool_calls AS bucket FROM dsc_turns r WHERE r.session_id = OLD.session_id UNION ALL SELECT (unixepoch(OLD.started_at) / 3600) AS hour, r.model AS g, 'd' AS kind, CASE WHEN r.duration_ms < 100 THEN r.duration_ms WHEN r.duration_ms < 1000 THEN r.duration_ms / 10 * 10 WHEN r.duration_ms < 10000 THEN r.duration_ms / 100 * 100 WHEN r.duration_ms < 100000 THEN r.duration_ms / 1000 * 1000 WHEN r.duration_ms < 1000000 THEN r.duration_ms / 10000 * 10000 WHEN r.duration_ms < 10000000 THEN r.duration_ms / 100000 * 100000 WHEN r.duration_ms < 100000000 THEN r.duration_ms / 1000000 * 1000000 WHEN r.duration_ms < 1000000000 THEN r.duration_ms / 10000000 * 10000000 ELSE r.duration_ms END AS bucket FROM dsc_turns r WHERE r.session_id = OLD.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+    DELETE FROM dsc_turn_hours WHERE n = 0 AND hour IN (SELECT (unixepoch(OLD.started_at) / 3600));
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, count(*) FROM (SELECT (unixepoch(NEW.started_at) / 3600) AS hour, r.model AS g, 'n' AS kind, r.num_tool_calls AS bucket FROM dsc_turns r WHERE r.session_id = NEW.session_id UNION ALL SELECT (unixepoch(NEW.started_at) / 3600) AS hour, r.model AS g, 'd' AS kind, CASE WHEN r.duration_ms < 100 THEN r.duration_ms WHEN r.duration_ms < 1000 THEN r.duration_ms / 10 * 10 WHEN r.duration_ms < 10000 THEN r.duration_ms / 100 * 100 WHEN r.duration_ms < 100000 THEN r.duration_ms / 1000 * 1000 WHEN r.duration_ms < 1000000 THEN r.duration_ms / 10000 * 10000 WHEN r.duration_ms < 10000000 THEN r.duration_ms / 100000 * 100000 WHEN r.duration_ms < 100000000 THEN r.duration_ms / 1000000 * 1000000 WHEN r.duration_ms < 1000000000 THEN r.duration_ms / 10000000 * 10000000 ELSE r.duration_ms END AS bucket FROM dsc_turns r WHERE r.session_id = NEW.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+END;
+
+CREATE TRIGGER IF NOT EXISTS dsc_turn_hours_sessions_del AFTER DELETE ON dsc_sessions BEGIN
+    INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, -count(*) FROM (SELECT (unixepoch(OLD.started_at) / 3600) AS hour, r.model AS g, 'n' AS kind, r.num_tool_calls AS bucket FROM dsc_turns r WHERE r.session_id = OLD.session_id UNION ALL SELECT (unixepoch(OLD.started_at) / 3600) AS hour, r.model AS g, 'd' AS kind, CASE WHEN r.duration_ms < 100 THEN r.duration_ms WHEN r.duration_ms < 1000 THEN r.duration_ms / 10 * 10 WHEN r.duration_ms < 10000 THEN r.duration_ms / 100 * 100 WHEN r.duration_ms < 100000 THEN r.duration_ms / 1000 * 1000 WHEN r.duration_ms < 1000000 THEN r.duration_ms / 10000 * 10000 WHEN r.duration_ms < 10000000 THEN r.duration_ms / 100000 * 100000 WHEN r.duration_ms < 100000000 THEN r.duration_ms / 1000000 * 1000000 WHEN r.duration_ms < 1000000000 THEN r.duration_ms / 10000000 * 10000000 ELSE r.duration_ms END AS bucket FROM dsc_turns r WHERE r.session_id = OLD.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
+    DELETE FROM dsc_turn_hours WHERE n = 0 AND hour IN (SELECT (unixepoch(OLD.started_at) / 3600));
+END;
+
+INSERT INTO dsc_turn_hours (hour, model, kind, bucket, n)
+        SELECT hour, g, kind, bucket, count(*) FROM (SELECT (unixepoch(ss.started_at) / 3600) AS hour, r.model AS g, 'n' AS kind, r.num_tool_calls AS bucket FROM dsc_turns r JOIN dsc_sessions ss ON ss.session_id = r.session_id UNION ALL SELECT (unixepoch(ss.started_at) / 3600) AS hour, r.model AS g, 'd' AS kind, CASE WHEN r.duration_ms < 100 THEN r.duration_ms WHEN r.duration_ms < 1000 THEN r.duration_ms / 10 * 10 WHEN r.duration_ms < 10000 THEN r.duration_ms / 100 * 100 WHEN r.duration_ms < 100000 THEN r.duration_ms / 1000 * 1000 WHEN r.duration_ms < 1000000 THEN r.duration_ms / 10000 * 10000 WHEN r.duration_ms < 10000000 THEN r.duration_ms / 100000 * 100000 WHEN r.duration_ms < 100000000 THEN r.duration_ms / 1000000 * 1000000 WHEN r.duration_ms < 1000000000 THEN r.duration_ms / 10000000 * 10000000 ELSE r.duration_ms END AS bucket FROM dsc_turns r JOIN dsc_sessions ss ON ss.session_id = r.session_id) q WHERE 1 = 1 GROUP BY hour, g, kind, bucket ORDER BY hour, g, kind, bucket
+        ON CONFLICT (hour, model, kind, bucket) DO UPDATE SET n = dsc_turn_hours.n + excluded.n;
