@@ -28,7 +28,10 @@ type HourRollup struct {
 	// Replaces is the version that made the table in an earlier shape:
 	// the migration of Since drops it (and its SQLite triggers) first.
 	Replaces int
-	Doc      string
+	// Folded is the version from which the rollup is no longer kept by
+	// triggers at ingest but folded in the background (see Fold).
+	Folded int
+	Doc    string
 }
 
 // Bucket is a measure of an HourRollup: each source row counts once under
@@ -51,8 +54,10 @@ var turnHours = &HourRollup{
 	// Version 4 kept a row per bucket, and on SQLite too (row triggers
 	// that made its writers four times slower); version 5 keeps ten
 	// buckets a row, a shard per connection, on PostgreSQL only.
-	Table: "turn_hours", Source: turns, Group: "model", Since: 5, Replaces: 4,
-	Doc: "turns by the hour their session started (hours since 1970, UTC), model, tool calls and duration bucket, kept by triggers on turns and sessions, on PostgreSQL only (the model table's percentiles of the insights)",
+	// Version 6 folds it in the background: its triggers at ingest cost
+	// the ingest ratio 15% (docs/insights.md, "What ingest pays").
+	Table: "turn_hours", Source: turns, Group: "model", Since: 5, Replaces: 4, Folded: 6,
+	Doc: "turns by the hour their session started (hours since 1970, UTC), model, tool calls and duration bucket, folded in the background from the turns and sessions committed (fold_xid below turn_hours_folded.below), on PostgreSQL only (the model table's percentiles of the insights)",
 	Buckets: []Bucket{
 		{Kind: "n", Expr: "%[1]snum_tool_calls", Step: "1", Doc: "tool calls of the turn, exact"},
 		{Kind: "d", Expr: "%[1]sduration_ms", Step: durationStep("%[1]s"), Doc: "duration of the turn in ms, rounded down to two significant digits (exact below 100)"},
@@ -194,13 +199,23 @@ func (hr *HourRollup) statements(d Dialect, s Set, v int, whole bool) []string {
 	if !whole && v == hr.Since && hr.Replaces > 0 {
 		out = hr.dropEarlier(d, s)
 	}
-	if d != Postgres || !(whole && hr.Since <= v || hr.Since == v) {
+	if d != Postgres {
 		return out
 	}
-	out = append(out, hr.create(d, s))
-	out = append(out, hr.triggers(s)...)
-	if !whole {
+	folded := hr.Folded > 0 && hr.Folded <= v
+	switch {
+	case whole && hr.Since <= v:
+		out = append(out, hr.create(d, s))
+		if !folded {
+			out = append(out, hr.triggers(s)...)
+		}
+	case hr.Since == v:
+		out = append(out, hr.create(d, s))
+		out = append(out, hr.triggers(s)...)
 		out = append(out, hr.upsert(s, hr.aggregate(s.TableName(hr.Source)+" r JOIN "+s.TableName(sessions)+" ss ON ss.session_id = r.session_id", "", "r.", HourOf(d, "ss.started_at"), "")))
+	}
+	if folded && (whole || hr.Folded == v) {
+		out = append(out, hr.folding(s)...)
 	}
 	return out
 }
@@ -334,6 +349,141 @@ func (hr *HourRollup) triggers(s Set) []string {
 	for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sessions, t + "_keep_sessions"}} {
 		for _, tr := range []struct{ name, event, ref string }{
 			{"ins", "INSERT", "NEW TABLE AS new_rows"},
+			{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
+			{"del", "DELETE", "OLD TABLE AS old_rows"},
+		} {
+			name := tb.fn + "_" + tr.name
+			out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, tb.table),
+				fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, tb.table, tr.ref, tb.fn))
+		}
+	}
+	return out
+}
+
+// FoldColumn is the column of the source and session tables that holds the
+// id of the transaction that wrote the row (PostgreSQL, from version
+// Folded; 0 for the rows written before, which the triggers had counted).
+const FoldColumn = "fold_xid"
+
+// xidNow is the SQL of the writing transaction's id, as a bigint (a BRIN
+// index has no operator class for xid8).
+const xidNow = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
+
+// horizon is the SQL of the oldest transaction id still running: every
+// transaction below it has committed or aborted, and none will write again.
+const horizon = "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
+
+// StateTable is the one-row table of the fold: below, the horizon the
+// rollup holds every pair (record, session) under. A pair is folded when
+// the greater of its two fold_xid is below it.
+func (hr *HourRollup) StateTable(s Set) string { return hr.TableName(s) + "_folded" }
+
+// FoldFunction is the SQL function that folds the pairs committed since
+// the last fold and returns the new horizon: SELECT FoldFunction().
+func (hr *HourRollup) FoldFunction(s Set) string { return hr.TableName(s) + "_fold" }
+
+// folding are the statements of version Folded: the rollup stops being
+// kept at ingest and is folded by FoldFunction instead.
+//
+// Every row of the source and session tables carries the id of the
+// transaction that wrote it (FoldColumn, a column default: nothing to do for
+// the writers, and in the COPY ceiling of the ingest benchmark too). A
+// pair (record, session) is folded once the greater of its two ids is
+// below the horizon: both rows are committed then, and no transaction that
+// could still write one is older. The fold adds the pairs between the last
+// horizon and the new one (a record new since then with a session older
+// than the new horizon; a session new since then with a record older than
+// the last horizon), through BRIN indexes on the ids, and moves the horizon,
+// in one transaction. A report adds the pairs at or above the horizon it
+// reads in the same snapshot: exact, whenever the fold last ran.
+//
+// Updates and deletions (rare: an operator's, never ingest's) still go
+// through triggers, which take out and put back only folded pairs. They
+// and the fold lock the state row, so that a fold and a deletion never
+// both count or both miss a pair: whichever waits sees the other's work
+// once it is committed.
+func (hr *HourRollup) folding(s Set) []string {
+	const d = Postgres
+	t, src, sess, state := hr.TableName(s), s.TableName(hr.Source), s.TableName(sessions), hr.StateTable(s)
+	var out []string
+	for _, tb := range []string{src, sess} {
+		out = append(out,
+			fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s bigint NOT NULL DEFAULT 0", tb, FoldColumn),
+			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", tb, FoldColumn, xidNow),
+			// autosummarize: the ranges filled since the last vacuum are
+			// summarised as they fill, so that a fold reads the rows
+			// written since the last one, not since the last vacuum.
+			fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s_fold_idx ON %s USING brin (%s) WITH (autosummarize = on)", tb, tb, FoldColumn))
+	}
+	out = append(out,
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n    one boolean PRIMARY KEY DEFAULT true CHECK (one),\n    below bigint NOT NULL\n)", state),
+		// The rows written before this version have 0 (counted by the
+		// triggers); those written after, the id of a transaction that
+		// was still running, or not yet begun, when this one began.
+		fmt.Sprintf("INSERT INTO %s (one, below) VALUES (true, %s) ON CONFLICT (one) DO NOTHING", state, horizon))
+
+	hour := func(e string) string { return HourOf(d, e+"started_at") }
+	change := func(from, where, hr0, sign string) string {
+		return hr.upsert(s, hr.aggregate(from, where, "r.", hr0, sign))
+	}
+	const folded = "greatest(r." + FoldColumn + ", ss." + FoldColumn + ") < w"
+	lock := "SELECT below INTO w FROM " + state + " WHERE one FOR UPDATE"
+	// A statement's records with their session's hour and id (see
+	// triggers: one probe per distinct session).
+	recs := func(rel string) string {
+		return fmt.Sprintf("%[1]s r JOIN (SELECT u.session_id, x.hour, x.%[4]s FROM (SELECT DISTINCT session_id FROM %[1]s) u CROSS JOIN LATERAL (SELECT %[3]s AS hour, s.%[4]s FROM %[2]s s WHERE s.session_id = u.session_id) x OFFSET 0) ss ON ss.session_id = r.session_id", rel, sess, hour("s."), FoldColumn)
+	}
+	records := " CROSS JOIN LATERAL (SELECT x.* FROM " + src + " x WHERE x.session_id = ss.session_id OFFSET 0) r"
+	moved := func(rel, other string) string {
+		return fmt.Sprintf("%s ss JOIN %s o ON o.session_id = ss.session_id AND %s <> %s%s", rel, other, hour("o."), hour("ss."), records)
+	}
+	oldHours := "SELECT " + hour("ss.") + " FROM old_rows ss"
+	fn := func(name, decl, settings, ret, body string) string {
+		return fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS %s LANGUAGE plpgsql%s AS $fn$\nDECLARE\n    %s\nBEGIN\n%s\nEND\n$fn$", name, ret, settings, decl, body)
+	}
+	// Sorting a statement's rows: see triggers.
+	const sorted = " SET enable_hashagg = off"
+	out = append(out,
+		fn(t+"_keep", "w bigint;", sorted, "trigger", fmt.Sprintf(`    %s;
+    %s;
+    %s;
+    IF TG_OP = 'UPDATE' THEN
+        %s;
+    END IF;
+    RETURN NULL;`, lock, change(recs("old_rows"), folded, "ss.hour", "-"), hr.drop(s, "SELECT ss.hour FROM "+recs("old_rows")), change(recs("new_rows"), folded, "ss.hour", ""))),
+		// The sessions' insert has nothing to do (the fold pairs a new
+		// session with its records); an update that moves no start
+		// (every update from a client: its end) costs a probe.
+		fn(t+"_keep_sessions", "w bigint;", sorted, "trigger", fmt.Sprintf(`    IF TG_OP = 'DELETE' THEN
+        %s;
+        %s;
+        %s;
+    ELSIF EXISTS (SELECT 1 FROM old_rows ss JOIN new_rows o ON o.session_id = ss.session_id AND %s <> %s) THEN
+        %s;
+        %s;
+        %s;
+        %s;
+    END IF;
+    RETURN NULL;`, lock, change("old_rows ss"+records, folded, hour("ss."), "-"), hr.drop(s, oldHours),
+			hour("o."), hour("ss."),
+			lock, change(moved("old_rows", "new_rows"), folded, hour("ss."), "-"), hr.drop(s, oldHours), change(moved("new_rows", "old_rows"), folded, hour("ss."), ""))),
+		// The fold's aggregate is small (hours × models × buckets): a
+		// hash, not a sort of every row folded.
+		fn(hr.FoldFunction(s), "lo bigint;\n    hi bigint;", "", "bigint", fmt.Sprintf(`    SELECT below INTO lo FROM %s WHERE one FOR UPDATE;
+    hi := %s;
+    IF hi > lo THEN
+        %s;
+        %s;
+        UPDATE %s SET below = hi;
+    END IF;
+    RETURN greatest(hi, lo);`, state, horizon,
+			change(src+" r JOIN "+sess+" ss ON ss.session_id = r.session_id", "r."+FoldColumn+" >= lo AND r."+FoldColumn+" < hi AND ss."+FoldColumn+" < hi", hour("ss."), ""),
+			change(sess+" ss JOIN "+src+" r ON r.session_id = ss.session_id", "ss."+FoldColumn+" >= lo AND ss."+FoldColumn+" < hi AND r."+FoldColumn+" < lo", hour("ss."), ""),
+			state)),
+	)
+	for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sess, t + "_keep_sessions"}} {
+		out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s_ins ON %s", tb.fn, tb.table))
+		for _, tr := range []struct{ name, event, ref string }{
 			{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
 			{"del", "DELETE", "OLD TABLE AS old_rows"},
 		} {

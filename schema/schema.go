@@ -42,11 +42,11 @@ import (
 
 // Version is the current schema version: the newest migration the stores
 // apply and the insights read.
-const Version = 5
+const Version = 6
 
 // WireVersion is the newest batch schema_version: the client sends it and
 // the server accepts 1 to it. It follows Version only when the records
-// change: versions 4 and 5 changed what the database keeps (turn_hours),
+// change: versions 4 to 6 changed what the database keeps (turn_hours),
 // not a record, so their clients and a version 3 server still talk, and no
 // batch waits in a spool for an upgrade.
 const WireVersion = 3

@@ -111,61 +111,112 @@ func TestRollupsAreExact(t *testing.T) {
 }
 
 // checkHourRollups fails t unless each hour rollup (PostgreSQL only) holds
-// what counting the records gives.
+// what counting the records gives: before a fold, the pairs (record,
+// session) below the fold's horizon; after one, every pair.
 func checkHourRollups(t *testing.T, s Store, set schema.Set, step string) {
 	t.Helper()
 	if dialectOf(s) != schema.Postgres {
 		return
 	}
 	for _, hr := range schema.HourRollups() {
-		want := strings1(t, s, hourCounts(hr, set, dialectOf(s)))
 		// A count is the sum over its shards.
-		got := strings1(t, s, "SELECT "+csv([]string{"hour", "g", "kind", "bucket", "sum(n)"})+" FROM ("+hr.Counts(set, "")+") c GROUP BY hour, g, kind, bucket HAVING sum(n) <> 0")
-		slices.Sort(want)
-		slices.Sort(got)
-		if !slices.Equal(got, want) || len(want) == 0 {
-			t.Fatalf("%s: %s has %d rows, the records give %d:\n%s", step, hr.TableName(set), len(got), len(want), diff(want, got))
+		held := "SELECT " + csv([]string{"hour", "g", "kind", "bucket", "sum(n)"}) + " FROM (" + hr.Counts(set, "") + ") c GROUP BY hour, g, kind, bucket HAVING sum(n) <> 0"
+		below := fmt.Sprintf("greatest(r.%[1]s, ss.%[1]s) < (SELECT below FROM %[2]s)", schema.FoldColumn, hr.StateTable(set))
+		for _, when := range []string{"before the fold", "after the fold"} {
+			where := below
+			if when == "after the fold" {
+				foldAll(t, s, hr, set)
+				where = ""
+			}
+			want, got := strings1(t, s, hourCounts(hr, set, dialectOf(s), where)), strings1(t, s, held)
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) || (len(want) == 0 && where == "") {
+				t.Fatalf("%s, %s: %s has %d rows, the records give %d:\n%s", step, when, hr.TableName(set), len(got), len(want), diff(want, got))
+			}
 		}
 	}
 }
 
-// TestTurnHoursFromVersion4: a database made by the version 4 that
-// shipped (turn_hours a row per bucket, on SQLite too) and filled by it
-// migrates to version 5: PostgreSQL's turn_hours is counted again in its new
-// shape and kept from then on; SQLite's table and row triggers are gone.
-func TestTurnHoursFromVersion4(t *testing.T) {
-	forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
-		ctx := context.Background()
-		s := openBare(t, be.URL(t), set)
-		if got, err := migrateFrom(s, frozenUpTo(t, 4)); err != nil || !slices.Equal(got, []int{1, 2, 3, 4}) {
-			t.Fatalf("migrate with the frozen files 1 to 4 = %v, %v", got, err)
-		}
-		insertAsVersion(t, s, v1Batch(1), 1)
-		if got, err := s.Migrate(ctx); err != nil || !slices.Equal(got, []int{5}) {
-			t.Fatalf("Migrate = %v, %v; want [5]", got, err)
-		}
-		if dialectOf(s) == schema.SQLite {
-			if n := count(t, s, "sqlite_master WHERE name LIKE '%turn_hours%'"); n != 0 {
-				t.Fatalf("%d turn_hours tables or triggers left on SQLite", n)
-			}
-		}
-		checkHourRollups(t, s, set, "migrated from version 4")
-		b := v1Batch(2)
-		b.UserID = "bob"
-		if _, err := s.Write(ctx, b); err != nil {
+// foldAll folds until the horizon passes every row of the tables: the
+// horizon is the cluster's oldest running transaction, which other tests'
+// hold back for a moment.
+func foldAll(t *testing.T, s Store, hr *schema.HourRollup, set schema.Set) {
+	t.Helper()
+	q := fmt.Sprintf("(SELECT below FROM %[1]s) > greatest((SELECT max(%[2]s) FROM %[3]s), (SELECT max(%[2]s) FROM %[4]s))",
+		hr.StateTable(set), schema.FoldColumn, set.TableName(hr.Source), set.TableName(schema.Sessions()))
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := s.(Folder).Fold(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		checkHourRollups(t, s, set, "written after the migration")
-	})
+		if count(t, s, "(SELECT 1) x WHERE "+q) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the fold's horizon did not pass the rows written in 20 s")
+		}
+	}
+}
+
+// TestTurnHoursFromEarlierVersions: a database made by the version 4 that
+// shipped (turn_hours a row per bucket, on SQLite too) or by version 5
+// (kept by triggers at ingest), and filled by it, migrates to the current
+// version: PostgreSQL's turn_hours holds every pair once folded, including
+// records written before the migration whose session comes after it;
+// SQLite's table and row triggers are gone.
+func TestTurnHoursFromEarlierVersions(t *testing.T) {
+	for _, from := range []int{4, 5} {
+		t.Run(fmt.Sprintf("v%d", from), func(t *testing.T) {
+			forEachSet(t, func(t *testing.T, be testdb.Backend, set schema.Set) {
+				ctx := context.Background()
+				s := openBare(t, be.URL(t), set)
+				var upTo, after []int
+				for v := 1; v <= schema.Version; v++ {
+					if v <= from {
+						upTo = append(upTo, v)
+					} else {
+						after = append(after, v)
+					}
+				}
+				if got, err := migrateFrom(s, frozenUpTo(t, from)); err != nil || !slices.Equal(got, upTo) {
+					t.Fatalf("migrate with the frozen files 1 to %d = %v, %v", from, got, err)
+				}
+				insertAsVersion(t, s, v1Batch(1), 1)
+				late := v1Batch(5)
+				early := *late
+				early.Sessions = nil
+				insertAsVersion(t, s, &early, 1) // records whose session is not there yet
+				if got, err := s.Migrate(ctx); err != nil || !slices.Equal(got, after) {
+					t.Fatalf("Migrate = %v, %v; want %v", got, err, after)
+				}
+				if dialectOf(s) == schema.SQLite {
+					if n := count(t, s, "sqlite_master WHERE name LIKE '%turn_hours%'"); n != 0 {
+						t.Fatalf("%d turn_hours tables or triggers left on SQLite", n)
+					}
+				}
+				checkHourRollups(t, s, set, fmt.Sprintf("migrated from version %d", from))
+				if _, err := s.Write(ctx, late); err != nil {
+					t.Fatal(err)
+				}
+				checkHourRollups(t, s, set, "their session written after the migration")
+				b := v1Batch(2)
+				b.UserID = "bob"
+				if _, err := s.Write(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+				checkHourRollups(t, s, set, "written after the migration")
+			})
+		})
+	}
 }
 
 // hourCounts is the hour rollup hr computed from the records and their
-// sessions.
-func hourCounts(hr *schema.HourRollup, set schema.Set, d schema.Dialect) string {
+// sessions, of the pairs that pass where (SQL over r and ss; "": all).
+func hourCounts(hr *schema.HourRollup, set schema.Set, d schema.Dialect, where string) string {
 	var parts []string
 	for _, b := range hr.Buckets {
-		parts = append(parts, fmt.Sprintf("SELECT %s AS hour, r.%s AS g, '%s' AS kind, %s AS bucket FROM %s r JOIN %s ss ON ss.session_id = r.session_id",
-			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, b.Of("r."), set.TableName(hr.Source), set.TableName(schema.Sessions())))
+		parts = append(parts, fmt.Sprintf("SELECT %s AS hour, r.%s AS g, '%s' AS kind, %s AS bucket FROM %s r JOIN %s ss ON ss.session_id = r.session_id WHERE %s",
+			schema.HourOf(d, "ss.started_at"), hr.Group, b.Kind, b.Of("r."), set.TableName(hr.Source), set.TableName(schema.Sessions()), cmp.Or(where, "1 = 1")))
 	}
 	return "SELECT " + csv([]string{"hour", "g", "kind", "bucket", "count(*)"}) + " FROM (" + strings.Join(parts, " UNION ALL ") + ") q GROUP BY hour, g, kind, bucket"
 }

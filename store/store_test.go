@@ -167,6 +167,11 @@ func TestColumnsMatchDeclaration(t *testing.T) {
 				break
 			}
 			want[hr.TableName(s.Set())] = slices.Sorted(slices.Values(hr.Columns()))
+			want[hr.StateTable(s.Set())] = []string{"below", "one"}
+			for _, r := range []*schema.Record{hr.Source, schema.Sessions()} { // the writer's transaction id
+				tbl := s.Set().TableName(r)
+				want[tbl] = slices.Sorted(slices.Values(append(want[tbl], schema.FoldColumn)))
+			}
 		}
 		for tbl, cols := range got {
 			slices.Sort(cols)
