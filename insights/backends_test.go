@@ -180,7 +180,15 @@ func TestHourRollupChangesNothing(t *testing.T) {
 				}
 			}
 			url := be.URL(t)
-			f.write(url, schema.CentralSet)
+			// Erin's turns come before her sessions (a client's
+			// spool can send them so): then the pair (turn, session) is
+			// new to the fold by its session.
+			f.writeOnly(url, schema.CentralSet, func(u string) bool { return u != "erin" })
+			erin := f.batch("erin")
+			sessions := erin.Sessions
+			erin.Sessions = nil
+			f.writeOnly(url, schema.CentralSet, func(u string) bool { return u == "erin" })
+			erin.Sessions = sessions
 			at := func(m int) time.Time { return f.base.Add(time.Duration(m) * time.Minute) }
 			windows := []Options{
 				{},
@@ -190,27 +198,35 @@ func TestHourRollupChangesNothing(t *testing.T) {
 				{From: at(-1), To: at(24 * 60)}, // every session
 				{From: at(180), Agent: "fred"},  // a filter: the turns
 			}
-			for _, o := range windows {
-				var got [2]string
-				for i, count := range []bool{false, true} {
-					o.countTurns = count
-					r, err := Compute(context.Background(), url, o)
-					if err != nil {
-						t.Fatal(err)
+			compare := func(state string, noFold bool) {
+				t.Helper()
+				for _, o := range windows {
+					var got [2]string
+					for i, count := range []bool{false, true} {
+						o.countTurns, o.noFold = count, noFold || count
+						r, err := Compute(context.Background(), url, o)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if len(r.Stuck.Models) == 0 {
+							t.Fatalf("%s, %v–%v: no model to compare", state, o.From, o.To)
+						}
+						b, _ := json.Marshal(r.Stuck.Models)
+						got[i] = string(b)
 					}
-					if len(r.Stuck.Models) == 0 {
-						t.Fatalf("%v–%v: no model to compare", o.From, o.To)
+					if n := hoursDisagreed.Load(); n > 0 {
+						t.Fatalf("%s: turn_hours disagreed with the turns %d times", state, n)
 					}
-					b, _ := json.Marshal(r.Stuck.Models)
-					got[i] = string(b)
-				}
-				if n := hoursDisagreed.Load(); n > 0 {
-					t.Fatalf("turn_hours disagreed with the turns %d times", n)
-				}
-				if got[0] != got[1] {
-					t.Errorf("%v–%v: turn_hours and the turns differ:\nhours %s\nturns %s", o.From, o.To, got[0], got[1])
+					if got[0] != got[1] {
+						t.Errorf("%s, %v–%v: turn_hours and the turns differ:\nhours %s\nturns %s", state, o.From, o.To, got[0], got[1])
+					}
 				}
 			}
+			compare("nothing folded", true)
+			compare("folded", false)
+			f.writeOnly(url, schema.CentralSet, func(u string) bool { return u == "erin" })
+			compare("sessions written after their folded turns, not folded", true)
+			compare("all folded", false)
 		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/fredcode/fredtel/schema"
 )
 
@@ -30,14 +32,47 @@ func Compute(ctx context.Context, dbURL string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return within(ctx, dbURL, set, "", func(d *db, tx *sql.Tx) (*Report, error) { return d.report(ctx, tx, &opts) })
+	var folded time.Duration
+	return within(ctx, dbURL, set, "", func(d *db) error {
+		if opts.noFold {
+			return nil
+		}
+		t0 := time.Now()
+		err := d.fold(ctx)
+		folded = time.Since(t0)
+		return err
+	}, func(d *db, tx *sql.Tx) (*Report, error) {
+		r, err := d.report(ctx, tx, &opts)
+		if err == nil && d.dialect == schema.Postgres {
+			r.Timings = append([]Timing{{Name: "fold", Duration: folded}}, r.Timings...)
+		}
+		return r, err
+	})
+}
+
+// fold adds the turns committed since the last fold to turn_hours
+// (PostgreSQL; fredtel serve folds every few seconds, a self-hosted
+// database only here), before the report's snapshot: the report then
+// counts few turns itself. A role that may not write (a reporting role, a
+// standby) skips it, and the report counts the turns not folded: exact,
+// and slower.
+func (d *db) fold(ctx context.Context) error {
+	if d.dialect != schema.Postgres {
+		return nil
+	}
+	_, err := d.sql.ExecContext(ctx, "SELECT "+turnHours.FoldFunction(d.set)+"()")
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "25006") { // insufficient_privilege, read_only_sql_transaction
+		return nil
+	}
+	return d.fail("fold", err)
 }
 
 // within opens the set's tables at dbURL, checks their schema version and
 // runs fn in one snapshot; an error of fn other than ErrNoData and
 // ErrNoSession becomes a one-line error naming step (unless step is "":
 // fn's errors are that already).
-func within[T any](ctx context.Context, dbURL string, set schema.Set, step string, fn func(*db, *sql.Tx) (*T, error)) (*T, error) {
+func within[T any](ctx context.Context, dbURL string, set schema.Set, step string, before func(*db) error, fn func(*db, *sql.Tx) (*T, error)) (*T, error) {
 	d, err := open(ctx, dbURL, set)
 	if err != nil {
 		return nil, err
@@ -45,6 +80,11 @@ func within[T any](ctx context.Context, dbURL string, set schema.Set, step strin
 	defer d.close()
 	if err := d.checkVersion(ctx); err != nil {
 		return nil, err
+	}
+	if before != nil {
+		if err := before(d); err != nil {
+			return nil, err
+		}
 	}
 	tx, err := d.snapshot(ctx)
 	if err != nil {
@@ -392,12 +432,28 @@ func (rn *run) turnPercentiles(ctx context.Context) (*pctScan, error) {
 		return records()
 	}
 	h0, h1 := lo.Unix()/3600, hi.Unix()/3600
+	// The fold's horizon in this snapshot: turn_hours holds the pairs
+	// (turn, session) whose greater fold_xid is below it; the others are
+	// counted here. A literal, so that the planner sees how few rows of
+	// the BRIN indexes are above it.
+	var below int64
+	if err := rn.tx.QueryRowContext(ctx, "SELECT below FROM "+turnHours.StateTable(d.set)).Scan(&below); err != nil {
+		return nil, err
+	}
 	hour := schema.HourOf(d.dialect, "ws.started_at")
-	edge := fmt.Sprintf("FROM %s t JOIN ws ON ws.session_id = t.session_id WHERE %s < %d OR %s >= %d", d.table("turns"), hour, h0, hour, h1)
+	fx := schema.FoldColumn
+	edge := fmt.Sprintf(`FROM %[1]s t JOIN ws ON ws.session_id = t.session_id WHERE %[2]s < %[3]d OR %[2]s >= %[4]d
+		UNION ALL SELECT t.model, t.num_tool_calls, t.duration_ms FROM %[1]s t JOIN ws ON ws.session_id = t.session_id
+		WHERE t.%[5]s >= %[6]d AND %[2]s >= %[3]d AND %[2]s < %[4]d
+		UNION ALL SELECT t.model, t.num_tool_calls, t.duration_ms FROM %[7]s s JOIN ws ON ws.session_id = s.session_id JOIN %[1]s t ON t.session_id = s.session_id
+		WHERE s.%[5]s >= %[6]d AND t.%[5]s < %[6]d AND %[2]s >= %[3]d AND %[2]s < %[4]d`,
+		d.table("turns"), hour, h0, h1, fx, below, d.table("sessions"))
+	// The turns counted here, once for both measures.
+	et := fmt.Sprintf("et AS MATERIALIZED (SELECT t.model, t.num_tool_calls, t.duration_ms %s), ", edge)
 	src := fmt.Sprintf(`SELECT kind || g AS g, bucket AS x0, n AS w FROM (%s) h
-		UNION ALL SELECT 'n' || t.model AS g, t.num_tool_calls AS x0, 1 AS w %s
-		UNION ALL SELECT 'd' || t.model AS g, %s AS x0, 1 AS w %s`,
-		turnHours.Counts(d.set, fmt.Sprintf("h.hour >= %d AND h.hour < %d", h0, h1)), edge, turnHours.Bucket("d").Of("t."), edge)
+		UNION ALL SELECT 'n' || model AS g, num_tool_calls AS x0, 1 AS w FROM et
+		UNION ALL SELECT 'd' || model AS g, %s AS x0, 1 AS w FROM et`,
+		turnHours.Counts(d.set, fmt.Sprintf("h.hour >= %d AND h.hour < %d", h0, h1)), turnHours.Bucket("d").Of(""))
 	a := newPctScan(ps)
 	type bucket struct {
 		model       string
@@ -406,7 +462,7 @@ func (rn *run) turnPercentiles(ctx context.Context) (*pctScan, error) {
 		total       int64
 	}
 	var buckets []bucket
-	err := rn.query(ctx, d.pctRows(src, true, ps), func(r *sql.Rows) error {
+	err := rn.query(ctx, et+d.pctRows(src, true, ps), func(r *sql.Rows) error {
 		var g string
 		var v pctVal
 		var n int64

@@ -186,7 +186,10 @@ func (s *sess) event(m float64, p interface {
 }
 
 // write stores everything in a fresh, migrated database at url.
-func (f *fx) write(url string, set schema.Set) {
+func (f *fx) write(url string, set schema.Set) { f.writeOnly(url, set, nil) }
+
+// writeOnly writes the batches of the users keep accepts (nil: all).
+func (f *fx) writeOnly(url string, set schema.Set, keep func(user string) bool) {
 	f.t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, url, store.Options{Set: set, Migrate: true})
@@ -195,6 +198,9 @@ func (f *fx) write(url string, set schema.Set) {
 	}
 	defer st.Close()
 	for _, u := range f.order {
+		if keep != nil && !keep(u) {
+			continue
+		}
 		f.markRuns(f.batches[u])
 		if _, err := st.Write(ctx, f.batches[u]); err != nil {
 			f.t.Fatalf("write %s: %v", u, err)

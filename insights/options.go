@@ -43,6 +43,9 @@ type Options struct {
 	// countTurns reads the model table's percentiles from the turns even
 	// where turn_hours could answer (for the test that compares the two).
 	countTurns bool
+	// noFold skips the fold before the report (for the tests: the turns
+	// not folded are counted by the report).
+	noFold bool
 }
 
 // DefaultFastWords mark a model name as a fast (cheap, weaker) model when

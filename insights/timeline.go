@@ -172,7 +172,7 @@ func Timeline(ctx context.Context, dbURL string, o TimelineOptions) (*SessionTim
 	if err != nil || len(o.SessionID) != 36 {
 		return nil, fmt.Errorf("%w: session %q: want a UUID such as 0190a000-0000-7000-8000-000000000001", ErrBadOptions, cut(o.SessionID, 40))
 	}
-	return within(ctx, dbURL, set, "timeline", func(d *db, tx *sql.Tx) (*SessionTimeline, error) {
+	return within(ctx, dbURL, set, "timeline", nil, func(d *db, tx *sql.Tx) (*SessionTimeline, error) {
 		tl := &SessionTimeline{Tables: opts.Tables, MinRepeats: opts.MinRepeats,
 			Lead: []TimelineEvent{}, Turns: []TimelineTurn{}, Loops: []TimelineLoop{}}
 		return tl, d.timeline(ctx, tx, id.String(), tl)

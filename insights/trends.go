@@ -85,7 +85,7 @@ func ComputeTrends(ctx context.Context, dbURL string, opts Options, maxBuckets i
 	if maxBuckets > 1000 {
 		return nil, fmt.Errorf("%w: %d buckets: want at most 1000", ErrBadOptions, maxBuckets)
 	}
-	return within(ctx, dbURL, set, "trends", func(d *db, tx *sql.Tx) (*Trends, error) { return d.trends(ctx, tx, &opts, maxBuckets) })
+	return within(ctx, dbURL, set, "trends", nil, func(d *db, tx *sql.Tx) (*Trends, error) { return d.trends(ctx, tx, &opts, maxBuckets) })
 }
 
 // epochMs is SQL for the timestamp column col in milliseconds since 1970.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -255,4 +256,36 @@ func csv(cols []string) string {
 		cols[i] = "CAST(" + c + " AS text)"
 	}
 	return strings.Join(cols, " || ',' || ")
+}
+
+// TestFoldEveryFoldsInTheBackground: the server's folder folds what is
+// written while it runs, and returns once its context is done.
+func TestFoldEveryFoldsInTheBackground(t *testing.T) {
+	s := openStore(t, testdb.Postgres(t), schema.CentralSet)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		FoldEvery(ctx, s.(Folder), 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	}()
+	b := v1Batch(9)
+	if _, err := s.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	hr := schema.HourRollups()[0]
+	q := fmt.Sprintf("%s WHERE below > (SELECT max(%s) FROM %s)", hr.StateTable(schema.CentralSet), schema.FoldColumn, schema.CentralSet.TableName(hr.Source))
+	for deadline := time.Now().Add(20 * time.Second); count(t, s, q) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing folded in 20 s")
+		}
+	}
+	if n := count(t, s, hr.TableName(schema.CentralSet)); n == 0 {
+		t.Fatal("the horizon moved but turn_hours is empty")
+	}
+	stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("FoldEvery did not return after its context was done")
+	}
 }

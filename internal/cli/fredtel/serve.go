@@ -26,13 +26,14 @@ type serveConfig struct {
 	server.Config
 	addr, db, migrateDB, token, prices, logFormat string
 	pool                                          int
+	foldEvery                                     time.Duration
 }
 
 // serveSettings is fredtel serve's table of settings. c holds their
 // defaults: the server's own for those of server.Config.
 func serveSettings(c *serveConfig, env cli.Getenv) []cli.Setting {
 	c.Config = server.Config{}.WithDefaults()
-	c.addr, c.pool = "127.0.0.1:8700", 4
+	c.addr, c.pool, c.foldEvery = "127.0.0.1:8700", 4, 10*time.Second
 	return []cli.Setting{
 		{Flag: "addr", Env: "FREDTEL_ADDR", Value: cli.String(&c.addr), Usage: "listen address `HOST:PORT` (:0 picks a free port)"},
 		dbSetting(&c.db, env),
@@ -61,6 +62,8 @@ func serveSettings(c *serveConfig, env cli.Getenv) []cli.Setting {
 		tokenSetting(&c.token),
 		{Flag: "dashboard-prices", Env: "FREDTEL_DASHBOARD_PRICES", Value: cli.String(&c.prices),
 			Usage: "price table `FILE` (docs/insights.md) the dashboard shows costs with; none: no money shown"},
+		{Flag: "fold-every", Env: "FREDTEL_FOLD_EVERY", Value: cli.Duration(&c.foldEvery, 100*time.Millisecond, 24*time.Hour),
+			Usage: "how often the turns written since are folded into turn_hours (PostgreSQL; docs/insights.md)"},
 		logSetting(&c.logFormat, "json"),
 	}
 }
@@ -126,6 +129,13 @@ func runServe(ctx context.Context, args []string, env cli.Getenv, stdout, stderr
 		return err
 	}
 	defer st.Close()
+	if f, ok := st.(store.Folder); ok {
+		// Stopped, and waited for, before the pool closes.
+		fctx, stop := context.WithCancel(ctx)
+		folded := make(chan struct{})
+		go func() { defer close(folded); store.FoldEvery(fctx, f, c.foldEvery, c.Logger) }()
+		defer func() { stop(); <-folded }()
+	}
 	srv, err := server.New(c.Config, st)
 	if err != nil {
 		return err
