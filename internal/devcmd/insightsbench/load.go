@@ -96,9 +96,22 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	if err != nil {
 		return err
 	}
+	// What fredtel serve's folder does as records arrive (every 10 s),
+	// once for the whole load.
 	t0 := time.Now()
+	for _, hr := range schema.HourRollups() {
+		if _, err := c.Exec(ctx, "SELECT "+hr.FoldFunction(set)+"()"); err != nil {
+			return fmt.Errorf("fold %s: %w", hr.TableName(set), err)
+		}
+	}
+	logf("fold in %v", time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	tables := []string{"turn_hours"}
 	for _, r := range schema.Records() {
-		if _, err := c.Exec(ctx, "VACUUM ANALYZE "+set.TableName(r)); err != nil {
+		tables = append(tables, r.Table())
+	}
+	for _, tb := range tables {
+		if _, err := c.Exec(ctx, "VACUUM ANALYZE "+set.Prefix()+tb); err != nil {
 			return err
 		}
 	}
