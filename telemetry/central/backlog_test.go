@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -321,5 +324,62 @@ func TestShowDatesEachBatch(t *testing.T) {
 		if err != nil || at.Before(before) || at.After(after) {
 			t.Errorf("batch shown as %q: want a time between %v and %v", line, before, after)
 		}
+	}
+}
+
+// TestSpoolKeepsASessionsOrder: a session spooled in several files goes
+// out in order, whichever process drains the spool. Its later files name
+// tools and commands that only its first file's session record declares:
+// sent before it, the server refuses them (400 name_not_in_catalog) and
+// they are lost. So while another process is sending the first file (its
+// claim is fresh), a second process sends none of the later ones; once the
+// claim is given up, the next session delivers every record, once.
+func TestSpoolKeepsASessionsOrder(t *testing.T) {
+	dir := fixture.LoggedIn(t, key)
+	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 100*time.Millisecond)
+	first := record(s, 400) + 2
+	s.Close(context.Background())
+	s.Wait(context.Background())
+	names := slices.Sorted(maps.Keys(spoolFiles(t, dir)))
+	if len(names) < 2 {
+		t.Fatalf("%d spooled files, want several", len(names))
+	}
+	oldest := filepath.Join(dir, "spool", names[0])
+	claimed := oldest + ".claimed-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := os.Rename(oldest, claimed); err != nil { // another process is sending it
+		t.Fatal(err)
+	}
+
+	db := testdb.Postgres(t)
+	p := testkit.StartServer(t, db, "")
+	k := testkit.CreateKey(t, db, "alice")
+	telemetry.SaveCredentials(dir, telemetry.Credentials{APIKey: k})
+	s = start(dir, "http://"+p.URL, &testkit.Buffer{}, time.Second)
+	s.Close(context.Background())
+	s.Wait(context.Background())
+	if st := s.Stats(); st.Dropped != 0 {
+		t.Fatalf("a session beside the claim dropped %d records", st.Dropped)
+	}
+	left := spoolFiles(t, dir)
+	for _, n := range names[1:] {
+		if !left[n] {
+			t.Errorf("spooled file %s was sent while an older one was claimed", n)
+		}
+	}
+
+	if err := os.Rename(claimed, oldest); err != nil { // that process gave up
+		t.Fatal(err)
+	}
+	s = start(dir, "http://"+p.URL, &testkit.Buffer{}, 5*time.Second)
+	s.Close(context.Background())
+	s.Wait(context.Background())
+	if st := s.Stats(); st.Dropped != 0 {
+		t.Fatalf("the draining session dropped %d records", st.Dropped)
+	}
+	if b, _ := central.SpoolSize(dir); b != 0 {
+		t.Errorf("%d batches left in the spool", b)
+	}
+	if got, want := testdb.Rows(t, db), first-1+2; got != want { // two empty sessions since
+		t.Errorf("%d rows, want %d", got, want)
 	}
 }

@@ -125,7 +125,7 @@ func (s *spool) trim(d *safedir.Dir) int {
 }
 
 // claim takes the oldest unclaimed body for sending, its sent_at set to
-// now. A body that is not a batch the server would accept is deleted (it
+// now, and none while another process sends an older one. A body that is not a batch the server would accept is deleted (it
 // could never be delivered, and was not written by this sender); one of a
 // schema version the server's validator does not know yet stays for a
 // later version of Fred.
@@ -140,7 +140,11 @@ func (s *spool) claim(now time.Time) (string, []byte, bool) {
 		if i := strings.Index(name, claimTag); i >= 0 {
 			ts, _ := strconv.ParseInt(name[i+len(claimTag):], 10, 64)
 			if time.Since(time.Unix(0, ts)) < staleClaim {
-				continue // another process is sending it
+				// Another process is sending it: the files after it wait.
+				// A session spooled in several files declares its catalogs
+				// in the first: sent before it, a later one would be
+				// refused (400 name_not_in_catalog) and lost.
+				return "", nil, false
 			}
 			name = name[:i] // a dead process's claim: take it over
 		}
