@@ -346,15 +346,24 @@ func (hr *HourRollup) triggers(s Set) []string {
 			change(of("old_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), hour("o."), hour("ss."),
 			change(moved("old_rows", "new_rows"), "", "r.", hour("ss."), "-"), hr.drop(s, oldHours("old_rows ss")), change(moved("new_rows", "old_rows"), "", "r.", hour("ss."), ""))),
 	}
-	for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sessions, t + "_keep_sessions"}} {
-		for _, tr := range []struct{ name, event, ref string }{
-			{"ins", "INSERT", "NEW TABLE AS new_rows"},
-			{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
-			{"del", "DELETE", "OLD TABLE AS old_rows"},
-		} {
-			name := tb.fn + "_" + tr.name
-			out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, tb.table),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, tb.table, tr.ref, tb.fn))
+	out = append(out, statementTriggers(src, t+"_keep", "ins", "upd", "del")...)
+	return append(out, statementTriggers(sessions, t+"_keep_sessions", "ins", "upd", "del")...)
+}
+
+// statementTriggers are the statements that give table the statement
+// triggers of function fn (fn_ins, fn_upd, fn_del) of the events named,
+// and drop those of the others.
+func statementTriggers(table, fn string, events ...string) []string {
+	var out []string
+	for _, tr := range []struct{ name, event, ref string }{
+		{"ins", "INSERT", "NEW TABLE AS new_rows"},
+		{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
+		{"del", "DELETE", "OLD TABLE AS old_rows"},
+	} {
+		name := fn + "_" + tr.name
+		out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, table))
+		if slices.Contains(events, tr.name) {
+			out = append(out, fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, table, tr.ref, fn))
 		}
 	}
 	return out
@@ -481,16 +490,6 @@ func (hr *HourRollup) folding(s Set) []string {
 			change(sess+" ss JOIN "+src+" r ON r.session_id = ss.session_id", "ss."+FoldColumn+" >= lo AND ss."+FoldColumn+" < hi AND r."+FoldColumn+" < lo", hour("ss."), ""),
 			state)),
 	)
-	for _, tb := range []struct{ table, fn string }{{src, t + "_keep"}, {sess, t + "_keep_sessions"}} {
-		out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s_ins ON %s", tb.fn, tb.table))
-		for _, tr := range []struct{ name, event, ref string }{
-			{"upd", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"},
-			{"del", "DELETE", "OLD TABLE AS old_rows"},
-		} {
-			name := tb.fn + "_" + tr.name
-			out = append(out, fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, tb.table),
-				fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s()", name, tr.event, tb.table, tr.ref, tb.fn))
-		}
-	}
-	return out
+	out = append(out, statementTriggers(src, t+"_keep", "upd", "del")...)
+	return append(out, statementTriggers(sess, t+"_keep_sessions", "upd", "del")...)
 }
