@@ -336,10 +336,14 @@ func TestShowDatesEachBatch(t *testing.T) {
 // claim is given up, the next session delivers every record, once.
 func TestSpoolKeepsASessionsOrder(t *testing.T) {
 	dir := fixture.LoggedIn(t, key)
-	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 100*time.Millisecond)
+	// A budget that spools 2,400 records under -race on a loaded machine.
+	s := start(dir, testkit.Blackhole(t), &testkit.Buffer{}, 2*time.Second)
 	first := record(s, 400) + 2
 	s.Close(context.Background())
 	s.Wait(context.Background())
+	if st := s.Stats(); st.Spooled != int64(first) {
+		t.Fatalf("the first session spooled %d of its %d records: %+v", st.Spooled, first, st)
+	}
 	names := slices.Sorted(maps.Keys(spoolFiles(t, dir)))
 	if len(names) < 2 {
 		t.Fatalf("%d spooled files, want several", len(names))
