@@ -60,7 +60,7 @@ func (d *db) fold(ctx context.Context) error {
 	if d.dialect != schema.Postgres {
 		return nil
 	}
-	_, err := d.sql.ExecContext(ctx, "SELECT "+turnHours.FoldFunction(d.set)+"()")
+	_, err := d.sql.ExecContext(ctx, schema.FoldSQL(d.set))
 	var pe *pgconn.PgError
 	if err == nil || errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "25006") { // insufficient_privilege, read_only_sql_transaction
 		return nil

@@ -391,6 +391,17 @@ func (hr *HourRollup) StateTable(s Set) string { return hr.TableName(s) + "_fold
 // the last fold and returns the new horizon: SELECT FoldFunction().
 func (hr *HourRollup) FoldFunction(s Set) string { return hr.TableName(s) + "_fold" }
 
+// FoldSQL is the one statement that folds every hour rollup of the set:
+// what fredtel serve runs every few seconds and a report before its
+// snapshot.
+func FoldSQL(s Set) string {
+	var calls []string
+	for _, hr := range hourRollups {
+		calls = append(calls, hr.FoldFunction(s)+"()")
+	}
+	return "SELECT " + strings.Join(calls, ", ")
+}
+
 // folding are the statements of version Folded: the rollup stops being
 // kept at ingest and is folded by FoldFunction instead.
 //

@@ -21,10 +21,8 @@ type Folder interface {
 
 // Fold implements Folder.
 func (s *pgStore) Fold(ctx context.Context) error {
-	for _, hr := range schema.HourRollups() {
-		if _, err := s.pool.Exec(ctx, "SELECT "+hr.FoldFunction(s.set)+"()"); err != nil {
-			return fmt.Errorf("store: fold %s: %w", hr.TableName(s.set), err)
-		}
+	if _, err := s.pool.Exec(ctx, schema.FoldSQL(s.set)); err != nil {
+		return fmt.Errorf("store: fold: %w", err)
 	}
 	return nil
 }

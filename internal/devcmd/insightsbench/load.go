@@ -99,19 +99,20 @@ func load(ctx context.Context, dbURL string, g *gen, logf func(string, ...any)) 
 	// What fredtel serve's folder does as records arrive (every 10 s),
 	// once for the whole load.
 	t0 := time.Now()
-	for _, hr := range schema.HourRollups() {
-		if _, err := c.Exec(ctx, "SELECT "+hr.FoldFunction(set)+"()"); err != nil {
-			return fmt.Errorf("fold %s: %w", hr.TableName(set), err)
-		}
+	if _, err := c.Exec(ctx, schema.FoldSQL(set)); err != nil {
+		return fmt.Errorf("fold: %w", err)
 	}
 	logf("fold in %v", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	tables := []string{"turn_hours"}
+	var tables []string
+	for _, hr := range schema.HourRollups() {
+		tables = append(tables, hr.TableName(set))
+	}
 	for _, r := range schema.Records() {
-		tables = append(tables, r.Table())
+		tables = append(tables, set.TableName(r))
 	}
 	for _, tb := range tables {
-		if _, err := c.Exec(ctx, "VACUUM ANALYZE "+set.Prefix()+tb); err != nil {
+		if _, err := c.Exec(ctx, "VACUUM ANALYZE "+tb); err != nil {
 			return err
 		}
 	}
